@@ -1,0 +1,144 @@
+//! What the `#[task]` and `#[schedule]` macros' generated code calls. Not a stable API: only
+//! the macros of the same version use it.
+
+use std::fmt::Display;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+pub use chrono;
+pub use inventory;
+pub use serde_json;
+
+pub use crate::enqueue::__private::{enqueue, enqueue_in, enqueue_many};
+pub use crate::error::{Error, Result};
+pub use crate::registry::{BoxFuture, Invoker, RunError, RunResult, TaskDef};
+pub use crate::schedule::ScheduleDef;
+pub use crate::store::EnqueueConnection;
+pub use crate::{State, TaskHandle};
+
+/// Task arguments are stored as JSON: each must serialize and deserialize.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a task argument: it does not implement Serialize and Deserialize",
+    label = "task arguments are stored as JSON",
+    note = "derive `serde::Serialize` and `serde::Deserialize` for `{Self}`, or use an owned type that has them"
+)]
+pub trait TaskArg: Serialize + DeserializeOwned {}
+impl<T: Serialize + DeserializeOwned> TaskArg for T {}
+
+/// Task results are stored as JSON: they must serialize.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a task result: it does not implement Serialize",
+    label = "task results are stored as JSON",
+    note = "derive `serde::Serialize` for `{Self}`"
+)]
+pub trait TaskOutput: Serialize {}
+impl<T: Serialize> TaskOutput for T {}
+
+/// The error type of a task returning `Result<T, E>` must be displayable, to be recorded.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a task error: it does not implement Display",
+    label = "task errors are recorded as text",
+    note = "implement `std::fmt::Display` for `{Self}`"
+)]
+pub trait TaskErrorType: Display {}
+impl<T: Display> TaskErrorType for T {}
+
+/// Compile-time check that `T` can be a task argument.
+pub const fn assert_task_arg<T: TaskArg>() {}
+/// Compile-time check that `T` can be a task result.
+pub const fn assert_task_output<T: TaskOutput>() {}
+/// Compile-time check that `E` can be a task error.
+pub const fn assert_task_error<E: TaskErrorType>() {}
+
+/// Builds the JSON object of a call's arguments.
+pub struct ArgsBuilder {
+    task: &'static str,
+    map: Map<String, Value>,
+}
+
+impl ArgsBuilder {
+    /// Starts the arguments of task `task`.
+    pub fn new(task: &'static str) -> Self {
+        ArgsBuilder {
+            task,
+            map: Map::new(),
+        }
+    }
+
+    /// Adds argument `name`.
+    pub fn arg<T: Serialize>(mut self, name: &'static str, value: &T) -> Result<Self> {
+        let value = serde_json::to_value(value).map_err(|source| Error::EncodeArg {
+            task: self.task.to_string(),
+            arg: name.to_string(),
+            source,
+        })?;
+        self.map.insert(name.to_string(), value);
+        Ok(self)
+    }
+
+    /// The finished object.
+    pub fn finish(self) -> Value {
+        Value::Object(self.map)
+    }
+}
+
+/// Reads a stored argument object back into typed values.
+pub struct ArgsReader {
+    map: Map<String, Value>,
+}
+
+impl ArgsReader {
+    /// Checks that `args` is a JSON object.
+    pub fn new(args: Value) -> std::result::Result<Self, RunError> {
+        match args {
+            Value::Object(map) => Ok(ArgsReader { map }),
+            other => Err(RunError::InvalidArgs(format!(
+                "arguments must be a JSON object keyed by parameter name, found {other}"
+            ))),
+        }
+    }
+
+    /// Takes argument `name`. A missing argument reads as `null`, so that an `Option` parameter
+    /// added in a new version accepts rows enqueued by the old one.
+    pub fn take<T: DeserializeOwned>(&mut self, name: &str) -> std::result::Result<T, RunError> {
+        match self.map.remove(name) {
+            Some(value) => serde_json::from_value(value)
+                .map_err(|e| RunError::InvalidArgs(format!("argument `{name}`: {e}"))),
+            None => serde_json::from_value(Value::Null)
+                .map_err(|_| RunError::InvalidArgs(format!("argument `{name}` is missing"))),
+        }
+    }
+
+    /// Fails if arguments are left that the function does not take.
+    pub fn finish(self) -> std::result::Result<(), RunError> {
+        if self.map.is_empty() {
+            return Ok(());
+        }
+        let extra: Vec<&str> = self.map.keys().map(String::as_str).collect();
+        Err(RunError::InvalidArgs(format!(
+            "unexpected argument{} {}",
+            if extra.len() > 1 { "s" } else { "" },
+            extra
+                .iter()
+                .map(|k| format!("`{k}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )))
+    }
+}
+
+/// The outcome of a task that returns a plain value.
+pub fn value_outcome<T: Serialize>(value: T) -> RunResult {
+    serde_json::to_value(value)
+        .map_err(|e| RunError::Failed(format!("the task's result cannot be stored as JSON: {e}")))
+}
+
+/// The outcome of a task that returns a `Result`.
+pub fn result_outcome<T: Serialize, E: Display>(result: std::result::Result<T, E>) -> RunResult {
+    match result {
+        Ok(value) => value_outcome(value),
+        Err(e) => Err(RunError::Failed(e.to_string())),
+    }
+}

@@ -1,0 +1,172 @@
+//! Turning a task call into a `task_execs` row.
+
+use chrono::{DateTime, DurationRound, Utc};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::registry::{TaskDef, find_task};
+use crate::store::{EnqueueConnection, NewTaskExec, Store, default_store};
+use crate::{State, TaskHandle};
+
+/// The current time at the precision both backends keep (PostgreSQL stores microseconds), so
+/// that a value read back equals the one written.
+pub(crate) fn now() -> DateTime<Utc> {
+    let now = Utc::now();
+    now.duration_trunc(chrono::TimeDelta::microseconds(1))
+        .unwrap_or(now)
+}
+
+/// JSON text with object keys sorted at every depth, so that equal arguments give equal text
+/// whatever order they were built in.
+pub(crate) fn canonical_json(value: &Value) -> String {
+    fn sorted(value: &Value) -> Value {
+        match value {
+            Value::Object(map) => {
+                let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+                entries.sort_by(|a, b| a.0.cmp(b.0));
+                Value::Object(entries.into_iter().map(|(k, v)| (k.clone(), sorted(v))).collect())
+            }
+            Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
+            other => other.clone(),
+        }
+    }
+    sorted(value).to_string()
+}
+
+/// The key of a unique task's pending execution: a digest keeps the index entry small
+/// whatever the size of the arguments (PostgreSQL rejects index entries over ~2.7 kB).
+fn unique_key(task: &str, args_json: &str) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(task.as_bytes());
+    hasher.update([0]);
+    hasher.update(args_json.as_bytes());
+    let digest = hasher.finalize();
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The row for one call of `def` with `args`; `due: None` means now, `Queued`.
+pub(crate) fn new_row(def: &TaskDef, args: &Value, due: Option<DateTime<Utc>>) -> NewTaskExec {
+    let now = now();
+    let args_json = canonical_json(args);
+    NewTaskExec {
+        task_name: def.name().to_string(),
+        unique_key: def.is_unique().then(|| unique_key(def.name(), &args_json)),
+        args: args_json,
+        queue: def.queue().to_string(),
+        priority: def.priority(),
+        state: if due.is_some() {
+            State::Sleeping.as_str()
+        } else {
+            State::Queued.as_str()
+        },
+        due: due.map_or(now, |d| {
+            d.duration_trunc(chrono::TimeDelta::microseconds(1))
+                .unwrap_or(d)
+        })
+        .naive_utc(),
+        created: now.naive_utc(),
+        retries: def.retries(),
+        retry_delay: def.retry_delay(),
+        replaced_by: None,
+    }
+}
+
+fn enqueue_action(def: &TaskDef) -> impl FnOnce() -> String {
+    let name = def.name();
+    move || format!("enqueueing task `{name}`")
+}
+
+/// Enqueues executions of `def` into `store`, in one transaction.
+pub(crate) fn enqueue_rows<T>(
+    store: &Store,
+    def: &'static TaskDef,
+    rows: &[NewTaskExec],
+) -> Result<Vec<TaskHandle<T>>> {
+    // Fails when two tasks share this name, before anything is written.
+    crate::registry::tasks()?;
+    let mut conn = store.connection()?;
+    let enqueued = conn
+        .__enqueue_alone(rows)
+        .map_err(Error::query(enqueue_action(def)()))?;
+    Ok(enqueued
+        .into_iter()
+        .map(|e| TaskHandle::enqueued(Some(store.clone()), e.id, e.duplicate))
+        .collect())
+}
+
+/// Enqueues a task by name with JSON arguments, as the CLI and schedules do.
+///
+/// `args` must be a JSON object keyed by the task's parameter names; the worker checks it
+/// against the function's types when it runs.
+pub fn enqueue_by_name(
+    store: &Store,
+    task: &str,
+    args: Value,
+    due: Option<DateTime<Utc>>,
+) -> Result<TaskHandle<Value>> {
+    let def = find_task(task)?;
+    let row = new_row(def, &args, due);
+    let mut handles = enqueue_rows(store, def, std::slice::from_ref(&row))?;
+    Ok(handles.remove(0))
+}
+
+/// What the `#[task]` macro's generated code calls. Not a stable API.
+#[doc(hidden)]
+pub mod __private {
+    use super::*;
+
+    pub fn enqueue<T>(
+        def: &'static TaskDef,
+        args: Result<Value>,
+        due: Option<DateTime<Utc>>,
+    ) -> Result<TaskHandle<T>> {
+        let store = default_store()?;
+        let row = new_row(def, &args?, due);
+        let mut handles = enqueue_rows(&store, def, std::slice::from_ref(&row))?;
+        Ok(handles.remove(0))
+    }
+
+    pub fn enqueue_many<T>(
+        def: &'static TaskDef,
+        args: impl Iterator<Item = Result<Value>>,
+    ) -> Result<Vec<TaskHandle<T>>> {
+        let store = default_store()?;
+        let rows = args
+            .map(|a| a.map(|a| new_row(def, &a, None)))
+            .collect::<Result<Vec<_>>>()?;
+        enqueue_rows(&store, def, &rows)
+    }
+
+    pub fn enqueue_in<T, C: EnqueueConnection + ?Sized>(
+        conn: &mut C,
+        def: &'static TaskDef,
+        args: Result<Value>,
+        due: Option<DateTime<Utc>>,
+    ) -> Result<TaskHandle<T>> {
+        crate::registry::tasks()?;
+        let row = new_row(def, &args?, due);
+        let enqueued = conn
+            .__enqueue(std::slice::from_ref(&row))
+            .map_err(Error::query(enqueue_action(def)()))?;
+        Ok(TaskHandle::enqueued(None, enqueued[0].id, enqueued[0].duplicate))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_json_sorts_nested_keys() {
+        let a: Value = serde_json::from_str(r#"{"b":1,"a":{"y":[{"d":1,"c":2}],"x":null}}"#).unwrap();
+        assert_eq!(canonical_json(&a), r#"{"a":{"x":null,"y":[{"c":2,"d":1}]},"b":1}"#);
+    }
+
+    #[test]
+    fn unique_key_depends_on_task_and_args() {
+        assert_eq!(unique_key("t", "{}"), unique_key("t", "{}"));
+        assert_ne!(unique_key("t", "{}"), unique_key("u", "{}"));
+        assert_ne!(unique_key("t", r#"{"a":1}"#), unique_key("t", r#"{"a":2}"#));
+    }
+}

@@ -1,0 +1,172 @@
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::State;
+
+/// Everything that can go wrong when defining, enqueueing or reading tasks.
+///
+/// Messages name the thing involved (the task, the execution id, the database URL with its
+/// password hidden) and, where there is one, what to do about it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The database URL's scheme is not one toosimple speaks.
+    #[error(
+        "unsupported database URL {url:?}: use sqlite://path/to/file.sqlite3 or postgres://user:password@host:port/database"
+    )]
+    UnsupportedUrl {
+        /// The URL, password hidden.
+        url: String,
+    },
+
+    /// The folder meant to hold the SQLite file does not exist.
+    #[error("cannot open SQLite database {path:?}: the folder {folder:?} does not exist; create it or point TOOSIMPLE_DATABASE_URL elsewhere")]
+    SqliteFolderMissing {
+        /// The database file.
+        path: PathBuf,
+        /// Its missing parent folder.
+        folder: PathBuf,
+    },
+
+    /// The database refused or could not be reached. The message carries the server's reason.
+    #[error("cannot connect to {url}: {reason}")]
+    Connect {
+        /// The URL, password hidden.
+        url: String,
+        /// What the database driver said.
+        reason: String,
+    },
+
+    /// No connection could be taken from the pool in time.
+    #[error("no database connection available for {url}")]
+    Pool {
+        /// The URL, password hidden.
+        url: String,
+        /// Why the pool gave up (it includes the last connection error).
+        #[source]
+        source: r2d2::Error,
+    },
+
+    /// Applying the embedded migrations failed.
+    #[error("cannot migrate the database {url}: {reason}")]
+    Migrate {
+        /// The URL, password hidden.
+        url: String,
+        /// What failed.
+        reason: String,
+    },
+
+    /// A query failed.
+    #[error("database error while {action}")]
+    Query {
+        /// What toosimple was doing, e.g. "enqueueing task `add`".
+        action: String,
+        /// The database's error.
+        #[source]
+        source: diesel::result::Error,
+    },
+
+    /// No `task_execs` row has this id.
+    #[error("no task execution with id {id}")]
+    ExecNotFound {
+        /// The id asked for.
+        id: i64,
+    },
+
+    /// A row holds something toosimple cannot read.
+    #[error("task execution {id} is corrupt: {reason}")]
+    CorruptRow {
+        /// The row's id.
+        id: i64,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// A task argument could not be encoded as JSON.
+    #[error("cannot encode argument `{arg}` of task `{task}` as JSON")]
+    EncodeArg {
+        /// The task.
+        task: String,
+        /// The argument's name.
+        arg: String,
+        /// serde_json's error.
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// A finished task's result does not decode into the type the handle expects.
+    #[error("cannot decode the result of task execution {id}")]
+    DecodeResult {
+        /// The execution.
+        id: i64,
+        /// serde_json's error.
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// No task with this name is linked into the program.
+    #[error("task `{name}` is not registered in this binary: is the crate that defines it linked (`use my_tasks as _;`)? Registered tasks: {}", list_or_none(.known))]
+    UnknownTask {
+        /// The name asked for.
+        name: String,
+        /// The names that are registered.
+        known: Vec<String>,
+    },
+
+    /// Two `#[task]` functions share a name.
+    #[error("task name `{name}` is defined twice, at {first} and at {second}: give one of them another name with #[task(name = \"...\")]")]
+    DuplicateTask {
+        /// The shared name.
+        name: String,
+        /// Where the first definition is.
+        first: String,
+        /// Where the second definition is.
+        second: String,
+    },
+
+    /// The program links no `#[task]` at all.
+    #[error("this program has no registered tasks. If your tasks live in a library crate, name it once in your binary (`use my_tasks as _;` in main.rs) so that it is linked")]
+    NoTasks,
+
+    /// [`TaskHandle::wait`](crate::TaskHandle::wait) saw the execution end without success.
+    #[error("task execution {id} of `{task}` ended {state}{}", .error.as_deref().map(|e| format!(": {e}")).unwrap_or_default())]
+    TaskFailed {
+        /// The last execution of the chain (after retries).
+        id: i64,
+        /// The task's name.
+        task: String,
+        /// Its final state.
+        state: State,
+        /// Its error message, if any.
+        error: Option<String>,
+    },
+
+    /// [`TaskHandle::wait`](crate::TaskHandle::wait) gave up.
+    #[error("task execution {id} is still {state} after waiting {timeout:?}: is a worker running for its queue?")]
+    WaitTimeout {
+        /// The execution waited on (the latest of its retry chain).
+        id: i64,
+        /// Its state when the wait ended.
+        state: State,
+        /// How long it waited.
+        timeout: Duration,
+    },
+}
+
+fn list_or_none(names: &[String]) -> String {
+    if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn query(action: impl Into<String>) -> impl FnOnce(diesel::result::Error) -> Error {
+        let action = action.into();
+        move |source| Error::Query { action, source }
+    }
+}

@@ -1,0 +1,264 @@
+//! `TaskExec`: one execution of a task, as stored in `task_execs`.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::State;
+use crate::error::{Error, Result};
+use crate::schema::task_execs::dsl as te;
+use crate::store::{AnyConnection, Store, default_store};
+
+/// One execution of a task: its arguments, where it is in its life, and how it ended.
+///
+/// Read one with [`TaskExec::get`] or a [`TaskHandle`](crate::TaskHandle), many with
+/// [`TaskExec::list`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskExec {
+    /// The row's id.
+    pub id: i64,
+    /// The registered task's name.
+    pub task_name: String,
+    /// The arguments, a JSON object keyed by parameter name. A row whose stored text is not
+    /// JSON shows that text as a JSON string.
+    pub args: Value,
+    /// The queue it was sent to.
+    pub queue: String,
+    /// Its priority (higher runs first).
+    pub priority: i32,
+    /// Where it is in its life.
+    pub state: State,
+    /// When it may run.
+    pub due: DateTime<Utc>,
+    /// When it was enqueued.
+    pub created: DateTime<Utc>,
+    /// When a worker started it.
+    pub started: Option<DateTime<Utc>>,
+    /// When it ended.
+    pub finished: Option<DateTime<Utc>>,
+    /// The returned value, for a succeeded execution.
+    pub result: Option<Value>,
+    /// Why it failed, was interrupted or is invalid.
+    pub error: Option<String>,
+    /// Retries left after this execution (-1: forever).
+    pub retries: i32,
+    /// Seconds before the next retry; doubles after each failure.
+    pub retry_delay: i64,
+    /// The execution that replaced this one after a failure or interruption.
+    pub replaced_by: Option<i64>,
+    /// The label of the worker that ran it.
+    pub worker: Option<String>,
+}
+
+/// The row as diesel reads it, columns in `schema.rs` order.
+#[derive(Queryable)]
+#[allow(dead_code)] // unique_key is read for the column order only
+pub(crate) struct TaskExecRow {
+    id: i64,
+    task_name: String,
+    args: String,
+    queue: String,
+    priority: i32,
+    state: String,
+    due: NaiveDateTime,
+    created: NaiveDateTime,
+    started: Option<NaiveDateTime>,
+    finished: Option<NaiveDateTime>,
+    result: Option<String>,
+    error: Option<String>,
+    retries: i32,
+    retry_delay: i64,
+    replaced_by: Option<i64>,
+    worker: Option<String>,
+    unique_key: Option<String>,
+}
+
+impl TryFrom<TaskExecRow> for TaskExec {
+    type Error = Error;
+
+    fn try_from(row: TaskExecRow) -> Result<TaskExec> {
+        let state = row.state.parse::<State>().map_err(|e| Error::CorruptRow {
+            id: row.id,
+            reason: e.to_string(),
+        })?;
+        let json = |text: String| serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Ok(TaskExec {
+            id: row.id,
+            task_name: row.task_name,
+            args: json(row.args),
+            queue: row.queue,
+            priority: row.priority,
+            state,
+            due: row.due.and_utc(),
+            created: row.created.and_utc(),
+            started: row.started.map(|t| t.and_utc()),
+            finished: row.finished.map(|t| t.and_utc()),
+            result: row.result.map(json),
+            error: row.error,
+            retries: row.retries,
+            retry_delay: row.retry_delay,
+            replaced_by: row.replaced_by,
+            worker: row.worker,
+        })
+    }
+}
+
+/// Which executions [`TaskExec::list`] returns: all filters must match; newest first.
+///
+/// ```
+/// use toosimple_core::{State, TaskExecFilter};
+/// let failed_mail = TaskExecFilter::default()
+///     .state(State::Failed)
+///     .task_name("mail.send")
+///     .limit(20);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TaskExecFilter {
+    /// Only these states (empty: any).
+    pub states: Vec<State>,
+    /// Only this queue.
+    pub queue: Option<String>,
+    /// Only this task.
+    pub task_name: Option<String>,
+    /// Only ids below this one: the next page after a page whose last id it is.
+    pub before_id: Option<i64>,
+    /// Skip this many matching rows (prefer `before_id` for deep pages).
+    pub offset: i64,
+    /// At most this many rows (default 100).
+    pub limit: i64,
+}
+
+impl Default for TaskExecFilter {
+    fn default() -> Self {
+        TaskExecFilter {
+            states: Vec::new(),
+            queue: None,
+            task_name: None,
+            before_id: None,
+            offset: 0,
+            limit: 100,
+        }
+    }
+}
+
+impl TaskExecFilter {
+    /// Adds a state to match.
+    pub fn state(mut self, state: State) -> Self {
+        self.states.push(state);
+        self
+    }
+
+    /// Matches one queue.
+    pub fn queue(mut self, queue: impl Into<String>) -> Self {
+        self.queue = Some(queue.into());
+        self
+    }
+
+    /// Matches one task name.
+    pub fn task_name(mut self, name: impl Into<String>) -> Self {
+        self.task_name = Some(name.into());
+        self
+    }
+
+    /// Returns only rows older than `id` (keyset paging).
+    pub fn before_id(mut self, id: i64) -> Self {
+        self.before_id = Some(id);
+        self
+    }
+
+    /// Skips `offset` rows.
+    pub fn offset(mut self, offset: i64) -> Self {
+        self.offset = offset;
+        self
+    }
+
+    /// Returns at most `limit` rows.
+    pub fn limit(mut self, limit: i64) -> Self {
+        self.limit = limit;
+        self
+    }
+}
+
+impl TaskExec {
+    /// Reads execution `id` from the default store.
+    ///
+    /// ```no_run
+    /// let exec = toosimple_core::TaskExec::get(42)?;
+    /// println!("{} is {}", exec.task_name, exec.state);
+    /// # Ok::<(), toosimple_core::Error>(())
+    /// ```
+    pub fn get(id: i64) -> Result<TaskExec> {
+        TaskExec::get_in(&default_store()?, id)
+    }
+
+    /// Reads execution `id` from `store`.
+    pub fn get_in(store: &Store, id: i64) -> Result<TaskExec> {
+        let row = store.read(
+            || format!("reading task execution {id}"),
+            |c| find_row(c, id),
+        )?;
+        row.ok_or(Error::ExecNotFound { id })?.try_into()
+    }
+
+    /// Lists executions of the default store matching `filter`, newest first.
+    pub fn list(filter: &TaskExecFilter) -> Result<Vec<TaskExec>> {
+        TaskExec::list_in(&default_store()?, filter)
+    }
+
+    /// Lists executions of `store` matching `filter`, newest first.
+    pub fn list_in(store: &Store, filter: &TaskExecFilter) -> Result<Vec<TaskExec>> {
+        let rows = store.read(
+            || "listing task executions".to_string(),
+            |c| {
+                let mut query = te::task_execs.into_boxed();
+                if !filter.states.is_empty() {
+                    query = query.filter(te::state.eq_any(filter.states.iter().map(|s| s.as_str())));
+                }
+                if let Some(queue) = &filter.queue {
+                    query = query.filter(te::queue.eq(queue));
+                }
+                if let Some(name) = &filter.task_name {
+                    query = query.filter(te::task_name.eq(name));
+                }
+                if let Some(before) = filter.before_id {
+                    query = query.filter(te::id.lt(before));
+                }
+                query
+                    .order(te::id.desc())
+                    .offset(filter.offset)
+                    .limit(filter.limit)
+                    .load::<TaskExecRow>(c)
+            },
+        )?;
+        rows.into_iter().map(TaskExec::try_from).collect()
+    }
+
+    /// Cancels execution `id` of `store` if it is still pending (`Sleeping` or `Queued`).
+    /// Returns whether it was; a running or finished execution is left as it is.
+    pub fn cancel_in(store: &Store, id: i64) -> Result<bool> {
+        let now = crate::enqueue::now().naive_utc();
+        let changed = store.read(
+            || format!("cancelling task execution {id}"),
+            |c| {
+                diesel::update(
+                    te::task_execs
+                        .find(id)
+                        .filter(te::state.eq_any(State::PENDING.map(State::as_str))),
+                )
+                .set((te::state.eq(State::Cancelled.as_str()), te::finished.eq(now)))
+                .execute(c)
+            },
+        )?;
+        if changed == 0 {
+            // Tell a missing id apart from one that is no longer pending.
+            TaskExec::get_in(store, id)?;
+        }
+        Ok(changed == 1)
+    }
+}
+
+pub(crate) fn find_row(c: &mut AnyConnection, id: i64) -> QueryResult<Option<TaskExecRow>> {
+    te::task_execs.find(id).first::<TaskExecRow>(c).optional()
+}

@@ -1,0 +1,61 @@
+//! Background tasks for Rust, stored as rows in SQLite or PostgreSQL.
+//!
+//! Annotate a function with [`#[task]`](task), enqueue it with the generated `queue`
+//! function, and run `app worker` (see the `toosimple-worker` crate) to execute it.
+//!
+//! ```no_run
+//! use toosimple_core::{task, TaskHandle};
+//!
+//! #[task]
+//! pub fn add(a: i64, b: i64) -> i64 {
+//!     a + b
+//! }
+//!
+//! # fn main() -> Result<(), toosimple_core::Error> {
+//! let handle: TaskHandle<i64> = add::queue(2, 3)?; // a row in task_execs, state Queued
+//! println!("enqueued as {}", handle.id());
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Defining tasks
+//! [`task`] keeps the function callable as written and adds a same-named module with
+//! `queue(args…)`, `queue_at(due, args…)`, `queue_many(iter of argument tuples)` and
+//! `queue_in(conn, args…)` (inside the caller's own diesel transaction). Tasks are collected at
+//! link time; [`tasks`] lists them. A binary must name a library crate that holds tasks
+//! (`use my_tasks as _;`) for its tasks to be linked.
+//!
+//! # Storing executions
+//! Each call is a [`TaskExec`] row. The database comes from `TOOSIMPLE_DATABASE_URL`
+//! (`sqlite://path` or `postgres://…`, default `sqlite://toosimple.sqlite3`), or from [`init`].
+//! Migrations run on first connect. A [`Store`] is one database's connection pool.
+//!
+//! # Following executions
+//! A [`TaskHandle`] reads the row back, waits for the result, or cancels a pending execution;
+//! [`TaskExec::get`] and [`TaskExec::list`] read rows by id or filter.
+
+mod enqueue;
+mod error;
+mod exec;
+mod handle;
+mod registry;
+mod schedule;
+pub mod schema;
+mod state;
+pub mod store;
+
+#[doc(hidden)]
+pub mod __private;
+
+pub use toosimple_macros::{schedule, task};
+
+pub use crate::enqueue::enqueue_by_name;
+pub use crate::error::{Error, Result};
+pub use crate::exec::{TaskExec, TaskExecFilter};
+pub use crate::handle::TaskHandle;
+pub use crate::registry::{
+    BoxFuture, Invoker, RunError, RunResult, TaskDef, find_task, require_tasks, tasks,
+};
+pub use crate::schedule::{ScheduleDef, schedules};
+pub use crate::state::{ParseStateError, State};
+pub use crate::store::{AnyConnection, Backend, EnqueueConnection, Store, default_store, init};

@@ -1,0 +1,27 @@
+//! The database tables, as diesel sees them. The DDL is in `migrations/{sqlite,postgres}`.
+//!
+//! Times are `TIMESTAMP` without time zone holding UTC, on both backends, because diesel's
+//! multi-backend connection supports no `TIMESTAMPTZ`; JSON is `TEXT` for the same reason.
+
+diesel::table! {
+    /// One row per execution of a task: its arguments, state, timings and outcome.
+    task_execs (id) {
+        id -> BigInt,
+        task_name -> Text,
+        args -> Text,
+        queue -> Text,
+        priority -> Integer,
+        state -> Text,
+        due -> Timestamp,
+        created -> Timestamp,
+        started -> Nullable<Timestamp>,
+        finished -> Nullable<Timestamp>,
+        result -> Nullable<Text>,
+        error -> Nullable<Text>,
+        retries -> Integer,
+        retry_delay -> BigInt,
+        replaced_by -> Nullable<BigInt>,
+        worker -> Nullable<Text>,
+        unique_key -> Nullable<Text>,
+    }
+}

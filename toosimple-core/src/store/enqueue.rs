@@ -1,0 +1,183 @@
+//! Inserting executions, with unique tasks resolved by the database's partial unique index.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::{AnyConnection, Dialect};
+use crate::State;
+use crate::schema::task_execs::dsl as te;
+
+/// Rows per multi-row `INSERT`: 11 bound columns each stays under both backends' limits on
+/// bound parameters (SQLite 32,766, PostgreSQL 65,535).
+const INSERT_BATCH: usize = 1_000;
+
+/// A new `task_execs` row.
+#[doc(hidden)]
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = crate::schema::task_execs, treat_none_as_default_value = false)]
+pub struct NewTaskExec {
+    pub task_name: String,
+    pub args: String,
+    pub queue: String,
+    pub priority: i32,
+    pub state: &'static str,
+    pub due: NaiveDateTime,
+    pub created: NaiveDateTime,
+    pub retries: i32,
+    pub retry_delay: i64,
+    pub replaced_by: Option<i64>,
+    pub unique_key: Option<String>,
+}
+
+/// Where an enqueued row went.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Enqueued {
+    /// The new row, or the pending row a unique task's duplicate was folded into.
+    pub id: i64,
+    /// Whether `id` is an existing pending row rather than a new one.
+    pub duplicate: bool,
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for diesel::SqliteConnection {}
+    impl Sealed for diesel::PgConnection {}
+    impl Sealed for super::AnyConnection {}
+}
+
+/// A diesel connection a task can be enqueued through, so that the task row commits or rolls
+/// back with the caller's own transaction: `SqliteConnection`, `PgConnection`, or the
+/// [`AnyConnection`] of a [`Store`](crate::Store) (deref a pooled connection with `&mut *conn`).
+///
+/// The connection must reach the same database the workers use, and its migrations must have
+/// run (connecting a [`Store`](crate::Store) to it once does that).
+pub trait EnqueueConnection: sealed::Sealed {
+    /// Inserts `rows` in order, in one transaction (a savepoint inside the caller's).
+    #[doc(hidden)]
+    fn __enqueue(&mut self, rows: &[NewTaskExec]) -> QueryResult<Vec<Enqueued>>;
+
+    /// Like `__enqueue`, but owning the transaction: on SQLite it takes the write lock first.
+    #[doc(hidden)]
+    fn __enqueue_alone(&mut self, rows: &[NewTaskExec]) -> QueryResult<Vec<Enqueued>>;
+}
+
+impl EnqueueConnection for AnyConnection {
+    fn __enqueue(&mut self, rows: &[NewTaskExec]) -> QueryResult<Vec<Enqueued>> {
+        super::with_conn!(self, |c| c.__enqueue(rows))
+    }
+
+    fn __enqueue_alone(&mut self, rows: &[NewTaskExec]) -> QueryResult<Vec<Enqueued>> {
+        super::with_conn!(self, |c| c.__enqueue_alone(rows))
+    }
+}
+
+/// The same diesel code, compiled for each concrete connection (the multi-backend dialect has
+/// no `ON CONFLICT`).
+macro_rules! impl_enqueue {
+    ($conn:ty) => {
+        impl EnqueueConnection for $conn {
+            fn __enqueue(&mut self, rows: &[NewTaskExec]) -> QueryResult<Vec<Enqueued>> {
+                self.transaction(|c| {
+                    let mut out = Vec::with_capacity(rows.len());
+                    let mut start = 0;
+                    while start < rows.len() {
+                        if rows[start].unique_key.is_some() {
+                            out.push(insert_unique!(c, &rows[start]));
+                            start += 1;
+                            continue;
+                        }
+                        let end = rows[start..]
+                            .iter()
+                            .take(INSERT_BATCH)
+                            .position(|r| r.unique_key.is_some())
+                            .map_or((start + INSERT_BATCH).min(rows.len()), |p| start + p);
+                        let mut ids: Vec<i64> = diesel::insert_into(te::task_execs)
+                            .values(&rows[start..end])
+                            .returning(te::id)
+                            .get_results(c)?;
+                        // Ids grow in VALUES order on both backends; RETURNING's order is not
+                        // promised, so sort to hand back handles in the caller's order.
+                        ids.sort_unstable();
+                        out.extend(ids.into_iter().map(|id| Enqueued {
+                            id,
+                            duplicate: false,
+                        }));
+                        start = end;
+                    }
+                    Ok(out)
+                })
+            }
+
+            fn __enqueue_alone(&mut self, rows: &[NewTaskExec]) -> QueryResult<Vec<Enqueued>> {
+                self.write_transaction(|c| c.__enqueue(rows))
+            }
+        }
+    };
+}
+
+/// Inserts a unique task's row, or folds it into the pending row with the same key.
+///
+/// The partial unique index decides, so concurrent enqueuers cannot both insert. A pending row
+/// that a worker claims between our failed insert and our look-up is no longer pending: then
+/// the insert is tried again.
+macro_rules! insert_unique {
+    ($c:expr, $row:expr) => {{
+        let row: &NewTaskExec = $row;
+        let key = row.unique_key.as_deref().unwrap_or_default();
+        let pending = [State::Sleeping.as_str(), State::Queued.as_str()];
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let inserted: Option<i64> = diesel::insert_into(te::task_execs)
+                .values(row)
+                .on_conflict_do_nothing()
+                .returning(te::id)
+                .get_result($c)
+                .optional()?;
+            if let Some(id) = inserted {
+                break Enqueued {
+                    id,
+                    duplicate: false,
+                };
+            }
+            let existing: Option<(i64, String, NaiveDateTime)> = te::task_execs
+                .filter(te::unique_key.eq(key))
+                .filter(te::state.eq_any(pending))
+                .select((te::id, te::state, te::due))
+                .first($c)
+                .optional()?;
+            match existing {
+                Some((id, state, due)) => {
+                    if state == State::Sleeping.as_str() {
+                        let sleeping = te::task_execs
+                            .find(id)
+                            .filter(te::state.eq(State::Sleeping.as_str()));
+                        if row.state == State::Queued.as_str() {
+                            // Asked to run now: the sleeping duplicate wakes.
+                            diesel::update(sleeping)
+                                .set((te::state.eq(State::Queued.as_str()), te::due.eq(row.due)))
+                                .execute($c)?;
+                        } else if row.due < due {
+                            diesel::update(sleeping).set(te::due.eq(row.due)).execute($c)?;
+                        }
+                    }
+                    break Enqueued {
+                        id,
+                        duplicate: true,
+                    };
+                }
+                None if attempt < 10 => continue,
+                None => {
+                    return Err(diesel::result::Error::QueryBuilderError(
+                        format!("unique task key {key} kept conflicting without a pending row")
+                            .into(),
+                    ));
+                }
+            }
+        }
+    }};
+}
+
+impl_enqueue!(diesel::SqliteConnection);
+impl_enqueue!(diesel::PgConnection);

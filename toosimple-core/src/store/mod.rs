@@ -1,0 +1,274 @@
+//! Where executions are stored: connections, the pool, migrations, and the few operations
+//! whose SQL differs between SQLite and PostgreSQL.
+//!
+//! Everything backend-specific stays in this module: `sqlite.rs` and `postgres.rs` hold what
+//! only one backend needs, and [`with_conn!`] runs one body of diesel code on whichever
+//! concrete connection an [`AnyConnection`] holds (the multi-backend dialect lacks
+//! `ON CONFLICT` and `FOR UPDATE`, so such queries are compiled once per backend).
+
+mod enqueue;
+mod postgres;
+mod sqlite;
+mod url;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use diesel::prelude::*;
+use diesel::r2d2::{ManageConnection, PooledConnection, R2D2Connection};
+use diesel::result::ConnectionError;
+
+pub use self::enqueue::{EnqueueConnection, Enqueued, NewTaskExec};
+pub use self::url::mask as mask_url;
+use self::url::Target;
+use crate::error::{Error, Result};
+
+/// The environment variable naming the database.
+pub const DATABASE_URL_ENV: &str = "TOOSIMPLE_DATABASE_URL";
+
+/// The database used when [`DATABASE_URL_ENV`] is unset: a file in the working directory.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://toosimple.sqlite3";
+
+/// A connection to either backend, as diesel's `MultiConnection` builds it.
+///
+/// Application code that enqueues inside its own transaction can pass this, a
+/// `SqliteConnection` or a `PgConnection` to a task's `queue_in`.
+#[derive(diesel::MultiConnection)]
+pub enum AnyConnection {
+    /// A PostgreSQL connection.
+    Postgresql(PgConnection),
+    /// A SQLite connection.
+    Sqlite(SqliteConnection),
+}
+
+/// Runs `$body` with `$c` bound to the concrete connection inside an [`AnyConnection`].
+macro_rules! with_conn {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::store::AnyConnection::Postgresql($c) => $body,
+            $crate::store::AnyConnection::Sqlite($c) => $body,
+        }
+    };
+}
+pub(crate) use with_conn;
+
+/// The database kind behind a [`Store`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// An embedded SQLite file.
+    Sqlite,
+    /// A PostgreSQL server.
+    Postgres,
+}
+
+/// Opens the pool's connections, dispatching on the URL's scheme so that the driver's own
+/// error reaches the user (diesel's `AnyConnection::establish` would hide it).
+#[derive(Debug, Clone)]
+pub struct ConnectionManager {
+    target: Target,
+}
+
+impl ManageConnection for ConnectionManager {
+    type Connection = AnyConnection;
+    type Error = ConnectionError;
+
+    fn connect(&self) -> Result<AnyConnection, ConnectionError> {
+        match &self.target {
+            Target::Sqlite { path } => sqlite::establish(path).map(AnyConnection::Sqlite),
+            Target::Postgres { url } => PgConnection::establish(url).map(AnyConnection::Postgresql),
+        }
+    }
+
+    fn is_valid(&self, conn: &mut AnyConnection) -> Result<(), ConnectionError> {
+        conn.ping().map_err(ConnectionError::CouldntSetupConfiguration)
+    }
+
+    fn has_broken(&self, conn: &mut AnyConnection) -> bool {
+        conn.is_broken()
+    }
+}
+
+/// A pooled connection taken from a [`Store`].
+pub type StoreConnection = PooledConnection<ConnectionManager>;
+
+/// A handle on one database: a connection pool whose migrations have run. Cheap to clone.
+///
+/// Most code never names it: the enqueue API uses the default store, set by [`init`] or read
+/// from `TOOSIMPLE_DATABASE_URL`. Tests and multi-database programs make their own.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: r2d2::Pool<ConnectionManager>,
+    url: String,
+    backend: Backend,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("url", &self.inner.url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Connects to `url` (`sqlite://path` or `postgres://…`) and applies pending migrations.
+    ///
+    /// A connection failure is returned at once with the driver's reason (wrong password,
+    /// refused port, missing folder), not after a pool time-out.
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir()?;
+    /// let url = format!("sqlite://{}", dir.path().join("tasks.sqlite3").display());
+    /// let store = toosimple_core::Store::connect(&url)?;
+    /// assert_eq!(store.backend(), toosimple_core::Backend::Sqlite);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn connect(url: &str) -> Result<Store> {
+        let target = Target::parse(url)?;
+        let masked = url::mask(url);
+        let manager = ConnectionManager {
+            target: target.clone(),
+        };
+        // Connect once outside the pool: r2d2 would only report "timed out".
+        let mut first = manager.connect().map_err(|e| Error::Connect {
+            url: masked.clone(),
+            reason: e.to_string().trim_end().to_string(),
+        })?;
+        with_conn!(&mut first, |c| c.migrate()).map_err(|e| Error::Migrate {
+            url: masked.clone(),
+            reason: e.to_string(),
+        })?;
+        let backend = match first {
+            AnyConnection::Postgresql(_) => Backend::Postgres,
+            AnyConnection::Sqlite(_) => Backend::Sqlite,
+        };
+        let builder = r2d2::Pool::builder()
+            .connection_timeout(Duration::from_secs(30))
+            // A failed query marks the connection broken; checking each checkout would cost a
+            // round trip per operation.
+            .test_on_check_out(false)
+            .error_handler(Box::new(r2d2::NopErrorHandler));
+        let pool = if target.is_memory() {
+            // Each connection to `:memory:` is its own database: keep exactly one, forever.
+            drop(first);
+            let pool = builder
+                .max_size(1)
+                .min_idle(Some(1))
+                .idle_timeout(None)
+                .max_lifetime(None)
+                .build(manager)
+                .map_err(|source| Error::Pool {
+                    url: masked.clone(),
+                    source,
+                })?;
+            let mut conn = pool.get().map_err(|source| Error::Pool {
+                url: masked.clone(),
+                source,
+            })?;
+            with_conn!(&mut *conn, |c| c.migrate()).map_err(|e| Error::Migrate {
+                url: masked.clone(),
+                reason: e.to_string(),
+            })?;
+            drop(conn);
+            pool
+        } else {
+            drop(first);
+            builder
+                .max_size(10)
+                .min_idle(Some(0))
+                .build_unchecked(manager)
+        };
+        Ok(Store {
+            inner: Arc::new(Inner {
+                pool,
+                url: masked,
+                backend,
+            }),
+        })
+    }
+
+    /// Connects to `TOOSIMPLE_DATABASE_URL`, or to `sqlite://toosimple.sqlite3` when it is unset.
+    pub fn from_env() -> Result<Store> {
+        let url = std::env::var(DATABASE_URL_ENV).unwrap_or_else(|_| DEFAULT_DATABASE_URL.into());
+        Store::connect(&url)
+    }
+
+    /// The database URL, password hidden.
+    pub fn url(&self) -> &str {
+        &self.inner.url
+    }
+
+    /// Which database kind this is.
+    pub fn backend(&self) -> Backend {
+        self.inner.backend
+    }
+
+    /// Takes a connection from the pool, for running your own diesel queries or passing to a
+    /// task's `queue_in` inside your transaction.
+    pub fn connection(&self) -> Result<StoreConnection> {
+        self.inner.pool.get().map_err(|source| Error::Pool {
+            url: self.inner.url.clone(),
+            source,
+        })
+    }
+
+    /// Runs `f` on a pooled connection, outside any explicit transaction.
+    pub(crate) fn read<T>(
+        &self,
+        action: impl FnOnce() -> String,
+        f: impl FnOnce(&mut AnyConnection) -> QueryResult<T>,
+    ) -> Result<T> {
+        let mut conn = self.connection()?;
+        f(&mut conn).map_err(|source| Error::Query {
+            action: action(),
+            source,
+        })
+    }
+}
+
+/// What each concrete connection type does its own way.
+pub(crate) trait Dialect: Connection + Sized {
+    /// A transaction for read-then-write work: on SQLite it takes the write lock at its start
+    /// (`BEGIN IMMEDIATE`), so that two writers never both read and then fail to upgrade, which
+    /// SQLite reports as `SQLITE_BUSY` without waiting; on PostgreSQL a plain transaction.
+    fn write_transaction<T, E>(&mut self, f: impl FnOnce(&mut Self) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<diesel::result::Error>;
+
+    /// Applies the embedded migrations of this backend that have not run yet.
+    fn migrate(&mut self) -> Result<(), Box<dyn std::error::Error + Send + Sync>>;
+}
+
+static DEFAULT_STORE: Mutex<Option<Store>> = Mutex::new(None);
+
+/// Connects to `url`, applies migrations, and makes it the store that `queue()`,
+/// [`TaskExec::get`](crate::TaskExec::get) and the worker use.
+///
+/// Without a call to `init`, the default store is opened on first use from
+/// `TOOSIMPLE_DATABASE_URL` (or `sqlite://toosimple.sqlite3`).
+///
+/// ```
+/// let dir = tempfile::tempdir()?;
+/// toosimple_core::init(&format!("sqlite://{}", dir.path().join("app.sqlite3").display()))?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn init(url: &str) -> Result<Store> {
+    let store = Store::connect(url)?;
+    *DEFAULT_STORE.lock().unwrap_or_else(|e| e.into_inner()) = Some(store.clone());
+    Ok(store)
+}
+
+/// The store set by [`init`], or opened from the environment on first use.
+pub fn default_store() -> Result<Store> {
+    let mut slot = DEFAULT_STORE.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(store) = &*slot {
+        return Ok(store.clone());
+    }
+    let store = Store::from_env()?;
+    *slot = Some(store.clone());
+    Ok(store)
+}
