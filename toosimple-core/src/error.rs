@@ -164,6 +164,17 @@ fn list_or_none(names: &[String]) -> String {
 /// `Result` with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Lets a caller's diesel transaction closure return toosimple's [`Error`], so that
+/// `conn.transaction(|conn| { ...; my_task::queue_in(conn, ...) })` needs no error type of its own.
+impl From<diesel::result::Error> for Error {
+    fn from(source: diesel::result::Error) -> Self {
+        Error::Query {
+            action: "running a transaction".to_string(),
+            source,
+        }
+    }
+}
+
 impl Error {
     pub(crate) fn query(action: impl Into<String>) -> impl FnOnce(diesel::result::Error) -> Error {
         let action = action.into();

@@ -1,0 +1,127 @@
+//! Tasks the tests enqueue, defined in a library crate on purpose (see the crate docs).
+
+use serde::{Deserialize, Serialize};
+use toosimple_core::{schedule, task};
+
+/// Adds two numbers.
+#[task]
+pub fn add(a: i64, b: i64) -> i64 {
+    a + b
+}
+
+/// A value with every shape of data a task argument can take.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Everything {
+    pub text: String,
+    pub nested: Inner,
+    pub maybe: Option<Vec<i32>>,
+    pub none: Option<String>,
+    pub list: Vec<Inner>,
+    pub min: i64,
+    pub max: i64,
+    pub float: f64,
+    pub unit: (),
+}
+
+/// A nested struct inside [`Everything`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Inner {
+    pub name: String,
+    pub flag: bool,
+}
+
+impl Everything {
+    /// A value using unicode, extremes and nesting.
+    pub fn sample() -> Everything {
+        Everything {
+            text: "héllo wörld ✓ 日本語 🚀 \"quoted\" \\ \n tab\t".to_string(),
+            nested: Inner {
+                name: "inner".into(),
+                flag: true,
+            },
+            maybe: Some(vec![-1, 0, 1]),
+            none: None,
+            list: vec![
+                Inner {
+                    name: "a".into(),
+                    flag: false,
+                },
+                Inner {
+                    name: "ß".into(),
+                    flag: true,
+                },
+            ],
+            min: i64::MIN,
+            max: i64::MAX,
+            float: -1234.5678e-3,
+            unit: (),
+        }
+    }
+}
+
+/// Returns its argument.
+#[task]
+pub fn echo(value: Everything) -> Everything {
+    value
+}
+
+/// Takes several arguments of different types, returns them as a tuple.
+#[task]
+pub fn many_args(
+    text: String,
+    maybe: Option<i64>,
+    list: Vec<String>,
+    float: f64,
+) -> (String, Option<i64>, Vec<String>, f64) {
+    (text, maybe, list, float)
+}
+
+/// Returns nothing.
+#[task]
+pub fn nothing() {}
+
+/// An async task.
+#[task]
+pub async fn shout(text: String) -> String {
+    text.to_uppercase()
+}
+
+/// Fails with the given message.
+#[task]
+pub fn fail_with(message: String) -> Result<i64, String> {
+    Err(message)
+}
+
+/// A unique task: one pending execution per key.
+#[task(unique = true)]
+pub fn refresh(key: String) -> String {
+    key
+}
+
+/// The error type of [`send`].
+#[derive(Debug)]
+pub struct MailError(pub String);
+
+impl std::fmt::Display for MailError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "mail error: {}", self.0)
+    }
+}
+
+/// The fully optioned task of DESIGN.md.
+#[task(name = "mail.send", queue = "emails", priority = 5, retries = 3, retry_delay = 2,
+       unique = true, timeout = 30)]
+pub async fn send(to: String) -> Result<(), MailError> {
+    if to.contains('@') {
+        Ok(())
+    } else {
+        Err(MailError(format!("{to} is not an address")))
+    }
+}
+
+/// The scheduled task of DESIGN.md.
+#[schedule(cron = "30 8 * * *", args = ("John".to_string(),))]
+#[task]
+pub fn morning(name: String) -> String {
+    format!("Good morning {name} !")
+}

@@ -1,0 +1,171 @@
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use diesel::prelude::*;
+use toosimple_core::schema::task_execs::dsl as te;
+use toosimple_core::{Invoker, RunError, State, Store, TaskExec};
+
+/// The environment variable naming the PostgreSQL server tests create their schemas on.
+pub const POSTGRES_URL_ENV: &str = "TOOSIMPLE_TEST_POSTGRES_URL";
+const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// The default store is process-wide. nextest runs each test in its own process; under
+/// `cargo test` tests share one, so they take turns.
+static SHARED_PROCESS: Mutex<()> = Mutex::new(());
+
+/// An isolated database for one test, made the default store; dropped with the test.
+pub struct TestDb {
+    /// The store on this database (also the default store).
+    pub store: Store,
+    /// Its URL.
+    pub url: String,
+    cleanup: Cleanup,
+    _turn: Option<MutexGuard<'static, ()>>,
+}
+
+enum Cleanup {
+    Sqlite(#[allow(dead_code)] tempfile::TempDir),
+    Postgres { admin_url: String, schema: String },
+}
+
+fn take_turn() -> Option<MutexGuard<'static, ()>> {
+    if std::env::var_os("NEXTEST").is_some() {
+        None
+    } else {
+        Some(SHARED_PROCESS.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+impl TestDb {
+    /// A fresh SQLite file in a temporary folder.
+    pub fn sqlite() -> TestDb {
+        let turn = take_turn();
+        let dir = tempfile::tempdir().expect("create a temporary folder");
+        let url = format!("sqlite://{}", dir.path().join("test.sqlite3").display());
+        let store = toosimple_core::init(&url).expect("open the test SQLite database");
+        TestDb {
+            store,
+            url,
+            cleanup: Cleanup::Sqlite(dir),
+            _turn: turn,
+        }
+    }
+
+    /// The URL of the PostgreSQL server tests use.
+    pub fn postgres_admin_url() -> String {
+        std::env::var(POSTGRES_URL_ENV).unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_string())
+    }
+
+    /// A fresh schema on the test PostgreSQL server, or `None` (with the reason printed) when
+    /// the server cannot be reached outside CI.
+    pub fn postgres() -> Option<TestDb> {
+        let admin_url = TestDb::postgres_admin_url();
+        let mut admin = match PgConnection::establish(&admin_url) {
+            Ok(conn) => conn,
+            Err(e) => {
+                let reason = format!("PostgreSQL at {admin_url} is unreachable: {e}");
+                if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+                    panic!("{reason} (CI=true: PostgreSQL tests must run)");
+                }
+                eprintln!("SKIPPED: {reason}; set {POSTGRES_URL_ENV} to run the PostgreSQL tests");
+                return None;
+            }
+        };
+        let turn = take_turn();
+        let schema = format!(
+            "t_{}_{:08x}",
+            std::process::id(),
+            rand::random::<u32>()
+        );
+        diesel::sql_query(format!("CREATE SCHEMA {schema}"))
+            .execute(&mut admin)
+            .expect("create the test schema");
+        let separator = if admin_url.contains('?') { '&' } else { '?' };
+        let url = format!("{admin_url}{separator}options=-csearch_path%3D{schema}");
+        let store = toosimple_core::init(&url).expect("open the test PostgreSQL schema");
+        Some(TestDb {
+            store,
+            url,
+            cleanup: Cleanup::Postgres { admin_url, schema },
+            _turn: turn,
+        })
+    }
+
+    /// Runs `sql` on this database (to simulate what a worker or a corrupt row would leave).
+    pub fn execute(&self, sql: &str) {
+        let mut conn = self.store.connection().expect("a connection");
+        diesel::sql_query(sql)
+            .execute(&mut *conn)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    /// Counts the rows matching `where_clause` in `task_execs`.
+    pub fn count(&self, where_clause: &str) -> i64 {
+        #[derive(QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let mut conn = self.store.connection().expect("a connection");
+        let sql = format!("SELECT COUNT(*) AS n FROM task_execs WHERE {where_clause}");
+        diesel::sql_query(&sql)
+            .get_result::<Count>(&mut *conn)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .n
+    }
+}
+
+impl TestDb {
+    /// Does by hand what a worker does with execution `id`: runs its task with the stored
+    /// arguments and records the outcome. Returns the recorded state.
+    pub fn run_by_hand(&self, id: i64) -> State {
+        let exec = TaskExec::get_in(&self.store, id).expect("the execution exists");
+        let def = toosimple_core::find_task(&exec.task_name).expect("the task is registered");
+        let outcome = match def.invoker() {
+            Invoker::Sync(run) => run(exec.args),
+            Invoker::Async(run) => tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime")
+                .block_on(run(exec.args)),
+        };
+        let (state, result, error) = match outcome {
+            Ok(value) => (State::Succeeded, Some(value.to_string()), None),
+            Err(RunError::Failed(message)) => (State::Failed, None, Some(message)),
+            Err(RunError::InvalidArgs(message)) => (State::Invalid, None, Some(message)),
+        };
+        let now = chrono::Utc::now().naive_utc();
+        let mut conn = self.store.connection().expect("a connection");
+        diesel::update(te::task_execs.find(id))
+            .set((
+                te::state.eq(state.as_str()),
+                te::result.eq(result),
+                te::error.eq(error),
+                te::started.eq(now),
+                te::finished.eq(now),
+            ))
+            .execute(&mut *conn)
+            .expect("record the outcome");
+        state
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Cleanup::Postgres { admin_url, schema } = &self.cleanup {
+            if let Ok(mut admin) = PgConnection::establish(admin_url) {
+                let _ = diesel::sql_query(format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                    .execute(&mut admin);
+            }
+        }
+    }
+}
+
+/// Polls `condition` until it holds, panicking with `what` after `timeout`.
+pub fn wait_until(what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
