@@ -85,10 +85,7 @@ pub(crate) fn enqueue_rows<T>(
 ) -> Result<Vec<TaskHandle<T>>> {
     // Fails when two tasks share this name, before anything is written.
     crate::registry::tasks()?;
-    let mut conn = store.connection()?;
-    let enqueued = conn
-        .__enqueue_alone(rows)
-        .map_err(Error::query(enqueue_action(def)()))?;
+    let enqueued = store.write(enqueue_action(def), |c| c.__enqueue(rows))?;
     Ok(enqueued
         .into_iter()
         .map(|e| TaskHandle::enqueued(Some(store.clone()), e.id, e.duplicate))

@@ -43,6 +43,7 @@ mod schedule;
 pub mod schema;
 mod state;
 pub mod store;
+mod worker_status;
 
 #[doc(hidden)]
 pub mod __private;
@@ -59,3 +60,6 @@ pub use crate::registry::{
 pub use crate::schedule::{ScheduleDef, schedules};
 pub use crate::state::{ParseStateError, State};
 pub use crate::store::{AnyConnection, Backend, EnqueueConnection, Store, default_store, init};
+pub use crate::worker_status::{
+    EXIT_CRASHED, EXIT_STOPPED, EXIT_TERMINATED, WorkerState, WorkerStatus,
+};

@@ -25,3 +25,19 @@ diesel::table! {
         unique_key -> Nullable<Text>,
     }
 }
+
+diesel::table! {
+    /// One row per worker label: its queues, heartbeat and how it stopped.
+    worker_statuses (id) {
+        id -> BigInt,
+        label -> Text,
+        queues -> Text,
+        excluded_queues -> Text,
+        timeout -> Double,
+        last_tick -> Timestamp,
+        started -> Timestamp,
+        stopped -> Nullable<Timestamp>,
+        exit_code -> Nullable<Integer>,
+        exit_log -> Nullable<Text>,
+    }
+}

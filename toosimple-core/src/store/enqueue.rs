@@ -3,7 +3,7 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::{AnyConnection, Dialect};
+use super::AnyConnection;
 use crate::State;
 use crate::schema::task_execs::dsl as te;
 
@@ -56,19 +56,11 @@ pub trait EnqueueConnection: sealed::Sealed {
     /// Inserts `rows` in order, in one transaction (a savepoint inside the caller's).
     #[doc(hidden)]
     fn __enqueue(&mut self, rows: &[NewTaskExec]) -> QueryResult<Vec<Enqueued>>;
-
-    /// Like `__enqueue`, but owning the transaction: on SQLite it takes the write lock first.
-    #[doc(hidden)]
-    fn __enqueue_alone(&mut self, rows: &[NewTaskExec]) -> QueryResult<Vec<Enqueued>>;
 }
 
 impl EnqueueConnection for AnyConnection {
     fn __enqueue(&mut self, rows: &[NewTaskExec]) -> QueryResult<Vec<Enqueued>> {
         super::with_conn!(self, |c| c.__enqueue(rows))
-    }
-
-    fn __enqueue_alone(&mut self, rows: &[NewTaskExec]) -> QueryResult<Vec<Enqueued>> {
-        super::with_conn!(self, |c| c.__enqueue_alone(rows))
     }
 }
 
@@ -107,10 +99,6 @@ macro_rules! impl_enqueue {
                     }
                     Ok(out)
                 })
-            }
-
-            fn __enqueue_alone(&mut self, rows: &[NewTaskExec]) -> QueryResult<Vec<Enqueued>> {
-                self.write_transaction(|c| c.__enqueue(rows))
             }
         }
     };

@@ -6,10 +6,13 @@
 //! concrete connection an [`AnyConnection`] holds (the multi-backend dialect lacks
 //! `ON CONFLICT` and `FOR UPDATE`, so such queries are compiled once per backend).
 
+mod claim;
+mod complete;
 mod enqueue;
 mod postgres;
 mod sqlite;
 mod url;
+mod workers;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,7 +21,10 @@ use diesel::prelude::*;
 use diesel::r2d2::{ManageConnection, PooledConnection, R2D2Connection};
 use diesel::result::ConnectionError;
 
+pub use self::claim::{ClaimRequest, ClaimedExec, QueueSelection};
+pub use self::complete::{Completion, CompletionReport, Outcome};
 pub use self::enqueue::{EnqueueConnection, Enqueued, NewTaskExec};
+pub use self::workers::WorkerRegistration;
 pub use self::url::mask as mask_url;
 use self::url::Target;
 use crate::error::{Error, Result};
@@ -216,6 +222,19 @@ impl Store {
         })
     }
 
+    /// Runs `f` in a [`write_transaction`] on a pooled connection.
+    pub(crate) fn write<T>(
+        &self,
+        action: impl FnOnce() -> String,
+        f: impl FnOnce(&mut AnyConnection) -> QueryResult<T>,
+    ) -> Result<T> {
+        let mut conn = self.connection()?;
+        write_transaction(&mut conn, f).map_err(|source| Error::Query {
+            action: action(),
+            source,
+        })
+    }
+
     /// Runs `f` on a pooled connection, outside any explicit transaction.
     pub(crate) fn read<T>(
         &self,
@@ -230,17 +249,37 @@ impl Store {
     }
 }
 
-/// What each concrete connection type does its own way.
-pub(crate) trait Dialect: Connection + Sized {
-    /// A transaction for read-then-write work: on SQLite it takes the write lock at its start
-    /// (`BEGIN IMMEDIATE`), so that two writers never both read and then fail to upgrade, which
-    /// SQLite reports as `SQLITE_BUSY` without waiting; on PostgreSQL a plain transaction.
-    fn write_transaction<T, E>(&mut self, f: impl FnOnce(&mut Self) -> Result<T, E>) -> Result<T, E>
-    where
-        E: From<diesel::result::Error>;
-
-    /// Applies the embedded migrations of this backend that have not run yet.
+/// Applies the embedded migrations of a backend that have not run yet.
+pub(crate) trait Migrate {
     fn migrate(&mut self) -> Result<(), Box<dyn std::error::Error + Send + Sync>>;
+}
+
+/// A transaction for read-then-write work. On SQLite it takes the write lock at its start
+/// (`BEGIN IMMEDIATE`), so that two writers never both read and then fail to upgrade, which
+/// SQLite reports as `SQLITE_BUSY` without waiting; on PostgreSQL it is a plain transaction.
+///
+/// Inside, `f` gets the `AnyConnection` back, so the same diesel code serves both backends; a
+/// nested `transaction` becomes a savepoint.
+pub(crate) fn write_transaction<T>(
+    conn: &mut AnyConnection,
+    f: impl FnOnce(&mut AnyConnection) -> QueryResult<T>,
+) -> QueryResult<T> {
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    match conn {
+        AnyConnection::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?,
+        AnyConnection::Postgresql(c) => AnsiTransactionManager::begin_transaction(c)?,
+    }
+    match f(conn) {
+        Ok(value) => {
+            with_conn!(conn, |c| AnsiTransactionManager::commit_transaction(c))?;
+            Ok(value)
+        }
+        Err(e) => {
+            // A failed rollback leaves the connection marked broken; the pool then drops it.
+            let _ = with_conn!(conn, |c| AnsiTransactionManager::rollback_transaction(c));
+            Err(e)
+        }
+    }
 }
 
 static DEFAULT_STORE: Mutex<Option<Store>> = Mutex::new(None);

@@ -3,21 +3,14 @@
 use diesel::prelude::*;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
-use super::Dialect;
+use super::Migrate;
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
 /// An arbitrary constant naming toosimple's migration lock among the server's advisory locks.
 const MIGRATION_LOCK: i64 = 0x746f_6f73_696d_706c;
 
-impl Dialect for PgConnection {
-    fn write_transaction<T, E>(&mut self, f: impl FnOnce(&mut Self) -> Result<T, E>) -> Result<T, E>
-    where
-        E: From<diesel::result::Error>,
-    {
-        self.transaction(f)
-    }
-
+impl Migrate for PgConnection {
     /// Runs under an advisory lock, so that many workers starting at once on a new database do
     /// not race to create the same tables.
     fn migrate(&mut self) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {

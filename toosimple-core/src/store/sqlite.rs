@@ -5,7 +5,7 @@ use diesel::prelude::*;
 use diesel::result::{ConnectionError, ConnectionResult};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
-use super::Dialect;
+use super::Migrate;
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 
@@ -22,16 +22,9 @@ pub(super) fn establish(path: &str) -> ConnectionResult<SqliteConnection> {
     Ok(conn)
 }
 
-impl Dialect for SqliteConnection {
-    fn write_transaction<T, E>(&mut self, f: impl FnOnce(&mut Self) -> Result<T, E>) -> Result<T, E>
-    where
-        E: From<diesel::result::Error>,
-    {
-        self.immediate_transaction(f)
-    }
-
+impl Migrate for SqliteConnection {
     fn migrate(&mut self) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        self.write_transaction(|conn| {
+        self.immediate_transaction(|conn| {
             conn.run_pending_migrations(MIGRATIONS)?;
             Ok(())
         })

@@ -1,0 +1,1 @@
+DROP INDEX task_execs_processing; DROP TABLE worker_statuses;

@@ -1,0 +1,198 @@
+//! Taking work: waking due sleeping rows and claiming queued ones.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+
+use super::{AnyConnection, Store, with_conn};
+use crate::State;
+use crate::error::Result;
+use crate::schema::task_execs;
+use crate::schema::task_execs::dsl as te;
+
+/// Which queues a worker serves.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum QueueSelection {
+    /// Every queue.
+    #[default]
+    All,
+    /// Only these.
+    Only(Vec<String>),
+    /// Every queue but these.
+    Except(Vec<String>),
+}
+
+impl QueueSelection {
+    /// Whether `queue` is served.
+    pub fn includes(&self, queue: &str) -> bool {
+        match self {
+            QueueSelection::All => true,
+            QueueSelection::Only(queues) => queues.iter().any(|q| q == queue),
+            QueueSelection::Except(queues) => !queues.iter().any(|q| q == queue),
+        }
+    }
+}
+
+/// What a worker asks for when it claims.
+#[derive(Debug, Clone)]
+pub struct ClaimRequest<'a> {
+    /// The claiming worker's label, stored in `worker`.
+    pub worker: &'a str,
+    /// The task names it can run: rows of other tasks are left for workers that know them.
+    pub task_names: &'a [&'a str],
+    /// The queues it serves.
+    pub queues: &'a QueueSelection,
+    /// At most this many rows (its free slots).
+    pub limit: usize,
+    /// The time written as `started`.
+    pub now: DateTime<Utc>,
+}
+
+/// A row a worker claimed (now `Processing`), with what running and replacing it needs.
+#[derive(Debug, Clone, PartialEq, Queryable)]
+pub struct ClaimedExec {
+    /// The row's id.
+    pub id: i64,
+    /// The task's name.
+    pub task_name: String,
+    /// The arguments as stored: JSON text that the worker decodes (and may find corrupt).
+    pub args: String,
+    /// The row's queue.
+    pub queue: String,
+    /// The row's priority.
+    pub priority: i32,
+    /// Its due time (UTC).
+    pub due: NaiveDateTime,
+    /// Retries left (-1: forever).
+    pub retries: i32,
+    /// The next retry's delay, seconds.
+    pub retry_delay: i64,
+    /// A unique task's key.
+    pub unique_key: Option<String>,
+}
+
+pub(super) type ClaimedColumns = (
+    te::id,
+    te::task_name,
+    te::args,
+    te::queue,
+    te::priority,
+    te::due,
+    te::retries,
+    te::retry_delay,
+    te::unique_key,
+);
+
+pub(super) const CLAIMED_COLUMNS: ClaimedColumns = (
+    te::id,
+    te::task_name,
+    te::args,
+    te::queue,
+    te::priority,
+    te::due,
+    te::retries,
+    te::retry_delay,
+    te::unique_key,
+);
+
+/// Claims on a connection that may already be inside the caller's write transaction.
+pub(super) trait Claim {
+    fn claim(&mut self, request: &ClaimRequest<'_>) -> QueryResult<Vec<ClaimedExec>>;
+}
+
+/// One statement on both backends: an `UPDATE … WHERE id IN (SELECT … LIMIT n) RETURNING`.
+/// PostgreSQL adds `FOR UPDATE SKIP LOCKED` so that concurrent workers take different rows
+/// without waiting; SQLite runs it inside `BEGIN IMMEDIATE`, which already serialises writers.
+macro_rules! claim_body {
+    ($c:expr, $request:expr, |$select:ident| $lock:expr) => {{
+        let request: &ClaimRequest<'_> = $request;
+        let inner = diesel::alias!(task_execs as claimable);
+        // Unboxed (PostgreSQL's row locks need it), so the queue filter is one expression shape
+        // for every selection: `queue IN (only) OR <serve all>` and `queue NOT IN (except)`.
+        let (only, all, except): (&[String], bool, &[String]) = match request.queues {
+            QueueSelection::All => (&[], true, &[]),
+            QueueSelection::Only(queues) => (queues, false, &[]),
+            QueueSelection::Except(queues) => (&[], true, queues),
+        };
+        let $select = inner
+            .select(inner.field(te::id))
+            .filter(inner.field(te::state).eq(State::Queued.as_str()))
+            .filter(inner.field(te::task_name).eq_any(request.task_names.iter().copied()))
+            .filter(
+                inner
+                    .field(te::queue)
+                    .eq_any(only.iter())
+                    .or(all.into_sql::<diesel::sql_types::Bool>()),
+            )
+            .filter(inner.field(te::queue).ne_all(except.iter()))
+            .order((
+                inner.field(te::priority).desc(),
+                inner.field(te::due),
+                inner.field(te::id),
+            ))
+            .limit(request.limit as i64);
+        let $select = $lock;
+        let mut claimed: Vec<ClaimedExec> = diesel::update(te::task_execs.filter(te::id.eq_any($select)))
+            .set((
+                te::state.eq(State::Processing.as_str()),
+                te::started.eq(request.now.naive_utc()),
+                te::worker.eq(request.worker),
+            ))
+            .returning(CLAIMED_COLUMNS)
+            .get_results($c)?;
+        claimed.sort_by(|a, b| {
+            b.priority
+                .cmp(&a.priority)
+                .then(a.due.cmp(&b.due))
+                .then(a.id.cmp(&b.id))
+        });
+        Ok(claimed)
+    }};
+}
+
+impl Claim for diesel::SqliteConnection {
+    fn claim(&mut self, request: &ClaimRequest<'_>) -> QueryResult<Vec<ClaimedExec>> {
+        if request.limit == 0 || request.task_names.is_empty() {
+            return Ok(Vec::new());
+        }
+        claim_body!(self, request, |select| select)
+    }
+}
+
+impl Claim for diesel::PgConnection {
+    fn claim(&mut self, request: &ClaimRequest<'_>) -> QueryResult<Vec<ClaimedExec>> {
+        if request.limit == 0 || request.task_names.is_empty() {
+            return Ok(Vec::new());
+        }
+        claim_body!(self, request, |select| select.for_update().skip_locked())
+    }
+}
+
+impl Claim for AnyConnection {
+    fn claim(&mut self, request: &ClaimRequest<'_>) -> QueryResult<Vec<ClaimedExec>> {
+        with_conn!(self, |c| c.claim(request))
+    }
+}
+
+impl Store {
+    /// Moves `Sleeping` rows whose due has come to `Queued`. Returns how many.
+    pub fn wake(&self, now: DateTime<Utc>) -> Result<usize> {
+        self.read(
+            || "waking due sleeping tasks".to_string(),
+            |c| {
+                diesel::update(
+                    te::task_execs
+                        .filter(te::state.eq(State::Sleeping.as_str()))
+                        .filter(te::due.le(now.naive_utc())),
+                )
+                .set(te::state.eq(State::Queued.as_str()))
+                .execute(c)
+            },
+        )
+    }
+
+    /// Atomically claims up to `request.limit` queued rows, highest priority first, then
+    /// oldest due: each row is claimed by exactly one worker however many claim at once.
+    pub fn claim(&self, request: &ClaimRequest<'_>) -> Result<Vec<ClaimedExec>> {
+        self.write(|| "claiming tasks".to_string(), |c| c.claim(request))
+    }
+}

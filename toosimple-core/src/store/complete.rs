@@ -1,0 +1,283 @@
+//! Recording how executions ended, and replacing failed, interrupted and orphaned ones.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use diesel::prelude::*;
+use serde_json::Value;
+
+use super::claim::{CLAIMED_COLUMNS, Claim, ClaimRequest, ClaimedExec};
+use super::enqueue::{EnqueueConnection, NewTaskExec};
+use super::{AnyConnection, Store};
+use crate::State;
+use crate::error::Result;
+use crate::schema::task_execs::dsl as te;
+use crate::schema::worker_statuses::dsl as ws;
+use crate::worker_status::{WorkerStatus, WorkerStatusRow};
+
+/// How one run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Returned this value.
+    Succeeded(Value),
+    /// Returned an error, panicked or timed out; retried while retries are left.
+    Failed(String),
+    /// Its arguments do not fit the function; never retried.
+    Invalid(String),
+    /// Its worker stopped while it ran; replaced by a new execution with the same retries.
+    Interrupted(String),
+}
+
+/// A claimed execution and how it ended.
+#[derive(Debug, Clone)]
+pub struct Completion {
+    /// The execution, as claimed.
+    pub exec: ClaimedExec,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// When it ended.
+    pub finished: DateTime<Utc>,
+}
+
+/// What recording completions did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CompletionReport {
+    /// Executions recorded.
+    pub recorded: usize,
+    /// Executions no longer `Processing` under this worker (rescued or interrupted by another
+    /// worker meanwhile): their outcome was dropped, never written over the recorded state.
+    pub stale: Vec<i64>,
+    /// `(replaced, replacement)` pairs created for retries and interruptions.
+    pub replacements: Vec<(i64, i64)>,
+}
+
+/// The replacement row of a failed (a retry) or interrupted execution, as
+/// django-toosimple-q makes it: a retry waits `retry_delay`, then the delay doubles and one
+/// retry is used up; an interruption's replacement keeps the same retries and delay.
+fn replacement(exec: &ClaimedExec, retry: bool, now: DateTime<Utc>) -> NewTaskExec {
+    let (retries, retry_delay) = if retry {
+        let left = if exec.retries < 0 { exec.retries } else { exec.retries - 1 };
+        (left, exec.retry_delay.saturating_mul(2))
+    } else {
+        (exec.retries, exec.retry_delay)
+    };
+    let now = now.naive_utc();
+    NewTaskExec {
+        task_name: exec.task_name.clone(),
+        args: exec.args.clone(),
+        queue: exec.queue.clone(),
+        priority: exec.priority,
+        state: State::Sleeping.as_str(),
+        due: now + TimeDelta::seconds(exec.retry_delay),
+        created: now,
+        retries,
+        retry_delay,
+        replaced_by: None,
+        unique_key: exec.unique_key.clone(),
+    }
+}
+
+/// Inserts the replacement of `exec` and links it. A unique task whose duplicate was enqueued
+/// while it ran is folded into that pending row, which then becomes the replacement.
+fn replace(c: &mut AnyConnection, exec: &ClaimedExec, retry: bool, now: DateTime<Utc>) -> QueryResult<i64> {
+    let new_id = c.__enqueue(&[replacement(exec, retry, now)])?[0].id;
+    diesel::update(te::task_execs.find(exec.id))
+        .set(te::replaced_by.eq(new_id))
+        .execute(c)?;
+    Ok(new_id)
+}
+
+fn record(
+    c: &mut AnyConnection,
+    worker: &str,
+    completions: &[Completion],
+) -> QueryResult<CompletionReport> {
+    let mut report = CompletionReport::default();
+    for done in completions {
+        let (state, result, error) = match &done.outcome {
+            Outcome::Succeeded(value) => (State::Succeeded, Some(value.to_string()), None),
+            Outcome::Failed(message) => (State::Failed, None, Some(message.as_str())),
+            Outcome::Invalid(message) => (State::Invalid, None, Some(message.as_str())),
+            Outcome::Interrupted(message) => (State::Interrupted, None, Some(message.as_str())),
+        };
+        // Only a row this worker still holds: a late result never overwrites what another
+        // worker (a rescue) or a timeout recorded.
+        let updated = diesel::update(
+            te::task_execs
+                .find(done.exec.id)
+                .filter(te::state.eq(State::Processing.as_str()))
+                .filter(te::worker.eq(worker)),
+        )
+        .set((
+            te::state.eq(state.as_str()),
+            te::result.eq(result),
+            te::error.eq(error),
+            te::finished.eq(done.finished.naive_utc()),
+        ))
+        .execute(c)?;
+        if updated == 0 {
+            report.stale.push(done.exec.id);
+            continue;
+        }
+        report.recorded += 1;
+        let replace_with = match &done.outcome {
+            Outcome::Failed(_) if done.exec.retries != 0 => Some(true),
+            Outcome::Interrupted(_) => Some(false),
+            _ => None,
+        };
+        if let Some(retry) = replace_with {
+            let new_id = replace(c, &done.exec, retry, done.finished)?;
+            report.replacements.push((done.exec.id, new_id));
+        }
+    }
+    Ok(report)
+}
+
+impl Store {
+    /// Records how claimed executions ended, in one transaction, creating retries and
+    /// interruption replacements.
+    pub fn complete(&self, worker: &str, completions: &[Completion]) -> Result<CompletionReport> {
+        if completions.is_empty() {
+            return Ok(CompletionReport::default());
+        }
+        self.write(|| format!("recording {} task outcomes", completions.len()), |c| {
+            record(c, worker, completions)
+        })
+    }
+
+    /// Records outcomes and claims the next rows in one transaction: one commit per round
+    /// of work instead of two.
+    pub fn complete_and_claim(
+        &self,
+        completions: &[Completion],
+        request: &ClaimRequest<'_>,
+    ) -> Result<(CompletionReport, Vec<ClaimedExec>)> {
+        self.write(|| "recording task outcomes and claiming tasks".to_string(), |c| {
+            let report = record(c, request.worker, completions)?;
+            let claimed = c.claim(request)?;
+            Ok((report, claimed))
+        })
+    }
+
+    /// Interrupts executions `ids` that `worker` still runs (it is stopping) and replaces them.
+    /// Returns `(interrupted, replacement)` pairs.
+    pub fn interrupt(
+        &self,
+        worker: &str,
+        ids: &[i64],
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(i64, i64)>> {
+        self.write(|| format!("interrupting the tasks of worker {worker}"), |c| {
+            let interrupted: Vec<ClaimedExec> = diesel::update(
+                te::task_execs
+                    .filter(te::id.eq_any(ids))
+                    .filter(te::state.eq(State::Processing.as_str()))
+                    .filter(te::worker.eq(worker)),
+            )
+            .set((
+                te::state.eq(State::Interrupted.as_str()),
+                te::error.eq(reason),
+                te::finished.eq(now.naive_utc()),
+            ))
+            .returning(CLAIMED_COLUMNS)
+            .get_results(c)?;
+            replace_all(c, &interrupted, now)
+        })
+    }
+
+    /// Interrupts every execution `worker` holds, and replaces them.
+    pub(crate) fn interrupt_all_of(
+        &self,
+        worker: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(i64, i64)>> {
+        self.write(|| format!("interrupting the tasks of worker {worker}"), |c| {
+            let interrupted = interrupt_rows(c, Holder::Worker(worker), reason, now)?;
+            replace_all(c, &interrupted, now)
+        })
+    }
+
+    /// Rescues the executions of dead workers: a `Processing` row whose worker's heartbeat is
+    /// older than that worker's timeout, whose worker stopped, or whose worker has no status
+    /// row becomes `Interrupted` with one replacement. However many workers rescue at once,
+    /// each row is rescued once: the update only matches rows still `Processing`.
+    pub fn rescue(&self, rescuer: &str, now: DateTime<Utc>) -> Result<Vec<(i64, i64)>> {
+        self.write(|| "rescuing the tasks of dead workers".to_string(), |c| {
+            let statuses: Vec<WorkerStatus> = ws::worker_statuses
+                .load::<WorkerStatusRow>(c)?
+                .into_iter()
+                .map(WorkerStatus::from)
+                .collect();
+            let mut rescued = Vec::new();
+            for status in &statuses {
+                let dead = status.label != rescuer
+                    && (status.stopped.is_some() || status.is_silent_at(now));
+                if !dead {
+                    continue;
+                }
+                let reason = if status.stopped.is_some() {
+                    format!("worker {} stopped while running it; rescued by {rescuer}", status.label)
+                } else {
+                    format!(
+                        "worker {} sent no heartbeat for {:.0} s; rescued by {rescuer}",
+                        status.label, status.timeout
+                    )
+                };
+                rescued.extend(interrupt_rows(c, Holder::Worker(&status.label), &reason, now)?);
+            }
+            let labels: Vec<&str> = statuses.iter().map(|s| s.label.as_str()).collect();
+            rescued.extend(interrupt_rows(
+                c,
+                Holder::NoneOf(&labels),
+                &format!("its worker has no status row; rescued by {rescuer}"),
+                now,
+            )?);
+            replace_all(c, &rescued, now)
+        })
+    }
+}
+
+/// Whose `Processing` rows to interrupt.
+enum Holder<'a> {
+    /// Those of this worker.
+    Worker(&'a str),
+    /// Those of no worker among these labels (or of none at all).
+    NoneOf(&'a [&'a str]),
+}
+
+fn interrupt_rows(
+    c: &mut AnyConnection,
+    holder: Holder<'_>,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> QueryResult<Vec<ClaimedExec>> {
+    let processing = te::task_execs.filter(te::state.eq(State::Processing.as_str()));
+    let set = (
+        te::state.eq(State::Interrupted.as_str()),
+        te::error.eq(reason),
+        te::finished.eq(now.naive_utc()),
+    );
+    match holder {
+        Holder::Worker(label) => diesel::update(processing.filter(te::worker.eq(label)))
+            .set(set)
+            .returning(CLAIMED_COLUMNS)
+            .get_results(c),
+        Holder::NoneOf(labels) => diesel::update(
+            processing.filter(te::worker.is_null().or(te::worker.ne_all(labels))),
+        )
+        .set(set)
+        .returning(CLAIMED_COLUMNS)
+        .get_results(c),
+    }
+}
+
+fn replace_all(
+    c: &mut AnyConnection,
+    interrupted: &[ClaimedExec],
+    now: DateTime<Utc>,
+) -> QueryResult<Vec<(i64, i64)>> {
+    interrupted
+        .iter()
+        .map(|exec| Ok((exec.id, replace(c, exec, false, now)?)))
+        .collect()
+}

@@ -1,0 +1,145 @@
+//! `WorkerStatus`: what each worker reports about itself in `worker_statuses`.
+
+use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::schema::worker_statuses::dsl as ws;
+use crate::store::Store;
+
+/// The exit code of a worker that stopped when asked to (first SIGINT, `--once`, `--until-done`).
+pub const EXIT_STOPPED: i32 = 0;
+/// The exit code of a worker terminated by SIGTERM or a second SIGINT.
+pub const EXIT_TERMINATED: i32 = 77;
+/// The exit code of a worker that hit an error it could not recover from.
+pub const EXIT_CRASHED: i32 = 99;
+
+/// A worker's state, derived from its status row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkerState {
+    /// Running, with a recent heartbeat.
+    Online,
+    /// Stopped cleanly (exit code 0).
+    Stopped,
+    /// Stopped by SIGTERM or a second SIGINT (exit code 77); its running tasks were interrupted.
+    Terminated,
+    /// Stopped by an error (any other exit code).
+    Crashed,
+    /// Not stopped, but silent for longer than its timeout: presumed dead. Its running tasks
+    /// are rescued by the next live worker.
+    TimedOut,
+}
+
+impl WorkerState {
+    /// The name shown by the CLI (`"online"`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            WorkerState::Online => "online",
+            WorkerState::Stopped => "stopped",
+            WorkerState::Terminated => "terminated",
+            WorkerState::Crashed => "crashed",
+            WorkerState::TimedOut => "timed_out",
+        }
+    }
+}
+
+impl std::fmt::Display for WorkerState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One worker's status row.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkerStatus {
+    /// The row's id.
+    pub id: i64,
+    /// The worker's label (unique).
+    pub label: String,
+    /// The queues it serves (empty: all but `excluded_queues`).
+    pub queues: Vec<String>,
+    /// The queues it leaves alone.
+    pub excluded_queues: Vec<String>,
+    /// Seconds without a heartbeat after which it counts as dead.
+    pub timeout: f64,
+    /// Its last heartbeat.
+    pub last_tick: DateTime<Utc>,
+    /// When it started.
+    pub started: DateTime<Utc>,
+    /// When it stopped.
+    pub stopped: Option<DateTime<Utc>>,
+    /// Its exit code, once stopped.
+    pub exit_code: Option<i32>,
+    /// Why it stopped, for a crash.
+    pub exit_log: Option<String>,
+}
+
+#[derive(Queryable)]
+pub(crate) struct WorkerStatusRow {
+    id: i64,
+    label: String,
+    queues: String,
+    excluded_queues: String,
+    timeout: f64,
+    last_tick: NaiveDateTime,
+    started: NaiveDateTime,
+    stopped: Option<NaiveDateTime>,
+    exit_code: Option<i32>,
+    exit_log: Option<String>,
+}
+
+impl From<WorkerStatusRow> for WorkerStatus {
+    fn from(row: WorkerStatusRow) -> Self {
+        WorkerStatus {
+            id: row.id,
+            label: row.label,
+            queues: serde_json::from_str(&row.queues).unwrap_or_default(),
+            excluded_queues: serde_json::from_str(&row.excluded_queues).unwrap_or_default(),
+            timeout: row.timeout,
+            last_tick: row.last_tick.and_utc(),
+            started: row.started.and_utc(),
+            stopped: row.stopped.map(|t| t.and_utc()),
+            exit_code: row.exit_code,
+            exit_log: row.exit_log,
+        }
+    }
+}
+
+impl WorkerStatus {
+    /// Its state at `now`: from the exit code once stopped, else from the heartbeat's age.
+    pub fn state_at(&self, now: DateTime<Utc>) -> WorkerState {
+        match (self.stopped, self.exit_code) {
+            (Some(_), Some(EXIT_STOPPED)) => WorkerState::Stopped,
+            (Some(_), Some(EXIT_TERMINATED)) => WorkerState::Terminated,
+            (Some(_), _) => WorkerState::Crashed,
+            (None, _) if self.is_silent_at(now) => WorkerState::TimedOut,
+            (None, _) => WorkerState::Online,
+        }
+    }
+
+    /// Its state now.
+    pub fn state(&self) -> WorkerState {
+        self.state_at(Utc::now())
+    }
+
+    /// Whether its last heartbeat is older than its timeout at `now`.
+    pub fn is_silent_at(&self, now: DateTime<Utc>) -> bool {
+        let timeout = TimeDelta::milliseconds((self.timeout * 1000.0) as i64);
+        self.last_tick + timeout < now
+    }
+
+    /// Every worker status of `store`, by label.
+    pub fn list_in(store: &Store) -> Result<Vec<WorkerStatus>> {
+        let rows = store.read(
+            || "listing worker statuses".to_string(),
+            |c| {
+                ws::worker_statuses
+                    .order(ws::label)
+                    .load::<WorkerStatusRow>(c)
+            },
+        )?;
+        Ok(rows.into_iter().map(WorkerStatus::from).collect())
+    }
+}
