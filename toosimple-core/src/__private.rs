@@ -52,6 +52,19 @@ pub const fn assert_task_output<T: TaskOutput>() {}
 /// Compile-time check that `E` can be a task error.
 pub const fn assert_task_error<E: TaskErrorType>() {}
 
+/// The success and error types of a task's `Result` return type, for a `Result` written without
+/// its generic arguments (a type alias): `Output` is then `<R as TaskResult>::Ok`.
+pub trait TaskResult {
+    /// The success type.
+    type Ok;
+    /// The error type.
+    type Err;
+}
+impl<T, E> TaskResult for std::result::Result<T, E> {
+    type Ok = T;
+    type Err = E;
+}
+
 /// Builds the JSON object of a call's arguments.
 pub struct ArgsBuilder {
     task: &'static str,

@@ -1,14 +1,113 @@
-//! Placeholder: replaced by the real macros.
+//! The `#[task]` and `#[schedule]` attributes of toosimple. Use them through `toosimple_core`,
+//! which re-exports them: the code they generate calls `::toosimple_core::__private`.
+//!
+//! The crate is split by phase: `attr` parses option lists, `check` validates the
+//! function, cron strings and schedule arguments, `task` and `schedule` generate code. Every
+//! misuse is a spanned error, all of them reported together; on error the function is still
+//! emitted, with a stub module, so that the attribute's error is the only one.
+
+mod attr;
+mod check;
+mod schedule;
+mod task;
+
 use proc_macro::TokenStream;
 
-/// Placeholder.
+/// Makes a function a background task: it stays callable as written, and a module of the same
+/// name gains the API to enqueue it.
+///
+/// ```ignore
+/// use toosimple_core::{task, TaskHandle};
+///
+/// #[task]                          // name "add", queue "default", priority 0, no retries
+/// pub fn add(a: i64, b: i64) -> i64 {
+///     a + b
+/// }
+///
+/// #[task(name = "mail.send", queue = "emails", priority = 5, retries = 3, retry_delay = 2,
+///        unique = true, timeout = 30)]
+/// pub async fn send(to: String) -> Result<(), MailError> {
+///     Ok(())
+/// }
+///
+/// let h: TaskHandle<i64> = add::queue(2, 3)?;                        // Queued now
+/// let later = add::queue_at(chrono::Utc::now() + chrono::Duration::hours(1), 2, 3)?;
+/// let all = add::queue_many([(1, 2), (3, 4)])?;                     // one transaction
+/// let inside = add::queue_in(&mut conn, 2, 3)?;                     // the caller's transaction
+/// ```
+///
+/// # Options
+/// All optional, as `key = value` separated by commas:
+///
+/// | option | type | default | meaning |
+/// |---|---|---|---|
+/// | `name` | string | the function's name | the name stored in each execution row; unique in the program |
+/// | `queue` | string | `"default"` | workers choose the queues they serve |
+/// | `priority` | integer (`i32`) | `0` | a higher number runs first; may be negative |
+/// | `retries` | integer (`i32`) | `0` | how many times a failure is retried; `-1` retries forever |
+/// | `retry_delay` | integer (seconds) | `0` | the delay before the first retry; it doubles after each failure |
+/// | `unique` | `true`/`false` | `false` | at most one pending execution per distinct arguments |
+/// | `timeout` | integer (seconds, ≥ 1) | none | a longer run fails as timed out |
+///
+/// # The function
+/// A free `fn` or `async fn`, not generic, whose arguments are `name: Type` with owned types
+/// that implement `Serialize` and `Deserialize` (`String`, not `&str`; `Vec<T>`, not `&[T]`): they
+/// are stored as a JSON object keyed by parameter name. It returns nothing, a `T: Serialize`
+/// (stored as the execution's result), or a `Result<T, E>` with `E: Display` (any path whose last
+/// segment is `Result`, such as `anyhow::Result<T>` or `io::Result<T>`): `Err` fails the
+/// execution, which is then retried per `retries`.
+///
+/// # Generated module
+/// For `#[task] fn add(a: i64, b: i64) -> i64`, `mod add` (with the function's visibility) holds:
+/// - `NAME: &str`, the task's name, and `type Output`, what the task returns (for
+///   `Result<T, E>`: `T`), the value of `TaskHandle::wait`;
+/// - `queue(a, b) -> Result<TaskHandle<Output>, Error>`: a `Queued` row in the default store;
+/// - `queue_at(due, a, b)`: a `Sleeping` row, due at `due: DateTime<Utc>`;
+/// - `queue_many(items)`: one row per `(a, b)` tuple (`(a,)` for one argument, `()` for none),
+///   in one transaction;
+/// - `queue_in(conn, a, b)` and `queue_at_in(conn, due, a, b)`: through `conn: &mut C` where
+///   `C: EnqueueConnection` (such as `AnyConnection`), inside the caller's own transaction.
+///
+/// The definition is registered at link time: a binary must link the crate that defines its
+/// tasks (`use my_tasks as _;`).
 #[proc_macro_attribute]
-pub fn task(_attr: TokenStream, item: TokenStream) -> TokenStream {
-    item
+pub fn task(attr: TokenStream, item: TokenStream) -> TokenStream {
+    task::expand(attr.into(), item.into()).into()
 }
 
-/// Placeholder.
+/// Enqueues a `#[task]` function periodically, following a cron expression. Stack it with
+/// `#[task]`, above or below it; several schedules (with distinct names) may share one task.
+///
+/// ```ignore
+/// use toosimple_core::{schedule, task};
+/// use chrono::{DateTime, Utc};
+///
+/// #[schedule(cron = "30 8 * * *", args = ("John".to_string(),))]
+/// #[task]
+/// pub fn morning(name: String) -> String {
+///     format!("Good morning {name} !")
+/// }
+///
+/// #[task]
+/// #[schedule(name = "report.quarter-hourly", cron = "*/15 * * * *", datetime_arg = "at",
+///            catch_up = true, tz = "Europe/Paris")]
+/// #[schedule(name = "report.manual", cron = "manual")]
+/// pub fn report(at: Option<DateTime<Utc>>) {}
+/// ```
+///
+/// # Options
+///
+/// | option | type | default | meaning |
+/// |---|---|---|---|
+/// | `cron` | string | required | 5 fields (minute hour day-of-month month day-of-week), an optional 6th for seconds (`"* * * * * */15"`: every 15 s), a `@daily`-style nickname, or `"manual"` (never due: only run when triggered); checked at compile time |
+/// | `name` | string | the task's name | the schedule's unique name |
+/// | `args` | tuple | `()` | the task's arguments, in order, leaving out the `datetime_arg` one; type-checked against the function |
+/// | `queue` | string | every worker | only workers of this queue materialize the schedule |
+/// | `run_on_creation` | `true`/`false` | `false` | run the latest occurrence when the schedule is first seen |
+/// | `catch_up` | `true`/`false` | `false` | enqueue every missed occurrence, not only the latest |
+/// | `datetime_arg` | string | none | the parameter (of type `Option<DateTime<Utc>>`) that receives the occurrence's date |
+/// | `tz` | string | `"UTC"` | the IANA time zone the cron expression is read in |
 #[proc_macro_attribute]
-pub fn schedule(_attr: TokenStream, item: TokenStream) -> TokenStream {
-    item
+pub fn schedule(attr: TokenStream, item: TokenStream) -> TokenStream {
+    schedule::expand(attr.into(), item.into()).into()
 }

@@ -1,0 +1,516 @@
+//! Compile-time checks: the function's signature, its return type, schedules' cron strings and
+//! arguments. Each check records spanned errors that say what to write instead.
+
+use proc_macro2::Span;
+use syn::ext::IdentExt;
+use syn::visit_mut::{self, VisitMut};
+use syn::{FnArg, GenericArgument, Ident, LitStr, Pat, PathArguments, ReturnType, Signature, Type};
+
+use crate::attr::{Errors, ScheduleAttr};
+
+/// One task parameter: `ident: ty`.
+pub(crate) struct Param {
+    /// As written (a raw identifier keeps its `r#`), without `mut`.
+    pub(crate) ident: Ident,
+    /// The JSON key: the identifier without `r#`.
+    pub(crate) key: String,
+    pub(crate) ty: Type,
+}
+
+/// How the function's return value becomes the execution's result.
+pub(crate) enum Returns {
+    /// `-> T` or nothing (`()`): the value is the result.
+    Value(Type),
+    /// `-> ...Result<T, E>`: `Ok` is the result, `Err` fails the execution. `ok`/`err` are the
+    /// generic arguments when written.
+    Result {
+        whole: Type,
+        ok: Option<Type>,
+        err: Option<Type>,
+    },
+}
+
+/// Checks that `sig` is a function the worker can call with stored arguments, and returns its
+/// parameters. Parameters that cannot be used are left out (their error is recorded).
+pub(crate) fn signature(sig: &Signature, errors: &mut Errors) -> Vec<Param> {
+    if let Some(unsafety) = &sig.unsafety {
+        errors.push(syn::Error::new_spanned(
+            unsafety,
+            "#[task] functions cannot be `unsafe`: the worker calls them with stored arguments \
+             and cannot uphold their safety contract; write a safe function that calls this one",
+        ));
+    }
+    if let Some(abi) = &sig.abi {
+        errors.push(syn::Error::new_spanned(
+            abi,
+            "#[task] functions cannot have an `extern` ABI; write a Rust function that calls \
+             this one",
+        ));
+    }
+    if !sig.generics.params.is_empty() {
+        errors.push(syn::Error::new_spanned(
+            &sig.generics,
+            "#[task] functions cannot be generic: the worker must know the concrete argument \
+             types to deserialize them; write one task per concrete type",
+        ));
+    }
+    if let Some(where_clause) = &sig.generics.where_clause {
+        errors.push(syn::Error::new_spanned(
+            where_clause,
+            "#[task] functions cannot have a `where` clause: the worker must know the concrete \
+             argument types to deserialize them",
+        ));
+    }
+    if let Some(variadic) = &sig.variadic {
+        errors.push(syn::Error::new_spanned(
+            variadic,
+            "#[task] functions cannot be variadic: each argument is stored by name",
+        ));
+    }
+
+    let mut params = Vec::new();
+    for input in &sig.inputs {
+        match input {
+            FnArg::Receiver(receiver) => errors.push(syn::Error::new_spanned(
+                receiver,
+                "#[task] cannot be used on methods (`self` receiver); write a free function \
+                 that calls the method",
+            )),
+            FnArg::Typed(typed) => {
+                let ident = match &*typed.pat {
+                    Pat::Ident(p) if p.by_ref.is_none() && p.subpat.is_none() => {
+                        Some(p.ident.clone())
+                    }
+                    other => {
+                        errors.push(syn::Error::new_spanned(
+                            other,
+                            "#[task] arguments must be plain identifiers (`name: Type`), as \
+                             they are stored by name; destructure inside the function",
+                        ));
+                        None
+                    }
+                };
+                let type_ok = argument_type(&typed.ty, errors);
+                if let (Some(ident), true) = (ident, type_ok) {
+                    params.push(Param {
+                        key: ident.unraw().to_string(),
+                        ident,
+                        ty: (*typed.ty).clone(),
+                    });
+                }
+            }
+        }
+    }
+    params
+}
+
+/// Finds references and `impl Trait` anywhere in an argument type; `true` when there are none.
+fn argument_type(ty: &Type, errors: &mut Errors) -> bool {
+    struct Find<'a> {
+        errors: &'a mut Errors,
+        ok: bool,
+    }
+    impl VisitMut for Find<'_> {
+        fn visit_type_mut(&mut self, ty: &mut Type) {
+            match ty {
+                Type::Reference(r) => {
+                    self.ok = false;
+                    self.errors.push(syn::Error::new_spanned(
+                        &*r,
+                        format!(
+                            "#[task] arguments are stored as JSON and must be owned values: {}",
+                            owned_hint(&r.elem)
+                        ),
+                    ));
+                }
+                Type::ImplTrait(i) => {
+                    self.ok = false;
+                    self.errors.push(syn::Error::new_spanned(
+                        &*i,
+                        "#[task] arguments cannot be `impl Trait`: the worker must know the \
+                         concrete type to deserialize it; use a concrete type",
+                    ));
+                }
+                _ => visit_mut::visit_type_mut(self, ty),
+            }
+        }
+    }
+    let mut find = Find { errors, ok: true };
+    find.visit_type_mut(&mut ty.clone());
+    find.ok
+}
+
+/// What to write instead of `&elem`.
+fn owned_hint(elem: &Type) -> String {
+    match elem {
+        Type::Path(p) if p.qself.is_none() && p.path.is_ident("str") => {
+            "use `String` instead of `&str`".to_string()
+        }
+        Type::Path(p) if p.qself.is_none() && p.path.is_ident("Path") => {
+            "use `PathBuf` instead of `&Path`".to_string()
+        }
+        Type::Slice(s) => {
+            let inner = type_to_string(&s.elem);
+            format!("use `Vec<{inner}>` instead of `&[{inner}]`")
+        }
+        other => {
+            let inner = type_to_string(other);
+            format!("use an owned type, such as `{inner}` instead of `&{inner}`")
+        }
+    }
+}
+
+/// A type as a user would write it (token spacing removed).
+pub(crate) fn type_to_string(ty: &Type) -> String {
+    let text = quote::quote!(#ty).to_string();
+    let mut out = String::with_capacity(text.len());
+    let chars: Vec<char> = text.chars().collect();
+    for (i, &c) in chars.iter().enumerate() {
+        if c == ' ' {
+            let prev = if i > 0 { chars[i - 1] } else { ' ' };
+            let next = chars.get(i + 1).copied().unwrap_or(' ');
+            let tight = matches!(prev, '<' | '&' | ':' | '(' | '[')
+                || matches!(next, '<' | '>' | ',' | ':' | ')' | ']' | ';');
+            if tight {
+                continue;
+            }
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Analyses the return type; `None` (with an error recorded) when it cannot be a task's.
+pub(crate) fn returns(sig: &Signature, errors: &mut Errors) -> Option<Returns> {
+    let ty = match &sig.output {
+        ReturnType::Default => return Some(Returns::Value(syn::parse_quote!(()))),
+        ReturnType::Type(_, ty) => &**ty,
+    };
+    let mut bare = ty;
+    while let Type::Paren(p) = bare {
+        bare = &p.elem;
+    }
+    match bare {
+        Type::Reference(r) => {
+            errors.push(syn::Error::new_spanned(
+                r,
+                format!(
+                    "#[task] results are stored as JSON: return an owned value ({})",
+                    owned_hint(&r.elem).replacen("use", "", 1).trim()
+                ),
+            ));
+            None
+        }
+        Type::ImplTrait(i) => {
+            errors.push(syn::Error::new_spanned(
+                i,
+                "#[task] functions cannot return `impl Trait`: name the type, so that handles \
+                 know what the result decodes into",
+            ));
+            None
+        }
+        Type::Path(p) if p.qself.is_none() => {
+            let Some(last) = p.path.segments.last() else {
+                return Some(Returns::Value(ty.clone()));
+            };
+            if last.ident != "Result" {
+                return Some(Returns::Value(ty.clone()));
+            }
+            let mut generic_types = match &last.arguments {
+                PathArguments::AngleBracketed(args) => args
+                    .args
+                    .iter()
+                    .filter_map(|a| match a {
+                        GenericArgument::Type(t) => Some(t.clone()),
+                        _ => None,
+                    })
+                    .collect::<Vec<_>>()
+                    .into_iter(),
+                _ => Vec::new().into_iter(),
+            };
+            Some(Returns::Result {
+                whole: ty.clone(),
+                ok: generic_types.next(),
+                err: generic_types.next(),
+            })
+        }
+        _ => Some(Returns::Value(ty.clone())),
+    }
+}
+
+/// Field names of our cron syntax, in the order written (seconds last).
+const CRON_FIELDS: [&str; 6] = [
+    "minute",
+    "hour",
+    "day-of-month",
+    "month",
+    "day-of-week",
+    "second",
+];
+
+/// Moves an optional 6th field (seconds, at the end in our syntax) to the front, where croner
+/// expects it: `"* * * * * */15"` → `"*/15 * * * * *"`. Other lengths are only re-spaced.
+pub(crate) fn rotate_seconds(expr: &str) -> String {
+    let fields: Vec<&str> = expr.split_whitespace().collect();
+    if fields.len() == 6 {
+        format!("{} {}", fields[5], fields[..5].join(" "))
+    } else {
+        fields.join(" ")
+    }
+}
+
+/// Validates a `cron = "..."` string as the runtime will read it: `"manual"` (never due), a
+/// `@nickname`, 5 fields, or 6 with seconds last. The error quotes the expression and, when
+/// one field alone is wrong, names it.
+pub(crate) fn cron(lit: &LitStr) -> syn::Result<()> {
+    let expr = lit.value();
+    let trimmed = expr.trim();
+    if trimmed == "manual" {
+        return Ok(());
+    }
+    let fields: Vec<&str> = trimmed.split_whitespace().collect();
+    let nickname = fields.len() == 1 && trimmed.starts_with('@');
+    if !nickname && !(5..=6).contains(&fields.len()) {
+        return Err(syn::Error::new(
+            lit.span(),
+            format!(
+                "invalid cron expression {expr:?}: expected 5 fields (minute hour day-of-month \
+                 month day-of-week) and an optional 6th for seconds, found {}; or write \
+                 \"manual\" for a schedule that only runs when triggered",
+                fields.len()
+            ),
+        ));
+    }
+    let parser = croner::parser::CronParser::new();
+    let Err(error) = parser.parse(&rotate_seconds(trimmed)) else {
+        return Ok(());
+    };
+    // Name the field at fault: the first that fails with every other field set to `*`.
+    let culprit = (0..fields.len()).filter(|_| !nickname).find_map(|i| {
+        let alone: Vec<&str> = (0..fields.len())
+            .map(|j| if j == i { fields[j] } else { "*" })
+            .collect();
+        parser
+            .parse(&rotate_seconds(&alone.join(" ")))
+            .err()
+            .map(|e| (i, e))
+    });
+    let message = match culprit {
+        Some((i, field_error)) => format!(
+            "invalid cron expression {expr:?}: {} field `{}`: {field_error}",
+            CRON_FIELDS[i], fields[i]
+        ),
+        None => format!("invalid cron expression {expr:?}: {error}"),
+    };
+    Err(syn::Error::new(lit.span(), message))
+}
+
+/// Whether `ty` is written `Option<DateTime<Utc>>` (any path prefix on each).
+fn is_option_datetime_utc(ty: &Type) -> bool {
+    fn single_generic<'a>(ty: &'a Type, name: &str) -> Option<Option<&'a Type>> {
+        let Type::Path(p) = ty else { return None };
+        if p.qself.is_some() {
+            return None;
+        }
+        let last = p.path.segments.last()?;
+        if last.ident != name {
+            return None;
+        }
+        match &last.arguments {
+            PathArguments::None => Some(None),
+            PathArguments::AngleBracketed(a) if a.args.len() == 1 => match a.args.first() {
+                Some(GenericArgument::Type(t)) => Some(Some(t)),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+    let Some(Some(datetime)) = single_generic(ty, "Option") else {
+        return false;
+    };
+    let Some(Some(utc)) = single_generic(datetime, "DateTime") else {
+        return false;
+    };
+    matches!(single_generic(utc, "Utc"), Some(None))
+}
+
+/// Checks one schedule against the task's parameters: its cron string, its `datetime_arg` and
+/// the number of its `args`. Returns the index of the datetime parameter, if any.
+pub(crate) fn schedule(
+    schedule: &ScheduleAttr,
+    task_fn: &Ident,
+    params: &[Param],
+    errors: &mut Errors,
+) -> Option<usize> {
+    if let Some(lit) = &schedule.cron {
+        if let Err(e) = cron(lit) {
+            errors.push(e);
+        }
+    }
+    let mut datetime_index = None;
+    if let Some(lit) = &schedule.datetime_arg {
+        let wanted = lit.value();
+        match params.iter().position(|p| p.key == wanted) {
+            None => {
+                let names: Vec<String> = params.iter().map(|p| format!("`{}`", p.key)).collect();
+                errors.push(syn::Error::new(
+                    lit.span(),
+                    format!(
+                        "`datetime_arg = {wanted:?}` does not name a parameter of `{task_fn}` \
+                         ({}); add a parameter `{wanted}: Option<DateTime<Utc>>`",
+                        if names.is_empty() {
+                            "it has none".to_string()
+                        } else {
+                            format!("its parameters are {}", names.join(", "))
+                        }
+                    ),
+                ));
+            }
+            Some(i) if !is_option_datetime_utc(&params[i].ty) => {
+                errors.push(syn::Error::new_spanned(
+                    &params[i].ty,
+                    format!(
+                        "the `datetime_arg` parameter `{wanted}` must have type \
+                         `Option<DateTime<Utc>>` (it receives the occurrence's date, and \
+                         `None` when the task is queued directly), found `{}`",
+                        type_to_string(&params[i].ty)
+                    ),
+                ));
+            }
+            Some(i) => datetime_index = Some(i),
+        }
+    }
+    let expected = params.len() - usize::from(datetime_index.is_some());
+    let given = schedule.args.as_ref().map_or(0, |a| a.values.len());
+    if given != expected && (schedule.datetime_arg.is_none() || datetime_index.is_some()) {
+        let names: Vec<String> = params
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| Some(*i) != datetime_index)
+            .map(|(_, p)| format!("`{}`", p.key))
+            .collect();
+        let span = schedule.args.as_ref().map_or(schedule.span, |a| a.span);
+        let takes = match expected {
+            0 => "takes no arguments".to_string(),
+            1 => format!("takes 1 argument ({})", names.join(", ")),
+            n => format!("takes {n} arguments ({})", names.join(", ")),
+        };
+        let besides = match datetime_index {
+            Some(i) => format!(" besides the `datetime_arg` `{}`", params[i].key),
+            None => String::new(),
+        };
+        let write = if expected == 0 {
+            "leave `args` out".to_string()
+        } else {
+            "write `args = (...)` with one value per argument, in order".to_string()
+        };
+        errors.push(syn::Error::new(
+            span,
+            format!(
+                "this schedule gives {given} argument{} but `{task_fn}` {takes}{besides}; {write}",
+                if given == 1 { "" } else { "s" }
+            ),
+        ));
+    }
+    datetime_index
+}
+
+/// Two schedules of one task with the same name: an error on each, naming the name.
+pub(crate) fn distinct_schedule_names(
+    names: &[(String, Span)],
+    task_fn: &Ident,
+    errors: &mut Errors,
+) {
+    for (i, (name, span)) in names.iter().enumerate() {
+        if let Some((_, first)) = names[..i].iter().find(|(n, _)| n == name) {
+            errors.push(syn::Error::new(
+                *span,
+                format!(
+                    "two schedules of `{task_fn}` are named `{name}`; schedule names must be \
+                     distinct: give one of them `name = \"...\"`"
+                ),
+            ));
+            errors.push(syn::Error::new(
+                *first,
+                format!("the other schedule named `{name}` is here"),
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rotates_seconds_to_the_front() {
+        assert_eq!(rotate_seconds("* * * * * */15"), "*/15 * * * * *");
+        assert_eq!(rotate_seconds("30 8 * * *"), "30 8 * * *");
+        assert_eq!(rotate_seconds("  30  8 * * 1-5   0 "), "0 30 8 * * 1-5");
+        assert_eq!(rotate_seconds("@daily"), "@daily");
+    }
+
+    fn cron_error(expr: &str) -> Option<String> {
+        cron(&LitStr::new(expr, Span::call_site()))
+            .err()
+            .map(|e| e.to_string())
+    }
+
+    #[test]
+    fn accepts_our_cron_syntax() {
+        for ok in [
+            "30 8 * * *",
+            "* * * * * */15",
+            "0 0 13 * 5",
+            "0 9 * * MON-FRI 30",
+            "manual",
+            "@daily",
+        ] {
+            assert_eq!(cron_error(ok), None, "{ok}");
+        }
+    }
+
+    #[test]
+    fn names_the_bad_field() {
+        let e = cron_error("61 * * * *").unwrap();
+        assert!(
+            e.starts_with("invalid cron expression \"61 * * * *\": minute field `61`:"),
+            "{e}"
+        );
+        let e = cron_error("* * * * * 61").unwrap();
+        assert!(e.contains("second field `61`"), "{e}");
+        let e = cron_error("* * * *").unwrap();
+        assert!(e.contains("found 4"), "{e}");
+        let e = cron_error("* * * * * * *").unwrap();
+        assert!(e.contains("found 7"), "{e}");
+    }
+
+    #[test]
+    fn recognises_option_datetime_utc() {
+        for ok in [
+            "Option<DateTime<Utc>>",
+            "std::option::Option<chrono::DateTime<chrono::Utc>>",
+        ] {
+            assert!(is_option_datetime_utc(&syn::parse_str(ok).unwrap()), "{ok}");
+        }
+        for bad in [
+            "DateTime<Utc>",
+            "Option<DateTime<Local>>",
+            "Option<String>",
+        ] {
+            assert!(
+                !is_option_datetime_utc(&syn::parse_str(bad).unwrap()),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn prints_types_as_written() {
+        let ty: Type = syn::parse_str("Vec<std::collections::HashMap<String, u8>>").unwrap();
+        assert_eq!(
+            type_to_string(&ty),
+            "Vec<std::collections::HashMap<String, u8>>"
+        );
+    }
+}
