@@ -128,6 +128,15 @@ pub enum Error {
     #[error("this program has no registered tasks. If your tasks live in a library crate, name it once in your binary (`use my_tasks as _;` in main.rs) so that it is linked")]
     NoTasks,
 
+    /// A command-line option or argument has an unusable value.
+    #[error("invalid {option}: {reason}")]
+    InvalidOption {
+        /// The option, e.g. `--due`.
+        option: String,
+        /// What is wrong and what to write instead.
+        reason: String,
+    },
+
     /// [`TaskHandle::wait`](crate::TaskHandle::wait) saw the execution end without success.
     #[error("task execution {id} of `{task}` ended {state}{}", .error.as_deref().map(|e| format!(": {e}")).unwrap_or_default())]
     TaskFailed {
@@ -158,6 +167,14 @@ fn list_or_none(names: &[String]) -> String {
         "none".to_string()
     } else {
         names.join(", ")
+    }
+}
+
+impl Error {
+    /// Whether the error is a database or connection failure that may pass (a restart, a
+    /// network blip), as opposed to a mistake that retrying cannot fix.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Error::Connect { .. } | Error::Pool { .. } | Error::Query { .. })
     }
 }
 

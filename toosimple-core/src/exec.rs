@@ -259,6 +259,71 @@ impl TaskExec {
     }
 }
 
+/// How many executions a queue has in one state, as `status` shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueCount {
+    /// The queue.
+    pub queue: String,
+    /// The state.
+    pub state: State,
+    /// How many executions.
+    pub count: i64,
+}
+
+impl TaskExec {
+    /// Counts the executions of `store` per queue and state.
+    pub fn counts_in(store: &Store) -> Result<Vec<QueueCount>> {
+        let rows: Vec<(String, String, i64)> = store.read(
+            || "counting task executions".to_string(),
+            |c| {
+                te::task_execs
+                    .group_by((te::queue, te::state))
+                    .select((te::queue, te::state, diesel::dsl::count_star()))
+                    .order((te::queue, te::state))
+                    .load(c)
+            },
+        )?;
+        rows.into_iter()
+            .map(|(queue, state, count)| {
+                let state = state.parse::<State>().map_err(|e| Error::CorruptRow {
+                    id: 0,
+                    reason: format!("queue {queue}: {e}"),
+                })?;
+                Ok(QueueCount { queue, state, count })
+            })
+            .collect()
+    }
+
+    /// Enqueues a new execution of the same task with the same arguments as execution `id`
+    /// (as the admin's "requeue" action): the task's current options apply, and a unique task
+    /// with an identical pending execution gives a handle to that one.
+    pub fn requeue_in(store: &Store, id: i64) -> Result<crate::TaskHandle<Value>> {
+        let exec = TaskExec::get_in(store, id)?;
+        crate::enqueue::enqueue_by_name(store, &exec.task_name, exec.args, None)
+    }
+
+    /// Deletes finished executions (in `states`, or any finished state when empty) that
+    /// finished before `before`. Returns how many.
+    pub fn purge_in(store: &Store, before: DateTime<Utc>, states: &[State]) -> Result<usize> {
+        let states: Vec<&str> = if states.is_empty() {
+            State::ALL.iter().filter(|s| s.is_finished()).map(|s| s.as_str()).collect()
+        } else {
+            states.iter().map(|s| s.as_str()).collect()
+        };
+        store.write(
+            || "purging finished task executions".to_string(),
+            |c| {
+                diesel::delete(
+                    te::task_execs
+                        .filter(te::state.eq_any(states))
+                        .filter(te::finished.lt(before.naive_utc())),
+                )
+                .execute(c)
+            },
+        )
+    }
+}
+
 pub(crate) fn find_row(c: &mut AnyConnection, id: i64) -> QueryResult<Option<TaskExecRow>> {
     te::task_execs.find(id).first::<TaskExecRow>(c).optional()
 }

@@ -52,14 +52,14 @@ pub use toosimple_macros::{schedule, task};
 
 pub use crate::enqueue::enqueue_by_name;
 pub use crate::error::{Error, Result};
-pub use crate::exec::{TaskExec, TaskExecFilter};
+pub use crate::exec::{QueueCount, TaskExec, TaskExecFilter};
 pub use crate::handle::TaskHandle;
 pub use crate::registry::{
     BoxFuture, Invoker, RunError, RunResult, TaskDef, find_task, require_tasks, tasks,
 };
 pub use crate::schedule::{ScheduleDef, schedules};
 pub use crate::state::{ParseStateError, State};
-pub use crate::store::{AnyConnection, Backend, EnqueueConnection, Store, default_store, init};
+pub use crate::store::{AnyConnection, DATABASE_URL_ENV, Backend, EnqueueConnection, Store, default_store, init};
 pub use crate::worker_status::{
     EXIT_CRASHED, EXIT_STOPPED, EXIT_TERMINATED, WorkerState, WorkerStatus,
 };

@@ -1,26 +1,42 @@
 //! The toosimple worker runtime and command-line interface.
 //!
-//! The worker itself lands with the worker issue; for now [`main`] only applies migrations so
-//! that an application binary can already be wired as it will stay:
+//! An application's binary hands its command line to [`main`]:
 //!
 //! ```no_run
+//! // use my_tasks as _;   // link the crate that defines the tasks, if it is a library
 //! fn main() -> std::process::ExitCode {
 //!     toosimple_worker::main()
 //! }
 //! ```
+//!
+//! and then `app worker --until-done`, `app status`, `app enqueue add '{"a": 1, "b": 2}'`, ...
+//! (`app --help` lists them). A [`Worker`] can also run inside the application, on its own
+//! runtime ([`Worker::run`]) or on the application's ([`Worker::run_async`]).
+//!
+//! # The worker's round
+//! Each round, in one database transaction, it records the outcomes of the tasks that
+//! finished, wakes the sleeping executions whose due has come, and claims as many queued
+//! executions as it has free slots (highest priority first, then oldest due), of the tasks it
+//! knows and the queues it serves. Claimed tasks run concurrently: async tasks on the tokio
+//! runtime, sync tasks on its blocking pool. Every tick it also writes its heartbeat and rescues
+//! the executions of workers whose heartbeat stopped.
+//!
+//! # Stopping
+//! A first SIGINT (or [`Shutdown::graceful`]) stops claiming and lets running tasks finish:
+//! exit code 0. SIGTERM or a second SIGINT ([`Shutdown::terminate`]) marks running tasks
+//! `Interrupted`, each with a replacement: exit code 77. An error it cannot recover from is
+//! recorded in its status row: exit code 99.
+
+mod cli;
+mod signals;
+mod worker;
 
 use std::process::ExitCode;
 
-/// Runs the command-line interface of an application that defines tasks.
+pub use crate::worker::{Exit, RunMode, Shutdown, Worker};
+
+/// Runs the command line of an application that defines tasks: parses the process's
+/// arguments, runs the subcommand, and returns its exit code.
 pub fn main() -> ExitCode {
-    match toosimple_core::Store::from_env() {
-        Ok(store) => {
-            eprintln!("toosimple: database {} is migrated", store.url());
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("toosimple: {e}");
-            ExitCode::from(99)
-        }
-    }
+    cli::run()
 }

@@ -173,21 +173,20 @@ impl Claim for AnyConnection {
     }
 }
 
+pub(super) fn wake(c: &mut AnyConnection, now: DateTime<Utc>) -> QueryResult<usize> {
+    diesel::update(
+        te::task_execs
+            .filter(te::state.eq(State::Sleeping.as_str()))
+            .filter(te::due.le(now.naive_utc())),
+    )
+    .set(te::state.eq(State::Queued.as_str()))
+    .execute(c)
+}
+
 impl Store {
     /// Moves `Sleeping` rows whose due has come to `Queued`. Returns how many.
     pub fn wake(&self, now: DateTime<Utc>) -> Result<usize> {
-        self.read(
-            || "waking due sleeping tasks".to_string(),
-            |c| {
-                diesel::update(
-                    te::task_execs
-                        .filter(te::state.eq(State::Sleeping.as_str()))
-                        .filter(te::due.le(now.naive_utc())),
-                )
-                .set(te::state.eq(State::Queued.as_str()))
-                .execute(c)
-            },
-        )
+        self.read(|| "waking due sleeping tasks".to_string(), |c| wake(c, now))
     }
 
     /// Atomically claims up to `request.limit` queued rows, highest priority first, then

@@ -4,7 +4,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use diesel::prelude::*;
 use serde_json::Value;
 
-use super::claim::{CLAIMED_COLUMNS, Claim, ClaimRequest, ClaimedExec};
+use super::claim::{CLAIMED_COLUMNS, Claim, ClaimRequest, ClaimedExec, wake};
 use super::enqueue::{EnqueueConnection, NewTaskExec};
 use super::{AnyConnection, Store};
 use crate::State;
@@ -47,6 +47,17 @@ pub struct CompletionReport {
     pub stale: Vec<i64>,
     /// `(replaced, replacement)` pairs created for retries and interruptions.
     pub replacements: Vec<(i64, i64)>,
+}
+
+/// What one [`Store::exchange`] did.
+#[derive(Debug, Clone, Default)]
+pub struct Exchange {
+    /// How recording the completions went.
+    pub report: CompletionReport,
+    /// How many sleeping rows were woken.
+    pub woken: usize,
+    /// The rows claimed, in the order to run them.
+    pub claimed: Vec<ClaimedExec>,
 }
 
 /// The replacement row of a failed (a retry) or interrupted execution, as
@@ -143,17 +154,22 @@ impl Store {
         })
     }
 
-    /// Records outcomes and claims the next rows in one transaction: one commit per round
-    /// of work instead of two.
-    pub fn complete_and_claim(
+    /// One round of a worker's work in one transaction (one commit instead of three):
+    /// records `completions`, wakes due sleeping rows, then claims per `request`.
+    pub fn exchange(
         &self,
         completions: &[Completion],
         request: &ClaimRequest<'_>,
-    ) -> Result<(CompletionReport, Vec<ClaimedExec>)> {
+    ) -> Result<Exchange> {
         self.write(|| "recording task outcomes and claiming tasks".to_string(), |c| {
             let report = record(c, request.worker, completions)?;
+            let woken = wake(c, request.now)?;
             let claimed = c.claim(request)?;
-            Ok((report, claimed))
+            Ok(Exchange {
+                report,
+                woken,
+                claimed,
+            })
         })
     }
 

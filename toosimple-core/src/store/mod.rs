@@ -22,7 +22,7 @@ use diesel::r2d2::{ManageConnection, PooledConnection, R2D2Connection};
 use diesel::result::ConnectionError;
 
 pub use self::claim::{ClaimRequest, ClaimedExec, QueueSelection};
-pub use self::complete::{Completion, CompletionReport, Outcome};
+pub use self::complete::{Completion, CompletionReport, Exchange, Outcome};
 pub use self::enqueue::{EnqueueConnection, Enqueued, NewTaskExec};
 pub use self::workers::WorkerRegistration;
 pub use self::url::mask as mask_url;

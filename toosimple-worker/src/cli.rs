@@ -1,0 +1,390 @@
+//! The manage-style command line: `app worker`, `app status`, `app enqueue`, ...
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use clap::{Args, Parser, Subcommand};
+use toosimple_core::{
+    Error, QueueCount, State, Store, TaskExec, WorkerStatus, DATABASE_URL_ENV,
+};
+
+use crate::worker::{RunMode, Worker};
+
+/// Background tasks of this application: run workers and manage executions.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    /// The database (sqlite://path or postgres://...); default sqlite://toosimple.sqlite3.
+    #[arg(long, global = true, env = DATABASE_URL_ENV, value_name = "URL")]
+    database_url: Option<String>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a worker: claim queued tasks and execute them.
+    Worker(WorkerArgs),
+    /// Apply the database migrations and exit.
+    Migrate,
+    /// Show executions per queue and state, and the workers.
+    Status {
+        /// Print JSON instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Enqueue a task by name with JSON arguments: `enqueue add '{"a": 1, "b": 2}'`.
+    Enqueue {
+        /// The task's registered name.
+        task: String,
+        /// Its arguments, a JSON object keyed by parameter name.
+        #[arg(default_value = "{}")]
+        args: String,
+        /// When it may run (RFC 3339, e.g. 2030-01-01T08:00:00Z); now when absent.
+        #[arg(long)]
+        due: Option<String>,
+    },
+    /// Enqueue a new execution with the same task and arguments as execution ID.
+    Requeue {
+        /// The execution to copy.
+        id: i64,
+    },
+    /// Cancel execution ID if it has not started.
+    Cancel {
+        /// The execution to cancel.
+        id: i64,
+    },
+    /// Delete finished executions older than a duration.
+    Purge {
+        /// Age of the executions to delete: 30s, 15m, 12h, 7d, 2w.
+        #[arg(long = "older-than", alias = "older_than", value_parser = parse_age)]
+        older_than: Duration,
+        /// Only executions in this state (repeatable); any finished state by default.
+        #[arg(long)]
+        state: Vec<State>,
+    },
+    /// List the registered tasks and their options.
+    Tasks,
+}
+
+/// The `worker` subcommand's options (django-toosimple-q's underscore spellings work too).
+#[derive(Debug, Args)]
+struct WorkerArgs {
+    /// Serve only this queue (repeatable).
+    #[arg(long = "queue", value_name = "QUEUE", conflicts_with = "exclude_queue")]
+    queue: Vec<String>,
+    /// Serve every queue but this one (repeatable).
+    #[arg(long = "exclude-queue", alias = "exclude_queue", value_name = "QUEUE")]
+    exclude_queue: Vec<String>,
+    /// Run one round, then stop.
+    #[arg(long, conflicts_with = "until_done")]
+    once: bool,
+    /// Stop once nothing is left to run.
+    #[arg(long = "until-done", alias = "until_done")]
+    until_done: bool,
+    /// Seconds between heartbeats and idle looks for work.
+    #[arg(long, default_value_t = 1.0)]
+    tick: f64,
+    /// This worker's label; `{pid}` is replaced by the process id.
+    #[arg(long, default_value = "worker-{pid}")]
+    label: String,
+    /// Seconds without a heartbeat after which other workers rescue this one's tasks.
+    #[arg(long, default_value_t = 300.0)]
+    timeout: f64,
+    /// How many tasks run at once; default: the number of CPUs.
+    #[arg(long)]
+    concurrency: Option<usize>,
+    /// Do not materialize schedules.
+    #[arg(long = "no-schedules", alias = "no_schedules")]
+    no_schedules: bool,
+}
+
+fn parse_age(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("{text:?} has no unit: write e.g. 7d, 12h, 30m, 45s or 2w"))?;
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} does not start with a number"))?;
+    let seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        "w" => 604_800,
+        other => return Err(format!("unknown unit {other:?}: use s, m, h, d or w")),
+    };
+    Ok(Duration::from_secs(number * seconds))
+}
+
+fn seconds(value: f64, what: &str) -> Result<Duration, Error> {
+    Duration::try_from_secs_f64(value).map_err(|_| Error::InvalidOption {
+        option: what.to_string(),
+        reason: format!("{value} is not a number of seconds"),
+    })
+}
+
+/// Parses the process's arguments and runs the subcommand. See [`crate::main`].
+pub(crate) fn run() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    if let Some(url) = &cli.database_url {
+        if let Err(e) = toosimple_core::init(url) {
+            eprintln!("error: {e}");
+            return exit_code(match cli.command {
+                Command::Worker(_) => toosimple_core::EXIT_CRASHED,
+                _ => 1,
+            });
+        }
+    }
+    match cli.command {
+        Command::Worker(args) => run_worker(args),
+        other => match run_command(other) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+fn exit_code(code: i32) -> ExitCode {
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TOOSIMPLE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn run_worker(args: WorkerArgs) -> ExitCode {
+    let worker = match worker_from(&args) {
+        Ok(worker) => worker,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit_code(toosimple_core::EXIT_CRASHED);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return exit_code(toosimple_core::EXIT_CRASHED);
+        }
+    };
+    let shutdown = worker.shutdown_handle();
+    let exit = runtime.block_on(async move {
+        tokio::spawn(crate::signals::forward(shutdown));
+        worker.run_async().await
+    });
+    // Sync tasks abandoned at termination must not keep the process alive.
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    exit_code(exit.code())
+}
+
+fn worker_from(args: &WorkerArgs) -> Result<Worker, Error> {
+    let mut worker = Worker::new()
+        .tick(seconds(args.tick, "--tick")?)
+        .label(&args.label)
+        .heartbeat_timeout(seconds(args.timeout, "--timeout")?)
+        .schedules(!args.no_schedules)
+        .mode(if args.once {
+            RunMode::Once
+        } else if args.until_done {
+            RunMode::UntilDone
+        } else {
+            RunMode::Forever
+        });
+    if !args.queue.is_empty() {
+        worker = worker.queues(args.queue.iter().cloned());
+    } else if !args.exclude_queue.is_empty() {
+        worker = worker.exclude_queues(args.exclude_queue.iter().cloned());
+    }
+    if let Some(slots) = args.concurrency {
+        worker = worker.concurrency(slots);
+    }
+    Ok(worker)
+}
+
+fn run_command(command: Command) -> Result<(), Error> {
+    match command {
+        Command::Worker(_) => unreachable!("handled by run_worker"),
+        Command::Migrate => {
+            let store = toosimple_core::default_store()?;
+            println!("migrations applied to {}", store.url());
+        }
+        Command::Status { json } => status(&toosimple_core::default_store()?, json)?,
+        Command::Enqueue { task, args, due } => {
+            let store = toosimple_core::default_store()?;
+            let args: serde_json::Value =
+                serde_json::from_str(&args).map_err(|source| Error::InvalidOption {
+                    option: "ARGS".to_string(),
+                    reason: format!("not valid JSON: {source}"),
+                })?;
+            if !args.is_object() {
+                return Err(Error::InvalidOption {
+                    option: "ARGS".to_string(),
+                    reason: "must be a JSON object keyed by parameter name, e.g. '{\"a\": 1}'"
+                        .to_string(),
+                });
+            }
+            let due = due.map(|d| parse_due(&d)).transpose()?;
+            let handle = toosimple_core::enqueue_by_name(&store, &task, args, due)?;
+            let exec = handle.exec()?;
+            let duplicate = if handle.is_duplicate() {
+                " (a duplicate of a pending unique execution)"
+            } else {
+                ""
+            };
+            println!("enqueued {task} as #{} ({}){duplicate}", exec.id, exec.state);
+        }
+        Command::Requeue { id } => {
+            let store = toosimple_core::default_store()?;
+            let handle = TaskExec::requeue_in(&store, id)?;
+            println!("requeued #{id} as #{}", handle.id());
+        }
+        Command::Cancel { id } => {
+            let store = toosimple_core::default_store()?;
+            if TaskExec::cancel_in(&store, id)? {
+                println!("cancelled #{id}");
+            } else {
+                let state = TaskExec::get_in(&store, id)?.state;
+                println!("#{id} is {state}: only sleeping or queued executions can be cancelled");
+            }
+        }
+        Command::Purge { older_than, state } => {
+            let store = toosimple_core::default_store()?;
+            let before = Utc::now()
+                - chrono::TimeDelta::from_std(older_than).unwrap_or(chrono::TimeDelta::MAX);
+            let deleted = TaskExec::purge_in(&store, before, &state)?;
+            println!("deleted {deleted} finished execution(s) older than {older_than:?}");
+        }
+        Command::Tasks => tasks()?,
+    }
+    Ok(())
+}
+
+fn parse_due(text: &str) -> Result<DateTime<Utc>, Error> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|d| d.with_timezone(&Utc))
+        .map_err(|e| Error::InvalidOption {
+            option: "--due".to_string(),
+            reason: format!("{text:?} is not an RFC 3339 date such as 2030-01-01T08:00:00Z: {e}"),
+        })
+}
+
+fn status(store: &Store, json: bool) -> Result<(), Error> {
+    let counts = TaskExec::counts_in(store)?;
+    let workers = WorkerStatus::list_in(store)?;
+    let now = Utc::now();
+    if json {
+        let workers: Vec<serde_json::Value> = workers
+            .iter()
+            .map(|w| {
+                let mut value = serde_json::to_value(w).unwrap_or_default();
+                value["state"] = serde_json::json!(w.state_at(now));
+                value
+            })
+            .collect();
+        let out = serde_json::json!({ "database": store.url(), "counts": counts, "workers": workers });
+        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+        return Ok(());
+    }
+    println!("database: {}", store.url());
+    println!();
+    println!("{:<20} {:<12} {:>8}", "queue", "state", "count");
+    if counts.is_empty() {
+        println!("(no executions)");
+    }
+    for QueueCount { queue, state, count } in &counts {
+        println!("{queue:<20} {:<12} {count:>8}", state.as_str());
+    }
+    println!();
+    println!("{:<24} {:<11} {:<26} queues", "worker", "state", "last tick");
+    if workers.is_empty() {
+        println!("(no workers)");
+    }
+    for w in &workers {
+        let queues = if !w.queues.is_empty() {
+            w.queues.join(",")
+        } else if !w.excluded_queues.is_empty() {
+            format!("all but {}", w.excluded_queues.join(","))
+        } else {
+            "all".to_string()
+        };
+        println!(
+            "{:<24} {:<11} {:<26} {queues}",
+            w.label,
+            w.state_at(now).as_str(),
+            w.last_tick.format("%Y-%m-%d %H:%M:%S%.3f UTC")
+        );
+    }
+    Ok(())
+}
+
+fn tasks() -> Result<(), Error> {
+    let tasks = toosimple_core::tasks()?;
+    if tasks.is_empty() {
+        return Err(Error::NoTasks);
+    }
+    println!(
+        "{:<28} {:<12} {:>8} {:>7} {:>11} {:>6} {:>7}  defined at",
+        "task", "queue", "priority", "retries", "retry_delay", "unique", "timeout"
+    );
+    for t in tasks {
+        println!(
+            "{:<28} {:<12} {:>8} {:>7} {:>10}s {:>6} {:>7}  {}",
+            t.name(),
+            t.queue(),
+            t.priority(),
+            t.retries(),
+            t.retry_delay(),
+            if t.is_unique() { "yes" } else { "no" },
+            t.timeout().map_or("-".to_string(), |s| format!("{s}s")),
+            t.location()
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_parse_with_units() {
+        assert_eq!(parse_age("7d"), Ok(Duration::from_secs(7 * 86_400)));
+        assert_eq!(parse_age("30s"), Ok(Duration::from_secs(30)));
+        assert!(parse_age("7").unwrap_err().contains("no unit"));
+        assert!(parse_age("7y").unwrap_err().contains("unknown unit"));
+    }
+
+    #[test]
+    fn underscore_aliases_parse() {
+        let cli = Cli::try_parse_from([
+            "app",
+            "worker",
+            "--until_done",
+            "--exclude_queue",
+            "slow",
+            "--no_schedules",
+        ])
+        .unwrap();
+        let Command::Worker(args) = cli.command else {
+            panic!("worker")
+        };
+        assert!(args.until_done && args.no_schedules);
+        assert_eq!(args.exclude_queue, ["slow"]);
+        assert!(Cli::try_parse_from(["app", "worker", "--once", "--until-done"]).is_err());
+        assert!(Cli::try_parse_from(["app", "worker", "--queue", "a", "--exclude-queue", "b"]).is_err());
+    }
+}
