@@ -44,11 +44,12 @@ mod sealed {
     impl Sealed for diesel::SqliteConnection {}
     impl Sealed for diesel::PgConnection {}
     impl Sealed for super::AnyConnection {}
+    impl Sealed for crate::store::StoreConnection {}
 }
 
 /// A diesel connection a task can be enqueued through, so that the task row commits or rolls
 /// back with the caller's own transaction: `SqliteConnection`, `PgConnection`, or the
-/// [`AnyConnection`] of a [`Store`](crate::Store) (deref a pooled connection with `&mut *conn`).
+/// [`AnyConnection`] of a [`Store`](crate::Store), pooled or not.
 ///
 /// The connection must reach the same database the workers use, and its migrations must have
 /// run (connecting a [`Store`](crate::Store) to it once does that).
@@ -61,6 +62,12 @@ pub trait EnqueueConnection: sealed::Sealed {
 impl EnqueueConnection for AnyConnection {
     fn __enqueue(&mut self, rows: &[NewTaskExec]) -> QueryResult<Vec<Enqueued>> {
         super::with_conn!(self, |c| c.__enqueue(rows))
+    }
+}
+
+impl EnqueueConnection for super::StoreConnection {
+    fn __enqueue(&mut self, rows: &[NewTaskExec]) -> QueryResult<Vec<Enqueued>> {
+        (**self).__enqueue(rows)
     }
 }
 
