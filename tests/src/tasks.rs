@@ -125,3 +125,79 @@ pub async fn send(to: String) -> Result<(), MailError> {
 pub fn morning(name: String) -> String {
     format!("Good morning {name} !")
 }
+
+diesel::table! {
+    /// What [`record`] writes: one row per execution, to count executions exactly.
+    side_effects (id) {
+        id -> BigInt,
+        n -> BigInt,
+        pid -> BigInt,
+    }
+}
+
+/// Records that it ran with `n` in `side_effects` (see `TestDb::create_side_effects`).
+#[task]
+pub fn record(n: i64) -> Result<(), String> {
+    use diesel::prelude::*;
+    let store = toosimple_core::default_store().map_err(|e| e.to_string())?;
+    let mut conn = store.connection().map_err(|e| e.to_string())?;
+    diesel::insert_into(side_effects::table)
+        .values((
+            side_effects::n.eq(n),
+            side_effects::pid.eq(i64::from(std::process::id())),
+        ))
+        .execute(&mut *conn)
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// Records `n` with a high priority.
+#[task(priority = 2)]
+pub fn record_high(n: i64) -> Result<(), String> {
+    record(n)
+}
+
+/// Records `n` on queue `q1`.
+#[task(queue = "q1")]
+pub fn record_q1(n: i64) -> Result<(), String> {
+    record(n)
+}
+
+/// Records `n` on queue `q2`.
+#[task(queue = "q2")]
+pub fn record_q2(n: i64) -> Result<(), String> {
+    record(n)
+}
+
+/// Always fails; retried three times with delays 1, 2 and 4 s.
+#[task(retries = 3, retry_delay = 1)]
+pub fn always_fails() -> Result<(), String> {
+    Err("it always fails".to_string())
+}
+
+/// Panics.
+#[task]
+pub fn panics(message: String) {
+    panic!("{message}");
+}
+
+/// Sleeps `ms` milliseconds on a blocking thread, then records `n`.
+#[task]
+pub fn sleepy(ms: u64, n: i64) -> Result<(), String> {
+    std::thread::sleep(std::time::Duration::from_millis(ms));
+    record(n)
+}
+
+/// Sleeps `ms` milliseconds, then records `n`; times out after 1 s.
+#[task(timeout = 1)]
+pub fn sleepy_with_timeout(ms: u64, n: i64) -> Result<(), String> {
+    std::thread::sleep(std::time::Duration::from_millis(ms));
+    record(n)
+}
+
+/// Sleeps `ms` milliseconds asynchronously, then records `n`; times out after 1 s.
+#[task(timeout = 1)]
+pub async fn async_sleepy_with_timeout(ms: u64, n: i64) -> Result<(), String> {
+    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    record(n)
+}

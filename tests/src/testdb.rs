@@ -99,6 +99,37 @@ impl TestDb {
             .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
 
+    /// Creates the `side_effects` table that the `record` tasks write to.
+    pub fn create_side_effects(&self) {
+        let id = match self.store.backend() {
+            toosimple_core::Backend::Sqlite => "INTEGER PRIMARY KEY AUTOINCREMENT",
+            toosimple_core::Backend::Postgres => "BIGSERIAL PRIMARY KEY",
+        };
+        self.execute(&format!(
+            "CREATE TABLE side_effects (id {id}, n BIGINT NOT NULL, pid BIGINT NOT NULL)"
+        ));
+    }
+
+    /// The `n` values recorded in `side_effects`, in the order they were written.
+    pub fn side_effects(&self) -> Vec<i64> {
+        use crate::tasks::side_effects::dsl as se;
+        let mut conn = self.store.connection().expect("a connection");
+        se::side_effects
+            .order(se::id)
+            .select(se::n)
+            .load(&mut *conn)
+            .expect("read side_effects")
+    }
+
+    /// A command running the application binary `bin` on this database.
+    pub fn app(&self, bin: &str) -> std::process::Command {
+        let mut command = std::process::Command::new(bin);
+        command
+            .env("TOOSIMPLE_DATABASE_URL", &self.url)
+            .env("TOOSIMPLE_LOG", "info");
+        command
+    }
+
     /// Counts the rows matching `where_clause` in `task_execs`.
     pub fn count(&self, where_clause: &str) -> i64 {
         #[derive(QueryableByName)]

@@ -2,8 +2,25 @@
 
 use toosimple_tests as _;
 
-const EXPECTED: [&str; 9] = [
-    "add", "echo", "fail_with", "mail.send", "many_args", "morning", "nothing", "refresh", "shout",
+const EXPECTED: [&str; 18] = [
+    "add",
+    "always_fails",
+    "async_sleepy_with_timeout",
+    "echo",
+    "fail_with",
+    "mail.send",
+    "many_args",
+    "morning",
+    "nothing",
+    "panics",
+    "record",
+    "record_high",
+    "record_q1",
+    "record_q2",
+    "refresh",
+    "shout",
+    "sleepy",
+    "sleepy_with_timeout",
 ];
 
 #[test]

@@ -78,7 +78,7 @@ async fn run(def: &'static TaskDef, args: &str) -> Outcome {
             timeout.map_or(0, |t| t.as_secs())
         )),
         Some(Err(join_error)) => match join_error.try_into_panic() {
-            Ok(payload) => Outcome::Failed(format!("panicked: {}", panic_message(&payload))),
+            Ok(payload) => Outcome::Failed(format!("panicked: {}", panic_message(&*payload))),
             Err(_) => Outcome::Interrupted("the task was cancelled".to_string()),
         },
         Some(Ok(Ok(value))) => Outcome::Succeeded(value),

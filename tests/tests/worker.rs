@@ -1,0 +1,284 @@
+//! The worker run in-process: order, queues, retries, failures, time-outs, rescue.
+
+use std::time::Duration;
+
+use chrono::{TimeDelta, Utc};
+use toosimple_core::{State, TaskExec, TaskExecFilter};
+use toosimple_tests::tasks::{
+    always_fails, async_sleepy_with_timeout, panics, record, record_high, record_q1, record_q2,
+    sleepy, sleepy_with_timeout,
+};
+use toosimple_tests::{TestDb, backend_suite, wait_until};
+use toosimple_worker::{Exit, Worker};
+
+backend_suite!(
+    runs_by_priority_then_due,
+    serves_only_its_queues,
+    excludes_queues,
+    retries_with_doubling_delays_chained_by_replaced_by,
+    panics_and_errors_are_failed_with_their_message,
+    corrupt_arguments_make_the_execution_invalid,
+    unknown_task_names_are_left_queued,
+    async_tasks_are_cancelled_at_their_timeout,
+    late_result_of_a_timed_out_sync_task_is_not_recorded,
+    runs_sleeping_tasks_once_due,
+    once_runs_one_round,
+    rescues_the_tasks_of_a_silent_worker_exactly_once,
+    graceful_shutdown_finishes_running_tasks,
+    terminate_interrupts_and_replaces_running_tasks,
+);
+
+fn worker(db: &TestDb) -> Worker {
+    Worker::new()
+        .store(db.store.clone())
+        .tick(Duration::from_millis(50))
+        .label("test-worker")
+}
+
+fn execs(name: &str) -> Vec<TaskExec> {
+    let mut all = TaskExec::list(&TaskExecFilter::default().task_name(name).limit(1000)).unwrap();
+    all.reverse(); // oldest first
+    all
+}
+
+fn runs_by_priority_then_due(db: &TestDb) {
+    db.create_side_effects();
+    let now = Utc::now();
+    // Due order among equal priorities; all due already.
+    record::queue_at(now - TimeDelta::seconds(10), 3).unwrap();
+    record::queue_at(now - TimeDelta::seconds(30), 1).unwrap();
+    record_high::queue_at(now - TimeDelta::seconds(5), 20).unwrap();
+    record::queue_at(now - TimeDelta::seconds(20), 2).unwrap();
+    record_high::queue_at(now - TimeDelta::seconds(6), 10).unwrap();
+    assert_eq!(worker(db).concurrency(1).until_done().run(), Exit::Stopped);
+    assert_eq!(db.side_effects(), vec![10, 20, 1, 2, 3]);
+}
+
+fn serves_only_its_queues(db: &TestDb) {
+    db.create_side_effects();
+    record_q1::queue(1).unwrap();
+    record_q2::queue(2).unwrap();
+    record::queue(3).unwrap();
+    assert_eq!(worker(db).queues(["q1"]).until_done().run(), Exit::Stopped);
+    assert_eq!(db.side_effects(), vec![1]);
+    assert_eq!(db.count("state = 'queued'"), 2);
+}
+
+fn excludes_queues(db: &TestDb) {
+    db.create_side_effects();
+    record_q1::queue(1).unwrap();
+    record_q2::queue(2).unwrap();
+    record::queue(3).unwrap();
+    assert_eq!(worker(db).exclude_queues(["q1"]).until_done().run(), Exit::Stopped);
+    let mut done = db.side_effects();
+    done.sort();
+    assert_eq!(done, vec![2, 3]);
+    assert_eq!(db.count("state = 'queued' AND queue = 'q1'"), 1);
+}
+
+fn retries_with_doubling_delays_chained_by_replaced_by(db: &TestDb) {
+    always_fails::queue().unwrap();
+    let worker = worker(db);
+    let shutdown = worker.shutdown_handle();
+    let running = std::thread::spawn(move || worker.run());
+    wait_until("4 failed executions", Duration::from_secs(20), || {
+        db.count("task_name = 'always_fails' AND state = 'failed'") == 4
+    });
+    shutdown.graceful();
+    assert_eq!(running.join().unwrap(), Exit::Stopped);
+
+    let chain = execs("always_fails");
+    assert_eq!(chain.len(), 4);
+    for (i, exec) in chain.iter().enumerate() {
+        assert_eq!(exec.state, State::Failed);
+        assert_eq!(exec.error.as_deref(), Some("it always fails"));
+        assert_eq!(exec.retries, 3 - i as i32);
+        assert_eq!(exec.retry_delay, 1 << i);
+        assert_eq!(exec.replaced_by, chain.get(i + 1).map(|next| next.id));
+    }
+    // Each retry is due `retry_delay` of the failed execution after it failed: 1, 2, 4 s.
+    for pair in chain.windows(2) {
+        let waited = pair[1].due - pair[0].finished.unwrap();
+        assert_eq!(waited.num_milliseconds(), pair[0].retry_delay * 1000, "{pair:?}");
+        assert!(pair[1].started.unwrap() >= pair[1].due);
+    }
+}
+
+fn panics_and_errors_are_failed_with_their_message(db: &TestDb) {
+    let panicked = panics::queue("the bridge is out".into()).unwrap();
+    let failed = toosimple_tests::tasks::fail_with::queue("no disk".into()).unwrap();
+    assert_eq!(worker(db).until_done().run(), Exit::Stopped);
+    let panicked = panicked.exec().unwrap();
+    assert_eq!(panicked.state, State::Failed);
+    assert_eq!(panicked.error.as_deref(), Some("panicked: the bridge is out"));
+    let failed = failed.exec().unwrap();
+    assert_eq!((failed.state, failed.error.as_deref()), (State::Failed, Some("no disk")));
+    assert_eq!(failed.replaced_by, None);
+}
+
+fn corrupt_arguments_make_the_execution_invalid(db: &TestDb) {
+    let not_json = record::queue(1).unwrap();
+    let wrong_type = record::queue(2).unwrap();
+    let missing = record::queue(3).unwrap();
+    db.execute(&format!("UPDATE task_execs SET args = '{{not json' WHERE id = {}", not_json.id()));
+    db.execute(&format!(
+        "UPDATE task_execs SET args = '{{\"n\": \"two\"}}' WHERE id = {}",
+        wrong_type.id()
+    ));
+    db.execute(&format!("UPDATE task_execs SET args = '{{}}' WHERE id = {}", missing.id()));
+    assert_eq!(worker(db).until_done().run(), Exit::Stopped);
+    let error = |h: &toosimple_core::TaskHandle<()>| {
+        let exec = h.exec().unwrap();
+        assert_eq!(exec.state, State::Invalid);
+        exec.error.unwrap()
+    };
+    assert!(error(&not_json).starts_with("arguments are not valid JSON"));
+    assert!(error(&wrong_type).contains("argument `n`: invalid type: string \"two\""));
+    assert_eq!(error(&missing), "argument `n` is missing");
+}
+
+fn unknown_task_names_are_left_queued(db: &TestDb) {
+    db.create_side_effects();
+    let h = record::queue(1).unwrap();
+    db.execute(&format!("UPDATE task_execs SET task_name = 'renamed.later' WHERE id = {}", h.id()));
+    record::queue(2).unwrap();
+    assert_eq!(worker(db).until_done().run(), Exit::Stopped);
+    assert_eq!(db.side_effects(), vec![2]);
+    assert_eq!(h.exec().unwrap().state, State::Queued);
+}
+
+fn async_tasks_are_cancelled_at_their_timeout(db: &TestDb) {
+    db.create_side_effects();
+    let slow = async_sleepy_with_timeout::queue(3_000, 1).unwrap();
+    let fast = async_sleepy_with_timeout::queue(10, 2).unwrap();
+    assert_eq!(worker(db).until_done().run(), Exit::Stopped);
+    let slow = slow.exec().unwrap();
+    assert_eq!((slow.state, slow.error.as_deref()), (State::Failed, Some("timed out after 1 s")));
+    assert_eq!(fast.state().unwrap(), State::Succeeded);
+    // Cancelled: its side effect after the sleep never happens.
+    std::thread::sleep(Duration::from_millis(2_500));
+    assert_eq!(db.side_effects(), vec![2]);
+}
+
+fn late_result_of_a_timed_out_sync_task_is_not_recorded(db: &TestDb) {
+    db.create_side_effects();
+    let slow = sleepy_with_timeout::queue(2_000, 1).unwrap();
+    let worker = worker(db);
+    let shutdown = worker.shutdown_handle();
+    let running = std::thread::spawn(move || worker.run());
+    wait_until("the time-out to be recorded", Duration::from_secs(10), || {
+        slow.state().unwrap() == State::Failed
+    });
+    // The thread cannot be stopped: it finishes later, and the worker drops its result.
+    wait_until("the abandoned thread to finish", Duration::from_secs(10), || {
+        db.side_effects() == vec![1]
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    shutdown.graceful();
+    assert_eq!(running.join().unwrap(), Exit::Stopped);
+    let slow = slow.exec().unwrap();
+    assert_eq!((slow.state, slow.error.as_deref()), (State::Failed, Some("timed out after 1 s")));
+}
+
+fn runs_sleeping_tasks_once_due(db: &TestDb) {
+    db.create_side_effects();
+    let soon = record::queue_at(Utc::now() + TimeDelta::milliseconds(500), 1).unwrap();
+    let later = record::queue_at(Utc::now() + TimeDelta::hours(1), 2).unwrap();
+    let worker = worker(db);
+    let shutdown = worker.shutdown_handle();
+    let running = std::thread::spawn(move || worker.run());
+    wait_until("the due task to run", Duration::from_secs(10), || {
+        soon.state().unwrap() == State::Succeeded
+    });
+    shutdown.graceful();
+    assert_eq!(running.join().unwrap(), Exit::Stopped);
+    let soon = soon.exec().unwrap();
+    assert!(soon.started.unwrap() >= soon.due);
+    assert_eq!(later.state().unwrap(), State::Sleeping);
+}
+
+fn once_runs_one_round(db: &TestDb) {
+    db.create_side_effects();
+    record::queue_many((0..5).map(|n| (n,))).unwrap();
+    assert_eq!(worker(db).concurrency(2).once().run(), Exit::Stopped);
+    assert_eq!(db.side_effects().len(), 2);
+    assert_eq!(db.count("state = 'queued'"), 3);
+}
+
+fn rescues_the_tasks_of_a_silent_worker_exactly_once(db: &TestDb) {
+    db.create_side_effects();
+    let orphan = record::queue(7).unwrap();
+    // A worker that claimed it and then went silent (as after kill -9), with a 1 s timeout.
+    let past = Utc::now() - TimeDelta::seconds(5);
+    db.store
+        .register_worker(&toosimple_core::store::WorkerRegistration {
+            label: "dead-worker",
+            queues: &[],
+            excluded_queues: &[],
+            timeout: 1.0,
+            now: past,
+        })
+        .unwrap();
+    db.execute(&format!(
+        "UPDATE task_execs SET state = 'processing', worker = 'dead-worker' WHERE id = {}",
+        orphan.id()
+    ));
+    // Several rescuers at once: each looks, one wins.
+    let rescued: Vec<_> = (0..4)
+        .map(|i| {
+            let store = db.store.clone();
+            std::thread::spawn(move || store.rescue(&format!("rescuer-{i}"), Utc::now()).unwrap())
+        })
+        .map(|t| t.join().unwrap())
+        .collect();
+    assert_eq!(rescued.iter().map(Vec::len).sum::<usize>(), 1, "{rescued:?}");
+    let exec = orphan.exec().unwrap();
+    assert_eq!(exec.state, State::Interrupted);
+    assert!(exec.error.unwrap().contains("dead-worker sent no heartbeat"));
+    // The replacement runs once on a live worker.
+    assert_eq!(worker(db).until_done().run(), Exit::Stopped);
+    assert_eq!(db.side_effects(), vec![7]);
+    assert_eq!(db.count("task_name = 'record'"), 2);
+    assert_eq!(orphan.wait(Duration::from_secs(1)).ok(), Some(()));
+}
+
+fn graceful_shutdown_finishes_running_tasks(db: &TestDb) {
+    db.create_side_effects();
+    let running_task = sleepy::queue(700, 1).unwrap();
+    let queued = record::queue(2).unwrap();
+    let worker = worker(db).concurrency(1);
+    let shutdown = worker.shutdown_handle();
+    let running = std::thread::spawn(move || worker.run());
+    wait_until("the task to start", Duration::from_secs(10), || {
+        running_task.state().unwrap() == State::Processing
+    });
+    shutdown.graceful();
+    assert_eq!(running.join().unwrap(), Exit::Stopped);
+    assert_eq!(running_task.state().unwrap(), State::Succeeded);
+    assert_eq!(queued.state().unwrap(), State::Queued);
+    let status = toosimple_core::WorkerStatus::list_in(&db.store).unwrap();
+    assert_eq!(status[0].state(), toosimple_core::WorkerState::Stopped);
+}
+
+fn terminate_interrupts_and_replaces_running_tasks(db: &TestDb) {
+    db.create_side_effects();
+    let task = async_sleepy_with_timeout::queue(900, 1).unwrap();
+    let worker = worker(db);
+    let shutdown = worker.shutdown_handle();
+    let running = std::thread::spawn(move || worker.run());
+    wait_until("the task to start", Duration::from_secs(10), || {
+        task.state().unwrap() == State::Processing
+    });
+    shutdown.terminate();
+    assert_eq!(running.join().unwrap(), Exit::Terminated);
+    let exec = task.exec().unwrap();
+    assert_eq!(exec.state, State::Interrupted);
+    let replacement = TaskExec::get(exec.replaced_by.unwrap()).unwrap();
+    assert_eq!(replacement.state, State::Sleeping);
+    assert_eq!((replacement.retries, replacement.args), (exec.retries, exec.args));
+    let status = toosimple_core::WorkerStatus::list_in(&db.store).unwrap();
+    assert_eq!(status[0].state(), toosimple_core::WorkerState::Terminated);
+    // The async task was cancelled, not left running.
+    std::thread::sleep(Duration::from_millis(1_200));
+    assert!(db.side_effects().is_empty());
+}
