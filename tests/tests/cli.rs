@@ -1,0 +1,267 @@
+//! The application binary's command line, run as a user runs it: worker processes, signals,
+//! and every subcommand.
+
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use toosimple_core::{State, TaskExec};
+use toosimple_tests::tasks::{add, record, sleepy};
+use toosimple_tests::{TestDb, backend_suite, wait_until};
+
+const APP: &str = env!("CARGO_BIN_EXE_testapp");
+
+backend_suite!(
+    four_worker_processes_run_each_task_exactly_once,
+    sigterm_interrupts_the_running_task_and_exits_77,
+    first_sigint_lets_the_running_task_finish_and_exits_0,
+    second_sigint_terminates,
+    killed_worker_is_rescued_once_by_another,
+    until_done_and_once_exit_0,
+    migrate_status_and_tasks,
+    enqueue_requeue_cancel_and_purge,
+    enqueue_reports_bad_input_clearly,
+);
+
+fn run(db: &TestDb, args: &[&str]) -> Output {
+    let output = db.app(APP).args(args).output().expect("run the app");
+    eprintln!(
+        "$ app {}\n{}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn spawn_worker(db: &TestDb, args: &[&str]) -> Child {
+    db.app(APP)
+        .arg("worker")
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start a worker")
+}
+
+fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success());
+}
+
+fn exit_code(mut child: Child, timeout: Duration) -> i32 {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code().unwrap_or(-1);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the worker did not exit within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn four_worker_processes_run_each_task_exactly_once(db: &TestDb) {
+    db.create_side_effects();
+    record::queue_many((0..2_000).map(|n| (n,))).unwrap();
+    let workers: Vec<Child> = (0..4)
+        .map(|i| spawn_worker(db, &["--until-done", "--concurrency", "4", "--label", &format!("w{i}")]))
+        .collect();
+    for worker in workers {
+        assert_eq!(exit_code(worker, Duration::from_secs(120)), 0);
+    }
+    let mut done = db.side_effects();
+    assert_eq!(done.len(), 2_000, "each task ran once");
+    done.sort();
+    done.dedup();
+    assert_eq!(done.len(), 2_000, "no task ran twice");
+    assert_eq!(db.count("state <> 'succeeded'"), 0);
+    // They shared the work (the claim hands rows to whichever worker asks).
+    let per_worker = db.count("worker IS NOT NULL");
+    assert_eq!(per_worker, 2_000);
+}
+
+fn sigterm_interrupts_the_running_task_and_exits_77(db: &TestDb) {
+    db.create_side_effects();
+    let task = sleepy::queue(5_000, 1).unwrap();
+    let worker = spawn_worker(db, &["--label", "victim"]);
+    wait_until("the task to start", Duration::from_secs(20), || {
+        task.state().unwrap() == State::Processing
+    });
+    signal(&worker, "TERM");
+    assert_eq!(exit_code(worker, Duration::from_secs(20)), 77);
+    let exec = task.exec().unwrap();
+    assert_eq!(exec.state, State::Interrupted);
+    assert_eq!(exec.error.as_deref(), Some("worker victim was terminated"));
+    let replacement = TaskExec::get(exec.replaced_by.unwrap()).unwrap();
+    assert_eq!(replacement.state, State::Sleeping);
+    assert_eq!(replacement.args, json!({"ms": 5_000, "n": 1}));
+    assert!(db.side_effects().is_empty());
+}
+
+fn first_sigint_lets_the_running_task_finish_and_exits_0(db: &TestDb) {
+    db.create_side_effects();
+    let task = sleepy::queue(1_500, 1).unwrap();
+    let next = record::queue(2).unwrap();
+    let worker = spawn_worker(db, &["--concurrency", "1"]);
+    wait_until("the task to start", Duration::from_secs(20), || {
+        task.state().unwrap() == State::Processing
+    });
+    signal(&worker, "INT");
+    assert_eq!(exit_code(worker, Duration::from_secs(20)), 0);
+    assert_eq!(task.state().unwrap(), State::Succeeded);
+    assert_eq!(db.side_effects(), vec![1]);
+    assert_eq!(next.state().unwrap(), State::Queued, "nothing is claimed after SIGINT");
+}
+
+fn second_sigint_terminates(db: &TestDb) {
+    let task = sleepy::queue(10_000, 1).unwrap();
+    let worker = spawn_worker(db, &[]);
+    wait_until("the task to start", Duration::from_secs(20), || {
+        task.state().unwrap() == State::Processing
+    });
+    signal(&worker, "INT");
+    std::thread::sleep(Duration::from_millis(300));
+    signal(&worker, "INT");
+    assert_eq!(exit_code(worker, Duration::from_secs(20)), 77);
+    assert_eq!(task.state().unwrap(), State::Interrupted);
+}
+
+fn killed_worker_is_rescued_once_by_another(db: &TestDb) {
+    db.create_side_effects();
+    let task = sleepy::queue(1_000, 1).unwrap();
+    let victim = spawn_worker(db, &["--label", "doomed", "--timeout", "1", "--tick", "0.2"]);
+    wait_until("the task to start", Duration::from_secs(20), || {
+        task.state().unwrap() == State::Processing
+    });
+    signal(&victim, "KILL");
+    assert_eq!(exit_code(victim, Duration::from_secs(20)), -1);
+    wait_until("the killed worker to time out", Duration::from_secs(20), || {
+        toosimple_core::WorkerStatus::list_in(&db.store).unwrap()[0].state()
+            == toosimple_core::WorkerState::TimedOut
+    });
+    // Two rescuers look at the same time; the task is replaced once and runs once.
+    let rescuers: Vec<Child> = (0..2)
+        .map(|i| spawn_worker(db, &["--until-done", "--tick", "0.2", "--label", &format!("r{i}")]))
+        .collect();
+    wait_until("the rescue", Duration::from_secs(20), || {
+        task.state().unwrap() == State::Interrupted
+    });
+    let replacement = task.exec().unwrap().replaced_by.unwrap();
+    wait_until("the replacement to run", Duration::from_secs(20), || {
+        TaskExec::get(replacement).unwrap().state == State::Succeeded
+    });
+    for rescuer in rescuers {
+        assert_eq!(exit_code(rescuer, Duration::from_secs(20)), 0);
+    }
+    assert_eq!(db.count("task_name = 'sleepy'"), 2);
+    assert_eq!(db.side_effects(), vec![1]);
+    let exec = task.exec().unwrap();
+    assert!(exec.error.unwrap().contains("worker doomed sent no heartbeat"));
+}
+
+fn until_done_and_once_exit_0(db: &TestDb) {
+    db.create_side_effects();
+    record::queue_many((0..3).map(|n| (n,))).unwrap();
+    let once = run(db, &["worker", "--once", "--concurrency", "1"]);
+    assert_eq!(once.status.code(), Some(0));
+    assert_eq!(db.side_effects().len(), 1);
+    let done = run(db, &["worker", "--until_done", "--no_schedules", "--exclude_queue", "q1"]);
+    assert_eq!(done.status.code(), Some(0));
+    assert_eq!(db.side_effects().len(), 3);
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    assert!(stderr.contains("worker started") && stderr.contains("task ended"), "{stderr}");
+    // The database's password never reaches the log.
+    assert!(!stderr.contains("password="));
+}
+
+fn migrate_status_and_tasks(db: &TestDb) {
+    let migrate = run(db, &["migrate"]);
+    assert!(migrate.status.success());
+    assert!(stdout(&migrate).contains("migrations applied"));
+
+    add::queue(1, 2).unwrap();
+    add::queue(3, 4).unwrap();
+    let status = run(db, &["status"]);
+    assert!(status.status.success());
+    let text = stdout(&status);
+    assert!(text.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["default", "queued", "2"]), "{text}");
+
+    run(db, &["worker", "--until-done", "--label", "status-check"]);
+    let status = run(db, &["status", "--json"]);
+    let value: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(value["counts"], json!([{"queue": "default", "state": "succeeded", "count": 2}]));
+    assert_eq!(value["workers"][0]["label"], "status-check");
+    assert_eq!(value["workers"][0]["state"], "stopped");
+
+    let tasks = run(db, &["tasks"]);
+    let text = stdout(&tasks);
+    let send = text.lines().find(|l| l.starts_with("mail.send")).expect("mail.send listed");
+    let columns: Vec<&str> = send.split_whitespace().collect();
+    assert_eq!(&columns[..7], ["mail.send", "emails", "5", "3", "2s", "yes", "30s"]);
+}
+
+fn enqueue_requeue_cancel_and_purge(db: &TestDb) {
+    let enqueue = run(db, &["enqueue", "add", r#"{"a": 20, "b": 22}"#]);
+    assert!(enqueue.status.success());
+    let first = TaskExec::list(&Default::default()).unwrap()[0].clone();
+    assert_eq!(stdout(&enqueue).trim(), format!("enqueued add as #{} (queued)", first.id));
+    assert_eq!(first.args, json!({"a": 20, "b": 22}));
+
+    let later = run(db, &["enqueue", "add", r#"{"a": 1, "b": 1}"#, "--due", "2100-01-01T00:00:00Z"]);
+    assert!(stdout(&later).contains("(sleeping)"));
+
+    run(db, &["worker", "--until-done"]);
+    assert_eq!(TaskExec::get(first.id).unwrap().result, Some(json!(42)));
+
+    let requeue = run(db, &["requeue", &first.id.to_string()]);
+    assert!(requeue.status.success());
+    let copy = TaskExec::list(&Default::default()).unwrap()[0].clone();
+    assert_eq!(stdout(&requeue).trim(), format!("requeued #{} as #{}", first.id, copy.id));
+    assert_eq!((copy.state, copy.args.clone()), (State::Queued, first.args.clone()));
+
+    let cancel = run(db, &["cancel", &copy.id.to_string()]);
+    assert_eq!(stdout(&cancel).trim(), format!("cancelled #{}", copy.id));
+    let again = run(db, &["cancel", &first.id.to_string()]);
+    assert!(stdout(&again).contains("is succeeded: only sleeping or queued"));
+    let missing = run(db, &["cancel", "987654"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no task execution with id 987654"));
+
+    // Nothing is old enough yet; then everything finished is.
+    let keep = run(db, &["purge", "--older-than", "7d"]);
+    assert!(stdout(&keep).contains("deleted 0"));
+    std::thread::sleep(Duration::from_millis(1_100));
+    let purge = run(db, &["purge", "--older_than", "1s", "--state", "cancelled"]);
+    assert!(stdout(&purge).contains("deleted 1"), "{}", stdout(&purge));
+    let purge = run(db, &["purge", "--older-than", "1s"]);
+    assert!(stdout(&purge).contains("deleted 1"), "{}", stdout(&purge));
+    assert_eq!(db.count("1 = 1"), 1, "only the sleeping one is left");
+}
+
+fn enqueue_reports_bad_input_clearly(db: &TestDb) {
+    let unknown = run(db, &["enqueue", "nope", "{}"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&unknown.stderr);
+    assert!(stderr.contains("task `nope` is not registered") && stderr.contains("mail.send"), "{stderr}");
+
+    let bad_json = run(db, &["enqueue", "add", "{a: 1"]);
+    assert_eq!(bad_json.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad_json.stderr).contains("invalid ARGS: not valid JSON"));
+
+    let bad_due = run(db, &["enqueue", "add", "{}", "--due", "tomorrow"]);
+    assert!(String::from_utf8_lossy(&bad_due.stderr).contains("invalid --due"));
+    assert_eq!(db.count("1 = 1"), 0, "nothing was enqueued");
+
+    let bad_flag = run(db, &["worker", "--once", "--until-done"]);
+    assert_eq!(bad_flag.status.code(), Some(2));
+}
