@@ -65,6 +65,66 @@ impl<T, E> TaskResult for std::result::Result<T, E> {
     type Err = E;
 }
 
+/// How generated code encodes and decodes one argument type, obtained through [`task_arg`].
+///
+/// The macro routes every use of an argument type (the compile-time check, `__args`, the
+/// runner) through `task_arg::<T>()` at the argument's span, so that a type lacking
+/// `Serialize`/`Deserialize` gives one error at the argument instead of one per use.
+pub struct ArgCodec<T> {
+    encode: fn(&T) -> serde_json::Result<Value>,
+    decode: fn(Value) -> serde_json::Result<T>,
+}
+
+impl<T> Clone for ArgCodec<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for ArgCodec<T> {}
+
+/// The codec of argument type `T`: the only place generated code requires `T: TaskArg`.
+pub const fn task_arg<T: TaskArg>() -> ArgCodec<T> {
+    fn encode<T: Serialize>(value: &T) -> serde_json::Result<Value> {
+        serde_json::to_value(value)
+    }
+    fn decode<T: DeserializeOwned>(value: Value) -> serde_json::Result<T> {
+        serde_json::from_value(value)
+    }
+    ArgCodec {
+        encode: encode::<T>,
+        decode: decode::<T>,
+    }
+}
+
+/// How a task's result becomes its outcome: the only place generated code requires
+/// `T: TaskOutput` (see [`ArgCodec`] for why).
+pub const fn task_output<T: TaskOutput>() -> fn(T) -> RunResult {
+    value_outcome::<T>
+}
+
+/// How a task's error is recorded: the only place generated code requires `E: TaskErrorType`.
+pub const fn task_error<E: TaskErrorType>() -> fn(&E) -> String {
+    error_text::<E>
+}
+
+/// The text of an error, for tasks whose error type is not written out (`anyhow::Result<T>`).
+pub fn error_text<E: Display>(error: &E) -> String {
+    error.to_string()
+}
+
+/// The outcome of a task that returns a `Result`, through the functions of [`task_output`] and
+/// [`task_error`].
+pub fn result_outcome_with<T, E>(
+    result: std::result::Result<T, E>,
+    output: fn(T) -> RunResult,
+    error: fn(&E) -> String,
+) -> RunResult {
+    match result {
+        Ok(value) => output(value),
+        Err(e) => Err(RunError::Failed(error(&e))),
+    }
+}
+
 /// Builds the JSON object of a call's arguments.
 pub struct ArgsBuilder {
     task: &'static str,
@@ -83,6 +143,22 @@ impl ArgsBuilder {
     /// Adds argument `name`.
     pub fn arg<T: Serialize>(mut self, name: &'static str, value: &T) -> Result<Self> {
         let value = serde_json::to_value(value).map_err(|source| Error::EncodeArg {
+            task: self.task.to_string(),
+            arg: name.to_string(),
+            source,
+        })?;
+        self.map.insert(name.to_string(), value);
+        Ok(self)
+    }
+
+    /// Adds argument `name` through its codec (see [`task_arg`]).
+    pub fn arg_with<T>(
+        mut self,
+        name: &'static str,
+        value: &T,
+        codec: ArgCodec<T>,
+    ) -> Result<Self> {
+        let value = (codec.encode)(value).map_err(|source| Error::EncodeArg {
             task: self.task.to_string(),
             arg: name.to_string(),
             source,
@@ -120,6 +196,21 @@ impl ArgsReader {
             Some(value) => serde_json::from_value(value)
                 .map_err(|e| RunError::InvalidArgs(format!("argument `{name}`: {e}"))),
             None => serde_json::from_value(Value::Null)
+                .map_err(|_| RunError::InvalidArgs(format!("argument `{name}` is missing"))),
+        }
+    }
+
+    /// Takes argument `name` through its codec (see [`task_arg`]); a missing argument reads
+    /// as `null`, as in [`take`](Self::take).
+    pub fn take_with<T>(
+        &mut self,
+        name: &str,
+        codec: ArgCodec<T>,
+    ) -> std::result::Result<T, RunError> {
+        match self.map.remove(name) {
+            Some(value) => (codec.decode)(value)
+                .map_err(|e| RunError::InvalidArgs(format!("argument `{name}`: {e}"))),
+            None => (codec.decode)(Value::Null)
                 .map_err(|_| RunError::InvalidArgs(format!("argument `{name}` is missing"))),
         }
     }

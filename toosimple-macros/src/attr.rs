@@ -66,8 +66,10 @@ pub(crate) struct TaskAttr {
 
 /// The options of one `#[schedule(...)]`.
 pub(crate) struct ScheduleAttr {
-    /// The whole attribute, for errors about it as a whole (missing `cron`, duplicate name).
+    /// Where the attribute starts, for its `file:line`.
     pub(crate) span: Span,
+    /// The whole attribute, for errors about it as a whole (missing `cron`, duplicate name).
+    pub(crate) whole: TokenStream,
     pub(crate) cron: Option<LitStr>,
     pub(crate) name: Option<LitStr>,
     pub(crate) args: Option<ScheduleArgs>,
@@ -141,9 +143,7 @@ impl Which {
             (Which::Schedule, "timezone" | "time_zone") => "tz",
             (Which::Schedule, "datetime_kwarg" | "datetime_param" | "date_arg") => "datetime_arg",
             (Which::Schedule, "catchup" | "catch_up_missed") => "catch_up",
-            (Which::Schedule, "run_on_start" | "run_at_start" | "on_creation") => {
-                "run_on_creation"
-            }
+            (Which::Schedule, "run_on_start" | "run_at_start" | "on_creation") => "run_on_creation",
             _ => {
                 if !own.contains(&key) && other.contains(&key) {
                     return Some(format!(
@@ -203,10 +203,20 @@ pub(crate) fn parse_task(tokens: TokenStream, errors: &mut Errors) -> TaskAttr {
     attr
 }
 
-/// Parses one `#[schedule(...)]`'s tokens; `span` is the whole attribute's.
-pub(crate) fn parse_schedule(tokens: TokenStream, span: Span, errors: &mut Errors) -> ScheduleAttr {
+/// Parses one `#[schedule(...)]`'s option tokens; `whole` is the whole attribute.
+pub(crate) fn parse_schedule(
+    tokens: TokenStream,
+    whole: TokenStream,
+    errors: &mut Errors,
+) -> ScheduleAttr {
+    let span = whole
+        .clone()
+        .into_iter()
+        .next()
+        .map_or_else(Span::call_site, |t| t.span());
     let mut attr = ScheduleAttr {
         span,
+        whole,
         cron: None,
         name: None,
         args: None,
@@ -217,30 +227,39 @@ pub(crate) fn parse_schedule(tokens: TokenStream, span: Span, errors: &mut Error
         tz: None,
     };
     let parser = |input: ParseStream| {
-        parse_list(input, Which::Schedule, errors, |key, span, value, errors| {
-            let result = match key {
-                "cron" => str(key, value).map(|v| attr.cron = Some(v)),
-                "name" => non_empty_str(key, value).map(|v| attr.name = Some(v)),
-                "args" => tuple(value).map(|v| attr.args = Some(v)),
-                "queue" => non_empty_str(key, value).map(|v| attr.queue = Some(v)),
-                "run_on_creation" => boolean(key, value).map(|v| attr.run_on_creation = Some(v)),
-                "catch_up" => boolean(key, value).map(|v| attr.catch_up = Some(v)),
-                "datetime_arg" => non_empty_str(key, value).map(|v| attr.datetime_arg = Some(v)),
-                "tz" => non_empty_str(key, value).map(|v| attr.tz = Some(v)),
-                _ => Err(syn::Error::new(span, format!("unhandled option `{key}`"))),
-            };
-            if let Err(e) = result {
-                errors.push(e);
-            }
-        });
+        parse_list(
+            input,
+            Which::Schedule,
+            errors,
+            |key, span, value, errors| {
+                let result = match key {
+                    "cron" => str(key, value).map(|v| attr.cron = Some(v)),
+                    "name" => non_empty_str(key, value).map(|v| attr.name = Some(v)),
+                    "args" => tuple(value).map(|v| attr.args = Some(v)),
+                    "queue" => non_empty_str(key, value).map(|v| attr.queue = Some(v)),
+                    "run_on_creation" => {
+                        boolean(key, value).map(|v| attr.run_on_creation = Some(v))
+                    }
+                    "catch_up" => boolean(key, value).map(|v| attr.catch_up = Some(v)),
+                    "datetime_arg" => {
+                        non_empty_str(key, value).map(|v| attr.datetime_arg = Some(v))
+                    }
+                    "tz" => non_empty_str(key, value).map(|v| attr.tz = Some(v)),
+                    _ => Err(syn::Error::new(span, format!("unhandled option `{key}`"))),
+                };
+                if let Err(e) = result {
+                    errors.push(e);
+                }
+            },
+        );
         Ok(())
     };
     if let Err(e) = parser.parse2(tokens) {
         errors.push(e);
     }
     if attr.cron.is_none() {
-        errors.push(syn::Error::new(
-            span,
+        errors.push(syn::Error::new_spanned(
+            &attr.whole,
             "#[schedule] needs a `cron` option: `#[schedule(cron = \"30 8 * * *\")]` \
              (5 fields, an optional 6th for seconds, or \"manual\")",
         ));
@@ -412,9 +431,9 @@ fn str(key: &str, value: &Expr) -> syn::Result<LitStr> {
         other => Err(syn::Error::new_spanned(
             other,
             format!(
-                "`{key}` expects a string literal, found {}: `{key} = {}`",
-                describe(other),
-                example(key)
+                "`{key}` expects a string literal, such as `{key} = {}`; found {}",
+                example(key),
+                describe(other)
             ),
         )),
     }
@@ -479,10 +498,7 @@ fn int(
         } else {
             format!("between {min} and {max}")
         };
-        syn::Error::new_spanned(
-            value,
-            format!("`{key}` must be {bounds}{range_hint}"),
-        )
+        syn::Error::new_spanned(value, format!("`{key}` must be {bounds}{range_hint}"))
     };
     let magnitude: u128 = lit.base10_parse().map_err(|_| out_of_range())?;
     let magnitude = i128::try_from(magnitude).map_err(|_| out_of_range())?;
@@ -497,9 +513,9 @@ fn expects_int(key: &str, unit: &str, value: &Expr) -> syn::Error {
     syn::Error::new_spanned(
         value,
         format!(
-            "`{key}` expects an integer ({unit}), found {}: `{key} = {}`",
-            describe(value),
-            example(key)
+            "`{key}` expects an integer ({unit}), such as `{key} = {}`; found {}",
+            example(key),
+            describe(value)
         ),
     )
 }
@@ -543,8 +559,13 @@ mod tests {
     #[test]
     fn reads_every_task_option() {
         let (attr, errors) = task(quote!(
-            name = "mail.send", queue = "emails", priority = -5, retries = -1,
-            retry_delay = 2, unique = true, timeout = 30
+            name = "mail.send",
+            queue = "emails",
+            priority = -5,
+            retries = -1,
+            retry_delay = 2,
+            unique = true,
+            timeout = 30
         ));
         assert!(errors.is_empty(), "{errors:?}");
         assert_eq!(attr.name.unwrap().value(), "mail.send");
@@ -559,14 +580,19 @@ mod tests {
     #[test]
     fn reports_every_problem() {
         let (_, errors) = task(quote!(
-            prio = 1, priority = "high", priority = 2, retries = -2, bogus = 3, timeout = 0,
+            prio = 1,
+            priority = "high",
+            priority = 2,
+            retries = -2,
+            bogus = 3,
+            timeout = 0,
             unique
         ));
         assert_eq!(
             errors,
             [
                 "unknown `#[task]` option `prio`: did you mean `priority`?",
-                "`priority` expects an integer (i32), found a string: `priority = 5`",
+                "`priority` expects an integer (i32), such as `priority = 5`; found a string",
                 "`priority` set more than once",
                 "`retries` must be at least -1: -1 retries forever, 0 never retries",
                 "unknown `#[task]` option `bogus`; expected one of: `name`, `queue`, `priority`, \
@@ -580,7 +606,7 @@ mod tests {
     #[test]
     fn schedule_needs_cron_and_hints_task_options() {
         let mut errors = Errors::default();
-        parse_schedule(quote!(priority = 1), Span::call_site(), &mut errors);
+        parse_schedule(quote!(priority = 1), TokenStream::new(), &mut errors);
         let messages: Vec<String> = errors
             .finish()
             .unwrap_err()

@@ -1,7 +1,6 @@
 //! Compile-time checks: the function's signature, its return type, schedules' cron strings and
 //! arguments. Each check records spanned errors that say what to write instead.
 
-use proc_macro2::Span;
 use syn::ext::IdentExt;
 use syn::visit_mut::{self, VisitMut};
 use syn::{FnArg, GenericArgument, Ident, LitStr, Pat, PathArguments, ReturnType, Signature, Type};
@@ -18,6 +17,7 @@ pub(crate) struct Param {
 }
 
 /// How the function's return value becomes the execution's result.
+#[allow(clippy::large_enum_variant)] // one short-lived value per expansion
 pub(crate) enum Returns {
     /// `-> T` or nothing (`()`): the value is the result.
     Value(Type),
@@ -342,10 +342,8 @@ pub(crate) fn schedule(
     params: &[Param],
     errors: &mut Errors,
 ) -> Option<usize> {
-    if let Some(lit) = &schedule.cron {
-        if let Err(e) = cron(lit) {
-            errors.push(e);
-        }
+    if let Some(Err(e)) = schedule.cron.as_ref().map(cron) {
+        errors.push(e);
     }
     let mut datetime_index = None;
     if let Some(lit) = &schedule.datetime_arg {
@@ -389,7 +387,10 @@ pub(crate) fn schedule(
             .filter(|(i, _)| Some(*i) != datetime_index)
             .map(|(_, p)| format!("`{}`", p.key))
             .collect();
-        let span = schedule.args.as_ref().map_or(schedule.span, |a| a.span);
+        let span = schedule
+            .args
+            .as_ref()
+            .map_or_else(|| syn::spanned::Spanned::span(&schedule.whole), |a| a.span);
         let takes = match expected {
             0 => "takes no arguments".to_string(),
             1 => format!("takes 1 argument ({})", names.join(", ")),
@@ -417,21 +418,21 @@ pub(crate) fn schedule(
 
 /// Two schedules of one task with the same name: an error on each, naming the name.
 pub(crate) fn distinct_schedule_names(
-    names: &[(String, Span)],
+    names: &[(String, proc_macro2::TokenStream)],
     task_fn: &Ident,
     errors: &mut Errors,
 ) {
     for (i, (name, span)) in names.iter().enumerate() {
         if let Some((_, first)) = names[..i].iter().find(|(n, _)| n == name) {
-            errors.push(syn::Error::new(
-                *span,
+            errors.push(syn::Error::new_spanned(
+                span,
                 format!(
                     "two schedules of `{task_fn}` are named `{name}`; schedule names must be \
                      distinct: give one of them `name = \"...\"`"
                 ),
             ));
-            errors.push(syn::Error::new(
-                *first,
+            errors.push(syn::Error::new_spanned(
+                first,
                 format!("the other schedule named `{name}` is here"),
             ));
         }
@@ -451,7 +452,7 @@ mod tests {
     }
 
     fn cron_error(expr: &str) -> Option<String> {
-        cron(&LitStr::new(expr, Span::call_site()))
+        cron(&LitStr::new(expr, proc_macro2::Span::call_site()))
             .err()
             .map(|e| e.to_string())
     }
@@ -493,11 +494,7 @@ mod tests {
         ] {
             assert!(is_option_datetime_utc(&syn::parse_str(ok).unwrap()), "{ok}");
         }
-        for bad in [
-            "DateTime<Utc>",
-            "Option<DateTime<Local>>",
-            "Option<String>",
-        ] {
+        for bad in ["DateTime<Utc>", "Option<DateTime<Local>>", "Option<String>"] {
             assert!(
                 !is_option_datetime_utc(&syn::parse_str(bad).unwrap()),
                 "{bad}"

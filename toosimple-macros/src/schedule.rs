@@ -42,7 +42,7 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
     }
     // Report the options' own problems too, so that adding #[task] is the only fix left.
     let mut errors = Errors::default();
-    attr::parse_schedule(attr, Span::call_site(), &mut errors);
+    attr::parse_schedule(attr, TokenStream::new(), &mut errors);
     let fname = &func.sig.ident;
     errors.push(syn::Error::new(
         Span::call_site(),
@@ -77,8 +77,13 @@ pub(crate) fn registration(
     let mut given = schedule
         .args
         .as_ref()
-        .map(|a| a.values.iter().map(ToTokens::to_token_stream).collect())
-        .unwrap_or_else(Vec::new)
+        .map(|a| {
+            a.values
+                .iter()
+                .map(ToTokens::to_token_stream)
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default()
         .into_iter();
     let values: Vec<TokenStream> = (0..params.len())
         .map(|i| {

@@ -2,7 +2,7 @@
 //! enqueue API, the runner and the `inventory` registration.
 
 use proc_macro2::{Span, TokenStream};
-use quote::{format_ident, quote, quote_spanned};
+use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::visit_mut::{self, VisitMut};
 use syn::{Attribute, FnArg, Ident, Item, ItemFn, Pat, Path, PathSegment, Type, TypePath};
@@ -41,31 +41,44 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
         errors.push(e);
     }
     let fname = &func.sig.ident;
-    let name = options
-        .name
-        .as_ref()
-        .map_or_else(|| syn::ext::IdentExt::unraw(fname).to_string(), |n| n.value());
-
-    let mut schedules = Vec::new();
-    for (tokens, span) in schedule_attrs {
-        let parsed = attr::parse_schedule(tokens, span, &mut errors);
-        let datetime_index = check::schedule(&parsed, fname, &params, &mut errors);
-        schedules.push((parsed, datetime_index));
-    }
-    let schedule_names: Vec<(String, Span)> = schedules
-        .iter()
-        .map(|(s, _)| {
-            let name = s.name.as_ref().map_or_else(|| name.clone(), |n| n.value());
-            (name, s.name.as_ref().map_or(s.span, |n| n.span()))
-        })
-        .collect();
-    check::distinct_schedule_names(&schedule_names, fname, &mut errors);
+    let name = options.name.as_ref().map_or_else(
+        || syn::ext::IdentExt::unraw(fname).to_string(),
+        |n| n.value(),
+    );
 
     let cfgs: Vec<&Attribute> = func
         .attrs
         .iter()
         .filter(|a| a.path().is_ident("cfg"))
         .collect();
+
+    let mut schedules = Vec::new();
+    // The stripped attributes are never resolved by rustc: refer to each path, so that its
+    // `use` is not reported unused (and a path that does not resolve is still an error).
+    let schedule_paths: Vec<TokenStream> = schedule_attrs
+        .iter()
+        .map(|(_, attr)| {
+            let path = attr.path();
+            quote!(#(#cfgs)* const _: () = { use #path as _; };)
+        })
+        .collect();
+    for (tokens, whole) in schedule_attrs {
+        let parsed = attr::parse_schedule(tokens, whole.to_token_stream(), &mut errors);
+        let datetime_index = check::schedule(&parsed, fname, &params, &mut errors);
+        schedules.push((parsed, datetime_index));
+    }
+    let schedule_names: Vec<(String, TokenStream)> = schedules
+        .iter()
+        .map(|(s, _)| {
+            let name = s.name.as_ref().map_or_else(|| name.clone(), |n| n.value());
+            let at = s
+                .name
+                .as_ref()
+                .map_or_else(|| s.whole.clone(), ToTokens::to_token_stream);
+            (name, at)
+        })
+        .collect();
+    check::distinct_schedule_names(&schedule_names, fname, &mut errors);
 
     match errors.finish() {
         Ok(()) => {
@@ -88,6 +101,7 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
                 #func
                 #module
                 #(#schedules)*
+                #(#schedule_paths)*
             }
         }
         Err(error) => {
@@ -96,6 +110,7 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
             quote! {
                 #func
                 #stub
+                #(#schedule_paths)*
                 #error
             }
         }
@@ -103,8 +118,8 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
 }
 
 /// Removes the `#[schedule(...)]` attributes stacked below `#[task]` (or moved there by an
-/// outer `#[schedule]`), returning their option tokens and spans.
-fn take_schedule_attrs(attrs: &mut Vec<Attribute>) -> Vec<(TokenStream, Span)> {
+/// outer `#[schedule]`), returning their option tokens and the attributes.
+fn take_schedule_attrs(attrs: &mut Vec<Attribute>) -> Vec<(TokenStream, Attribute)> {
     let mut taken = Vec::new();
     attrs.retain(|a| {
         let is_schedule = a
@@ -125,7 +140,7 @@ fn take_schedule_attrs(attrs: &mut Vec<Attribute>) -> Vec<(TokenStream, Span)> {
                     quote!(, #error)
                 }
             };
-            taken.push((tokens, a.span()));
+            taken.push((tokens, a.clone()));
         }
         !is_schedule
     });
@@ -192,16 +207,17 @@ struct IntoChildModule;
 
 impl VisitMut for IntoChildModule {
     fn visit_path_mut(&mut self, path: &mut Path) {
-        if path.leading_colon.is_none() {
-            if let Some(first) = path.segments.first_mut() {
-                if first.ident == "self" {
-                    first.ident = Ident::new("super", first.ident.span());
-                } else if first.ident == "super" {
-                    let span = first.ident.span();
-                    path.segments
-                        .insert(0, PathSegment::from(Ident::new("super", span)));
-                }
+        let relative = path.leading_colon.is_none();
+        match path.segments.first_mut() {
+            Some(first) if relative && first.ident == "self" => {
+                first.ident = Ident::new("super", first.ident.span());
             }
+            Some(first) if relative && first.ident == "super" => {
+                let span = first.ident.span();
+                path.segments
+                    .insert(0, PathSegment::from(Ident::new("super", span)));
+            }
+            _ => {}
         }
         visit_mut::visit_path_mut(self, path);
     }
@@ -261,30 +277,66 @@ impl Task<'_> {
         }
     }
 
-    /// Compile-time checks of the argument, result and error types, each reported at the type.
+    /// The codec of each argument type, built at the type's span: every use of the type goes
+    /// through it, so a missing `Serialize`/`Deserialize` is one error, at the argument.
+    fn arg_codec(param: &Param) -> TokenStream {
+        let p = private();
+        let ty = in_module(&param.ty);
+        quote_spanned!(param.ty.span()=> #p::task_arg::<#ty>())
+    }
+
+    /// The expression turning the function's return value `value` into the run's outcome, with
+    /// the result and error types' requirements spanned at those types.
+    fn outcome(&self, value: TokenStream) -> TokenStream {
+        let p = private();
+        let output = |ty: &Type| {
+            let in_mod = in_module(ty);
+            quote_spanned!(ty.span()=> #p::task_output::<#in_mod>())
+        };
+        match self.returns {
+            Returns::Value(ty) => {
+                let output = output(ty);
+                quote!((#output)(#value))
+            }
+            Returns::Result {
+                ok: Some(ok), err, ..
+            } => {
+                let output = output(ok);
+                let error = match err {
+                    Some(err) => {
+                        let in_mod = in_module(err);
+                        quote_spanned!(err.span()=> #p::task_error::<#in_mod>())
+                    }
+                    None => quote!(#p::error_text),
+                };
+                quote!(#p::result_outcome_with(#value, #output, #error))
+            }
+            Returns::Result { ok: None, .. } => quote!(#p::result_outcome(#value)),
+        }
+    }
+
+    /// Compile-time checks of the argument, result and error types, each reported at the type
+    /// (the same expressions as the runner's, so that rustc reports each problem once).
     fn assertions(&self) -> TokenStream {
         let p = private();
-        let args = self.params.iter().map(|param| {
-            let ty = in_module(&param.ty);
-            quote_spanned!(param.ty.span()=> #p::assert_task_arg::<#ty>();)
-        });
+        let args = self.params.iter().map(Self::arg_codec);
         let (output, error) = match self.returns {
             Returns::Value(ty) => (Some(ty), None),
             Returns::Result { ok, err, .. } => (ok.as_ref(), err.as_ref()),
         };
-        let output = output.map(|ty| {
+        let output = output.into_iter().map(|ty| {
             let in_mod = in_module(ty);
-            quote_spanned!(ty.span()=> #p::assert_task_output::<#in_mod>();)
+            quote_spanned!(ty.span()=> #p::task_output::<#in_mod>())
         });
-        let error = error.map(|ty| {
+        let error = error.into_iter().map(|ty| {
             let in_mod = in_module(ty);
-            quote_spanned!(ty.span()=> #p::assert_task_error::<#in_mod>();)
+            quote_spanned!(ty.span()=> #p::task_error::<#in_mod>())
         });
         quote! {
             const _: () = {
-                #(#args)*
-                #output
-                #error
+                #(let _ = #args;)*
+                #(let _ = #output;)*
+                #(let _ = #error;)*
             };
         }
     }
@@ -332,23 +384,26 @@ impl Task<'_> {
         let names: Vec<&Ident> = self.params.iter().map(|p| &p.ident).collect();
         let takes = self.params.iter().map(|param| {
             let (ident, key, ty) = (&param.ident, &param.key, in_module(&param.ty));
-            quote!(let #ident: #ty = __reader.take(#key)?;)
+            let codec = Self::arg_codec(param);
+            quote!(let #ident: #ty = __reader.take_with(#key, #codec)?;)
         });
-        let outcome = match self.returns {
-            Returns::Value(_) => quote!(#p::value_outcome),
-            Returns::Result { .. } => quote!(#p::result_outcome),
-        };
         let decode = quote! {
             let mut __reader = #p::ArgsReader::new(__json)?;
             #(#takes)*
             __reader.finish()?;
         };
+        let call = if self.func.sig.asyncness.is_some() {
+            quote!(super::#fname(#(#names),*).await)
+        } else {
+            quote!(super::#fname(#(#names),*))
+        };
+        let outcome = self.outcome(call);
         if self.func.sig.asyncness.is_some() {
             quote! {
                 fn run(__json: #p::serde_json::Value) -> #p::BoxFuture<#p::RunResult> {
                     ::std::boxed::Box::pin(async move {
                         #decode
-                        #outcome(super::#fname(#(#names),*).await)
+                        #outcome
                     })
                 }
             }
@@ -356,7 +411,7 @@ impl Task<'_> {
             quote! {
                 fn run(__json: #p::serde_json::Value) -> #p::RunResult {
                     #decode
-                    #outcome(super::#fname(#(#names),*))
+                    #outcome
                 }
             }
         }
@@ -371,6 +426,7 @@ impl Task<'_> {
         let output = self.output_type();
         let names: Vec<&Ident> = self.params.iter().map(|p| &p.ident).collect();
         let keys: Vec<&String> = self.params.iter().map(|p| &p.key).collect();
+        let codecs: Vec<TokenStream> = self.params.iter().map(Self::arg_codec).collect();
         let types: Vec<Type> = self.params.iter().map(|p| in_module(&p.ty)).collect();
         let cfgs = func.attrs.iter().filter(|a| a.path().is_ident("cfg"));
         let due = fresh("due", self.params);
@@ -459,7 +515,7 @@ impl Task<'_> {
                 {
                     #result::Ok(
                         #p::ArgsBuilder::new(self::NAME)
-                            #(.arg(#keys, &#names)?)*
+                            #(.arg_with(#keys, &#names, #codecs)?)*
                             .finish()
                     )
                 }

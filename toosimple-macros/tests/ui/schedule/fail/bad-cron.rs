@@ -1,0 +1,7 @@
+use toosimple_core::{schedule, task};
+
+#[schedule(cron = "61 * * * *")]
+#[task]
+pub fn tick() {}
+
+fn main() {}
