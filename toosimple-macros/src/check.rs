@@ -387,10 +387,6 @@ pub(crate) fn schedule(
             .filter(|(i, _)| Some(*i) != datetime_index)
             .map(|(_, p)| format!("`{}`", p.key))
             .collect();
-        let span = schedule
-            .args
-            .as_ref()
-            .map_or_else(|| syn::spanned::Spanned::span(&schedule.whole), |a| a.span);
         let takes = match expected {
             0 => "takes no arguments".to_string(),
             1 => format!("takes 1 argument ({})", names.join(", ")),
@@ -405,13 +401,14 @@ pub(crate) fn schedule(
         } else {
             "write `args = (...)` with one value per argument, in order".to_string()
         };
-        errors.push(syn::Error::new(
-            span,
-            format!(
-                "this schedule gives {given} argument{} but `{task_fn}` {takes}{besides}; {write}",
-                if given == 1 { "" } else { "s" }
-            ),
-        ));
+        let message = format!(
+            "this schedule gives {given} argument{} but `{task_fn}` {takes}{besides}; {write}",
+            if given == 1 { "" } else { "s" }
+        );
+        errors.push(match &schedule.args {
+            Some(args) => syn::Error::new(args.span, message),
+            None => syn::Error::new_spanned(&schedule.whole, message),
+        });
     }
     datetime_index
 }

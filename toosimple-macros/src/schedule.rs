@@ -95,7 +95,10 @@ pub(crate) fn registration(
         })
         .collect();
     let args_span = schedule.args.as_ref().map_or(schedule.span, |a| a.span);
-    let call = quote_spanned!(args_span=> #fname::__args(#(#values),*));
+    // The whole call at the tuple's span: a type mismatch points at the value and labels `args`.
+    let mut module = fname.clone();
+    module.set_span(args_span);
+    let call = quote_spanned!(args_span=> #module::__args(#(#values),*));
     let name = match &schedule.name {
         Some(name) => quote!(#name),
         None => quote!(#fname::NAME),
