@@ -91,7 +91,7 @@ pub fn task(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// #[task]
 /// #[schedule(name = "report.quarter-hourly", cron = "*/15 * * * *", datetime_arg = "at",
 ///            catch_up = true, tz = "Europe/Paris")]
-/// #[schedule(name = "report.manual", cron = "manual")]
+/// #[schedule(name = "report.manual", cron = "manual", datetime_arg = "at")]
 /// pub fn report(at: Option<DateTime<Utc>>) {}
 /// ```
 ///

@@ -63,6 +63,13 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
         })
         .collect();
     for (tokens, whole) in schedule_attrs {
+        let tokens = match tokens {
+            Ok(tokens) => tokens,
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
+        };
         let parsed = attr::parse_schedule(tokens, whole.to_token_stream(), &mut errors);
         let datetime_index = check::schedule(&parsed, fname, &params, &mut errors);
         schedules.push((parsed, datetime_index));
@@ -119,7 +126,7 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
 
 /// Removes the `#[schedule(...)]` attributes stacked below `#[task]` (or moved there by an
 /// outer `#[schedule]`), returning their option tokens and the attributes.
-fn take_schedule_attrs(attrs: &mut Vec<Attribute>) -> Vec<(TokenStream, Attribute)> {
+fn take_schedule_attrs(attrs: &mut Vec<Attribute>) -> Vec<(syn::Result<TokenStream>, Attribute)> {
     let mut taken = Vec::new();
     attrs.retain(|a| {
         let is_schedule = a
@@ -129,16 +136,12 @@ fn take_schedule_attrs(attrs: &mut Vec<Attribute>) -> Vec<(TokenStream, Attribut
             .is_some_and(|s| s.ident == "schedule");
         if is_schedule {
             let tokens = match &a.meta {
-                syn::Meta::List(list) => list.tokens.clone(),
-                syn::Meta::Path(_) => TokenStream::new(),
-                syn::Meta::NameValue(nv) => {
-                    let error = syn::Error::new_spanned(
-                        nv,
-                        "write the options in parentheses: `#[schedule(cron = \"...\")]`",
-                    )
-                    .to_compile_error();
-                    quote!(, #error)
-                }
+                syn::Meta::List(list) => Ok(list.tokens.clone()),
+                syn::Meta::Path(_) => Ok(TokenStream::new()),
+                syn::Meta::NameValue(nv) => Err(syn::Error::new_spanned(
+                    nv,
+                    "write the options in parentheses: `#[schedule(cron = \"...\")]`",
+                )),
             };
             taken.push((tokens, a.clone()));
         }

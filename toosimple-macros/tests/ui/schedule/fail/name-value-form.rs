@@ -1,0 +1,7 @@
+use toosimple_core::{schedule, task};
+
+#[task]
+#[schedule = "30 8 * * *"]
+pub fn morning() {}
+
+fn main() {}
