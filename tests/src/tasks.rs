@@ -201,3 +201,19 @@ pub async fn async_sleepy_with_timeout(ms: u64, n: i64) -> Result<(), String> {
     tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
     record(n)
 }
+
+/// Sleeps `ms` milliseconds, then appends the line `n` to the file `path`: a side effect
+/// outside the database, to count executions while the database is down or restarting.
+#[task]
+pub fn append_line(path: String, n: i64, ms: u64) -> Result<(), String> {
+    use std::io::Write;
+    std::thread::sleep(std::time::Duration::from_millis(ms));
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(|e| format!("{path}: {e}"))?;
+    // One write of a whole line to a file opened for appending: lines never interleave.
+    file.write_all(format!("{n}\n").as_bytes())
+        .map_err(|e| format!("{path}: {e}"))
+}

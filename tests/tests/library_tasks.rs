@@ -2,9 +2,10 @@
 
 use toosimple_tests as _;
 
-const EXPECTED: [&str; 18] = [
+const EXPECTED: [&str; 19] = [
     "add",
     "always_fails",
+    "append_line",
     "async_sleepy_with_timeout",
     "echo",
     "fail_with",
