@@ -51,7 +51,10 @@ fn tour() -> Result<(), toosimple_core::Error> {
             .state(State::Sleeping)
             .limit(10),
     )?;
-    println!("{:>6}  {:<14} {:<10} {:<9} args", "id", "task", "queue", "state");
+    println!(
+        "{:>6}  {:<14} {:<10} {:<9} args",
+        "id", "task", "queue", "state"
+    );
     for exec in pending {
         println!(
             "{:>6}  {:<14} {:<10} {:<9} {}",

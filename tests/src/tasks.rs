@@ -109,8 +109,15 @@ impl std::fmt::Display for MailError {
 }
 
 /// The fully optioned task of DESIGN.md.
-#[task(name = "mail.send", queue = "emails", priority = 5, retries = 3, retry_delay = 2,
-       unique = true, timeout = 30)]
+#[task(
+    name = "mail.send",
+    queue = "emails",
+    priority = 5,
+    retries = 3,
+    retry_delay = 2,
+    unique = true,
+    timeout = 30
+)]
 pub async fn send(to: String) -> Result<(), MailError> {
     if to.contains('@') {
         Ok(())

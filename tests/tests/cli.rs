@@ -74,7 +74,18 @@ fn four_worker_processes_run_each_task_exactly_once(db: &TestDb) {
     db.create_side_effects();
     record::queue_many((0..2_000).map(|n| (n,))).unwrap();
     let workers: Vec<Child> = (0..4)
-        .map(|i| spawn_worker(db, &["--until-done", "--concurrency", "4", "--label", &format!("w{i}")]))
+        .map(|i| {
+            spawn_worker(
+                db,
+                &[
+                    "--until-done",
+                    "--concurrency",
+                    "4",
+                    "--label",
+                    &format!("w{i}"),
+                ],
+            )
+        })
         .collect();
     for worker in workers {
         assert_eq!(exit_code(worker, Duration::from_secs(120)), 0);
@@ -120,7 +131,11 @@ fn first_sigint_lets_the_running_task_finish_and_exits_0(db: &TestDb) {
     assert_eq!(exit_code(worker, Duration::from_secs(20)), 0);
     assert_eq!(task.state().unwrap(), State::Succeeded);
     assert_eq!(db.side_effects(), vec![1]);
-    assert_eq!(next.state().unwrap(), State::Queued, "nothing is claimed after SIGINT");
+    assert_eq!(
+        next.state().unwrap(),
+        State::Queued,
+        "nothing is claimed after SIGINT"
+    );
 }
 
 fn second_sigint_terminates(db: &TestDb) {
@@ -139,19 +154,31 @@ fn second_sigint_terminates(db: &TestDb) {
 fn killed_worker_is_rescued_once_by_another(db: &TestDb) {
     db.create_side_effects();
     let task = sleepy::queue(1_000, 1).unwrap();
-    let victim = spawn_worker(db, &["--label", "doomed", "--timeout", "1", "--tick", "0.2"]);
+    let victim = spawn_worker(
+        db,
+        &["--label", "doomed", "--timeout", "1", "--tick", "0.2"],
+    );
     wait_until("the task to start", Duration::from_secs(20), || {
         task.state().unwrap() == State::Processing
     });
     signal(&victim, "KILL");
     assert_eq!(exit_code(victim, Duration::from_secs(20)), -1);
-    wait_until("the killed worker to time out", Duration::from_secs(20), || {
-        toosimple_core::WorkerStatus::list_in(&db.store).unwrap()[0].state()
-            == toosimple_core::WorkerState::TimedOut
-    });
+    wait_until(
+        "the killed worker to time out",
+        Duration::from_secs(20),
+        || {
+            toosimple_core::WorkerStatus::list_in(&db.store).unwrap()[0].state()
+                == toosimple_core::WorkerState::TimedOut
+        },
+    );
     // Two rescuers look at the same time; the task is replaced once and runs once.
     let rescuers: Vec<Child> = (0..2)
-        .map(|i| spawn_worker(db, &["--until-done", "--tick", "0.2", "--label", &format!("r{i}")]))
+        .map(|i| {
+            spawn_worker(
+                db,
+                &["--until-done", "--tick", "0.2", "--label", &format!("r{i}")],
+            )
+        })
         .collect();
     wait_until("the rescue", Duration::from_secs(20), || {
         task.state().unwrap() == State::Interrupted
@@ -166,7 +193,11 @@ fn killed_worker_is_rescued_once_by_another(db: &TestDb) {
     assert_eq!(db.count("task_name = 'sleepy'"), 2);
     assert_eq!(db.side_effects(), vec![1]);
     let exec = task.exec().unwrap();
-    assert!(exec.error.unwrap().contains("worker doomed sent no heartbeat"));
+    assert!(
+        exec.error
+            .unwrap()
+            .contains("worker doomed sent no heartbeat")
+    );
 }
 
 fn until_done_and_once_exit_0(db: &TestDb) {
@@ -175,11 +206,23 @@ fn until_done_and_once_exit_0(db: &TestDb) {
     let once = run(db, &["worker", "--once", "--concurrency", "1"]);
     assert_eq!(once.status.code(), Some(0));
     assert_eq!(db.side_effects().len(), 1);
-    let done = run(db, &["worker", "--until_done", "--no_schedules", "--exclude_queue", "q1"]);
+    let done = run(
+        db,
+        &[
+            "worker",
+            "--until_done",
+            "--no_schedules",
+            "--exclude_queue",
+            "q1",
+        ],
+    );
     assert_eq!(done.status.code(), Some(0));
     assert_eq!(db.side_effects().len(), 3);
     let stderr = String::from_utf8_lossy(&done.stderr);
-    assert!(stderr.contains("worker started") && stderr.contains("task ended"), "{stderr}");
+    assert!(
+        stderr.contains("worker started") && stderr.contains("task ended"),
+        "{stderr}"
+    );
     // The database's password never reaches the log.
     assert!(!stderr.contains("password="));
 }
@@ -194,30 +237,55 @@ fn migrate_status_and_tasks(db: &TestDb) {
     let status = run(db, &["status"]);
     assert!(status.status.success());
     let text = stdout(&status);
-    assert!(text.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["default", "queued", "2"]), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["default", "queued", "2"]),
+        "{text}"
+    );
 
     run(db, &["worker", "--until-done", "--label", "status-check"]);
     let status = run(db, &["status", "--json"]);
     let value: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
-    assert_eq!(value["counts"], json!([{"queue": "default", "state": "succeeded", "count": 2}]));
+    assert_eq!(
+        value["counts"],
+        json!([{"queue": "default", "state": "succeeded", "count": 2}])
+    );
     assert_eq!(value["workers"][0]["label"], "status-check");
     assert_eq!(value["workers"][0]["state"], "stopped");
 
     let tasks = run(db, &["tasks"]);
     let text = stdout(&tasks);
-    let send = text.lines().find(|l| l.starts_with("mail.send")).expect("mail.send listed");
+    let send = text
+        .lines()
+        .find(|l| l.starts_with("mail.send"))
+        .expect("mail.send listed");
     let columns: Vec<&str> = send.split_whitespace().collect();
-    assert_eq!(&columns[..7], ["mail.send", "emails", "5", "3", "2s", "yes", "30s"]);
+    assert_eq!(
+        &columns[..7],
+        ["mail.send", "emails", "5", "3", "2s", "yes", "30s"]
+    );
 }
 
 fn enqueue_requeue_cancel_and_purge(db: &TestDb) {
     let enqueue = run(db, &["enqueue", "add", r#"{"a": 20, "b": 22}"#]);
     assert!(enqueue.status.success());
     let first = TaskExec::list(&Default::default()).unwrap()[0].clone();
-    assert_eq!(stdout(&enqueue).trim(), format!("enqueued add as #{} (queued)", first.id));
+    assert_eq!(
+        stdout(&enqueue).trim(),
+        format!("enqueued add as #{} (queued)", first.id)
+    );
     assert_eq!(first.args, json!({"a": 20, "b": 22}));
 
-    let later = run(db, &["enqueue", "add", r#"{"a": 1, "b": 1}"#, "--due", "2100-01-01T00:00:00Z"]);
+    let later = run(
+        db,
+        &[
+            "enqueue",
+            "add",
+            r#"{"a": 1, "b": 1}"#,
+            "--due",
+            "2100-01-01T00:00:00Z",
+        ],
+    );
     assert!(stdout(&later).contains("(sleeping)"));
 
     run(db, &["worker", "--until-done"]);
@@ -226,8 +294,14 @@ fn enqueue_requeue_cancel_and_purge(db: &TestDb) {
     let requeue = run(db, &["requeue", &first.id.to_string()]);
     assert!(requeue.status.success());
     let copy = TaskExec::list(&Default::default()).unwrap()[0].clone();
-    assert_eq!(stdout(&requeue).trim(), format!("requeued #{} as #{}", first.id, copy.id));
-    assert_eq!((copy.state, copy.args.clone()), (State::Queued, first.args.clone()));
+    assert_eq!(
+        stdout(&requeue).trim(),
+        format!("requeued #{} as #{}", first.id, copy.id)
+    );
+    assert_eq!(
+        (copy.state, copy.args.clone()),
+        (State::Queued, first.args.clone())
+    );
 
     let cancel = run(db, &["cancel", &copy.id.to_string()]);
     assert_eq!(stdout(&cancel).trim(), format!("cancelled #{}", copy.id));
@@ -252,7 +326,10 @@ fn enqueue_reports_bad_input_clearly(db: &TestDb) {
     let unknown = run(db, &["enqueue", "nope", "{}"]);
     assert_eq!(unknown.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&unknown.stderr);
-    assert!(stderr.contains("task `nope` is not registered") && stderr.contains("mail.send"), "{stderr}");
+    assert!(
+        stderr.contains("task `nope` is not registered") && stderr.contains("mail.send"),
+        "{stderr}"
+    );
 
     let bad_json = run(db, &["enqueue", "add", "{a: 1"]);
     assert_eq!(bad_json.status.code(), Some(1));

@@ -21,13 +21,20 @@ fn unknown_postgres_database_reports_the_server_reason() {
     let err = Store::connect(&url).unwrap_err();
     assert!(matches!(err, Error::Connect { .. }), "{err}");
     let message = err.to_string();
-    assert!(message.contains("database \"toosimple_no_such_database\" does not exist"), "{message}");
+    assert!(
+        message.contains("database \"toosimple_no_such_database\" does not exist"),
+        "{message}"
+    );
 }
 
 #[test]
 fn unknown_postgres_role_reports_the_server_reason() {
     let Some(url) = postgres_url_with(|admin| {
-        admin.replacen("postgres://postgres", "postgres://toosimple_nobody:secret", 1)
+        admin.replacen(
+            "postgres://postgres",
+            "postgres://toosimple_nobody:secret",
+            1,
+        )
     }) else {
         return;
     };
@@ -35,7 +42,10 @@ fn unknown_postgres_role_reports_the_server_reason() {
     let message = err.to_string();
     // The password is never shown; the server's reason is.
     assert!(!message.contains("secret"), "{message}");
-    assert!(message.contains("role \"toosimple_nobody\" does not exist"), "{message}");
+    assert!(
+        message.contains("role \"toosimple_nobody\" does not exist"),
+        "{message}"
+    );
     assert!(message.contains("***"), "{message}");
 }
 
@@ -48,7 +58,12 @@ fn closed_postgres_port_reports_connection_refused() {
     let url = format!("postgres://postgres:pw@127.0.0.1:{port}/test");
     let err = Store::connect(&url).unwrap_err();
     let message = err.to_string();
-    assert!(message.contains(&format!("cannot connect to postgres://postgres:***@127.0.0.1:{port}/test")), "{message}");
+    assert!(
+        message.contains(&format!(
+            "cannot connect to postgres://postgres:***@127.0.0.1:{port}/test"
+        )),
+        "{message}"
+    );
     assert!(message.contains("Connection refused"), "{message}");
 }
 
@@ -60,7 +75,10 @@ fn missing_sqlite_folder_names_the_path() {
     let err = Store::connect(&url).unwrap_err();
     assert!(matches!(err, Error::SqliteFolderMissing { .. }), "{err}");
     let message = err.to_string();
-    assert!(message.contains(&missing.display().to_string()), "{message}");
+    assert!(
+        message.contains(&missing.display().to_string()),
+        "{message}"
+    );
     assert!(message.contains("does not exist"), "{message}");
 }
 
@@ -68,7 +86,10 @@ fn missing_sqlite_folder_names_the_path() {
 fn unsupported_scheme_says_which_urls_work() {
     let err = Store::connect("mysql://root@localhost/db").unwrap_err();
     let message = err.to_string();
-    assert!(message.contains("sqlite://") && message.contains("postgres://"), "{message}");
+    assert!(
+        message.contains("sqlite://") && message.contains("postgres://"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -77,7 +98,11 @@ fn sqlite_file_is_created_and_migrated_on_first_connect() {
     let path = dir.path().join("new.sqlite3");
     let store = Store::connect(&format!("sqlite://{}", path.display())).unwrap();
     assert!(path.exists());
-    assert!(toosimple_core::TaskExec::list_in(&store, &Default::default()).unwrap().is_empty());
+    assert!(
+        toosimple_core::TaskExec::list_in(&store, &Default::default())
+            .unwrap()
+            .is_empty()
+    );
     // Connecting again finds the migrations applied.
     Store::connect(&format!("sqlite://{}", path.display())).unwrap();
 }

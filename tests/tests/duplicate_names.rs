@@ -25,7 +25,12 @@ mod legacy {
 #[test]
 fn duplicate_task_names_are_reported_with_both_locations() {
     let err = toosimple_core::tasks().unwrap_err();
-    let Error::DuplicateTask { name, first, second } = &err else {
+    let Error::DuplicateTask {
+        name,
+        first,
+        second,
+    } = &err
+    else {
         panic!("expected a duplicate-name error, got {err}");
     };
     assert_eq!(name, "invoice");
@@ -37,8 +42,18 @@ fn duplicate_task_names_are_reported_with_both_locations() {
     assert!(message.contains("#[task(name = "), "{message}");
     // Enqueueing either task fails the same way, before anything is written.
     let dir = tempfile::tempdir().unwrap();
-    toosimple_core::init(&format!("sqlite://{}", dir.path().join("db.sqlite3").display())).unwrap();
-    assert!(matches!(billing::send_invoice::queue(1), Err(Error::DuplicateTask { .. })));
-    assert!(matches!(legacy::old_invoice::queue(1), Err(Error::DuplicateTask { .. })));
+    toosimple_core::init(&format!(
+        "sqlite://{}",
+        dir.path().join("db.sqlite3").display()
+    ))
+    .unwrap();
+    assert!(matches!(
+        billing::send_invoice::queue(1),
+        Err(Error::DuplicateTask { .. })
+    ));
+    assert!(matches!(
+        legacy::old_invoice::queue(1),
+        Err(Error::DuplicateTask { .. })
+    ));
     assert_eq!(billing::send_invoice(7), 7);
 }

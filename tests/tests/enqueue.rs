@@ -88,7 +88,11 @@ fn queue_stores_a_queued_row_with_the_task_options(_db: &TestDb) {
 
     let plain = add::queue(1, 2).unwrap().exec().unwrap();
     assert_eq!(
-        (plain.task_name.as_str(), plain.queue.as_str(), plain.priority),
+        (
+            plain.task_name.as_str(),
+            plain.queue.as_str(),
+            plain.priority
+        ),
         ("add", "default", 0)
     );
 }
@@ -116,7 +120,8 @@ fn queue_many_inserts_ten_thousand_in_one_call(db: &TestDb) {
     ids.dedup();
     assert_eq!(ids.len(), 10_000);
 
-    let unique = refresh::queue_many(vec![("a".to_string(),), ("b".into(),), ("a".into(),)]).unwrap();
+    let unique =
+        refresh::queue_many(vec![("a".to_string(),), ("b".into(),), ("a".into(),)]).unwrap();
     assert_eq!(unique[0].id(), unique[2].id());
     assert!(unique[2].is_duplicate() && !unique[0].is_duplicate());
     assert_eq!(db.count("task_name = 'refresh'"), 2);
@@ -213,7 +218,10 @@ fn unique_later_due_leaves_sleeping_duplicate(_db: &TestDb) {
 
 fn unique_allows_a_new_row_once_the_pending_one_ran(db: &TestDb) {
     let first = refresh::queue("k".into()).unwrap();
-    db.execute(&format!("UPDATE task_execs SET state = 'processing' WHERE id = {}", first.id()));
+    db.execute(&format!(
+        "UPDATE task_execs SET state = 'processing' WHERE id = {}",
+        first.id()
+    ));
     let second = refresh::queue("k".into()).unwrap();
     assert_ne!(second.id(), first.id());
     assert!(!second.is_duplicate());
@@ -226,7 +234,10 @@ fn cancel_cancels_pending_and_leaves_running(db: &TestDb) {
     let queued = add::queue(1, 1).unwrap();
     let sleeping = add::queue_at(Utc::now() + TimeDelta::hours(1), 1, 1).unwrap();
     let running = add::queue(2, 2).unwrap();
-    db.execute(&format!("UPDATE task_execs SET state = 'processing' WHERE id = {}", running.id()));
+    db.execute(&format!(
+        "UPDATE task_execs SET state = 'processing' WHERE id = {}",
+        running.id()
+    ));
 
     assert!(queued.cancel().unwrap());
     assert!(sleeping.cancel().unwrap());
@@ -238,9 +249,21 @@ fn cancel_cancels_pending_and_leaves_running(db: &TestDb) {
     // Cancelling twice changes nothing; a cancelled wait reports the state.
     assert!(!queued.cancel().unwrap());
     let err = queued.wait(Duration::from_secs(1)).unwrap_err();
-    assert!(matches!(err, Error::TaskFailed { state: State::Cancelled, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::TaskFailed {
+                state: State::Cancelled,
+                ..
+            }
+        ),
+        "{err}"
+    );
     let missing = TaskHandle::<i64>::new(db.store.clone(), 999_999);
-    assert!(matches!(missing.cancel(), Err(Error::ExecNotFound { id: 999_999 })));
+    assert!(matches!(
+        missing.cancel(),
+        Err(Error::ExecNotFound { id: 999_999 })
+    ));
 }
 
 fn wait_times_out_on_a_queued_task(_db: &TestDb) {
@@ -327,29 +350,52 @@ fn list_filters_by_state_queue_and_name_newest_first(db: &TestDb) {
     let ids: Vec<i64> = all.iter().map(|e| e.id).collect();
     assert_eq!(ids, vec![d.id(), c.id(), b.id(), a.id()]);
 
-    let queued_adds = TaskExec::list(&TaskExecFilter::default().state(State::Queued).task_name("add")).unwrap();
-    assert_eq!(queued_adds.iter().map(|e| e.id).collect::<Vec<_>>(), vec![d.id(), a.id()]);
+    let queued_adds = TaskExec::list(
+        &TaskExecFilter::default()
+            .state(State::Queued)
+            .task_name("add"),
+    )
+    .unwrap();
+    assert_eq!(
+        queued_adds.iter().map(|e| e.id).collect::<Vec<_>>(),
+        vec![d.id(), a.id()]
+    );
 
     let emails = TaskExec::list(&TaskExecFilter::default().queue("emails")).unwrap();
-    assert_eq!(emails.iter().map(|e| e.id).collect::<Vec<_>>(), vec![b.id()]);
+    assert_eq!(
+        emails.iter().map(|e| e.id).collect::<Vec<_>>(),
+        vec![b.id()]
+    );
 
     let page1 = TaskExec::list(&TaskExecFilter::default().limit(2)).unwrap();
     let page2 = TaskExec::list(&TaskExecFilter::default().limit(2).before_id(page1[1].id)).unwrap();
     let page2_offset = TaskExec::list(&TaskExecFilter::default().limit(2).offset(2)).unwrap();
-    assert_eq!(page2.iter().map(|e| e.id).collect::<Vec<_>>(), vec![b.id(), a.id()]);
+    assert_eq!(
+        page2.iter().map(|e| e.id).collect::<Vec<_>>(),
+        vec![b.id(), a.id()]
+    );
     assert_eq!(page2, page2_offset);
 
-    let succeeded_or_sleeping =
-        TaskExec::list_in(&db.store, &TaskExecFilter::default().state(State::Succeeded).state(State::Sleeping)).unwrap();
+    let succeeded_or_sleeping = TaskExec::list_in(
+        &db.store,
+        &TaskExecFilter::default()
+            .state(State::Succeeded)
+            .state(State::Sleeping),
+    )
+    .unwrap();
     assert_eq!(succeeded_or_sleeping.len(), 1);
     assert_eq!(succeeded_or_sleeping[0].result, Some(json!(4)));
 }
 
 fn enqueue_by_name_checks_the_task(db: &TestDb) {
-    let h = toosimple_core::enqueue_by_name(&db.store, "add", json!({"a": 4, "b": 5}), None).unwrap();
+    let h =
+        toosimple_core::enqueue_by_name(&db.store, "add", json!({"a": 4, "b": 5}), None).unwrap();
     db.run_by_hand(h.id());
     assert_eq!(h.wait(Duration::from_secs(5)).unwrap(), json!(9));
     let err = toosimple_core::enqueue_by_name(&db.store, "nope", json!({}), None).unwrap_err();
     let message = err.to_string();
-    assert!(message.contains("`nope` is not registered") && message.contains("add, "), "{message}");
+    assert!(
+        message.contains("`nope` is not registered") && message.contains("add, "),
+        "{message}"
+    );
 }

@@ -26,11 +26,20 @@ const EXPECTED: [&str; 19] = [
 
 #[test]
 fn an_integration_test_that_names_the_library_sees_its_tasks() {
-    let names: Vec<&str> = toosimple_core::tasks().unwrap().iter().map(|t| t.name()).collect();
+    let names: Vec<&str> = toosimple_core::tasks()
+        .unwrap()
+        .iter()
+        .map(|t| t.name())
+        .collect();
     assert_eq!(names, EXPECTED);
     let send = toosimple_core::find_task("mail.send").unwrap();
     assert_eq!(
-        (send.queue(), send.priority(), send.retries(), send.retry_delay()),
+        (
+            send.queue(),
+            send.priority(),
+            send.retries(),
+            send.retry_delay()
+        ),
         ("emails", 5, 3, 2)
     );
     assert!(send.is_unique());
@@ -53,6 +62,9 @@ fn schedules_are_registered_with_their_task() {
     let schedules = toosimple_core::schedules();
     assert_eq!(schedules.len(), 1);
     let morning = schedules[0];
-    assert_eq!((morning.name(), morning.task(), morning.cron()), ("morning", "morning", "30 8 * * *"));
+    assert_eq!(
+        (morning.name(), morning.task(), morning.cron()),
+        ("morning", "morning", "30 8 * * *")
+    );
     assert_eq!(morning.args().unwrap(), serde_json::json!({"name": "John"}));
 }

@@ -19,8 +19,15 @@ pub fn add(a: i64, b: i64) -> i64 {
     a + b
 }
 
-#[task(name = "mail.send", queue = "emails", priority = 5, retries = 3, retry_delay = 2,
-       unique = true, timeout = 30)]
+#[task(
+    name = "mail.send",
+    queue = "emails",
+    priority = 5,
+    retries = 3,
+    retry_delay = 2,
+    unique = true,
+    timeout = 30
+)]
 pub async fn send(to: String) -> Result<(), MailError> {
     let _ = to;
     Ok(())
@@ -35,7 +42,10 @@ pub fn morning(name: String) -> String {
 #[test]
 fn the_design_snippet_runs() -> Result<(), toosimple_core::Error> {
     let dir = tempfile::tempdir().unwrap();
-    toosimple_core::init(&format!("sqlite://{}", dir.path().join("api.sqlite3").display()))?;
+    toosimple_core::init(&format!(
+        "sqlite://{}",
+        dir.path().join("api.sqlite3").display()
+    ))?;
 
     let h: TaskHandle<i64> = add::queue(2, 3)?; // Queued
     let later = add::queue_at(chrono::Utc::now() + chrono::Duration::hours(1), 2, 3)?; // Sleeping

@@ -69,7 +69,10 @@ fn excludes_queues(db: &TestDb) {
     record_q1::queue(1).unwrap();
     record_q2::queue(2).unwrap();
     record::queue(3).unwrap();
-    assert_eq!(worker(db).exclude_queues(["q1"]).until_done().run(), Exit::Stopped);
+    assert_eq!(
+        worker(db).exclude_queues(["q1"]).until_done().run(),
+        Exit::Stopped
+    );
     let mut done = db.side_effects();
     done.sort();
     assert_eq!(done, vec![2, 3]);
@@ -99,7 +102,11 @@ fn retries_with_doubling_delays_chained_by_replaced_by(db: &TestDb) {
     // Each retry is due `retry_delay` of the failed execution after it failed: 1, 2, 4 s.
     for pair in chain.windows(2) {
         let waited = pair[1].due - pair[0].finished.unwrap();
-        assert_eq!(waited.num_milliseconds(), pair[0].retry_delay * 1000, "{pair:?}");
+        assert_eq!(
+            waited.num_milliseconds(),
+            pair[0].retry_delay * 1000,
+            "{pair:?}"
+        );
         assert!(pair[1].started.unwrap() >= pair[1].due);
     }
 }
@@ -110,9 +117,15 @@ fn panics_and_errors_are_failed_with_their_message(db: &TestDb) {
     assert_eq!(worker(db).until_done().run(), Exit::Stopped);
     let panicked = panicked.exec().unwrap();
     assert_eq!(panicked.state, State::Failed);
-    assert_eq!(panicked.error.as_deref(), Some("panicked: the bridge is out"));
+    assert_eq!(
+        panicked.error.as_deref(),
+        Some("panicked: the bridge is out")
+    );
     let failed = failed.exec().unwrap();
-    assert_eq!((failed.state, failed.error.as_deref()), (State::Failed, Some("no disk")));
+    assert_eq!(
+        (failed.state, failed.error.as_deref()),
+        (State::Failed, Some("no disk"))
+    );
     assert_eq!(failed.replaced_by, None);
 }
 
@@ -120,12 +133,18 @@ fn corrupt_arguments_make_the_execution_invalid(db: &TestDb) {
     let not_json = record::queue(1).unwrap();
     let wrong_type = record::queue(2).unwrap();
     let missing = record::queue(3).unwrap();
-    db.execute(&format!("UPDATE task_execs SET args = '{{not json' WHERE id = {}", not_json.id()));
+    db.execute(&format!(
+        "UPDATE task_execs SET args = '{{not json' WHERE id = {}",
+        not_json.id()
+    ));
     db.execute(&format!(
         "UPDATE task_execs SET args = '{{\"n\": \"two\"}}' WHERE id = {}",
         wrong_type.id()
     ));
-    db.execute(&format!("UPDATE task_execs SET args = '{{}}' WHERE id = {}", missing.id()));
+    db.execute(&format!(
+        "UPDATE task_execs SET args = '{{}}' WHERE id = {}",
+        missing.id()
+    ));
     assert_eq!(worker(db).until_done().run(), Exit::Stopped);
     let error = |h: &toosimple_core::TaskHandle<()>| {
         let exec = h.exec().unwrap();
@@ -140,7 +159,10 @@ fn corrupt_arguments_make_the_execution_invalid(db: &TestDb) {
 fn unknown_task_names_are_left_queued(db: &TestDb) {
     db.create_side_effects();
     let h = record::queue(1).unwrap();
-    db.execute(&format!("UPDATE task_execs SET task_name = 'renamed.later' WHERE id = {}", h.id()));
+    db.execute(&format!(
+        "UPDATE task_execs SET task_name = 'renamed.later' WHERE id = {}",
+        h.id()
+    ));
     record::queue(2).unwrap();
     assert_eq!(worker(db).until_done().run(), Exit::Stopped);
     assert_eq!(db.side_effects(), vec![2]);
@@ -153,7 +175,10 @@ fn async_tasks_are_cancelled_at_their_timeout(db: &TestDb) {
     let fast = async_sleepy_with_timeout::queue(10, 2).unwrap();
     assert_eq!(worker(db).until_done().run(), Exit::Stopped);
     let slow = slow.exec().unwrap();
-    assert_eq!((slow.state, slow.error.as_deref()), (State::Failed, Some("timed out after 1 s")));
+    assert_eq!(
+        (slow.state, slow.error.as_deref()),
+        (State::Failed, Some("timed out after 1 s"))
+    );
     assert_eq!(fast.state().unwrap(), State::Succeeded);
     // Cancelled: its side effect after the sleep never happens.
     std::thread::sleep(Duration::from_millis(2_500));
@@ -166,18 +191,25 @@ fn late_result_of_a_timed_out_sync_task_is_not_recorded(db: &TestDb) {
     let worker = worker(db);
     let shutdown = worker.shutdown_handle();
     let running = std::thread::spawn(move || worker.run());
-    wait_until("the time-out to be recorded", Duration::from_secs(10), || {
-        slow.state().unwrap() == State::Failed
-    });
+    wait_until(
+        "the time-out to be recorded",
+        Duration::from_secs(10),
+        || slow.state().unwrap() == State::Failed,
+    );
     // The thread cannot be stopped: it finishes later, and the worker drops its result.
-    wait_until("the abandoned thread to finish", Duration::from_secs(10), || {
-        db.side_effects() == vec![1]
-    });
+    wait_until(
+        "the abandoned thread to finish",
+        Duration::from_secs(10),
+        || db.side_effects() == vec![1],
+    );
     std::thread::sleep(Duration::from_millis(300));
     shutdown.graceful();
     assert_eq!(running.join().unwrap(), Exit::Stopped);
     let slow = slow.exec().unwrap();
-    assert_eq!((slow.state, slow.error.as_deref()), (State::Failed, Some("timed out after 1 s")));
+    assert_eq!(
+        (slow.state, slow.error.as_deref()),
+        (State::Failed, Some("timed out after 1 s"))
+    );
 }
 
 fn runs_sleeping_tasks_once_due(db: &TestDb) {
@@ -231,10 +263,18 @@ fn rescues_the_tasks_of_a_silent_worker_exactly_once(db: &TestDb) {
         })
         .map(|t| t.join().unwrap())
         .collect();
-    assert_eq!(rescued.iter().map(Vec::len).sum::<usize>(), 1, "{rescued:?}");
+    assert_eq!(
+        rescued.iter().map(Vec::len).sum::<usize>(),
+        1,
+        "{rescued:?}"
+    );
     let exec = orphan.exec().unwrap();
     assert_eq!(exec.state, State::Interrupted);
-    assert!(exec.error.unwrap().contains("dead-worker sent no heartbeat"));
+    assert!(
+        exec.error
+            .unwrap()
+            .contains("dead-worker sent no heartbeat")
+    );
     // The replacement runs once on a live worker.
     assert_eq!(worker(db).until_done().run(), Exit::Stopped);
     assert_eq!(db.side_effects(), vec![7]);
@@ -275,7 +315,10 @@ fn terminate_interrupts_and_replaces_running_tasks(db: &TestDb) {
     assert_eq!(exec.state, State::Interrupted);
     let replacement = TaskExec::get(exec.replaced_by.unwrap()).unwrap();
     assert_eq!(replacement.state, State::Sleeping);
-    assert_eq!((replacement.retries, replacement.args), (exec.retries, exec.args));
+    assert_eq!(
+        (replacement.retries, replacement.args),
+        (exec.retries, exec.args)
+    );
     let status = toosimple_core::WorkerStatus::list_in(&db.store).unwrap();
     assert_eq!(status[0].state(), toosimple_core::WorkerState::Terminated);
     // The async task was cancelled, not left running.

@@ -55,15 +55,30 @@ impl BenchDb {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("a temporary folder");
                 let url = format!("sqlite://{}", dir.path().join("bench.sqlite3").display());
-                BenchDb { url, _dir: Some(dir), drop_schema: None }
+                BenchDb {
+                    url,
+                    _dir: Some(dir),
+                    drop_schema: None,
+                }
             }
             Backend::Postgres => {
                 let schema = format!("bench_{:08x}", rand::random::<u32>());
-                let mut admin = PgConnection::establish(&args.postgres_url).expect("reach PostgreSQL");
-                diesel::sql_query(format!("CREATE SCHEMA {schema}")).execute(&mut admin).unwrap();
-                let sep = if args.postgres_url.contains('?') { '&' } else { '?' };
+                let mut admin =
+                    PgConnection::establish(&args.postgres_url).expect("reach PostgreSQL");
+                diesel::sql_query(format!("CREATE SCHEMA {schema}"))
+                    .execute(&mut admin)
+                    .unwrap();
+                let sep = if args.postgres_url.contains('?') {
+                    '&'
+                } else {
+                    '?'
+                };
                 let url = format!("{}{sep}options=-csearch_path%3D{schema}", args.postgres_url);
-                BenchDb { url, _dir: None, drop_schema: Some((args.postgres_url.clone(), schema)) }
+                BenchDb {
+                    url,
+                    _dir: None,
+                    drop_schema: Some((args.postgres_url.clone(), schema)),
+                }
             }
         }
     }
@@ -71,10 +86,10 @@ impl BenchDb {
 
 impl Drop for BenchDb {
     fn drop(&mut self) {
-        if let Some((admin_url, schema)) = &self.drop_schema {
-            if let Ok(mut admin) = PgConnection::establish(admin_url) {
-                let _ = diesel::sql_query(format!("DROP SCHEMA {schema} CASCADE")).execute(&mut admin);
-            }
+        if let Some((admin_url, schema)) = &self.drop_schema
+            && let Ok(mut admin) = PgConnection::establish(admin_url)
+        {
+            let _ = diesel::sql_query(format!("DROP SCHEMA {schema} CASCADE")).execute(&mut admin);
         }
     }
 }
@@ -85,7 +100,9 @@ fn rate(n: usize, elapsed: Duration) -> f64 {
 
 fn clear(store: &Store) {
     let mut conn = store.connection().unwrap();
-    diesel::sql_query("DELETE FROM task_execs").execute(&mut *conn).unwrap();
+    diesel::sql_query("DELETE FROM task_execs")
+        .execute(&mut *conn)
+        .unwrap();
 }
 
 /// Baseline: the same row inserted by plain diesel, one statement per task.
@@ -129,7 +146,9 @@ fn baseline_drain(store: &Store, n: usize) -> f64 {
                     .first(c)
                     .optional()?;
                 if let Some(id) = id {
-                    diesel::update(te::task_execs.find(id)).set(te::state.eq("processing")).execute(c)?;
+                    diesel::update(te::task_execs.find(id))
+                        .set(te::state.eq("processing"))
+                        .execute(c)?;
                 }
                 Ok(id)
             })
@@ -195,7 +214,11 @@ fn main() {
         .run();
     let drain = rate(n, start.elapsed());
     assert_eq!(exit, Exit::Stopped);
-    let left = TaskExec::list_in(&store, &TaskExecFilter::default().state(State::Queued).limit(1)).unwrap();
+    let left = TaskExec::list_in(
+        &store,
+        &TaskExecFilter::default().state(State::Queued).limit(1),
+    )
+    .unwrap();
     assert!(left.is_empty(), "the worker left queued tasks");
     clear(&store);
     noop::queue_many((0..n).map(|_| ())).unwrap();

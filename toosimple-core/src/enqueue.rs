@@ -25,7 +25,12 @@ pub(crate) fn canonical_json(value: &Value) -> String {
             Value::Object(map) => {
                 let mut entries: Vec<(&String, &Value)> = map.iter().collect();
                 entries.sort_by(|a, b| a.0.cmp(b.0));
-                Value::Object(entries.into_iter().map(|(k, v)| (k.clone(), sorted(v))).collect())
+                Value::Object(
+                    entries
+                        .into_iter()
+                        .map(|(k, v)| (k.clone(), sorted(v)))
+                        .collect(),
+                )
             }
             Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
             other => other.clone(),
@@ -60,11 +65,12 @@ pub(crate) fn new_row(def: &TaskDef, args: &Value, due: Option<DateTime<Utc>>) -
         } else {
             State::Queued.as_str()
         },
-        due: due.map_or(now, |d| {
-            d.duration_trunc(chrono::TimeDelta::microseconds(1))
-                .unwrap_or(d)
-        })
-        .naive_utc(),
+        due: due
+            .map_or(now, |d| {
+                d.duration_trunc(chrono::TimeDelta::microseconds(1))
+                    .unwrap_or(d)
+            })
+            .naive_utc(),
         created: now.naive_utc(),
         retries: def.retries(),
         retry_delay: def.retry_delay(),
@@ -146,7 +152,11 @@ pub mod __private {
         let enqueued = conn
             .__enqueue(std::slice::from_ref(&row))
             .map_err(Error::query(enqueue_action(def)()))?;
-        Ok(TaskHandle::enqueued(None, enqueued[0].id, enqueued[0].duplicate))
+        Ok(TaskHandle::enqueued(
+            None,
+            enqueued[0].id,
+            enqueued[0].duplicate,
+        ))
     }
 }
 
@@ -156,8 +166,12 @@ mod tests {
 
     #[test]
     fn canonical_json_sorts_nested_keys() {
-        let a: Value = serde_json::from_str(r#"{"b":1,"a":{"y":[{"d":1,"c":2}],"x":null}}"#).unwrap();
-        assert_eq!(canonical_json(&a), r#"{"a":{"x":null,"y":[{"c":2,"d":1}]},"b":1}"#);
+        let a: Value =
+            serde_json::from_str(r#"{"b":1,"a":{"y":[{"d":1,"c":2}],"x":null}}"#).unwrap();
+        assert_eq!(
+            canonical_json(&a),
+            r#"{"a":{"x":null,"y":[{"c":2,"d":1}]},"b":1}"#
+        );
     }
 
     #[test]

@@ -20,7 +20,9 @@ pub enum Error {
     },
 
     /// The folder meant to hold the SQLite file does not exist.
-    #[error("cannot open SQLite database {path:?}: the folder {folder:?} does not exist; create it or point TOOSIMPLE_DATABASE_URL elsewhere")]
+    #[error(
+        "cannot open SQLite database {path:?}: the folder {folder:?} does not exist; create it or point TOOSIMPLE_DATABASE_URL elsewhere"
+    )]
     SqliteFolderMissing {
         /// The database file.
         path: PathBuf,
@@ -114,7 +116,9 @@ pub enum Error {
     },
 
     /// Two `#[task]` functions share a name.
-    #[error("task name `{name}` is defined twice, at {first} and at {second}: give one of them another name with #[task(name = \"...\")]")]
+    #[error(
+        "task name `{name}` is defined twice, at {first} and at {second}: give one of them another name with #[task(name = \"...\")]"
+    )]
     DuplicateTask {
         /// The shared name.
         name: String,
@@ -125,7 +129,9 @@ pub enum Error {
     },
 
     /// The program links no `#[task]` at all.
-    #[error("this program has no registered tasks. If your tasks live in a library crate, name it once in your binary (`use my_tasks as _;` in main.rs) so that it is linked")]
+    #[error(
+        "this program has no registered tasks. If your tasks live in a library crate, name it once in your binary (`use my_tasks as _;` in main.rs) so that it is linked"
+    )]
     NoTasks,
 
     /// A command-line option or argument has an unusable value.
@@ -151,7 +157,9 @@ pub enum Error {
     },
 
     /// [`TaskHandle::wait`](crate::TaskHandle::wait) gave up.
-    #[error("task execution {id} is still {state} after waiting {timeout:?}: is a worker running for its queue?")]
+    #[error(
+        "task execution {id} is still {state} after waiting {timeout:?}: is a worker running for its queue?"
+    )]
     WaitTimeout {
         /// The execution waited on (the latest of its retry chain).
         id: i64,
@@ -171,10 +179,29 @@ fn list_or_none(names: &[String]) -> String {
 }
 
 impl Error {
+    /// The message followed by each underlying cause, `: `-separated, for logs and the CLI
+    /// (the `Display` of an error is only its own message).
+    pub fn report(&self) -> String {
+        let mut text = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            let cause_text = cause.to_string();
+            if !text.ends_with(&cause_text) {
+                text.push_str(": ");
+                text.push_str(cause_text.trim_end());
+            }
+            source = cause.source();
+        }
+        text
+    }
+
     /// Whether the error is a database or connection failure that may pass (a restart, a
     /// network blip), as opposed to a mistake that retrying cannot fix.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Error::Connect { .. } | Error::Pool { .. } | Error::Query { .. })
+        matches!(
+            self,
+            Error::Connect { .. } | Error::Pool { .. } | Error::Query { .. }
+        )
     }
 }
 

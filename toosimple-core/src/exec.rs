@@ -214,7 +214,8 @@ impl TaskExec {
             |c| {
                 let mut query = te::task_execs.into_boxed();
                 if !filter.states.is_empty() {
-                    query = query.filter(te::state.eq_any(filter.states.iter().map(|s| s.as_str())));
+                    query =
+                        query.filter(te::state.eq_any(filter.states.iter().map(|s| s.as_str())));
                 }
                 if let Some(queue) = &filter.queue {
                     query = query.filter(te::queue.eq(queue));
@@ -247,7 +248,10 @@ impl TaskExec {
                         .find(id)
                         .filter(te::state.eq_any(State::PENDING.map(State::as_str))),
                 )
-                .set((te::state.eq(State::Cancelled.as_str()), te::finished.eq(now)))
+                .set((
+                    te::state.eq(State::Cancelled.as_str()),
+                    te::finished.eq(now),
+                ))
                 .execute(c)
             },
         )?;
@@ -289,7 +293,11 @@ impl TaskExec {
                     id: 0,
                     reason: format!("queue {queue}: {e}"),
                 })?;
-                Ok(QueueCount { queue, state, count })
+                Ok(QueueCount {
+                    queue,
+                    state,
+                    count,
+                })
             })
             .collect()
     }
@@ -306,7 +314,11 @@ impl TaskExec {
     /// finished before `before`. Returns how many.
     pub fn purge_in(store: &Store, before: DateTime<Utc>, states: &[State]) -> Result<usize> {
         let states: Vec<&str> = if states.is_empty() {
-            State::ALL.iter().filter(|s| s.is_finished()).map(|s| s.as_str()).collect()
+            State::ALL
+                .iter()
+                .filter(|s| s.is_finished())
+                .map(|s| s.as_str())
+                .collect()
         } else {
             states.iter().map(|s| s.as_str()).collect()
         };

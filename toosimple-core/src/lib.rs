@@ -59,7 +59,9 @@ pub use crate::registry::{
 };
 pub use crate::schedule::{ScheduleDef, schedules};
 pub use crate::state::{ParseStateError, State};
-pub use crate::store::{AnyConnection, DATABASE_URL_ENV, Backend, EnqueueConnection, Store, default_store, init};
+pub use crate::store::{
+    AnyConnection, Backend, DATABASE_URL_ENV, EnqueueConnection, Store, default_store, init,
+};
 pub use crate::worker_status::{
     EXIT_CRASHED, EXIT_STOPPED, EXIT_TERMINATED, WorkerState, WorkerStatus,
 };

@@ -85,7 +85,9 @@ impl fmt::Display for State {
 
 /// The error of parsing a [`State`] from an unknown name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown task state {0:?}: expected one of sleeping, queued, processing, succeeded, failed, interrupted, invalid, cancelled")]
+#[error(
+    "unknown task state {0:?}: expected one of sleeping, queued, processing, succeeded, failed, interrupted, invalid, cancelled"
+)]
 pub struct ParseStateError(pub String);
 
 impl FromStr for State {

@@ -5,9 +5,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
-use toosimple_core::{
-    Error, QueueCount, State, Store, TaskExec, WorkerStatus, DATABASE_URL_ENV,
-};
+use toosimple_core::{DATABASE_URL_ENV, Error, QueueCount, State, Store, TaskExec, WorkerStatus};
 
 use crate::worker::{RunMode, Worker};
 
@@ -132,21 +130,21 @@ fn seconds(value: f64, what: &str) -> Result<Duration, Error> {
 pub(crate) fn run() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
-    if let Some(url) = &cli.database_url {
-        if let Err(e) = toosimple_core::init(url) {
-            eprintln!("error: {e}");
-            return exit_code(match cli.command {
-                Command::Worker(_) => toosimple_core::EXIT_CRASHED,
-                _ => 1,
-            });
-        }
+    if let Some(url) = &cli.database_url
+        && let Err(e) = toosimple_core::init(url)
+    {
+        eprintln!("error: {}", e.report());
+        return exit_code(match cli.command {
+            Command::Worker(_) => toosimple_core::EXIT_CRASHED,
+            _ => 1,
+        });
     }
     match cli.command {
         Command::Worker(args) => run_worker(args),
         other => match run_command(other) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("error: {e}");
+                eprintln!("error: {}", e.report());
                 ExitCode::FAILURE
             }
         },
@@ -170,11 +168,14 @@ fn run_worker(args: WorkerArgs) -> ExitCode {
     let worker = match worker_from(&args) {
         Ok(worker) => worker,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", e.report());
             return exit_code(toosimple_core::EXIT_CRASHED);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -245,7 +246,10 @@ fn run_command(command: Command) -> Result<(), Error> {
             } else {
                 ""
             };
-            println!("enqueued {task} as #{} ({}){duplicate}", exec.id, exec.state);
+            println!(
+                "enqueued {task} as #{} ({}){duplicate}",
+                exec.id, exec.state
+            );
         }
         Command::Requeue { id } => {
             let store = toosimple_core::default_store()?;
@@ -295,7 +299,8 @@ fn status(store: &Store, json: bool) -> Result<(), Error> {
                 value
             })
             .collect();
-        let out = serde_json::json!({ "database": store.url(), "counts": counts, "workers": workers });
+        let out =
+            serde_json::json!({ "database": store.url(), "counts": counts, "workers": workers });
         println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
         return Ok(());
     }
@@ -305,11 +310,19 @@ fn status(store: &Store, json: bool) -> Result<(), Error> {
     if counts.is_empty() {
         println!("(no executions)");
     }
-    for QueueCount { queue, state, count } in &counts {
+    for QueueCount {
+        queue,
+        state,
+        count,
+    } in &counts
+    {
         println!("{queue:<20} {:<12} {count:>8}", state.as_str());
     }
     println!();
-    println!("{:<24} {:<11} {:<26} queues", "worker", "state", "last tick");
+    println!(
+        "{:<24} {:<11} {:<26} queues",
+        "worker", "state", "last tick"
+    );
     if workers.is_empty() {
         println!("(no workers)");
     }
@@ -385,6 +398,8 @@ mod tests {
         assert!(args.until_done && args.no_schedules);
         assert_eq!(args.exclude_queue, ["slow"]);
         assert!(Cli::try_parse_from(["app", "worker", "--once", "--until-done"]).is_err());
-        assert!(Cli::try_parse_from(["app", "worker", "--queue", "a", "--exclude-queue", "b"]).is_err());
+        assert!(
+            Cli::try_parse_from(["app", "worker", "--queue", "a", "--exclude-queue", "b"]).is_err()
+        );
     }
 }

@@ -103,7 +103,7 @@ pub(super) trait Claim {
 /// PostgreSQL adds `FOR UPDATE SKIP LOCKED` so that concurrent workers take different rows
 /// without waiting; SQLite runs it inside `BEGIN IMMEDIATE`, which already serialises writers.
 macro_rules! claim_body {
-    ($c:expr, $request:expr, |$select:ident| $lock:expr) => {{
+    ($c:expr, $request:expr, [$($lock:ident),*]) => {{
         let request: &ClaimRequest<'_> = $request;
         let inner = diesel::alias!(task_execs as claimable);
         // Unboxed (PostgreSQL's row locks need it), so the queue filter is one expression shape
@@ -113,7 +113,7 @@ macro_rules! claim_body {
             QueueSelection::Only(queues) => (queues, false, &[]),
             QueueSelection::Except(queues) => (&[], true, queues),
         };
-        let $select = inner
+        let select = inner
             .select(inner.field(te::id))
             .filter(inner.field(te::state).eq(State::Queued.as_str()))
             .filter(inner.field(te::task_name).eq_any(request.task_names.iter().copied()))
@@ -129,9 +129,9 @@ macro_rules! claim_body {
                 inner.field(te::due),
                 inner.field(te::id),
             ))
-            .limit(request.limit as i64);
-        let $select = $lock;
-        let mut claimed: Vec<ClaimedExec> = diesel::update(te::task_execs.filter(te::id.eq_any($select)))
+            .limit(request.limit as i64)
+            $(.$lock())*;
+        let mut claimed: Vec<ClaimedExec> = diesel::update(te::task_execs.filter(te::id.eq_any(select)))
             .set((
                 te::state.eq(State::Processing.as_str()),
                 te::started.eq(request.now.naive_utc()),
@@ -154,7 +154,7 @@ impl Claim for diesel::SqliteConnection {
         if request.limit == 0 || request.task_names.is_empty() {
             return Ok(Vec::new());
         }
-        claim_body!(self, request, |select| select)
+        claim_body!(self, request, [])
     }
 }
 
@@ -163,7 +163,7 @@ impl Claim for diesel::PgConnection {
         if request.limit == 0 || request.task_names.is_empty() {
             return Ok(Vec::new());
         }
-        claim_body!(self, request, |select| select.for_update().skip_locked())
+        claim_body!(self, request, [for_update, skip_locked])
     }
 }
 

@@ -65,7 +65,11 @@ pub struct Exchange {
 /// retry is used up; an interruption's replacement keeps the same retries and delay.
 fn replacement(exec: &ClaimedExec, retry: bool, now: DateTime<Utc>) -> NewTaskExec {
     let (retries, retry_delay) = if retry {
-        let left = if exec.retries < 0 { exec.retries } else { exec.retries - 1 };
+        let left = if exec.retries < 0 {
+            exec.retries
+        } else {
+            exec.retries - 1
+        };
         (left, exec.retry_delay.saturating_mul(2))
     } else {
         (exec.retries, exec.retry_delay)
@@ -88,7 +92,12 @@ fn replacement(exec: &ClaimedExec, retry: bool, now: DateTime<Utc>) -> NewTaskEx
 
 /// Inserts the replacement of `exec` and links it. A unique task whose duplicate was enqueued
 /// while it ran is folded into that pending row, which then becomes the replacement.
-fn replace(c: &mut AnyConnection, exec: &ClaimedExec, retry: bool, now: DateTime<Utc>) -> QueryResult<i64> {
+fn replace(
+    c: &mut AnyConnection,
+    exec: &ClaimedExec,
+    retry: bool,
+    now: DateTime<Utc>,
+) -> QueryResult<i64> {
     let new_id = c.__enqueue(&[replacement(exec, retry, now)])?[0].id;
     diesel::update(te::task_execs.find(exec.id))
         .set(te::replaced_by.eq(new_id))
@@ -149,9 +158,10 @@ impl Store {
         if completions.is_empty() {
             return Ok(CompletionReport::default());
         }
-        self.write(|| format!("recording {} task outcomes", completions.len()), |c| {
-            record(c, worker, completions)
-        })
+        self.write(
+            || format!("recording {} task outcomes", completions.len()),
+            |c| record(c, worker, completions),
+        )
     }
 
     /// One round of a worker's work in one transaction (one commit instead of three):
@@ -161,16 +171,19 @@ impl Store {
         completions: &[Completion],
         request: &ClaimRequest<'_>,
     ) -> Result<Exchange> {
-        self.write(|| "recording task outcomes and claiming tasks".to_string(), |c| {
-            let report = record(c, request.worker, completions)?;
-            let woken = wake(c, request.now)?;
-            let claimed = c.claim(request)?;
-            Ok(Exchange {
-                report,
-                woken,
-                claimed,
-            })
-        })
+        self.write(
+            || "recording task outcomes and claiming tasks".to_string(),
+            |c| {
+                let report = record(c, request.worker, completions)?;
+                let woken = wake(c, request.now)?;
+                let claimed = c.claim(request)?;
+                Ok(Exchange {
+                    report,
+                    woken,
+                    claimed,
+                })
+            },
+        )
     }
 
     /// Interrupts executions `ids` that `worker` still runs (it is stopping) and replaces them.
@@ -182,22 +195,25 @@ impl Store {
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<Vec<(i64, i64)>> {
-        self.write(|| format!("interrupting the tasks of worker {worker}"), |c| {
-            let interrupted: Vec<ClaimedExec> = diesel::update(
-                te::task_execs
-                    .filter(te::id.eq_any(ids))
-                    .filter(te::state.eq(State::Processing.as_str()))
-                    .filter(te::worker.eq(worker)),
-            )
-            .set((
-                te::state.eq(State::Interrupted.as_str()),
-                te::error.eq(reason),
-                te::finished.eq(now.naive_utc()),
-            ))
-            .returning(CLAIMED_COLUMNS)
-            .get_results(c)?;
-            replace_all(c, &interrupted, now)
-        })
+        self.write(
+            || format!("interrupting the tasks of worker {worker}"),
+            |c| {
+                let interrupted: Vec<ClaimedExec> = diesel::update(
+                    te::task_execs
+                        .filter(te::id.eq_any(ids))
+                        .filter(te::state.eq(State::Processing.as_str()))
+                        .filter(te::worker.eq(worker)),
+                )
+                .set((
+                    te::state.eq(State::Interrupted.as_str()),
+                    te::error.eq(reason),
+                    te::finished.eq(now.naive_utc()),
+                ))
+                .returning(CLAIMED_COLUMNS)
+                .get_results(c)?;
+                replace_all(c, &interrupted, now)
+            },
+        )
     }
 
     /// Interrupts every execution `worker` holds, and replaces them.
@@ -207,10 +223,13 @@ impl Store {
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<Vec<(i64, i64)>> {
-        self.write(|| format!("interrupting the tasks of worker {worker}"), |c| {
-            let interrupted = interrupt_rows(c, Holder::Worker(worker), reason, now)?;
-            replace_all(c, &interrupted, now)
-        })
+        self.write(
+            || format!("interrupting the tasks of worker {worker}"),
+            |c| {
+                let interrupted = interrupt_rows(c, Holder::Worker(worker), reason, now)?;
+                replace_all(c, &interrupted, now)
+            },
+        )
     }
 
     /// Rescues the executions of dead workers: a `Processing` row whose worker's heartbeat is
@@ -218,38 +237,49 @@ impl Store {
     /// row becomes `Interrupted` with one replacement. However many workers rescue at once,
     /// each row is rescued once: the update only matches rows still `Processing`.
     pub fn rescue(&self, rescuer: &str, now: DateTime<Utc>) -> Result<Vec<(i64, i64)>> {
-        self.write(|| "rescuing the tasks of dead workers".to_string(), |c| {
-            let statuses: Vec<WorkerStatus> = ws::worker_statuses
-                .load::<WorkerStatusRow>(c)?
-                .into_iter()
-                .map(WorkerStatus::from)
-                .collect();
-            let mut rescued = Vec::new();
-            for status in &statuses {
-                let dead = status.label != rescuer
-                    && (status.stopped.is_some() || status.is_silent_at(now));
-                if !dead {
-                    continue;
+        self.write(
+            || "rescuing the tasks of dead workers".to_string(),
+            |c| {
+                let statuses: Vec<WorkerStatus> = ws::worker_statuses
+                    .load::<WorkerStatusRow>(c)?
+                    .into_iter()
+                    .map(WorkerStatus::from)
+                    .collect();
+                let mut rescued = Vec::new();
+                for status in &statuses {
+                    let dead = status.label != rescuer
+                        && (status.stopped.is_some() || status.is_silent_at(now));
+                    if !dead {
+                        continue;
+                    }
+                    let reason = if status.stopped.is_some() {
+                        format!(
+                            "worker {} stopped while running it; rescued by {rescuer}",
+                            status.label
+                        )
+                    } else {
+                        format!(
+                            "worker {} sent no heartbeat for {:.0} s; rescued by {rescuer}",
+                            status.label, status.timeout
+                        )
+                    };
+                    rescued.extend(interrupt_rows(
+                        c,
+                        Holder::Worker(&status.label),
+                        &reason,
+                        now,
+                    )?);
                 }
-                let reason = if status.stopped.is_some() {
-                    format!("worker {} stopped while running it; rescued by {rescuer}", status.label)
-                } else {
-                    format!(
-                        "worker {} sent no heartbeat for {:.0} s; rescued by {rescuer}",
-                        status.label, status.timeout
-                    )
-                };
-                rescued.extend(interrupt_rows(c, Holder::Worker(&status.label), &reason, now)?);
-            }
-            let labels: Vec<&str> = statuses.iter().map(|s| s.label.as_str()).collect();
-            rescued.extend(interrupt_rows(
-                c,
-                Holder::NoneOf(&labels),
-                &format!("its worker has no status row; rescued by {rescuer}"),
-                now,
-            )?);
-            replace_all(c, &rescued, now)
-        })
+                let labels: Vec<&str> = statuses.iter().map(|s| s.label.as_str()).collect();
+                rescued.extend(interrupt_rows(
+                    c,
+                    Holder::NoneOf(&labels),
+                    &format!("its worker has no status row; rescued by {rescuer}"),
+                    now,
+                )?);
+                replace_all(c, &rescued, now)
+            },
+        )
     }
 }
 
@@ -278,12 +308,12 @@ fn interrupt_rows(
             .set(set)
             .returning(CLAIMED_COLUMNS)
             .get_results(c),
-        Holder::NoneOf(labels) => diesel::update(
-            processing.filter(te::worker.is_null().or(te::worker.ne_all(labels))),
-        )
-        .set(set)
-        .returning(CLAIMED_COLUMNS)
-        .get_results(c),
+        Holder::NoneOf(labels) => {
+            diesel::update(processing.filter(te::worker.is_null().or(te::worker.ne_all(labels))))
+                .set(set)
+                .returning(CLAIMED_COLUMNS)
+                .get_results(c)
+        }
     }
 }
 

@@ -154,7 +154,9 @@ macro_rules! insert_unique {
                                 .set((te::state.eq(State::Queued.as_str()), te::due.eq(row.due)))
                                 .execute($c)?;
                         } else if row.due < due {
-                            diesel::update(sleeping).set(te::due.eq(row.due)).execute($c)?;
+                            diesel::update(sleeping)
+                                .set(te::due.eq(row.due))
+                                .execute($c)?;
                         }
                     }
                     break Enqueued {

@@ -24,9 +24,9 @@ use diesel::result::ConnectionError;
 pub use self::claim::{ClaimRequest, ClaimedExec, QueueSelection};
 pub use self::complete::{Completion, CompletionReport, Exchange, Outcome};
 pub use self::enqueue::{EnqueueConnection, Enqueued, NewTaskExec};
-pub use self::workers::WorkerRegistration;
-pub use self::url::mask as mask_url;
 use self::url::Target;
+pub use self::url::mask as mask_url;
+pub use self::workers::WorkerRegistration;
 use crate::error::{Error, Result};
 
 /// The environment variable naming the database.
@@ -86,7 +86,8 @@ impl ManageConnection for ConnectionManager {
     }
 
     fn is_valid(&self, conn: &mut AnyConnection) -> Result<(), ConnectionError> {
-        conn.ping().map_err(ConnectionError::CouldntSetupConfiguration)
+        conn.ping()
+            .map_err(ConnectionError::CouldntSetupConfiguration)
     }
 
     fn has_broken(&self, conn: &mut AnyConnection) -> bool {
@@ -153,7 +154,8 @@ impl Store {
             AnyConnection::Sqlite(_) => Backend::Sqlite,
         };
         let builder = r2d2::Pool::builder()
-            .connection_timeout(Duration::from_secs(30))
+            // Short enough that a worker waiting out an outage still answers its signals soon.
+            .connection_timeout(Duration::from_secs(5))
             // A failed query marks the connection broken; checking each checkout would cost a
             // round trip per operation.
             .test_on_check_out(false)
@@ -266,7 +268,9 @@ pub(crate) fn write_transaction<T>(
 ) -> QueryResult<T> {
     use diesel::connection::{AnsiTransactionManager, TransactionManager};
     match conn {
-        AnyConnection::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?,
+        AnyConnection::Sqlite(c) => {
+            AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?
+        }
         AnyConnection::Postgresql(c) => AnsiTransactionManager::begin_transaction(c)?,
     }
     match f(conn) {

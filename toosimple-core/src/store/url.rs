@@ -30,13 +30,13 @@ impl Target {
         }
         if path != ":memory:" {
             let file = Path::new(path);
-            if let Some(folder) = file.parent().filter(|f| !f.as_os_str().is_empty()) {
-                if !folder.is_dir() {
-                    return Err(Error::SqliteFolderMissing {
-                        path: PathBuf::from(path),
-                        folder: folder.to_path_buf(),
-                    });
-                }
+            if let Some(folder) = file.parent().filter(|f| !f.as_os_str().is_empty())
+                && !folder.is_dir()
+            {
+                return Err(Error::SqliteFolderMissing {
+                    path: PathBuf::from(path),
+                    folder: folder.to_path_buf(),
+                });
             }
         }
         Ok(Target::Sqlite {
@@ -55,12 +55,12 @@ pub fn mask(url: &str) -> String {
     if let Some(scheme_end) = url.find("://") {
         let rest = &url[scheme_end + 3..];
         let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-        if let Some(at) = rest[..authority_end].rfind('@') {
-            if let Some(colon) = rest[..at].find(':') {
-                let start = scheme_end + 3 + colon + 1;
-                let end = scheme_end + 3 + at;
-                out.replace_range(start..end, "***");
-            }
+        if let Some(at) = rest[..authority_end].rfind('@')
+            && let Some(colon) = rest[..at].find(':')
+        {
+            let start = scheme_end + 3 + colon + 1;
+            let end = scheme_end + 3 + at;
+            out.replace_range(start..end, "***");
         }
     }
     // libpq also takes `?password=...`.
@@ -89,7 +89,10 @@ mod tests {
             mask("postgres://db/app?user=a&password=x&sslmode=require"),
             "postgres://db/app?user=a&password=***&sslmode=require"
         );
-        assert_eq!(mask("sqlite://toosimple.sqlite3"), "sqlite://toosimple.sqlite3");
+        assert_eq!(
+            mask("sqlite://toosimple.sqlite3"),
+            "sqlite://toosimple.sqlite3"
+        );
     }
 
     #[test]

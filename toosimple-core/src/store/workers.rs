@@ -27,7 +27,10 @@ impl Store {
     /// replacements) any execution still `Processing` under that label: it was left by an
     /// earlier worker with the same label that died, since labels are unique among live
     /// workers. Returns those `(interrupted, replacement)` pairs.
-    pub fn register_worker(&self, registration: &WorkerRegistration<'_>) -> Result<Vec<(i64, i64)>> {
+    pub fn register_worker(
+        &self,
+        registration: &WorkerRegistration<'_>,
+    ) -> Result<Vec<(i64, i64)>> {
         let queues = serde_json::to_string(registration.queues).unwrap_or_else(|_| "[]".into());
         let excluded =
             serde_json::to_string(registration.excluded_queues).unwrap_or_else(|_| "[]".into());

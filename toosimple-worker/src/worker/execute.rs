@@ -70,7 +70,9 @@ async fn run(def: &'static TaskDef, args: &str) -> Outcome {
             let _abort = AbortOnDrop(handle.abort_handle());
             within(timeout, handle).await
         }
-        Invoker::Sync(call) => within(timeout, tokio::task::spawn_blocking(move || call(args))).await,
+        Invoker::Sync(call) => {
+            within(timeout, tokio::task::spawn_blocking(move || call(args))).await
+        }
     };
     match joined {
         None => Outcome::Failed(format!(

@@ -9,7 +9,9 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
-use toosimple_core::store::{ClaimRequest, ClaimedExec, Completion, QueueSelection, WorkerRegistration};
+use toosimple_core::store::{
+    ClaimRequest, ClaimedExec, Completion, QueueSelection, WorkerRegistration,
+};
 use toosimple_core::{EXIT_CRASHED, EXIT_STOPPED, EXIT_TERMINATED, Error, Store, TaskDef};
 
 /// When a worker stops by itself.
@@ -216,7 +218,10 @@ impl Worker {
 
     /// Runs it on a runtime of its own until it stops.
     pub fn run(self) -> Exit {
-        match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        match tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+        {
             Ok(runtime) => runtime.block_on(self.run_async()),
             Err(e) => Exit::Crashed(format!("cannot start the async runtime: {e}")),
         }
@@ -229,7 +234,7 @@ impl Worker {
         match self.work().await {
             Ok(exit) => exit,
             Err(e) => {
-                let reason = e.to_string();
+                let reason = e.report();
                 tracing::error!(worker = %label, "worker crashed: {reason}");
                 if let Some(store) = store.or_else(|| toosimple_core::default_store().ok()) {
                     let log = reason.clone();
@@ -382,8 +387,10 @@ impl Worker {
                 };
                 if stop_now {
                     let (store, label) = (store.clone(), label.clone());
-                    blocking(move || store.stop_worker(&label, chrono::Utc::now(), EXIT_STOPPED, None))
-                        .await?;
+                    blocking(move || {
+                        store.stop_worker(&label, chrono::Utc::now(), EXIT_STOPPED, None)
+                    })
+                    .await?;
                     tracing::info!(worker = %self.label, "worker stopped");
                     return Ok(Exit::Stopped);
                 }
@@ -426,14 +433,19 @@ impl Worker {
         let result = blocking(move || {
             let now = chrono::Utc::now();
             store.complete(&label, &batch)?;
-            let replaced = store.interrupt(&label, &ids, &format!("worker {label} was terminated"), now)?;
+            let replaced =
+                store.interrupt(&label, &ids, &format!("worker {label} was terminated"), now)?;
             store.stop_worker(&label, now, EXIT_TERMINATED, None)?;
             Ok::<_, Error>(replaced)
         })
         .await;
         match result {
-            Ok(replaced) => tracing::info!(worker = %self.label, "interrupted and replaced (old, replacement): {replaced:?}"),
-            Err(e) => tracing::error!(worker = %self.label, "could not record the termination: {e}"),
+            Ok(replaced) => {
+                tracing::info!(worker = %self.label, "interrupted and replaced (old, replacement): {replaced:?}")
+            }
+            Err(e) => {
+                tracing::error!(worker = %self.label, "could not record the termination: {}", e.report())
+            }
         }
         Exit::Terminated
     }
@@ -474,18 +486,24 @@ struct Outage {
 impl Outage {
     fn failed(&mut self, error: &Error) {
         if self.since.is_none() {
-            tracing::error!("database unavailable, retrying with backoff: {error}");
+            tracing::error!(
+                "database unavailable, retrying with backoff: {}",
+                error.report()
+            );
             self.since = Some(std::time::Instant::now());
             self.pause = Duration::from_millis(100);
         } else {
-            self.pause = (self.pause * 2).min(Duration::from_secs(5));
+            self.pause = (self.pause * 2).min(Duration::from_secs(2));
         }
         self.retry_at = Some(Instant::now() + self.pause);
     }
 
     fn ended(&mut self) {
         if let Some(since) = self.since.take() {
-            tracing::info!("database available again after {:.1} s", since.elapsed().as_secs_f64());
+            tracing::info!(
+                "database available again after {:.1} s",
+                since.elapsed().as_secs_f64()
+            );
         }
         self.retry_at = None;
     }
@@ -500,7 +518,8 @@ impl Outage {
     }
 
     fn backoff(&self) -> Duration {
-        self.retry_at
-            .map_or(Duration::ZERO, |at| at.saturating_duration_since(Instant::now()))
+        self.retry_at.map_or(Duration::ZERO, |at| {
+            at.saturating_duration_since(Instant::now())
+        })
     }
 }
