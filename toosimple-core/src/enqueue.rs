@@ -91,7 +91,13 @@ pub(crate) fn enqueue_rows<T>(
 ) -> Result<Vec<TaskHandle<T>>> {
     // Fails when two tasks share this name, before anything is written.
     crate::registry::tasks()?;
-    let enqueued = store.write(enqueue_action(def), |c| c.__enqueue(rows))?;
+    let enqueued = if let [row] = rows
+        && row.unique_key.is_none()
+    {
+        store.read(enqueue_action(def), |c| c.__enqueue(rows))?
+    } else {
+        store.write(enqueue_action(def), |c| c.__enqueue(rows))?
+    };
     Ok(enqueued
         .into_iter()
         .map(|e| TaskHandle::enqueued(Some(store.clone()), e.id, e.duplicate))

@@ -1,5 +1,7 @@
 //! Recording how executions ended, and replacing failed, interrupted and orphaned ones.
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, TimeDelta, Utc};
 use diesel::prelude::*;
 use serde_json::Value;
@@ -105,35 +107,52 @@ fn replace(
     Ok(new_id)
 }
 
+/// One outcome as the backends' `record_outcomes` write it.
+pub(super) struct OutcomeRow<'a> {
+    pub id: i64,
+    pub state: State,
+    pub result: Option<String>,
+    pub error: Option<&'a str>,
+    pub finished: chrono::NaiveDateTime,
+}
+
 fn record(
     c: &mut AnyConnection,
     worker: &str,
     completions: &[Completion],
 ) -> QueryResult<CompletionReport> {
     let mut report = CompletionReport::default();
+    if completions.is_empty() {
+        return Ok(report);
+    }
+    let rows: Vec<OutcomeRow<'_>> = completions
+        .iter()
+        .map(|done| {
+            let (state, result, error) = match &done.outcome {
+                Outcome::Succeeded(value) => (State::Succeeded, Some(value.to_string()), None),
+                Outcome::Failed(message) => (State::Failed, None, Some(message.as_str())),
+                Outcome::Invalid(message) => (State::Invalid, None, Some(message.as_str())),
+                Outcome::Interrupted(message) => (State::Interrupted, None, Some(message.as_str())),
+            };
+            OutcomeRow {
+                id: done.exec.id,
+                state,
+                result,
+                error,
+                finished: done.finished.naive_utc(),
+            }
+        })
+        .collect();
+    // Only rows this worker still holds are written: a late result never overwrites what
+    // another worker (a rescue) or a timeout recorded.
+    let updated: HashSet<i64> = match c {
+        AnyConnection::Postgresql(pg) => super::postgres::record_outcomes(pg, worker, &rows)?,
+        AnyConnection::Sqlite(sq) => super::sqlite::record_outcomes(sq, worker, &rows)?,
+    }
+    .into_iter()
+    .collect();
     for done in completions {
-        let (state, result, error) = match &done.outcome {
-            Outcome::Succeeded(value) => (State::Succeeded, Some(value.to_string()), None),
-            Outcome::Failed(message) => (State::Failed, None, Some(message.as_str())),
-            Outcome::Invalid(message) => (State::Invalid, None, Some(message.as_str())),
-            Outcome::Interrupted(message) => (State::Interrupted, None, Some(message.as_str())),
-        };
-        // Only a row this worker still holds: a late result never overwrites what another
-        // worker (a rescue) or a timeout recorded.
-        let updated = diesel::update(
-            te::task_execs
-                .find(done.exec.id)
-                .filter(te::state.eq(State::Processing.as_str()))
-                .filter(te::worker.eq(worker)),
-        )
-        .set((
-            te::state.eq(state.as_str()),
-            te::result.eq(result),
-            te::error.eq(error),
-            te::finished.eq(done.finished.naive_utc()),
-        ))
-        .execute(c)?;
-        if updated == 0 {
+        if !updated.contains(&done.exec.id) {
             report.stale.push(done.exec.id);
             continue;
         }

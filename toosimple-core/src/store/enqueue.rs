@@ -77,6 +77,19 @@ macro_rules! impl_enqueue {
     ($conn:ty) => {
         impl EnqueueConnection for $conn {
             fn __enqueue(&mut self, rows: &[NewTaskExec]) -> QueryResult<Vec<Enqueued>> {
+                if let [row] = rows
+                    && row.unique_key.is_none()
+                {
+                    // One statement is atomic by itself: no transaction round trips.
+                    let id = diesel::insert_into(te::task_execs)
+                        .values(row)
+                        .returning(te::id)
+                        .get_result(self)?;
+                    return Ok(vec![Enqueued {
+                        id,
+                        duplicate: false,
+                    }]);
+                }
                 self.transaction(|c| {
                     let mut out = Vec::with_capacity(rows.len());
                     let mut start = 0;

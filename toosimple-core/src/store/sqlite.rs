@@ -6,6 +6,9 @@ use diesel::result::{ConnectionError, ConnectionResult};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use super::Migrate;
+use super::complete::OutcomeRow;
+use crate::State;
+use crate::schema::task_execs::dsl as te;
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 
@@ -29,4 +32,34 @@ impl Migrate for SqliteConnection {
             Ok(())
         })
     }
+}
+
+/// Records outcomes one statement each: SQLite runs in-process, where a statement costs
+/// microseconds and the transaction around them is the one commit. Returns the ids updated,
+/// only rows `worker` still holds.
+pub(super) fn record_outcomes(
+    conn: &mut SqliteConnection,
+    worker: &str,
+    rows: &[OutcomeRow<'_>],
+) -> QueryResult<Vec<i64>> {
+    let mut updated = Vec::with_capacity(rows.len());
+    for row in rows {
+        let count = diesel::update(
+            te::task_execs
+                .find(row.id)
+                .filter(te::state.eq(State::Processing.as_str()))
+                .filter(te::worker.eq(worker)),
+        )
+        .set((
+            te::state.eq(row.state.as_str()),
+            te::result.eq(&row.result),
+            te::error.eq(row.error),
+            te::finished.eq(row.finished),
+        ))
+        .execute(conn)?;
+        if count == 1 {
+            updated.push(row.id);
+        }
+    }
+    Ok(updated)
 }

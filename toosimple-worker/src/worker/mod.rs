@@ -55,6 +55,10 @@ enum StopRequest {
     Terminate,
 }
 
+/// How long a worker waits, after one task ends, for others to end with it: outcomes recorded
+/// together share one commit.
+const BATCH_WINDOW: Duration = Duration::from_millis(2);
+
 /// Asks a running worker to stop; cheap to clone. The CLI wires SIGINT and SIGTERM to it.
 #[derive(Debug, Clone)]
 pub struct Shutdown {
@@ -300,6 +304,7 @@ impl Worker {
         let mut next_tick = Instant::now();
         let mut outage = Outage::default();
         let mut rounds = 0usize;
+        let mut executions = 0usize;
 
         loop {
             let stop = *self.stop.borrow_and_update();
@@ -362,6 +367,7 @@ impl Worker {
                             tracing::warn!(worker = %self.label, "dropped the outcome of executions another worker had rescued: {:?}", exchange.report.stale);
                         }
                         claimed_count = exchange.claimed.len();
+                        executions += claimed_count;
                         for exec in exchange.claimed {
                             let Some(def) = by_name.get(exec.task_name.as_str()).copied() else {
                                 continue; // claimed only by registered names
@@ -391,23 +397,29 @@ impl Worker {
                         store.stop_worker(&label, chrono::Utc::now(), EXIT_STOPPED, None)
                     })
                     .await?;
-                    tracing::info!(worker = %self.label, "worker stopped");
+                    tracing::info!(worker = %self.label, rounds, executions, "worker stopped");
                     return Ok(Exit::Stopped);
                 }
             }
 
-            // Every free slot was filled: more work is likely waiting, claim again at once.
-            if free > 0 && claimed_count == free && !outage.is_down() {
-                continue;
-            }
             let wake_at = if outage.is_down() {
                 Instant::now() + outage.backoff()
             } else {
                 next_tick
             };
+            // Wait for a slot to free up (running tasks), the next tick, or a stop request.
+            // Tasks that end together are recorded together: one commit per round, not per
+            // task.
             tokio::select! {
                 Some(joined) = running.join_next(), if !running.is_empty() => {
                     finished(joined, &mut held, &mut done);
+                    // Gather what ends within a moment, to record it in the same round.
+                    let window = Instant::now() + BATCH_WINDOW;
+                    while let Ok(Some(joined)) =
+                        tokio::time::timeout_at(window, running.join_next()).await
+                    {
+                        finished(joined, &mut held, &mut done);
+                    }
                 }
                 _ = tokio::time::sleep_until(wake_at) => {}
                 _ = self.stop.changed() => {}

@@ -18,8 +18,9 @@ CREATE TABLE task_execs (
     unique_key TEXT
 );
 
--- The claim: queued rows of some queues, highest priority first, then oldest due.
-CREATE INDEX task_execs_claim ON task_execs (queue, priority DESC, due, id) WHERE state = 'queued';
+-- The claim walks queued rows in claim order (highest priority, then oldest due) and stops
+-- after its batch; queue and task filters are checked on the way, so no sort of the queue.
+CREATE INDEX task_execs_claim ON task_execs (priority DESC, due, id) WHERE state = 'queued';
 -- Waking sleeping rows whose due has come.
 CREATE INDEX task_execs_wake ON task_execs (due) WHERE state = 'sleeping';
 -- Unique tasks: at most one pending execution per task and arguments.
