@@ -26,6 +26,7 @@ backend_suite!(
     rescues_the_tasks_of_a_silent_worker_exactly_once,
     graceful_shutdown_finishes_running_tasks,
     terminate_interrupts_and_replaces_running_tasks,
+    claims_lost_in_an_outage_are_released,
 );
 
 fn worker(db: &TestDb) -> Worker {
@@ -324,4 +325,24 @@ fn terminate_interrupts_and_replaces_running_tasks(db: &TestDb) {
     // The async task was cancelled, not left running.
     std::thread::sleep(Duration::from_millis(1_200));
     assert!(db.side_effects().is_empty());
+}
+
+fn claims_lost_in_an_outage_are_released(db: &TestDb) {
+    let running = record::queue(1).unwrap();
+    let lost = record::queue(2).unwrap();
+    let other = record::queue(3).unwrap();
+    for (h, worker) in [(&running, "w"), (&lost, "w"), (&other, "x")] {
+        db.execute(&format!(
+            "UPDATE task_execs SET state = 'processing', worker = '{worker}' WHERE id = {}",
+            h.id()
+        ));
+    }
+    assert_eq!(db.store.release_unheld("w", &[running.id()]).unwrap(), 1);
+    let lost = lost.exec().unwrap();
+    assert_eq!(
+        (lost.state, lost.worker, lost.started),
+        (State::Queued, None, None)
+    );
+    assert_eq!(running.state().unwrap(), State::Processing);
+    assert_eq!(other.state().unwrap(), State::Processing);
 }

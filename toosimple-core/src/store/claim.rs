@@ -189,6 +189,30 @@ impl Store {
         self.read(|| "waking due sleeping tasks".to_string(), |c| wake(c, now))
     }
 
+    /// Puts back in the queue the rows `worker` holds as `Processing` but is not running
+    /// (`running`): claims whose commit succeeded while the worker saw an error (a connection
+    /// lost at commit), which would otherwise wait for a rescue that never comes, since a live
+    /// worker is never rescued. Returns how many.
+    pub fn release_unheld(&self, worker: &str, running: &[i64]) -> Result<usize> {
+        self.read(
+            || format!("releasing the unheld claims of worker {worker}"),
+            |c| {
+                diesel::update(
+                    te::task_execs
+                        .filter(te::state.eq(State::Processing.as_str()))
+                        .filter(te::worker.eq(worker))
+                        .filter(te::id.ne_all(running)),
+                )
+                .set((
+                    te::state.eq(State::Queued.as_str()),
+                    te::started.eq(None::<NaiveDateTime>),
+                    te::worker.eq(None::<String>),
+                ))
+                .execute(c)
+            },
+        )
+    }
+
     /// Atomically claims up to `request.limit` queued rows, highest priority first, then
     /// oldest due: each row is claimed by exactly one worker however many claim at once.
     pub fn claim(&self, request: &ClaimRequest<'_>) -> Result<Vec<ClaimedExec>> {

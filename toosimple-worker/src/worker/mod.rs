@@ -318,16 +318,18 @@ impl Worker {
 
             if Instant::now() >= next_tick {
                 next_tick = Instant::now() + self.tick;
-                let (store, label) = (store.clone(), label.clone());
+                let (db, label) = (store.clone(), label.clone());
                 let maintenance = blocking(move || {
                     let now = chrono::Utc::now();
-                    store.heartbeat(&label, now)?;
-                    store.rescue(&label, now)
+                    db.heartbeat(&label, now)?;
+                    db.rescue(&label, now)
                 })
                 .await;
                 match maintenance {
                     Ok(rescued) => {
-                        outage.ended();
+                        if outage.ended() {
+                            self.release_unheld(&store, &held).await;
+                        }
                         if !rescued.is_empty() {
                             tracing::warn!(worker = %self.label, "rescued the executions of dead workers (old, replacement): {rescued:?}");
                         }
@@ -344,7 +346,7 @@ impl Worker {
             };
             let mut claimed_count = 0;
             if (!done.is_empty() || free > 0) && !outage.waiting() {
-                let (store, label, names, queues) =
+                let (db, label, names, queues) =
                     (store.clone(), label.clone(), names.clone(), queues.clone());
                 let batch = std::mem::take(&mut done);
                 let result = blocking(move || {
@@ -355,13 +357,15 @@ impl Worker {
                         limit: free,
                         now: chrono::Utc::now(),
                     };
-                    let exchanged = store.exchange(&batch, &request);
+                    let exchanged = db.exchange(&batch, &request);
                     (batch, exchanged)
                 })
                 .await;
                 match result {
                     (_, Ok(exchange)) => {
-                        outage.ended();
+                        if outage.ended() {
+                            self.release_unheld(&store, &held).await;
+                        }
                         rounds += 1;
                         if !exchange.report.stale.is_empty() {
                             tracing::warn!(worker = %self.label, "dropped the outcome of executions another worker had rescued: {:?}", exchange.report.stale);
@@ -423,6 +427,21 @@ impl Worker {
                 }
                 _ = tokio::time::sleep_until(wake_at) => {}
                 _ = self.stop.changed() => {}
+            }
+        }
+    }
+
+    /// After an outage, requeues claims that committed although the worker saw them fail.
+    async fn release_unheld(&self, store: &Store, held: &HashMap<i64, ClaimedExec>) {
+        let (store, label) = (store.clone(), self.label.clone());
+        let running: Vec<i64> = held.keys().copied().collect();
+        match blocking(move || store.release_unheld(&label, &running)).await {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::warn!(worker = %self.label, "requeued {n} execution(s) claimed during the outage but never started")
+            }
+            Err(e) => {
+                tracing::warn!(worker = %self.label, "could not check for claims lost in the outage: {}", e.report())
             }
         }
     }
@@ -510,14 +529,19 @@ impl Outage {
         self.retry_at = Some(Instant::now() + self.pause);
     }
 
-    fn ended(&mut self) {
-        if let Some(since) = self.since.take() {
-            tracing::info!(
-                "database available again after {:.1} s",
-                since.elapsed().as_secs_f64()
-            );
-        }
+    /// Notes a success; returns whether it ended an outage.
+    fn ended(&mut self) -> bool {
         self.retry_at = None;
+        match self.since.take() {
+            Some(since) => {
+                tracing::info!(
+                    "database available again after {:.1} s",
+                    since.elapsed().as_secs_f64()
+                );
+                true
+            }
+            None => false,
+        }
     }
 
     fn is_down(&self) -> bool {
