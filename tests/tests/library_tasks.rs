@@ -64,7 +64,7 @@ fn schedules_are_registered_with_their_task() {
     let morning = schedules[0];
     assert_eq!(
         (morning.name(), morning.task(), morning.cron()),
-        ("morning", "morning", "30 8 * * *")
+        ("morning", "morning", "manual")
     );
     assert_eq!(morning.args().unwrap(), serde_json::json!({"name": "John"}));
 }

@@ -75,6 +75,7 @@ pub(crate) fn new_row(def: &TaskDef, args: &Value, due: Option<DateTime<Utc>>) -
         retries: def.retries(),
         retry_delay: def.retry_delay(),
         replaced_by: None,
+        schedule: None,
     }
 }
 

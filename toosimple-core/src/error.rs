@@ -134,6 +134,24 @@ pub enum Error {
     )]
     NoTasks,
 
+    /// A schedule's cron expression or time zone cannot be read.
+    #[error("invalid schedule {expr:?}: {reason}")]
+    InvalidSchedule {
+        /// The expression.
+        expr: String,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// No registered schedule has this name.
+    #[error("no schedule named `{name}` is registered in this binary. Registered schedules: {}", list_or_none(.known))]
+    UnknownSchedule {
+        /// The name asked for.
+        name: String,
+        /// The registered names.
+        known: Vec<String>,
+    },
+
     /// A command-line option or argument has an unusable value.
     #[error("invalid {option}: {reason}")]
     InvalidOption {

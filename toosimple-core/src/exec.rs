@@ -53,7 +53,7 @@ pub struct TaskExec {
 
 /// The row as diesel reads it, columns in `schema.rs` order.
 #[derive(Queryable)]
-#[allow(dead_code)] // unique_key is read for the column order only
+#[allow(dead_code)] // unique_key and schedule are read for the column order only
 pub(crate) struct TaskExecRow {
     id: i64,
     task_name: String,
@@ -72,6 +72,7 @@ pub(crate) struct TaskExecRow {
     replaced_by: Option<i64>,
     worker: Option<String>,
     unique_key: Option<String>,
+    schedule: Option<String>,
 }
 
 impl TryFrom<TaskExecRow> for TaskExec {

@@ -34,12 +34,14 @@
 //! A [`TaskHandle`] reads the row back, waits for the result, or cancels a pending execution;
 //! [`TaskExec::get`] and [`TaskExec::list`] read rows by id or filter.
 
+mod cron;
 mod enqueue;
 mod error;
 mod exec;
 mod handle;
 mod registry;
 mod schedule;
+mod schedule_exec;
 pub mod schema;
 mod state;
 pub mod store;
@@ -57,7 +59,9 @@ pub use crate::handle::TaskHandle;
 pub use crate::registry::{
     BoxFuture, Invoker, RunError, RunResult, TaskDef, find_task, require_tasks, tasks,
 };
+pub use crate::cron::{CronSchedule, rotate_seconds};
 pub use crate::schedule::{ScheduleDef, schedules};
+pub use crate::schedule_exec::{ScheduleExec, ScheduleState};
 pub use crate::state::{ParseStateError, State};
 pub use crate::store::{
     AnyConnection, Backend, DATABASE_URL_ENV, EnqueueConnection, Store, default_store, init,
@@ -65,3 +69,9 @@ pub use crate::store::{
 pub use crate::worker_status::{
     EXIT_CRASHED, EXIT_STOPPED, EXIT_TERMINATED, WorkerState, WorkerStatus,
 };
+
+/// Enqueues schedule `name`'s task now on `store`, outside its cron (its `datetime_arg`, if
+/// any, is `None`): django-toosimple-q's "force run".
+pub fn run_schedule(store: &Store, name: &str) -> Result<TaskHandle<serde_json::Value>> {
+    store.run_schedule(name)
+}

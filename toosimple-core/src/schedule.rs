@@ -2,6 +2,9 @@
 
 use serde_json::Value;
 
+use chrono::{DateTime, Utc};
+
+use crate::cron::CronSchedule;
 use crate::error::Result;
 
 /// The definition of one schedule, as written in its `#[schedule(...)]` attribute.
@@ -123,6 +126,23 @@ impl ScheduleDef {
     /// Where it is defined (`file:line`).
     pub const fn location(&self) -> &'static str {
         self.location
+    }
+
+    /// Its cron expression parsed in its time zone.
+    pub fn schedule(&self) -> Result<CronSchedule> {
+        CronSchedule::parse(self.cron, self.tz)
+    }
+
+    /// A human description of when it runs.
+    pub fn describe(&self) -> String {
+        self.schedule()
+            .map(|s| s.describe())
+            .unwrap_or_else(|e| e.to_string())
+    }
+
+    /// Its first occurrence after `after`; `None` for a manual schedule.
+    pub fn next_due(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.schedule().ok()?.next_after(after)
     }
 }
 

@@ -23,6 +23,7 @@ diesel::table! {
         replaced_by -> Nullable<BigInt>,
         worker -> Nullable<Text>,
         unique_key -> Nullable<Text>,
+        schedule -> Nullable<Text>,
     }
 }
 
@@ -39,5 +40,16 @@ diesel::table! {
         stopped -> Nullable<Timestamp>,
         exit_code -> Nullable<Integer>,
         exit_log -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    /// One row per schedule name: the last occurrence materialized, for exactly-once runs.
+    schedule_execs (id) {
+        id -> BigInt,
+        name -> Text,
+        last_due -> Nullable<Timestamp>,
+        last_task -> Nullable<BigInt>,
+        state -> Text,
     }
 }

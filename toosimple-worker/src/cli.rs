@@ -65,6 +65,18 @@ enum Command {
     },
     /// List the registered tasks and their options.
     Tasks,
+    /// List the schedules: cron, description, time zone, last and next due, last task's state.
+    Schedules {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Enqueue a schedule's task now, outside its cron (its datetime argument is None).
+    #[command(name = "run-schedule", alias = "run_schedule")]
+    RunSchedule {
+        /// The schedule's name.
+        name: String,
+    },
 }
 
 /// The `worker` subcommand's options (django-toosimple-q's underscore spellings work too).
@@ -273,6 +285,12 @@ fn run_command(command: Command) -> Result<(), Error> {
             println!("deleted {deleted} finished execution(s) older than {older_than:?}");
         }
         Command::Tasks => tasks()?,
+        Command::Schedules { json } => schedules(&toosimple_core::default_store()?, json)?,
+        Command::RunSchedule { name } => {
+            let store = toosimple_core::default_store()?;
+            let handle = toosimple_core::run_schedule(&store, &name)?;
+            println!("enqueued schedule {name} as #{}", handle.id());
+        }
     }
     Ok(())
 }
@@ -339,6 +357,64 @@ fn status(store: &Store, json: bool) -> Result<(), Error> {
             w.label,
             w.state_at(now).as_str(),
             w.last_tick.format("%Y-%m-%d %H:%M:%S%.3f UTC")
+        );
+    }
+    Ok(())
+}
+
+fn schedules(store: &Store, json: bool) -> Result<(), Error> {
+    let rows = toosimple_core::ScheduleExec::list_in(store)?;
+    let now = Utc::now();
+    let mut listed = Vec::new();
+    for def in toosimple_core::schedules() {
+        let row = rows.iter().find(|r| r.name == def.name());
+        let last_task_state = match row.and_then(|r| r.last_task) {
+            Some(id) => TaskExec::get_in(store, id).ok().map(|e| e.state),
+            None => None,
+        };
+        listed.push(serde_json::json!({
+            "name": def.name(),
+            "task": def.task(),
+            "cron": def.cron(),
+            "description": def.describe(),
+            "tz": def.tz(),
+            "catch_up": def.catch_up(),
+            "last_due": row.and_then(|r| r.last_due),
+            "next_due": def.next_due(now),
+            "last_task": row.and_then(|r| r.last_task),
+            "last_task_state": last_task_state,
+            "state": row.map(|r| r.state.as_str()),
+        }));
+    }
+    for row in rows.iter().filter(|r| !toosimple_core::schedules().iter().any(|d| d.name() == r.name)) {
+        listed.push(serde_json::json!({
+            "name": row.name, "state": row.state.as_str(), "last_due": row.last_due,
+            "last_task": row.last_task,
+        }));
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&listed).unwrap_or_default());
+        return Ok(());
+    }
+    println!(
+        "{:<20} {:<18} {:<14} {:<22} {:<22} {:<11} description",
+        "schedule", "cron", "tz", "last due", "next due", "last task"
+    );
+    let time = |v: &serde_json::Value| {
+        v.as_str()
+            .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+            .map_or("-".to_string(), |t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+    };
+    for s in &listed {
+        println!(
+            "{:<20} {:<18} {:<14} {:<22} {:<22} {:<11} {}",
+            s["name"].as_str().unwrap_or("-"),
+            s["cron"].as_str().unwrap_or("-"),
+            s["tz"].as_str().unwrap_or("-"),
+            time(&s["last_due"]),
+            time(&s["next_due"]),
+            s["last_task_state"].as_str().unwrap_or("-"),
+            s["description"].as_str().unwrap_or("(not registered: invalid)"),
         );
     }
     Ok(())

@@ -89,6 +89,7 @@ fn replacement(exec: &ClaimedExec, retry: bool, now: DateTime<Utc>) -> NewTaskEx
         retry_delay,
         replaced_by: None,
         unique_key: exec.unique_key.clone(),
+        schedule: None,
     }
 }
 

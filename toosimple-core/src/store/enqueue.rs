@@ -27,6 +27,7 @@ pub struct NewTaskExec {
     pub retry_delay: i64,
     pub replaced_by: Option<i64>,
     pub unique_key: Option<String>,
+    pub schedule: Option<String>,
 }
 
 /// Where an enqueued row went.
@@ -79,6 +80,7 @@ macro_rules! impl_enqueue {
             fn __enqueue(&mut self, rows: &[NewTaskExec]) -> QueryResult<Vec<Enqueued>> {
                 if let [row] = rows
                     && row.unique_key.is_none()
+                    && row.schedule.is_none()
                 {
                     // One statement is atomic by itself: no transaction round trips.
                     let id = diesel::insert_into(te::task_execs)
@@ -94,7 +96,7 @@ macro_rules! impl_enqueue {
                     let mut out = Vec::with_capacity(rows.len());
                     let mut start = 0;
                     while start < rows.len() {
-                        if rows[start].unique_key.is_some() {
+                        if rows[start].unique_key.is_some() || rows[start].schedule.is_some() {
                             out.push(insert_unique!(c, &rows[start]));
                             start += 1;
                             continue;
@@ -102,7 +104,7 @@ macro_rules! impl_enqueue {
                         let end = rows[start..]
                             .iter()
                             .take(INSERT_BATCH)
-                            .position(|r| r.unique_key.is_some())
+                            .position(|r| r.unique_key.is_some() || r.schedule.is_some())
                             .map_or((start + INSERT_BATCH).min(rows.len()), |p| start + p);
                         let mut ids: Vec<i64> = diesel::insert_into(te::task_execs)
                             .values(&rows[start..end])
@@ -124,7 +126,8 @@ macro_rules! impl_enqueue {
     };
 }
 
-/// Inserts a unique task's row, or folds it into the pending row with the same key.
+/// Inserts a unique task's row, or folds it into the pending row with the same key; inserts a
+/// schedule's occurrence, or finds it already there.
 ///
 /// The partial unique index decides, so concurrent enqueuers cannot both insert. A pending row
 /// that a worker claims between our failed insert and our look-up is no longer pending: then
@@ -132,7 +135,7 @@ macro_rules! impl_enqueue {
 macro_rules! insert_unique {
     ($c:expr, $row:expr) => {{
         let row: &NewTaskExec = $row;
-        let key = row.unique_key.as_deref().unwrap_or_default();
+        let key = row.unique_key.as_deref();
         let pending = [State::Sleeping.as_str(), State::Queued.as_str()];
         let mut attempt = 0;
         loop {
@@ -149,12 +152,32 @@ macro_rules! insert_unique {
                     duplicate: false,
                 };
             }
-            let existing: Option<(i64, String, NaiveDateTime)> = te::task_execs
-                .filter(te::unique_key.eq(key))
-                .filter(te::state.eq_any(pending))
-                .select((te::id, te::state, te::due))
-                .first($c)
-                .optional()?;
+            let existing: Option<(i64, String, NaiveDateTime)> = match key {
+                Some(key) => te::task_execs
+                    .filter(te::unique_key.eq(key))
+                    .filter(te::state.eq_any(pending))
+                    .select((te::id, te::state, te::due))
+                    .first($c)
+                    .optional()?,
+                None => None,
+            };
+            // A schedule's occurrence that is already materialized counts as enqueued.
+            if existing.is_none()
+                && let Some(schedule) = &row.schedule
+            {
+                let materialized: Option<i64> = te::task_execs
+                    .filter(te::schedule.eq(schedule))
+                    .filter(te::due.eq(row.due))
+                    .select(te::id)
+                    .first($c)
+                    .optional()?;
+                if let Some(id) = materialized {
+                    break Enqueued {
+                        id,
+                        duplicate: true,
+                    };
+                }
+            }
             match existing {
                 Some((id, state, due)) => {
                     if state == State::Sleeping.as_str() {
@@ -180,7 +203,7 @@ macro_rules! insert_unique {
                 None if attempt < 10 => continue,
                 None => {
                     return Err(diesel::result::Error::QueryBuilderError(
-                        format!("unique task key {key} kept conflicting without a pending row")
+                        format!("unique task key {key:?} kept conflicting without a pending row")
                             .into(),
                     ));
                 }

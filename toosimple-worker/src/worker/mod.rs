@@ -12,7 +12,9 @@ use tokio::time::Instant;
 use toosimple_core::store::{
     ClaimRequest, ClaimedExec, Completion, QueueSelection, WorkerRegistration,
 };
-use toosimple_core::{EXIT_CRASHED, EXIT_STOPPED, EXIT_TERMINATED, Error, Store, TaskDef};
+use toosimple_core::{
+    EXIT_CRASHED, EXIT_STOPPED, EXIT_TERMINATED, Error, ScheduleDef, Store, TaskDef,
+};
 
 /// When a worker stops by itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -305,6 +307,20 @@ impl Worker {
         let mut outage = Outage::default();
         let mut rounds = 0usize;
         let mut executions = 0usize;
+        let mut check_unheld = false;
+        // The schedules this worker materializes: those of its queues, or of every worker.
+        let registered: Arc<[&'static str]> =
+            toosimple_core::schedules().iter().map(|s| s.name()).collect();
+        let schedules: Arc<[&'static ScheduleDef]> = if self.schedules {
+            toosimple_core::schedules()
+                .into_iter()
+                .filter(|s| s.queue().is_none_or(|q| self.queues.includes(q)))
+                .collect()
+        } else {
+            Arc::from([])
+        };
+        let mut next_schedule = (!schedules.is_empty()).then(Instant::now);
+        let mut broken_schedules = std::collections::HashSet::new();
 
         loop {
             let stop = *self.stop.borrow_and_update();
@@ -316,23 +332,33 @@ impl Worker {
                 finished(joined, &mut held, &mut done);
             }
 
-            if Instant::now() >= next_tick {
+            let schedule_due = next_schedule.is_some_and(|at| Instant::now() >= at);
+            if (Instant::now() >= next_tick || schedule_due) && !outage.waiting() {
                 next_tick = Instant::now() + self.tick;
                 let (db, label) = (store.clone(), label.clone());
+                let (due_schedules, registered) = (schedules.clone(), registered.clone());
                 let maintenance = blocking(move || {
                     let now = chrono::Utc::now();
                     db.heartbeat(&label, now)?;
-                    db.rescue(&label, now)
+                    let rescued = db.rescue(&label, now)?;
+                    let materialized = if due_schedules.is_empty() {
+                        None
+                    } else {
+                        Some(db.materialize_schedules(&due_schedules, &registered, now)?)
+                    };
+                    Ok::<_, Error>((rescued, materialized))
                 })
                 .await;
                 match maintenance {
-                    Ok(rescued) => {
-                        if outage.ended() {
-                            self.release_unheld(&store, &held).await;
-                        }
+                    Ok((rescued, materialized)) => {
+                        check_unheld |= outage.ended();
                         if !rescued.is_empty() {
                             tracing::warn!(worker = %self.label, "rescued the executions of dead workers (old, replacement): {rescued:?}");
                         }
+                        if let Some(report) = materialized {
+                            self.log_schedules(&report, &mut broken_schedules);
+                        }
+                        next_schedule = next_occurrence(&schedules);
                     }
                     Err(e) => outage.failed(&e),
                 }
@@ -363,9 +389,7 @@ impl Worker {
                 .await;
                 match result {
                     (_, Ok(exchange)) => {
-                        if outage.ended() {
-                            self.release_unheld(&store, &held).await;
-                        }
+                        check_unheld |= outage.ended();
                         rounds += 1;
                         if !exchange.report.stale.is_empty() {
                             tracing::warn!(worker = %self.label, "dropped the outcome of executions another worker had rescued: {:?}", exchange.report.stale);
@@ -378,6 +402,12 @@ impl Worker {
                             };
                             held.insert(exec.id, exec.clone());
                             running.spawn(execute::execute(def, exec));
+                        }
+                        // Every outcome is recorded and every claim is held here: any other
+                        // row this worker holds in the database was claimed by a commit whose
+                        // answer the outage swallowed.
+                        if std::mem::take(&mut check_unheld) {
+                            self.release_unheld(&store, &held).await;
                         }
                     }
                     (batch, Err(e)) => {
@@ -409,7 +439,9 @@ impl Worker {
             let wake_at = if outage.is_down() {
                 Instant::now() + outage.backoff()
             } else {
-                next_tick
+                // An idle worker wakes for the next occurrence, not only at its tick, so that
+                // a schedule every second runs every second.
+                next_schedule.map_or(next_tick, |at| at.min(next_tick))
             };
             // Wait for a slot to free up (running tasks), the next tick, or a stop request.
             // Tasks that end together are recorded together: one commit per round, not per
@@ -427,6 +459,28 @@ impl Worker {
                 }
                 _ = tokio::time::sleep_until(wake_at) => {}
                 _ = self.stop.changed() => {}
+            }
+        }
+    }
+
+    /// Logs what a schedules pass did; a schedule that cannot run is reported once.
+    fn log_schedules(
+        &self,
+        report: &toosimple_core::store::MaterializeReport,
+        broken: &mut std::collections::HashSet<String>,
+    ) {
+        for (schedule, id, due) in &report.enqueued {
+            tracing::info!(worker = %self.label, schedule, id, %due, "schedule occurrence enqueued");
+        }
+        for name in &report.created {
+            tracing::info!(worker = %self.label, schedule = name, "schedule registered");
+        }
+        if report.invalidated > 0 {
+            tracing::warn!(worker = %self.label, "{} schedule row(s) have no registered schedule any more: marked invalid", report.invalidated);
+        }
+        for (name, reason) in &report.failed {
+            if broken.insert(name.clone()) {
+                tracing::error!(worker = %self.label, schedule = name, "schedule cannot run: {reason}");
             }
         }
     }
@@ -495,6 +549,15 @@ fn finished(
         // `execute` catches the task's own panics; only an abort (termination) lands here.
         Err(e) => tracing::debug!("an execution wrapper ended early: {e}"),
     }
+}
+
+/// When the next occurrence of any of `schedules` comes, as a timer instant.
+fn next_occurrence(schedules: &[&'static ScheduleDef]) -> Option<Instant> {
+    let now = chrono::Utc::now();
+    let next = schedules.iter().filter_map(|s| s.next_due(now)).min()?;
+    let wait = (next - now).to_std().unwrap_or(Duration::ZERO);
+    // A hair late rather than early: the pass must see the occurrence as due.
+    Some(Instant::now() + wait + Duration::from_millis(1))
 }
 
 /// Runs blocking database work off the async threads.

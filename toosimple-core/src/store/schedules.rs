@@ -1,0 +1,209 @@
+//! Materializing schedules: turning due occurrences into executions, exactly once.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use serde_json::Value;
+
+use super::enqueue::EnqueueConnection;
+use super::{AnyConnection, Store, with_conn};
+use crate::cron::MAX_OCCURRENCES_PER_PASS;
+use crate::error::{Error, Result};
+use crate::schedule::ScheduleDef;
+use crate::schedule_exec::{ScheduleExecRow, ScheduleState};
+use crate::schema::schedule_execs::dsl as se;
+use crate::{TaskHandle, find_task};
+
+/// What one [`Store::materialize_schedules`] pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MaterializeReport {
+    /// Schedules seen for the first time (rows created).
+    pub created: Vec<String>,
+    /// `(schedule, execution id, occurrence)` for each occurrence enqueued.
+    pub enqueued: Vec<(String, i64, DateTime<Utc>)>,
+    /// Schedule rows newly marked invalid (no registered schedule has their name).
+    pub invalidated: usize,
+    /// `(schedule, reason)` for schedules that could not be materialized.
+    pub failed: Vec<(String, String)>,
+}
+
+/// The arguments of one occurrence: the schedule's own, with the occurrence (or `null` for a
+/// run on demand) in its `datetime_arg` parameter.
+fn occurrence_args(def: &ScheduleDef, due: Option<DateTime<Utc>>) -> Result<Value> {
+    let mut args = def.args()?;
+    if let (Some(param), Value::Object(map)) = (def.datetime_arg(), &mut args) {
+        map.insert(
+            param.to_string(),
+            due.map_or(Value::Null, |d| Value::String(d.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))),
+        );
+    }
+    Ok(args)
+}
+
+/// Locks the schedule rows named `names` that no other worker holds (PostgreSQL `FOR UPDATE
+/// SKIP LOCKED`; SQLite's write transaction already excludes other writers).
+fn lock_rows(c: &mut AnyConnection, names: &[&str]) -> QueryResult<Vec<ScheduleExecRow>> {
+    let query = se::schedule_execs.filter(se::name.eq_any(names));
+    match c {
+        AnyConnection::Postgresql(pg) => query.for_update().skip_locked().load(pg),
+        AnyConnection::Sqlite(sq) => query.load(sq),
+    }
+}
+
+fn create_row(
+    c: &mut AnyConnection,
+    name: &str,
+    last_due: Option<chrono::NaiveDateTime>,
+) -> QueryResult<Option<ScheduleExecRow>> {
+    let values = (
+        se::name.eq(name),
+        se::last_due.eq(last_due),
+        se::state.eq(ScheduleState::Active.as_str()),
+    );
+    with_conn!(c, |c| diesel::insert_into(se::schedule_execs)
+        .values(values)
+        .on_conflict_do_nothing()
+        .returning(se::schedule_execs::all_columns())
+        .get_result::<ScheduleExecRow>(c)
+        .optional())
+}
+
+impl Store {
+    /// One pass over `schedules` (those this worker materializes), in one transaction: creates
+    /// the rows of schedules seen for the first time, enqueues each due occurrence (every
+    /// missed one with `catch_up`, else the latest), advances `last_due`, and marks invalid the
+    /// rows of names not in `registered`.
+    ///
+    /// Exactly once: rows are locked while a pass works on them, the occurrence and the new
+    /// `last_due` commit together, and a unique index on (schedule, due) refuses a second
+    /// execution of one occurrence.
+    pub fn materialize_schedules(
+        &self,
+        schedules: &[&ScheduleDef],
+        registered: &[&str],
+        now: DateTime<Utc>,
+    ) -> Result<MaterializeReport> {
+        self.write(
+            || "materializing schedules".to_string(),
+            |c| {
+                let mut report = MaterializeReport::default();
+                let names: Vec<&str> = schedules.iter().map(|s| s.name()).collect();
+                let mut rows = lock_rows(c, &names)?;
+                for def in schedules {
+                    if rows.iter().any(|r| r.name == def.name()) {
+                        continue;
+                    }
+                    let last_due = (!def.run_on_creation()).then(|| now.naive_utc());
+                    if let Some(row) = create_row(c, def.name(), last_due)? {
+                        report.created.push(def.name().to_string());
+                        rows.push(row);
+                    }
+                }
+                for row in &rows {
+                    let Some(def) = schedules.iter().find(|s| s.name() == row.name) else {
+                        continue;
+                    };
+                    match materialize_one(c, def, row, now)? {
+                        Ok(enqueued) => report.enqueued.extend(enqueued),
+                        Err(reason) => report.failed.push((row.name.clone(), reason)),
+                    }
+                }
+                report.invalidated = diesel::update(
+                    se::schedule_execs
+                        .filter(se::name.ne_all(registered))
+                        .filter(se::state.ne(ScheduleState::Invalid.as_str())),
+                )
+                .set(se::state.eq(ScheduleState::Invalid.as_str()))
+                .execute(c)?;
+                Ok(report)
+            },
+        )
+    }
+
+    /// Enqueues schedule `name`'s task now, outside its cron (the seed's "force run"): its
+    /// `datetime_arg`, if any, is `None`.
+    pub fn run_schedule(&self, name: &str) -> Result<TaskHandle<Value>> {
+        let all = crate::schedule::schedules();
+        let def = all
+            .iter()
+            .find(|s| s.name() == name)
+            .ok_or_else(|| Error::UnknownSchedule {
+                name: name.to_string(),
+                known: all.iter().map(|s| s.name().to_string()).collect(),
+            })?;
+        let task = find_task(def.task())?;
+        let args = occurrence_args(def, None)?;
+        let row = crate::enqueue::new_row(task, &args, None);
+        let enqueued = self.write(
+            || format!("running schedule `{name}`"),
+            |c| {
+                let enqueued = c.__enqueue(std::slice::from_ref(&row))?;
+                diesel::update(se::schedule_execs.filter(se::name.eq(name)))
+                    .set(se::last_task.eq(enqueued[0].id))
+                    .execute(c)?;
+                Ok(enqueued)
+            },
+        )?;
+        Ok(TaskHandle::enqueued(
+            Some(self.clone()),
+            enqueued[0].id,
+            enqueued[0].duplicate,
+        ))
+    }
+}
+
+type Enqueued = Vec<(String, i64, DateTime<Utc>)>;
+
+/// Enqueues the due occurrences of one locked schedule row. The outer `Err` is a database
+/// error (the pass rolls back); the inner one a schedule that cannot run (reported, skipped).
+fn materialize_one(
+    c: &mut AnyConnection,
+    def: &ScheduleDef,
+    row: &ScheduleExecRow,
+    now: DateTime<Utc>,
+) -> QueryResult<std::result::Result<Enqueued, String>> {
+    let schedule = match def.schedule() {
+        Ok(schedule) => schedule,
+        Err(e) => return Ok(Err(e.to_string())),
+    };
+    let task = match find_task(def.task()) {
+        Ok(task) => task,
+        Err(e) => return Ok(Err(e.to_string())),
+    };
+    let dues: Vec<DateTime<Utc>> = match row.last_due.map(|t| t.and_utc()) {
+        None => schedule.latest_at_or_before(now).into_iter().collect(),
+        Some(last) if def.catch_up() => schedule.occurrences(last, now, MAX_OCCURRENCES_PER_PASS),
+        Some(last) => schedule
+            .latest_at_or_before(now)
+            .filter(|latest| *latest > last)
+            .into_iter()
+            .collect(),
+    };
+    let mut rows = Vec::with_capacity(dues.len());
+    for due in &dues {
+        let args = match occurrence_args(def, Some(*due)) {
+            Ok(args) => args,
+            Err(e) => return Ok(Err(e.to_string())),
+        };
+        let mut new = crate::enqueue::new_row(task, &args, Some(*due));
+        new.schedule = Some(def.name().to_string());
+        rows.push(new);
+    }
+    let enqueued = c.__enqueue(&rows)?;
+    let last_due = dues
+        .last()
+        .copied()
+        .or_else(|| row.last_due.map(|t| t.and_utc()))
+        .unwrap_or(now);
+    diesel::update(se::schedule_execs.find(row.id))
+        .set((
+            se::last_due.eq(Some(last_due.naive_utc())),
+            se::last_task.eq(enqueued.last().map(|e| e.id).or(row.last_task)),
+            se::state.eq(ScheduleState::Active.as_str()),
+        ))
+        .execute(c)?;
+    Ok(Ok(dues
+        .iter()
+        .zip(&enqueued)
+        .map(|(due, e)| (def.name().to_string(), e.id, *due))
+        .collect()))
+}
