@@ -225,3 +225,9 @@ pub fn append_line(path: String, n: i64, ms: u64) -> Result<(), String> {
     file.write_all(format!("{n}\n").as_bytes())
         .map_err(|e| format!("{path}: {e}"))
 }
+
+/// Returns the occurrence it was enqueued for (schedules' `datetime_arg`).
+#[task]
+pub fn at_time(at: Option<chrono::DateTime<chrono::Utc>>) -> Option<String> {
+    at.map(|t| t.to_rfc3339())
+}

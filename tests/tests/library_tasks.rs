@@ -2,11 +2,12 @@
 
 use toosimple_tests as _;
 
-const EXPECTED: [&str; 19] = [
+const EXPECTED: [&str; 20] = [
     "add",
     "always_fails",
     "append_line",
     "async_sleepy_with_timeout",
+    "at_time",
     "echo",
     "fail_with",
     "mail.send",
