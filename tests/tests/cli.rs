@@ -21,6 +21,7 @@ backend_suite!(
     migrate_status_and_tasks,
     enqueue_requeue_cancel_and_purge,
     enqueue_reports_bad_input_clearly,
+    schedules_and_run_schedule,
 );
 
 fn run(db: &TestDb, args: &[&str]) -> Output {
@@ -341,4 +342,30 @@ fn enqueue_reports_bad_input_clearly(db: &TestDb) {
 
     let bad_flag = run(db, &["worker", "--once", "--until-done"]);
     assert_eq!(bad_flag.status.code(), Some(2));
+}
+
+fn schedules_and_run_schedule(db: &TestDb) {
+    let listed = run(db, &["schedules"]);
+    assert!(listed.status.success());
+    let text = stdout(&listed);
+    let morning = text.lines().find(|l| l.starts_with("morning")).expect("morning listed");
+    assert!(morning.contains("manual") && morning.contains("Manual: only when run on demand"), "{text}");
+
+    let ran = run(db, &["run-schedule", "morning"]);
+    assert!(ran.status.success());
+    let exec = TaskExec::list(&Default::default()).unwrap()[0].clone();
+    assert_eq!(stdout(&ran).trim(), format!("enqueued schedule morning as #{}", exec.id));
+    assert_eq!((exec.task_name.as_str(), exec.state), ("morning", State::Queued));
+    run(db, &["worker", "--until-done"]);
+
+    let json = run(db, &["schedules", "--json"]);
+    let value: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(value[0]["name"], "morning");
+    assert_eq!(value[0]["last_task"], exec.id);
+    assert_eq!(value[0]["last_task_state"], "succeeded");
+    assert_eq!(value[0]["next_due"], serde_json::Value::Null);
+
+    let unknown = run(db, &["run_schedule", "nope"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no schedule named `nope`"));
 }

@@ -33,7 +33,9 @@ fn occurrence_args(def: &ScheduleDef, due: Option<DateTime<Utc>>) -> Result<Valu
     if let (Some(param), Value::Object(map)) = (def.datetime_arg(), &mut args) {
         map.insert(
             param.to_string(),
-            due.map_or(Value::Null, |d| Value::String(d.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))),
+            due.map_or(Value::Null, |d| {
+                Value::String(d.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+            }),
         );
     }
     Ok(args)
@@ -137,6 +139,10 @@ impl Store {
             || format!("running schedule `{name}`"),
             |c| {
                 let enqueued = c.__enqueue(std::slice::from_ref(&row))?;
+                // A schedule run before any worker saw it gets its row now, as a worker would
+                // create it.
+                let last_due = (!def.run_on_creation()).then(|| Utc::now().naive_utc());
+                create_row(c, name, last_due)?;
                 diesel::update(se::schedule_execs.filter(se::name.eq(name)))
                     .set(se::last_task.eq(enqueued[0].id))
                     .execute(c)?;
