@@ -147,7 +147,10 @@ mod tests {
     fn sixth_field_is_seconds() {
         assert_eq!(rotate_seconds("* * * * * */15"), "*/15 * * * * *");
         let s = CronSchedule::parse("* * * * * */15", "UTC").unwrap();
-        assert_eq!(s.next_after(at("2026-01-01T00:00:01Z")), Some(at("2026-01-01T00:00:15Z")));
+        assert_eq!(
+            s.next_after(at("2026-01-01T00:00:01Z")),
+            Some(at("2026-01-01T00:00:15Z"))
+        );
     }
 
     #[test]
@@ -155,7 +158,10 @@ mod tests {
         let s = CronSchedule::parse("manual", "UTC").unwrap();
         assert!(s.is_manual());
         assert_eq!(s.next_after(at("2026-01-01T00:00:00Z")), None);
-        assert!(s.occurrences(at("2020-01-01T00:00:00Z"), at("2030-01-01T00:00:00Z"), 10).is_empty());
+        assert!(
+            s.occurrences(at("2020-01-01T00:00:00Z"), at("2030-01-01T00:00:00Z"), 10)
+                .is_empty()
+        );
     }
 
     #[test]
@@ -164,18 +170,30 @@ mod tests {
         let found = s.occurrences(at("2026-01-01T00:00:00Z"), at("2026-01-01T00:30:00Z"), 100);
         assert_eq!(
             found,
-            vec![at("2026-01-01T00:10:00Z"), at("2026-01-01T00:20:00Z"), at("2026-01-01T00:30:00Z")]
+            vec![
+                at("2026-01-01T00:10:00Z"),
+                at("2026-01-01T00:20:00Z"),
+                at("2026-01-01T00:30:00Z")
+            ]
         );
-        assert_eq!(s.occurrences(at("2026-01-01T00:00:00Z"), at("2026-01-02T00:00:00Z"), 5).len(), 5);
+        assert_eq!(
+            s.occurrences(at("2026-01-01T00:00:00Z"), at("2026-01-02T00:00:00Z"), 5)
+                .len(),
+            5
+        );
     }
 
     #[test]
     fn bad_expressions_and_zones_say_why() {
-        let e = CronSchedule::parse("61 * * * *", "UTC").unwrap_err().to_string();
+        let e = CronSchedule::parse("61 * * * *", "UTC")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("61 * * * *"), "{e}");
         let e = CronSchedule::parse("* * *", "UTC").unwrap_err().to_string();
         assert!(e.contains("found 3"), "{e}");
-        let e = CronSchedule::parse("* * * * *", "Mars/Olympus").unwrap_err().to_string();
+        let e = CronSchedule::parse("* * * * *", "Mars/Olympus")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("Mars/Olympus"), "{e}");
     }
 }

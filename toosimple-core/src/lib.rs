@@ -52,6 +52,7 @@ pub mod __private;
 
 pub use toosimple_macros::{schedule, task};
 
+pub use crate::cron::{CronSchedule, rotate_seconds};
 pub use crate::enqueue::enqueue_by_name;
 pub use crate::error::{Error, Result};
 pub use crate::exec::{QueueCount, TaskExec, TaskExecFilter};
@@ -59,7 +60,6 @@ pub use crate::handle::TaskHandle;
 pub use crate::registry::{
     BoxFuture, Invoker, RunError, RunResult, TaskDef, find_task, require_tasks, tasks,
 };
-pub use crate::cron::{CronSchedule, rotate_seconds};
 pub use crate::schedule::{ScheduleDef, schedules};
 pub use crate::schedule_exec::{ScheduleExec, ScheduleState};
 pub use crate::state::{ParseStateError, State};

@@ -80,7 +80,11 @@ impl ScheduleExec {
     pub fn list_in(store: &Store) -> Result<Vec<ScheduleExec>> {
         let rows = store.read(
             || "listing schedules".to_string(),
-            |c| se::schedule_execs.order(se::name).load::<ScheduleExecRow>(c),
+            |c| {
+                se::schedule_execs
+                    .order(se::name)
+                    .load::<ScheduleExecRow>(c)
+            },
         )?;
         Ok(rows.into_iter().map(ScheduleExec::from).collect())
     }

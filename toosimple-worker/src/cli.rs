@@ -386,14 +386,21 @@ fn schedules(store: &Store, json: bool) -> Result<(), Error> {
             "state": row.map(|r| r.state.as_str()),
         }));
     }
-    for row in rows.iter().filter(|r| !toosimple_core::schedules().iter().any(|d| d.name() == r.name)) {
+    for row in rows.iter().filter(|r| {
+        !toosimple_core::schedules()
+            .iter()
+            .any(|d| d.name() == r.name)
+    }) {
         listed.push(serde_json::json!({
             "name": row.name, "state": row.state.as_str(), "last_due": row.last_due,
             "last_task": row.last_task,
         }));
     }
     if json {
-        println!("{}", serde_json::to_string_pretty(&listed).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&listed).unwrap_or_default()
+        );
         return Ok(());
     }
     println!(
@@ -403,7 +410,9 @@ fn schedules(store: &Store, json: bool) -> Result<(), Error> {
     let time = |v: &serde_json::Value| {
         v.as_str()
             .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-            .map_or("-".to_string(), |t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+            .map_or("-".to_string(), |t| {
+                t.format("%Y-%m-%d %H:%M:%S").to_string()
+            })
     };
     for s in &listed {
         println!(
@@ -414,7 +423,9 @@ fn schedules(store: &Store, json: bool) -> Result<(), Error> {
             time(&s["last_due"]),
             time(&s["next_due"]),
             s["last_task_state"].as_str().unwrap_or("-"),
-            s["description"].as_str().unwrap_or("(not registered: invalid)"),
+            s["description"]
+                .as_str()
+                .unwrap_or("(not registered: invalid)"),
         );
     }
     Ok(())

@@ -309,8 +309,10 @@ impl Worker {
         let mut executions = 0usize;
         let mut check_unheld = false;
         // The schedules this worker materializes: those of its queues, or of every worker.
-        let registered: Arc<[&'static str]> =
-            toosimple_core::schedules().iter().map(|s| s.name()).collect();
+        let registered: Arc<[&'static str]> = toosimple_core::schedules()
+            .iter()
+            .map(|s| s.name())
+            .collect();
         let schedules: Arc<[&'static ScheduleDef]> = if self.schedules {
             toosimple_core::schedules()
                 .into_iter()
