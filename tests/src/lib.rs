@@ -8,6 +8,7 @@
 //! The tasks in [`tasks`] live in this library so that the tests also prove tasks defined in a
 //! library crate are visible to the binaries and tests that link it.
 
+pub mod smtp;
 pub mod tasks;
 mod testdb;
 
