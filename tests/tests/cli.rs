@@ -22,6 +22,7 @@ backend_suite!(
     enqueue_requeue_cancel_and_purge,
     enqueue_reports_bad_input_clearly,
     schedules_and_run_schedule,
+    a_worker_that_cannot_start_exits_99_with_the_reason_recorded,
 );
 
 fn run(db: &TestDb, args: &[&str]) -> Output {
@@ -368,4 +369,19 @@ fn schedules_and_run_schedule(db: &TestDb) {
     let unknown = run(db, &["run_schedule", "nope"]);
     assert_eq!(unknown.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("no schedule named `nope`"));
+}
+
+fn a_worker_that_cannot_start_exits_99_with_the_reason_recorded(db: &TestDb) {
+    let output = db
+        .app(env!("CARGO_BIN_EXE_dupapp"))
+        .args(["worker", "--label", "broken"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(99));
+    let status = toosimple_core::WorkerStatus::list_in(&db.store).unwrap();
+    assert_eq!(status.len(), 1);
+    assert_eq!(status[0].label, "broken");
+    assert_eq!(status[0].state(), toosimple_core::WorkerState::Crashed);
+    let log = status[0].exit_log.clone().unwrap();
+    assert!(log.contains("task name `invoice` is defined twice"), "{log}");
 }

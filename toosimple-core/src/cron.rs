@@ -50,7 +50,8 @@ impl CronSchedule {
             None
         } else {
             let fields = trimmed.split_whitespace().count();
-            if !(trimmed.starts_with('@') && fields == 1) && !(5..=6).contains(&fields) {
+            let nickname = trimmed.starts_with('@') && fields == 1;
+            if !nickname && !(5..=6).contains(&fields) {
                 return Err(Error::InvalidSchedule {
                     expr: expr.to_string(),
                     reason: format!("expected 5 fields, or 6 with seconds last, found {fields}"),

@@ -80,7 +80,8 @@ impl Store {
         Ok(())
     }
 
-    /// Records that `label` stopped, with its exit code and, for a crash, why.
+    /// Records that `label` stopped, with its exit code and, for a crash, why. A worker that
+    /// crashed before registering gets a row too, so that the reason is visible.
     pub fn stop_worker(
         &self,
         label: &str,
@@ -88,17 +89,32 @@ impl Store {
         exit_code: i32,
         exit_log: Option<&str>,
     ) -> Result<()> {
-        self.read(
+        let now = now.naive_utc();
+        self.write(
             || format!("recording the stop of worker {label}"),
             |c| {
-                diesel::update(ws::worker_statuses.filter(ws::label.eq(label)))
-                    .set((
-                        ws::last_tick.eq(now.naive_utc()),
-                        ws::stopped.eq(now.naive_utc()),
-                        ws::exit_code.eq(exit_code),
-                        ws::exit_log.eq(exit_log),
-                    ))
-                    .execute(c)
+                let values = (
+                    ws::last_tick.eq(now),
+                    ws::stopped.eq(now),
+                    ws::exit_code.eq(exit_code),
+                    ws::exit_log.eq(exit_log),
+                );
+                let updated = diesel::update(ws::worker_statuses.filter(ws::label.eq(label)))
+                    .set(values)
+                    .execute(c)?;
+                if updated == 0 {
+                    diesel::insert_into(ws::worker_statuses)
+                        .values((
+                            ws::label.eq(label),
+                            ws::queues.eq("[]"),
+                            ws::excluded_queues.eq("[]"),
+                            ws::timeout.eq(0.0),
+                            ws::started.eq(now),
+                            values,
+                        ))
+                        .execute(c)?;
+                }
+                Ok(())
             },
         )?;
         Ok(())
