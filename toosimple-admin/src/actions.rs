@@ -1,0 +1,198 @@
+//! The POST actions. Each one checks the CSRF token (through [`ActionForm`]), does its work,
+//! leaves a sentence saying what it did for the next page, and redirects back.
+
+use axum::response::Response;
+use chrono::{TimeDelta, Utc};
+use diesel::prelude::*;
+use toosimple_core::TaskExec;
+use toosimple_core::schema::task_execs::dsl as te;
+
+use crate::auth::ActionForm;
+use crate::session::Flash;
+use crate::state::AppError;
+
+fn plural(n: usize, one: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {one}s")
+    }
+}
+
+/// The `id` fields of the form, or the message saying none was chosen.
+fn ids(form: &ActionForm) -> Result<Vec<i64>, AppError> {
+    form.all("id")
+        .map(|v| {
+            v.trim()
+                .parse::<i64>()
+                .map_err(|_| AppError::BadRequest(format!("{v:?} is not an execution id")))
+        })
+        .collect()
+}
+
+fn redirect(form: &ActionForm, flash: Flash) -> Response {
+    let default = format!("{}/execs", form.authed.base);
+    form.authed.done(form.get("back"), &default, flash)
+}
+
+fn nothing_selected(form: &ActionForm) -> Response {
+    redirect(form, Flash::error("Select at least one execution first."))
+}
+
+/// `POST /execs/requeue`: a new execution with the same arguments for each `id`.
+pub(crate) async fn requeue(form: ActionForm) -> Result<Response, AppError> {
+    let ids = ids(&form)?;
+    if ids.is_empty() {
+        return Ok(nothing_selected(&form));
+    }
+    let (new, duplicates, errors) = form
+        .authed
+        .state
+        .db(move |store| {
+            let (mut new, mut duplicates, mut errors) = (Vec::new(), Vec::new(), Vec::new());
+            for id in ids {
+                match TaskExec::requeue_in(store, id) {
+                    Ok(h) if h.is_duplicate() => duplicates.push(h.id()),
+                    Ok(h) => new.push(h.id()),
+                    Err(e) => errors.push(format!("#{id}: {}", e.report())),
+                }
+            }
+            Ok((new, duplicates, errors))
+        })
+        .await?;
+    let mut parts = Vec::new();
+    if !new.is_empty() {
+        parts.push(format!("Requeued {} as", plural(new.len(), "execution")));
+    }
+    let mut links = new;
+    if !duplicates.is_empty() {
+        if !parts.is_empty() {
+            parts.push(";".to_string());
+        }
+        parts.push(format!(
+            "{} already pending (unique task), kept as",
+            plural(duplicates.len(), "execution")
+        ));
+        links.extend(&duplicates);
+    }
+    let flash = if errors.is_empty() {
+        Flash::ok(parts.join(" ")).with_links(links)
+    } else {
+        let mut text = format!("Could not requeue {}", errors.join("; "));
+        if !links.is_empty() {
+            text.push_str(". Requeued as");
+        }
+        Flash::error(text).with_links(links)
+    };
+    Ok(redirect(&form, flash))
+}
+
+/// `POST /execs/cancel`: cancels each pending `id`.
+pub(crate) async fn cancel(form: ActionForm) -> Result<Response, AppError> {
+    let ids = ids(&form)?;
+    if ids.is_empty() {
+        return Ok(nothing_selected(&form));
+    }
+    let (cancelled, not_pending, errors) = form
+        .authed
+        .state
+        .db(move |store| {
+            let (mut cancelled, mut not_pending, mut errors) = (Vec::new(), Vec::new(), Vec::new());
+            for id in ids {
+                match TaskExec::cancel_in(store, id) {
+                    Ok(true) => cancelled.push(id),
+                    Ok(false) => not_pending.push(format!("#{id}")),
+                    Err(e) => errors.push(format!("#{id}: {}", e.report())),
+                }
+            }
+            Ok((cancelled, not_pending, errors))
+        })
+        .await?;
+    let mut text = if cancelled.is_empty() {
+        "Cancelled nothing".to_string()
+    } else {
+        format!("Cancelled {}", plural(cancelled.len(), "execution"))
+    };
+    if !not_pending.is_empty() {
+        text.push_str(&format!(
+            " ({} not pending: only sleeping or queued executions can be cancelled)",
+            not_pending.join(", ")
+        ));
+    }
+    if !errors.is_empty() {
+        text.push_str(&format!("; errors: {}", errors.join("; ")));
+    }
+    let failed = cancelled.is_empty() || !errors.is_empty();
+    let flash = if failed {
+        Flash::error(text)
+    } else {
+        Flash::ok(text)
+    };
+    Ok(redirect(&form, flash.with_links(cancelled)))
+}
+
+/// `POST /execs/delete`: deletes each `id`, whatever its state.
+pub(crate) async fn delete(form: ActionForm) -> Result<Response, AppError> {
+    let ids = ids(&form)?;
+    if ids.is_empty() {
+        return Ok(nothing_selected(&form));
+    }
+    let asked = ids.len();
+    let deleted = form
+        .authed
+        .state
+        .db(move |store| {
+            let mut conn = store.connection()?;
+            diesel::delete(te::task_execs.filter(te::id.eq_any(&ids)))
+                .execute(&mut *conn)
+                .map_err(AppError::query("deleting executions"))
+        })
+        .await?;
+    let mut text = format!("Deleted {}", plural(deleted, "execution"));
+    if deleted < asked {
+        text.push_str(&format!(" ({} no longer existed)", asked - deleted));
+    }
+    Ok(redirect(&form, Flash::ok(text)))
+}
+
+/// `POST /execs/purge`: deletes finished executions older than `days` days.
+pub(crate) async fn purge(form: ActionForm) -> Result<Response, AppError> {
+    let days: u32 = form
+        .get("days")
+        .unwrap_or("")
+        .trim()
+        .parse()
+        .map_err(|_| AppError::BadRequest("days must be a whole number of days".to_string()))?;
+    let before = Utc::now() - TimeDelta::days(i64::from(days));
+    let deleted = form
+        .authed
+        .state
+        .db(move |store| Ok(TaskExec::purge_in(store, before, &[])?))
+        .await?;
+    let text = format!(
+        "Purged {} finished more than {} ago",
+        plural(deleted, "execution"),
+        plural(days as usize, "day")
+    );
+    Ok(redirect(&form, Flash::ok(text)))
+}
+
+/// `POST /schedules/run`: enqueues schedule `name`'s task now.
+pub(crate) async fn run_schedule(form: ActionForm) -> Result<Response, AppError> {
+    let name = form.get("name").unwrap_or("").to_string();
+    let default = format!("{}/schedules", form.authed.base);
+    let outcome = {
+        let name = name.clone();
+        form.authed
+            .state
+            .db(move |store| Ok(toosimple_core::run_schedule(store, &name)))
+            .await?
+    };
+    let flash = match outcome {
+        Ok(handle) => {
+            Flash::ok(format!("Ran schedule {name} now as")).with_links(vec![handle.id()])
+        }
+        Err(e) => Flash::error(format!("Could not run schedule {name}: {}", e.report())),
+    };
+    Ok(form.authed.done(form.get("back"), &default, flash))
+}

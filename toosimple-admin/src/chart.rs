@@ -1,0 +1,129 @@
+//! The overview's chart: executions that succeeded or failed in each minute of the last hour,
+//! counted by the database and drawn as SVG on the server.
+//!
+//! Truncating a time to its minute is spelled differently by SQLite and PostgreSQL, so this is
+//! the one place of the admin that looks at the concrete connection.
+
+use chrono::{DateTime, DurationRound, NaiveDateTime, TimeDelta, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text, Timestamp};
+use maud::{Markup, html};
+use toosimple_core::{AnyConnection, Store};
+
+use crate::state::AppError;
+
+/// How many minutes the chart covers.
+pub(crate) const MINUTES: usize = 60;
+
+/// Per-minute counts, oldest minute first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LastHour {
+    /// The first minute shown.
+    pub start: DateTime<Utc>,
+    pub succeeded: [i64; MINUTES],
+    pub failed: [i64; MINUTES],
+}
+
+#[derive(QueryableByName)]
+struct MinuteCount {
+    #[diesel(sql_type = Text)]
+    minute: String,
+    #[diesel(sql_type = Text)]
+    state: String,
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+const SQLITE: &str = "SELECT strftime('%Y-%m-%dT%H:%M', finished) AS minute, state, COUNT(*) AS n \
+     FROM task_execs WHERE finished >= ? AND state IN ('succeeded', 'failed') GROUP BY 1, 2";
+const POSTGRES: &str = "SELECT to_char(date_trunc('minute', finished), 'YYYY-MM-DD\"T\"HH24:MI') AS minute, \
+     state, COUNT(*) AS n FROM task_execs WHERE finished >= $1 AND state IN ('succeeded', 'failed') \
+     GROUP BY 1, 2";
+
+/// Counts the executions of `store` that finished in each of the `MINUTES` minutes up to `now`.
+pub(crate) fn last_hour(store: &Store, now: DateTime<Utc>) -> Result<LastHour, AppError> {
+    let end = now.duration_trunc(TimeDelta::minutes(1)).unwrap_or(now);
+    let start = end - TimeDelta::minutes(MINUTES as i64 - 1);
+    let since = start.naive_utc();
+    let mut conn = store.connection()?;
+    let rows: Vec<MinuteCount> = match &mut *conn {
+        AnyConnection::Sqlite(c) => diesel::sql_query(SQLITE)
+            .bind::<Timestamp, _>(since)
+            .load(c),
+        AnyConnection::Postgresql(c) => diesel::sql_query(POSTGRES)
+            .bind::<Timestamp, _>(since)
+            .load(c),
+    }
+    .map_err(AppError::query("counting executions per minute"))?;
+    let mut hour = LastHour {
+        start,
+        succeeded: [0; MINUTES],
+        failed: [0; MINUTES],
+    };
+    for row in rows {
+        let Ok(minute) = NaiveDateTime::parse_from_str(&row.minute, "%Y-%m-%dT%H:%M") else {
+            continue;
+        };
+        let index = (minute.and_utc() - start).num_minutes();
+        let Ok(index) = usize::try_from(index) else {
+            continue;
+        };
+        if index >= MINUTES {
+            continue;
+        }
+        match row.state.as_str() {
+            "succeeded" => hour.succeeded[index] += row.n,
+            "failed" => hour.failed[index] += row.n,
+            _ => {}
+        }
+    }
+    Ok(hour)
+}
+
+/// The chart as inline SVG: one stacked bar per minute (succeeded below, failed above).
+pub(crate) fn svg(hour: &LastHour) -> Markup {
+    const W: f64 = 600.0;
+    const H: f64 = 160.0;
+    const TOP: f64 = 14.0;
+    let slot = W / MINUTES as f64;
+    let max = (0..MINUTES)
+        .map(|i| hour.succeeded[i] + hour.failed[i])
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let scale = (H - TOP) / max as f64;
+    let total_ok: i64 = hour.succeeded.iter().sum();
+    let total_failed: i64 = hour.failed.iter().sum();
+    let summary = format!("last hour: {total_ok} succeeded, {total_failed} failed");
+    html! {
+        figure class="chart" {
+            svg xmlns="http://www.w3.org/2000/svg" viewBox={ "0 0 " (W) " " (H + 20.0) } role="img" aria-label=(summary) {
+                title { (summary) }
+                line x1="0" y1=(H) x2=(W) y2=(H) class="axis" {}
+                text x="0" y="10" class="label" { "max " (max) "/min" }
+                @for i in 0..MINUTES {
+                    @let ok = hour.succeeded[i] as f64 * scale;
+                    @let failed = hour.failed[i] as f64 * scale;
+                    @let x = i as f64 * slot + 1.0;
+                    @let minute = hour.start + TimeDelta::minutes(i as i64);
+                    g {
+                        title { (minute.format("%H:%M")) " UTC: " (hour.succeeded[i]) " succeeded, " (hour.failed[i]) " failed" }
+                        @if hour.succeeded[i] > 0 {
+                            rect class="ok" x=(x) y=(H - ok) width=(slot - 2.0) height=(ok) {}
+                        }
+                        @if hour.failed[i] > 0 {
+                            rect class="failed" x=(x) y=(H - ok - failed) width=(slot - 2.0) height=(failed) {}
+                        }
+                    }
+                }
+                text x="0" y=(H + 16.0) class="label" { "−60 min" }
+                text x=(W / 2.0) y=(H + 16.0) class="label" text-anchor="middle" { "−30 min" }
+                text x=(W) y=(H + 16.0) class="label" text-anchor="end" { "now" }
+            }
+            figcaption {
+                span class="key ok" {} " succeeded (" (total_ok) ") "
+                span class="key failed" {} " failed (" (total_failed) ")"
+            }
+        }
+    }
+}

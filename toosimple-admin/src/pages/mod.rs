@@ -1,0 +1,7 @@
+//! One module per page.
+
+pub(crate) mod execs;
+pub(crate) mod overview;
+pub(crate) mod schedules;
+pub(crate) mod tasks;
+pub(crate) mod workers;

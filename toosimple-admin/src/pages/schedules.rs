@@ -1,0 +1,129 @@
+//! `GET /schedules`: each registered schedule with its cron in words, last and next due, an
+//! overdue flag and its last execution's state, and a "run now" button.
+
+use std::collections::HashMap;
+
+use axum::response::Response;
+use chrono::{DateTime, TimeDelta, Utc};
+use maud::html;
+use toosimple_core::{ScheduleExec, ScheduleState, State, TaskExec};
+
+use crate::auth::Authed;
+use crate::layout::{self, Nav};
+use crate::state::AppError;
+
+/// How late an occurrence may be before the page calls the schedule overdue: workers
+/// materialize schedules once per tick, so a little lateness is normal.
+const OVERDUE_GRACE: TimeDelta = TimeDelta::minutes(1);
+
+/// Whether a schedule whose last occurrence was `last_due` should have run again by `now`.
+pub(crate) fn overdue(next_due: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
+    next_due.is_some_and(|due| due + OVERDUE_GRACE < now)
+}
+
+pub(crate) async fn schedules(a: Authed) -> Result<Response, AppError> {
+    let (rows, last_states) = a
+        .state
+        .db(|store| {
+            let rows = ScheduleExec::list_in(store)?;
+            let mut states: HashMap<i64, State> = HashMap::new();
+            for id in rows.iter().filter_map(|r| r.last_task) {
+                match TaskExec::get_in(store, id) {
+                    Ok(exec) => {
+                        states.insert(id, exec.state);
+                    }
+                    Err(toosimple_core::Error::ExecNotFound { .. }) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Ok((rows, states))
+        })
+        .await?;
+    let defs = toosimple_core::schedules();
+    let by_name: HashMap<&str, &ScheduleExec> = rows.iter().map(|r| (r.name.as_str(), r)).collect();
+    let now = Utc::now();
+    let base = &a.base;
+    let orphans: Vec<&ScheduleExec> = rows
+        .iter()
+        .filter(|r| r.state == ScheduleState::Invalid || !defs.iter().any(|d| d.name() == r.name))
+        .collect();
+    let body = html! {
+        @if defs.is_empty() {
+            p class="muted empty" { "No schedule is registered in this binary (add " code { "#[schedule(cron = \"…\")]" } " above a " code { "#[task]" } ")." }
+        } @else {
+            div class="scroll" {
+                table class="schedules" {
+                    thead { tr {
+                        th { "schedule" } th { "task" } th { "when" } th { "tz" } th { "last due" }
+                        th { "next due" } th { "last execution" } th { span class="sr" { "actions" } }
+                    } }
+                    tbody {
+                        @for def in &defs {
+                            @let row = by_name.get(def.name()).copied();
+                            @let last_due = row.and_then(|r| r.last_due);
+                            @let next = match last_due { Some(last) => def.next_due(last), None => def.next_due(now) };
+                            @let late = row.is_some() && overdue(next, now);
+                            tr id={ "s-" (def.name()) } class=[late.then_some("overdue")] {
+                                td { strong { (def.name()) } @if def.catch_up() { br; span class="muted" { "catches up" } } }
+                                td { a href={ (base) "/tasks#t-" (def.task()) } { (def.task()) } }
+                                td { code { (def.cron()) } br; span class="muted" { (def.describe()) } }
+                                td { (def.tz()) }
+                                td { (layout::time(last_due)) }
+                                td {
+                                    @match next {
+                                        Some(next) => { (layout::time(Some(next))) br; span class="muted" { (layout::ago(now, next)) } },
+                                        None => span class="muted" { "manual" },
+                                    }
+                                    @if late { " " span class="badge overdue" { "overdue" } }
+                                }
+                                td {
+                                    @match row.and_then(|r| r.last_task) {
+                                        Some(id) => {
+                                            a href={ (base) "/execs/" (id) } { "#" (id) } " "
+                                            @match last_states.get(&id) {
+                                                Some(state) => (layout::state_badge(*state)),
+                                                None => span class="muted" { "deleted" },
+                                            }
+                                        },
+                                        None => span class="muted" { "none yet" },
+                                    }
+                                }
+                                td {
+                                    form method="post" action={ (base) "/schedules/run" } {
+                                        (layout::csrf(&a))
+                                        input type="hidden" name="name" value=(def.name());
+                                        button type="submit" { "Run now" }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        @if !orphans.is_empty() {
+            h2 { "Schedules no longer registered" }
+            p class="muted" { "These rows belong to schedules this binary does not define; nothing is enqueued for them." }
+            ul class="plain" {
+                @for r in &orphans {
+                    li { (r.name) " · last due " (layout::time(r.last_due)) }
+                }
+            }
+        }
+    };
+    Ok(layout::page(&a, Nav::Schedules, "Schedules", body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overdue_after_the_grace() {
+        let now = Utc::now();
+        assert!(!overdue(None, now));
+        assert!(!overdue(Some(now - TimeDelta::seconds(30)), now));
+        assert!(overdue(Some(now - TimeDelta::minutes(5)), now));
+        assert!(!overdue(Some(now + TimeDelta::minutes(5)), now));
+    }
+}
