@@ -215,25 +215,7 @@ impl Store {
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<Vec<(i64, i64)>> {
-        self.write(
-            || format!("interrupting the tasks of worker {worker}"),
-            |c| {
-                let interrupted: Vec<ClaimedExec> = diesel::update(
-                    te::task_execs
-                        .filter(te::id.eq_any(ids))
-                        .filter(te::state.eq(State::Processing.as_str()))
-                        .filter(te::worker.eq(worker)),
-                )
-                .set((
-                    te::state.eq(State::Interrupted.as_str()),
-                    te::error.eq(reason),
-                    te::finished.eq(now.naive_utc()),
-                ))
-                .returning(CLAIMED_COLUMNS)
-                .get_results(c)?;
-                replace_all(c, &interrupted, now)
-            },
-        )
+        self.interrupt_and_replace(Holder::WorkerIds(worker, ids), reason, now)
     }
 
     /// Interrupts every execution `worker` holds, and replaces them.
@@ -243,10 +225,19 @@ impl Store {
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<Vec<(i64, i64)>> {
+        self.interrupt_and_replace(Holder::Worker(worker), reason, now)
+    }
+
+    fn interrupt_and_replace(
+        &self,
+        holder: Holder<'_>,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(i64, i64)>> {
         self.write(
-            || format!("interrupting the tasks of worker {worker}"),
+            || format!("interrupting tasks ({reason})"),
             |c| {
-                let interrupted = interrupt_rows(c, Holder::Worker(worker), reason, now)?;
+                let interrupted = interrupt_rows(c, holder, reason, now)?;
                 replace_all(c, &interrupted, now)
             },
         )
@@ -307,6 +298,8 @@ impl Store {
 enum Holder<'a> {
     /// Those of this worker.
     Worker(&'a str),
+    /// Those among these ids that this worker holds.
+    WorkerIds(&'a str, &'a [i64]),
     /// Those of no worker among these labels (or of none at all).
     NoneOf(&'a [&'a str]),
 }
@@ -328,6 +321,14 @@ fn interrupt_rows(
             .set(set)
             .returning(CLAIMED_COLUMNS)
             .get_results(c),
+        Holder::WorkerIds(label, ids) => diesel::update(
+            processing
+                .filter(te::worker.eq(label))
+                .filter(te::id.eq_any(ids)),
+        )
+        .set(set)
+        .returning(CLAIMED_COLUMNS)
+        .get_results(c),
         Holder::NoneOf(labels) => {
             diesel::update(processing.filter(te::worker.is_null().or(te::worker.ne_all(labels))))
                 .set(set)
