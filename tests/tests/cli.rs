@@ -23,6 +23,7 @@ backend_suite!(
     enqueue_reports_bad_input_clearly,
     schedules_and_run_schedule,
     a_worker_that_cannot_start_exits_99_with_the_reason_recorded,
+    duplicate_schedule_names_stop_the_worker_at_startup,
 );
 
 fn run(db: &TestDb, args: &[&str]) -> Output {
@@ -384,4 +385,23 @@ fn a_worker_that_cannot_start_exits_99_with_the_reason_recorded(db: &TestDb) {
     assert_eq!(status[0].state(), toosimple_core::WorkerState::Crashed);
     let log = status[0].exit_log.clone().unwrap();
     assert!(log.contains("task name `invoice` is defined twice"), "{log}");
+}
+
+fn duplicate_schedule_names_stop_the_worker_at_startup(db: &TestDb) {
+    let output = db
+        .app(env!("CARGO_BIN_EXE_dupschedapp"))
+        .args(["worker", "--once"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(99));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("schedule name `report` is used twice"), "{stderr}");
+    assert_eq!(stderr.matches("dupschedapp.rs:").count(), 2, "{stderr}");
+    // Without schedules the same program runs.
+    let output = db
+        .app(env!("CARGO_BIN_EXE_dupschedapp"))
+        .args(["worker", "--once", "--no-schedules"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
 }

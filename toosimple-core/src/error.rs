@@ -143,6 +143,19 @@ pub enum Error {
         reason: String,
     },
 
+    /// Two `#[schedule]`s share a name.
+    #[error(
+        "schedule name `{name}` is used twice, at {first} and at {second}: give one of them another name with #[schedule(name = \"...\")]"
+    )]
+    DuplicateSchedule {
+        /// The shared name.
+        name: String,
+        /// Where the first is.
+        first: String,
+        /// Where the second is.
+        second: String,
+    },
+
     /// No registered schedule has this name.
     #[error("no schedule named `{name}` is registered in this binary. Registered schedules: {}", list_or_none(.known))]
     UnknownSchedule {

@@ -60,7 +60,7 @@ pub use crate::handle::TaskHandle;
 pub use crate::registry::{
     BoxFuture, Invoker, RunError, RunResult, TaskDef, find_task, require_tasks, tasks,
 };
-pub use crate::schedule::{ScheduleDef, schedules};
+pub use crate::schedule::{ScheduleDef, check_schedules, schedules};
 pub use crate::schedule_exec::{ScheduleExec, ScheduleState};
 pub use crate::state::{ParseStateError, State};
 pub use crate::store::{

@@ -154,3 +154,24 @@ pub fn schedules() -> Vec<&'static ScheduleDef> {
     all.sort_by_key(|s| (s.name, s.location));
     all
 }
+
+/// Checks the linked schedules before a worker starts: two schedules may not share a name
+/// (the error names both places), each must name a registered task, and each cron expression
+/// and time zone must parse.
+pub fn check_schedules() -> Result<()> {
+    let all = schedules();
+    for pair in all.windows(2) {
+        if pair[0].name == pair[1].name {
+            return Err(crate::Error::DuplicateSchedule {
+                name: pair[0].name.to_string(),
+                first: pair[0].location.to_string(),
+                second: pair[1].location.to_string(),
+            });
+        }
+    }
+    for def in &all {
+        crate::find_task(def.task)?;
+        def.schedule()?;
+    }
+    Ok(())
+}

@@ -25,6 +25,13 @@ struct Cli {
 enum Command {
     /// Run a worker: claim queued tasks and execute them.
     Worker(WorkerArgs),
+    /// Serve the admin dashboard (password: TOOSIMPLE_ADMIN_PASSWORD or ..._HASH).
+    #[cfg(feature = "admin")]
+    Admin {
+        /// The address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8001")]
+        bind: std::net::SocketAddr,
+    },
     /// Apply the database migrations and exit.
     Migrate,
     /// Show executions per queue and state, and the workers.
@@ -153,6 +160,8 @@ pub(crate) fn run() -> ExitCode {
     }
     match cli.command {
         Command::Worker(args) => run_worker(args),
+        #[cfg(feature = "admin")]
+        Command::Admin { bind } => crate::admin::run(bind),
         other => match run_command(other) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -231,6 +240,8 @@ fn worker_from(args: &WorkerArgs) -> Result<Worker, Error> {
 fn run_command(command: Command) -> Result<(), Error> {
     match command {
         Command::Worker(_) => unreachable!("handled by run_worker"),
+        #[cfg(feature = "admin")]
+        Command::Admin { .. } => unreachable!("handled by admin::run"),
         Command::Migrate => {
             let store = toosimple_core::default_store()?;
             println!("migrations applied to {}", store.url());

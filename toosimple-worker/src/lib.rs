@@ -27,6 +27,8 @@
 //! `Interrupted`, each with a replacement: exit code 77. An error it cannot recover from is
 //! recorded in its status row: exit code 99.
 
+#[cfg(feature = "admin")]
+mod admin;
 mod cli;
 mod signals;
 mod worker;

@@ -256,6 +256,9 @@ impl Worker {
 
     async fn work(mut self) -> Result<Exit, Error> {
         let defs = toosimple_core::require_tasks()?;
+        if self.schedules {
+            toosimple_core::check_schedules()?;
+        }
         let by_name: HashMap<&'static str, &'static TaskDef> =
             defs.iter().map(|d| (d.name(), *d)).collect();
         let names: Arc<[&'static str]> = defs.iter().map(|d| d.name()).collect();
