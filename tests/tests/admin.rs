@@ -38,6 +38,8 @@ backend_suite!(
     works_at_the_root_and_under_any_prefix,
     stylesheet_is_served_and_pages_forbid_scripts,
     executions_page_stays_fast_with_100k_rows,
+    admin_subcommand_refuses_to_start_without_a_password,
+    admin_subcommand_serves_the_dashboard_until_sigterm,
 );
 
 const PASSWORD: &str = "correct horse battery staple";
@@ -1184,6 +1186,118 @@ fn executions_page_stays_fast_with_100k_rows(db: &TestDb) {
         "a page took {worst:?} on {N} rows:\n{}",
         report.join("\n")
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The `admin` subcommand
+
+const APP: &str = env!("CARGO_BIN_EXE_testapp");
+
+fn admin_subcommand_refuses_to_start_without_a_password(db: &TestDb) {
+    let output = db
+        .app(APP)
+        .args(["admin", "--bind", "127.0.0.1:0"])
+        .env_remove(toosimple_admin::PASSWORD_ENV)
+        .env_remove(toosimple_admin::PASSWORD_HASH_ENV)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("the admin has no password: set TOOSIMPLE_ADMIN_PASSWORD"),
+        "{stderr}"
+    );
+    // A malformed hash is refused too, naming the variable.
+    let output = db
+        .app(APP)
+        .args(["admin", "--bind", "127.0.0.1:0"])
+        .env(toosimple_admin::PASSWORD_HASH_ENV, "not-a-hash")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr)
+            .contains("TOOSIMPLE_ADMIN_PASSWORD_HASH is not an argon2 hash")
+    );
+}
+
+fn admin_subcommand_serves_the_dashboard_until_sigterm(db: &TestDb) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = db
+        .app(APP)
+        .args(["admin", "--bind", &format!("127.0.0.1:{port}")])
+        .env(toosimple_admin::PASSWORD_ENV, PASSWORD)
+        .env_remove(toosimple_admin::PASSWORD_HASH_ENV)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let agent = ureq::AgentBuilder::new().redirects(0).build();
+    let site = format!("http://127.0.0.1:{port}");
+    wait_until("the admin answers", Duration::from_secs(20), || {
+        agent.get(&format!("{site}/login")).call().is_ok()
+    });
+    let home = agent.get(&format!("{site}/")).call().unwrap();
+    assert_eq!(home.status(), 303);
+    assert_eq!(home.header("location"), Some("/login?next=%2F"));
+    let login = agent.get(&format!("{site}/login")).call().unwrap();
+    let cookie = login
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let body = login.into_string().unwrap();
+    let csrf = Resp {
+        status: StatusCode::OK,
+        headers: Default::default(),
+        body,
+    }
+    .csrf();
+    let done = agent
+        .post(&format!("{site}/login"))
+        .set("cookie", &cookie)
+        .send_form(&[("csrf", &csrf), ("password", PASSWORD)])
+        .unwrap();
+    assert_eq!(done.status(), 303);
+    let cookie = done
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let tasks = agent
+        .get(&format!("{site}/tasks"))
+        .set("cookie", &cookie)
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    assert!(tasks.contains("mail.send"), "the app's tasks are listed");
+
+    let pid = child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut status = None;
+    wait_until(
+        "the admin stops on SIGTERM",
+        Duration::from_secs(20),
+        || {
+            status = child.try_wait().unwrap();
+            status.is_some()
+        },
+    );
+    assert!(status.unwrap().success());
 }
 
 // ---------------------------------------------------------------------------------------------
