@@ -1,0 +1,156 @@
+//! `demo` with no subcommand: the web site and a worker in one process.
+
+use std::process::ExitCode;
+
+use toosimple_worker::Worker;
+
+use crate::{subscribers, web};
+
+/// Where the site listens when `--bind` is not given.
+pub const DEFAULT_BIND: &str = "127.0.0.1:8000";
+
+/// The site's options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// The address to listen on.
+    pub bind: String,
+    /// Whether to run a worker in the same process.
+    pub worker: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            bind: DEFAULT_BIND.into(),
+            worker: true,
+        }
+    }
+}
+
+impl Options {
+    /// Parses `--bind ADDR`, `--bind=ADDR` and `--no-worker`.
+    pub fn parse(args: &[String]) -> Result<Options, String> {
+        let mut options = Options::default();
+        let mut args = args.iter();
+        while let Some(arg) = args.next() {
+            if arg == "--bind" {
+                options.bind = args
+                    .next()
+                    .ok_or("--bind needs an address, e.g. --bind 0.0.0.0:8000")?
+                    .clone();
+            } else if let Some(addr) = arg.strip_prefix("--bind=") {
+                options.bind = addr.to_string();
+            } else if arg == "--no-worker" {
+                options.worker = false;
+            } else {
+                return Err(format!(
+                    "unexpected argument {arg:?}: the site takes --bind ADDR and --no-worker"
+                ));
+            }
+        }
+        Ok(options)
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TOOSIMPLE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Runs the site (and the worker) until Ctrl-C or SIGTERM.
+pub fn run(options: Options) -> ExitCode {
+    init_tracing();
+    let store = match toosimple_core::default_store()
+        .and_then(|store| subscribers::migrate(&store).map(|()| store))
+    {
+        Ok(store) => store,
+        Err(e) => {
+            eprintln!("demo: {}", e.report());
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("demo: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let listener = match tokio::net::TcpListener::bind(&options.bind).await {
+            Ok(listener) => listener,
+            Err(e) => {
+                eprintln!("demo: cannot listen on {}: {e}", options.bind);
+                return ExitCode::FAILURE;
+            }
+        };
+        let addr = listener
+            .local_addr()
+            .map_or(options.bind.clone(), |a| a.to_string());
+        let worker = options.worker.then(|| {
+            let worker = Worker::new().store(store.clone()).label("demo-{pid}");
+            let shutdown = worker.shutdown_handle();
+            (shutdown, tokio::spawn(worker.run_async()))
+        });
+        println!("demo: database {}", store.url());
+        println!(
+            "demo: {}",
+            if worker.is_some() {
+                "a worker runs in this process"
+            } else {
+                "no worker in this process: run `demo worker`"
+            }
+        );
+        println!("demo: open http://{addr}/ (Ctrl-C to stop)");
+        let app = web::router(store.clone());
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(stop_signal())
+            .await;
+        println!("demo: stopping");
+        let mut code = ExitCode::SUCCESS;
+        if let Err(e) = served {
+            eprintln!("demo: the web server failed: {e}");
+            code = ExitCode::FAILURE;
+        }
+        if let Some((shutdown, running)) = worker {
+            shutdown.graceful();
+            match running.await {
+                Ok(exit) if exit.code() == 0 => {}
+                Ok(exit) => {
+                    eprintln!("demo: the worker ended with {exit:?}");
+                    code = ExitCode::FAILURE;
+                }
+                Err(e) => {
+                    eprintln!("demo: the worker panicked: {e}");
+                    code = ExitCode::FAILURE;
+                }
+            }
+        }
+        println!("demo: stopped");
+        code
+    })
+}
+
+/// Completes on Ctrl-C (SIGINT) or SIGTERM (what `docker stop` sends).
+async fn stop_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let terminated = async {
+        match term.as_mut() {
+            Some(term) => {
+                term.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminated => {}
+    }
+}
