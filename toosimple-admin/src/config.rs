@@ -35,6 +35,16 @@ pub enum ConfigError {
 }
 
 /// The secret a user types to log in.
+///
+/// ```
+/// use toosimple_admin::Password;
+///
+/// let password = Password::plain("s3cret");
+/// assert!(password.verify("s3cret"));
+/// assert!(!password.verify("guess"));
+/// // An argon2 hash, as `argon2` or any PHC tool prints it:
+/// assert!(Password::argon2_hash("not a hash").is_err());
+/// ```
 #[derive(Clone)]
 pub enum Password {
     /// The password itself; compared through SHA-256 digests in constant time.

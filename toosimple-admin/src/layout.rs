@@ -94,6 +94,7 @@ pub(crate) fn page(a: &Authed, nav: Nav, title: &str, body: Markup) -> Response 
                     h1 { (title) }
                     (body)
                 }
+                footer { "Times are UTC." }
             }
         }
     };
@@ -114,7 +115,7 @@ pub(crate) fn state_badge(state: State) -> Markup {
 pub(crate) fn time(t: Option<DateTime<Utc>>) -> Markup {
     match t {
         Some(t) => html! {
-            time datetime=(t.to_rfc3339()) { (t.format("%Y-%m-%d %H:%M:%S")) }
+            time datetime=(t.to_rfc3339()) title="UTC" { (t.format("%Y-%m-%d %H:%M:%S")) }
         },
         None => html! { span class="muted" { "–" } },
     }

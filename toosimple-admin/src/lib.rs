@@ -17,6 +17,9 @@
 //! # }
 //! ```
 //!
+//! Under a prefix, the overview is the bare prefix (`/admin`): axum's `nest` does not send
+//! `/admin/` to the nested router.
+//!
 //! # Pages
 //! The overview (counts per state and queue, succeeded and failed per minute over the last
 //! hour as server-rendered SVG, online workers), the executions list (filters by state, queue
@@ -24,7 +27,7 @@
 //! fast), one execution (arguments, result, error, timestamps, worker, the `replaced_by` chain
 //! both ways), schedules (cron in words, time zone, last and next due, overdue flag, last
 //! execution, "run now"), workers (derived state, last tick, queues, exit code and log) and
-//! the registered tasks. Pages are plain HTML and one stylesheet served by this crate: no
+//! the registered tasks. Times are shown in UTC. Pages are plain HTML and one stylesheet served by this crate: no
 //! script, no CDN, and a layout that reads on a phone.
 //!
 //! # Actions
