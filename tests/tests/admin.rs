@@ -1585,6 +1585,7 @@ mod browser {
             let new_row = format!("tr#e{new_id}");
             s.wait_for(&new_row);
             assert!(s.text(&new_row).contains("queued"));
+            s.screenshot(&artifacts().join("admin-executions.png"));
 
             // Its page.
             s.click(&format!("{new_row} a[href='/admin/execs/{new_id}']"));
@@ -1593,6 +1594,7 @@ mod browser {
                     .is_some_and(|_| s.text("h1") == format!("Execution #{new_id}"))
             });
             assert!(s.text("pre.json").contains("<script>alert(1)</script>"));
+            s.screenshot(&artifacts().join("admin-execution.png"));
             // No script ran: there is no alert open.
             assert!(s.cmd("GET", "/alert/text", None).is_err());
         }));
