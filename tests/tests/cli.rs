@@ -350,14 +350,26 @@ fn schedules_and_run_schedule(db: &TestDb) {
     let listed = run(db, &["schedules"]);
     assert!(listed.status.success());
     let text = stdout(&listed);
-    let morning = text.lines().find(|l| l.starts_with("morning")).expect("morning listed");
-    assert!(morning.contains("manual") && morning.contains("Manual: only when run on demand"), "{text}");
+    let morning = text
+        .lines()
+        .find(|l| l.starts_with("morning"))
+        .expect("morning listed");
+    assert!(
+        morning.contains("manual") && morning.contains("Manual: only when run on demand"),
+        "{text}"
+    );
 
     let ran = run(db, &["run-schedule", "morning"]);
     assert!(ran.status.success());
     let exec = TaskExec::list(&Default::default()).unwrap()[0].clone();
-    assert_eq!(stdout(&ran).trim(), format!("enqueued schedule morning as #{}", exec.id));
-    assert_eq!((exec.task_name.as_str(), exec.state), ("morning", State::Queued));
+    assert_eq!(
+        stdout(&ran).trim(),
+        format!("enqueued schedule morning as #{}", exec.id)
+    );
+    assert_eq!(
+        (exec.task_name.as_str(), exec.state),
+        ("morning", State::Queued)
+    );
     run(db, &["worker", "--until-done"]);
 
     let json = run(db, &["schedules", "--json"]);
@@ -384,7 +396,10 @@ fn a_worker_that_cannot_start_exits_99_with_the_reason_recorded(db: &TestDb) {
     assert_eq!(status[0].label, "broken");
     assert_eq!(status[0].state(), toosimple_core::WorkerState::Crashed);
     let log = status[0].exit_log.clone().unwrap();
-    assert!(log.contains("task name `invoice` is defined twice"), "{log}");
+    assert!(
+        log.contains("task name `invoice` is defined twice"),
+        "{log}"
+    );
 }
 
 fn duplicate_schedule_names_stop_the_worker_at_startup(db: &TestDb) {
@@ -395,7 +410,10 @@ fn duplicate_schedule_names_stop_the_worker_at_startup(db: &TestDb) {
         .unwrap();
     assert_eq!(output.status.code(), Some(99));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("schedule name `report` is used twice"), "{stderr}");
+    assert!(
+        stderr.contains("schedule name `report` is used twice"),
+        "{stderr}"
+    );
     assert_eq!(stderr.matches("dupschedapp.rs:").count(), 2, "{stderr}");
     // Without schedules the same program runs.
     let output = db
