@@ -4,8 +4,9 @@
 //! `cargo run -p demo -- tour` for a scripted walk-through, or
 //! `cargo run -p demo -- <subcommand>` for toosimple's command line (`worker`, `status`, ...).
 //!
-//! - `demo [--bind ADDR] [--no-worker]`: migrations, the web site, and (unless `--no-worker`)
-//!   a worker in the same process; Ctrl-C stops both cleanly.
+//! - `demo [--bind ADDR] [--no-worker]`: migrations, the web site (with the admin dashboard at
+//!   `/admin` when `TOOSIMPLE_ADMIN_PASSWORD` is set), and (unless `--no-worker`) a worker in
+//!   the same process; Ctrl-C stops both cleanly.
 //! - `demo tour`: queues examples of every task, runs a worker until they are done, prints
 //!   the executions, exits 0.
 //! - anything else goes to `toosimple_worker::main()`: `demo worker --queue emails`,
@@ -40,6 +41,8 @@ Environment:
   TOOSIMPLE_SMTP_URL      deliver mail through this SMTP server (smtp://host:port)
   TOOSIMPLE_MAIL_DIR      otherwise write .eml files into this folder [default: ./outbox]
   DEMO_PUBLIC_URL         the site's address in emailed links [default: http://127.0.0.1:8000]
+  TOOSIMPLE_ADMIN_PASSWORD  mounts the admin dashboard at /admin with this password
+                          (or TOOSIMPLE_ADMIN_PASSWORD_HASH, its argon2 hash)
   TOOSIMPLE_LOG           log filter (e.g. info, debug) [default: info]
 
 toosimple's command line:

@@ -108,6 +108,11 @@ pub fn run(options: Options) -> ExitCode {
                 "no worker in this process: run `demo worker`"
             }
         );
+        if web::admin_enabled() {
+            println!("demo: admin dashboard at http://{addr}/admin");
+        } else {
+            println!("demo: set TOOSIMPLE_ADMIN_PASSWORD to get the admin dashboard at /admin");
+        }
         println!("demo: open http://{addr}/ (Ctrl-C to stop)");
         let app = web::router(store.clone());
         let served = axum::serve(listener, app)

@@ -12,8 +12,25 @@ use toosimple_core::Store;
 
 use crate::subscribers::{self, SignupError};
 
-/// The site's routes, on `store`.
+/// The site's routes, on `store`, with the admin dashboard at `/admin` when
+/// `TOOSIMPLE_ADMIN_PASSWORD` (or `TOOSIMPLE_ADMIN_PASSWORD_HASH`) is set.
 pub fn router(store: Store) -> Router {
+    let site = site(store.clone());
+    match toosimple_admin::AdminConfig::from_env(store) {
+        Ok(config) => site.nest("/admin", toosimple_admin::router(config)),
+        Err(e) => {
+            tracing::info!("no admin dashboard at /admin: {e}");
+            site
+        }
+    }
+}
+
+/// Whether [`router`] mounts the admin dashboard.
+pub fn admin_enabled() -> bool {
+    toosimple_admin::Password::from_env().is_ok()
+}
+
+fn site(store: Store) -> Router {
     Router::new()
         .route("/", get(home))
         .route("/subscribers", get(subscriber_list))

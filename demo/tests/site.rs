@@ -29,6 +29,7 @@ fn start(db: &TestDb, smtp: &SmtpServer, dir: &std::path::Path) -> Demo {
         .env("TOOSIMPLE_DATABASE_URL", &db.url)
         .env("TOOSIMPLE_SMTP_URL", smtp.url())
         .env("TOOSIMPLE_LOG", "warn")
+        .env("TOOSIMPLE_ADMIN_PASSWORD", "s3cret")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -85,6 +86,9 @@ fn sign_up_sends_the_welcome_email_and_ctrl_c_stops_cleanly(db: &TestDb) {
     let base = demo.base.clone();
 
     assert!(get(&format!("{base}/")).contains("Subscribe"));
+    // The admin dashboard is mounted at /admin (its login form, without a session).
+    let admin = get(&format!("{base}/admin")).to_lowercase();
+    assert!(admin.contains("password"), "{admin}");
     let (status, location) = post_signup(&base, "Zoe@Example.com", "Zoë Ünal");
     assert_eq!(status, 303, "a sign-up redirects back: {location}");
     assert!(
