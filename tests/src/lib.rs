@@ -42,3 +42,10 @@ macro_rules! backend_suite {
         }
     };
 }
+
+/// The README's Rust blocks: `cargo test --doc` compiles each, and runs those not marked
+/// `no_run`, so that the README cannot drift from the API. Shell blocks (```` ```sh ````) are
+/// checked by `demo/tests/deploy.rs`.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
