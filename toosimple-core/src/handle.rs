@@ -20,10 +20,12 @@ use crate::{State, Store, TaskExec};
 ///     a + b
 /// }
 ///
-/// let handle = add::queue(2, 3)?;
-/// // ... a worker runs it ...
-/// assert_eq!(handle.wait(Duration::from_secs(10))?, 5);
-/// # Ok::<(), toosimple_core::Error>(())
+/// fn main() -> Result<(), toosimple_core::Error> {
+///     let handle = add::queue(2, 3)?;
+///     // ... a worker runs it ...
+///     assert_eq!(handle.wait(Duration::from_secs(10))?, 5);
+///     Ok(())
+/// }
 /// ```
 pub struct TaskHandle<T> {
     id: i64,
