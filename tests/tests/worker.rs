@@ -346,3 +346,35 @@ fn claims_lost_in_an_outage_are_released(db: &TestDb) {
     assert_eq!(running.state().unwrap(), State::Processing);
     assert_eq!(other.state().unwrap(), State::Processing);
 }
+
+/// PostgreSQL only: SQLite has no notification channel, its workers find new work at their
+/// tick (as every other test here shows).
+#[test]
+fn postgres_idle_workers_start_new_work_at_once() {
+    let Some(db) = TestDb::postgres() else { return };
+    db.create_side_effects();
+    let worker = worker(&db).tick(Duration::from_secs(60));
+    let shutdown = worker.shutdown_handle();
+    let running = std::thread::spawn(move || worker.run());
+    wait_until("the worker to register", Duration::from_secs(10), || {
+        !toosimple_core::WorkerStatus::list_in(&db.store)
+            .unwrap()
+            .is_empty()
+    });
+    std::thread::sleep(Duration::from_millis(300)); // idle: its next tick is a minute away
+    for n in 0..3 {
+        let task = record::queue(n).unwrap();
+        let enqueued = std::time::Instant::now();
+        wait_until("the task to run", Duration::from_secs(5), || {
+            task.state().unwrap() == State::Succeeded
+        });
+        assert!(
+            enqueued.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            enqueued.elapsed()
+        );
+    }
+    shutdown.graceful();
+    assert_eq!(running.join().unwrap(), Exit::Stopped);
+    assert_eq!(db.side_effects(), vec![0, 1, 2]);
+}

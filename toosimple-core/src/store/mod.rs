@@ -34,6 +34,10 @@ use crate::error::{Error, Result};
 /// The environment variable naming the database.
 pub const DATABASE_URL_ENV: &str = "TOOSIMPLE_DATABASE_URL";
 
+/// The PostgreSQL channel notified (by a trigger) when executions are inserted: idle workers
+/// `LISTEN` to it to start new work at once instead of at their next tick.
+pub const QUEUED_CHANNEL: &str = "toosimple_queued";
+
 /// The database used when [`DATABASE_URL_ENV`] is unset: a file in the working directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://toosimple.sqlite3";
 
@@ -113,6 +117,7 @@ struct Inner {
     pool: r2d2::Pool<ConnectionManager>,
     url: String,
     backend: Backend,
+    target: Target,
 }
 
 impl std::fmt::Debug for Store {
@@ -197,6 +202,7 @@ impl Store {
                 pool,
                 url: masked,
                 backend,
+                target,
             }),
         })
     }
@@ -210,6 +216,15 @@ impl Store {
     /// The database URL, password hidden.
     pub fn url(&self) -> &str {
         &self.inner.url
+    }
+
+    /// The PostgreSQL connection URL as given (password included), for a client of its own
+    /// such as the worker's `LISTEN` connection; `None` for SQLite.
+    pub fn postgres_url(&self) -> Option<&str> {
+        match &self.inner.target {
+            Target::Postgres { url } => Some(url),
+            Target::Sqlite { .. } => None,
+        }
     }
 
     /// Which database kind this is.

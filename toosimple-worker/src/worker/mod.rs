@@ -1,6 +1,7 @@
 //! The worker: claims executions, runs them concurrently, records how they ended.
 
 mod execute;
+mod wakeup;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -326,6 +327,10 @@ impl Worker {
         };
         let mut next_schedule = (!schedules.is_empty()).then(Instant::now);
         let mut broken_schedules = std::collections::HashSet::new();
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let _listener = store
+            .postgres_url()
+            .map(|url| AbortTask(wakeup::spawn(url.to_string(), wake.clone())));
 
         loop {
             let stop = *self.stop.borrow_and_update();
@@ -463,6 +468,7 @@ impl Worker {
                     }
                 }
                 _ = tokio::time::sleep_until(wake_at) => {}
+                _ = wake.notified() => {}
                 _ = self.stop.changed() => {}
             }
         }
@@ -563,6 +569,15 @@ fn next_occurrence(schedules: &[&'static ScheduleDef]) -> Option<Instant> {
     let wait = (next - now).to_std().unwrap_or(Duration::ZERO);
     // A hair late rather than early: the pass must see the occurrence as due.
     Some(Instant::now() + wait + Duration::from_millis(1))
+}
+
+/// Aborts a background task (the `LISTEN` connection) when the worker's loop ends.
+struct AbortTask(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Runs blocking database work off the async threads.
