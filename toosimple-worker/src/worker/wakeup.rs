@@ -17,12 +17,19 @@ pub(crate) fn spawn(url: String, wake: Arc<Notify>) -> tokio::task::JoinHandle<(
         let mut pause = Duration::from_millis(200);
         let mut warned = false;
         loop {
-            match listen(&url, &wake).await {
+            match listen(&url, &wake, &mut warned).await {
                 Ok(()) => pause = Duration::from_millis(200),
                 Err(e) => {
+                    // Not a fault: polling at each tick still finds the work.
                     if !warned {
-                        tracing::warn!(
-                            "no LISTEN wake-ups for now ({e}): new work starts at the next tick"
+                        let mut reason = e.to_string();
+                        let mut source = std::error::Error::source(&e);
+                        while let Some(cause) = source {
+                            reason.push_str(&format!(": {cause}"));
+                            source = cause.source();
+                        }
+                        tracing::info!(
+                            "no LISTEN wake-ups for now ({reason}): new work starts at the next tick"
                         );
                         warned = true;
                     }
@@ -35,7 +42,7 @@ pub(crate) fn spawn(url: String, wake: Arc<Notify>) -> tokio::task::JoinHandle<(
 }
 
 /// One connection's life: `LISTEN`, then forward notifications until it closes.
-async fn listen(url: &str, wake: &Notify) -> Result<(), tokio_postgres::Error> {
+async fn listen(url: &str, wake: &Notify, warned: &mut bool) -> Result<(), tokio_postgres::Error> {
     let (client, mut connection) = tokio_postgres::connect(url, NoTls).await?;
     let (sender, mut closed) = tokio::sync::oneshot::channel();
     let forwarded = Arc::new(Notify::new());
@@ -59,6 +66,8 @@ async fn listen(url: &str, wake: &Notify) -> Result<(), tokio_postgres::Error> {
         .batch_execute(&format!("LISTEN {QUEUED_CHANNEL}"))
         .await?;
     tracing::debug!("listening for new executions on {QUEUED_CHANNEL}");
+    // A later loss of this connection is worth a line again.
+    *warned = false;
     // Work enqueued while this connection was down would otherwise wait for the tick.
     wake.notify_one();
     loop {
