@@ -213,17 +213,7 @@ impl Error {
     /// The message followed by each underlying cause, `: `-separated, for logs and the CLI
     /// (the `Display` of an error is only its own message).
     pub fn report(&self) -> String {
-        let mut text = self.to_string();
-        let mut source = std::error::Error::source(self);
-        while let Some(cause) = source {
-            let cause_text = cause.to_string();
-            if !text.ends_with(&cause_text) {
-                text.push_str(": ");
-                text.push_str(cause_text.trim_end());
-            }
-            source = cause.source();
-        }
-        text
+        report(self)
     }
 
     /// Whether the error is a database or connection failure that may pass (a restart, a
@@ -234,6 +224,22 @@ impl Error {
             Error::Connect { .. } | Error::Pool { .. } | Error::Query { .. }
         )
     }
+}
+
+/// Any error's message followed by each underlying cause, `: `-separated (a cause whose text
+/// already ends the message is not repeated): what logs, the CLI and recorded task errors show.
+pub fn report(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(cause_text.trim_end());
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// `Result` with [`Error`].

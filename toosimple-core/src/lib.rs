@@ -54,7 +54,7 @@ pub use toosimple_macros::{schedule, task};
 
 pub use crate::cron::{CronSchedule, rotate_seconds};
 pub use crate::enqueue::enqueue_by_name;
-pub use crate::error::{Error, Result};
+pub use crate::error::{Error, Result, report};
 pub use crate::exec::{QueueCount, TaskExec, TaskExecFilter};
 pub use crate::handle::TaskHandle;
 pub use crate::registry::{

@@ -66,16 +66,6 @@ impl Error {
     /// The message followed by each underlying cause, `: `-separated (what a failed execution
     /// records as its error).
     pub fn report(&self) -> String {
-        let mut text = self.to_string();
-        let mut source = std::error::Error::source(self);
-        while let Some(cause) = source {
-            let cause_text = cause.to_string();
-            if !text.ends_with(&cause_text) {
-                text.push_str(": ");
-                text.push_str(cause_text.trim_end());
-            }
-            source = cause.source();
-        }
-        text
+        toosimple_core::report(self)
     }
 }

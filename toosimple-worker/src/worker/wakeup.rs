@@ -22,12 +22,7 @@ pub(crate) fn spawn(url: String, wake: Arc<Notify>) -> tokio::task::JoinHandle<(
                 Err(e) => {
                     // Not a fault: polling at each tick still finds the work.
                     if !warned {
-                        let mut reason = e.to_string();
-                        let mut source = std::error::Error::source(&e);
-                        while let Some(cause) = source {
-                            reason.push_str(&format!(": {cause}"));
-                            source = cause.source();
-                        }
+                        let reason = toosimple_core::report(&e);
                         tracing::info!(
                             "no LISTEN wake-ups for now ({reason}): new work starts at the next tick"
                         );
