@@ -52,18 +52,9 @@ impl Options {
     }
 }
 
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("TOOSIMPLE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
-}
-
 /// Runs the site (and the worker) until Ctrl-C or SIGTERM.
 pub fn run(options: Options) -> ExitCode {
-    init_tracing();
+    toosimple_worker::init_tracing("info");
     let store = match toosimple_core::default_store()
         .and_then(|store| subscribers::migrate(&store).map(|()| store))
     {

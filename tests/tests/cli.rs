@@ -99,7 +99,7 @@ fn four_worker_processes_run_each_task_exactly_once(db: &TestDb) {
     done.dedup();
     assert_eq!(done.len(), 2_000, "no task ran twice");
     assert_eq!(db.count("state <> 'succeeded'"), 0);
-    // They shared the work (the claim hands rows to whichever worker asks).
+    // Every execution records the worker that ran it.
     let per_worker = db.count("worker IS NOT NULL");
     assert_eq!(per_worker, 2_000);
 }

@@ -171,13 +171,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 fn main() {
     let args = Args::parse();
     // `TOOSIMPLE_LOG=info` shows the worker's log (rounds per drain, for instance).
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("TOOSIMPLE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    toosimple_worker::init_tracing("warn");
     let db = BenchDb::new(&args);
     let store = toosimple_core::init(&db.url).expect("open the benchmark database");
     let n = args.tasks;

@@ -148,7 +148,7 @@ fn seconds(value: f64, what: &str) -> Result<Duration, Error> {
 /// Parses the process's arguments and runs the subcommand. See [`crate::main`].
 pub(crate) fn run() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    init_tracing("info");
     if let Some(url) = &cli.database_url
         && let Err(e) = toosimple_core::init(url)
     {
@@ -176,9 +176,12 @@ fn exit_code(code: i32) -> ExitCode {
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
 
-fn init_tracing() {
+/// Logs to stderr, filtered by `TOOSIMPLE_LOG` (tracing's env-filter syntax, e.g.
+/// `info,toosimple_worker=debug`), `default` when unset. Does nothing if a subscriber is
+/// already installed.
+pub fn init_tracing(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("TOOSIMPLE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -376,8 +379,9 @@ fn status(store: &Store, json: bool) -> Result<(), Error> {
 fn schedules(store: &Store, json: bool) -> Result<(), Error> {
     let rows = toosimple_core::ScheduleExec::list_in(store)?;
     let now = Utc::now();
+    let registered = toosimple_core::schedules();
     let mut listed = Vec::new();
-    for def in toosimple_core::schedules() {
+    for def in &registered {
         let row = rows.iter().find(|r| r.name == def.name());
         let last_task_state = match row.and_then(|r| r.last_task) {
             Some(id) => TaskExec::get_in(store, id).ok().map(|e| e.state),
@@ -397,11 +401,10 @@ fn schedules(store: &Store, json: bool) -> Result<(), Error> {
             "state": row.map(|r| r.state.as_str()),
         }));
     }
-    for row in rows.iter().filter(|r| {
-        !toosimple_core::schedules()
-            .iter()
-            .any(|d| d.name() == r.name)
-    }) {
+    for row in rows
+        .iter()
+        .filter(|r| !registered.iter().any(|d| d.name() == r.name))
+    {
         listed.push(serde_json::json!({
             "name": row.name, "state": row.state.as_str(), "last_due": row.last_due,
             "last_task": row.last_task,

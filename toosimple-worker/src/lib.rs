@@ -35,6 +35,7 @@ mod worker;
 
 use std::process::ExitCode;
 
+pub use crate::cli::init_tracing;
 pub use crate::worker::{Exit, RunMode, Shutdown, Worker};
 
 /// Runs the command line of an application that defines tasks: parses the process's
