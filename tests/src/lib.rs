@@ -11,6 +11,7 @@
 pub mod smtp;
 pub mod tasks;
 mod testdb;
+pub mod tmpfs;
 
 pub use testdb::{POSTGRES_URL_ENV, TestDb, wait_until};
 

@@ -26,6 +26,7 @@ pub struct TestDb {
 enum Cleanup {
     Sqlite(#[allow(dead_code)] tempfile::TempDir),
     Postgres { admin_url: String, schema: String },
+    None,
 }
 
 fn take_turn() -> Option<MutexGuard<'static, ()>> {
@@ -47,6 +48,19 @@ impl TestDb {
             store,
             url,
             cleanup: Cleanup::Sqlite(dir),
+            _turn: turn,
+        }
+    }
+
+    /// A fresh SQLite file `test.sqlite3` in `folder`, which the caller keeps and removes.
+    pub fn sqlite_in(folder: &std::path::Path) -> TestDb {
+        let turn = take_turn();
+        let url = format!("sqlite://{}", folder.join("test.sqlite3").display());
+        let store = toosimple_core::init(&url).expect("open the test SQLite database");
+        TestDb {
+            store,
+            url,
+            cleanup: Cleanup::None,
             _turn: turn,
         }
     }

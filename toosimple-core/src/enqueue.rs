@@ -84,6 +84,28 @@ fn enqueue_action(def: &TaskDef) -> impl FnOnce() -> String {
     move || format!("enqueueing task `{name}`")
 }
 
+/// What a full database means to the caller of an enqueue: nothing of the call was stored.
+fn not_queued(error: Error, count: usize) -> Error {
+    match error {
+        Error::DatabaseFull {
+            location,
+            code,
+            source,
+            ..
+        } => Error::DatabaseFull {
+            location,
+            code,
+            consequence: if count == 1 {
+                "the task was not queued".to_string()
+            } else {
+                format!("none of the {count} tasks was queued")
+            },
+            source,
+        },
+        other => other,
+    }
+}
+
 /// Enqueues executions of `def` into `store`, in one transaction.
 pub(crate) fn enqueue_rows<T>(
     store: &Store,
@@ -95,10 +117,11 @@ pub(crate) fn enqueue_rows<T>(
     let enqueued = if let [row] = rows
         && row.unique_key.is_none()
     {
-        store.read(enqueue_action(def), |c| c.__enqueue(rows))?
+        store.autocommit(enqueue_action(def), |c| c.__enqueue(rows))
     } else {
-        store.write(enqueue_action(def), |c| c.__enqueue(rows))?
-    };
+        store.write(enqueue_action(def), |c| c.__enqueue(rows))
+    }
+    .map_err(|e| not_queued(e, rows.len()))?;
     Ok(enqueued
         .into_iter()
         .map(|e| TaskHandle::enqueued(Some(store.clone()), e.id, e.duplicate))
@@ -156,9 +179,18 @@ pub mod __private {
     ) -> Result<TaskHandle<T>> {
         crate::registry::tasks()?;
         let row = new_row(def, &args?, due);
-        let enqueued = conn
-            .__enqueue(std::slice::from_ref(&row))
-            .map_err(Error::query(enqueue_action(def)()))?;
+        let enqueued = match conn.__enqueue(std::slice::from_ref(&row)) {
+            Ok(enqueued) => enqueued,
+            Err(source) => {
+                let error = Error::write_failed(
+                    enqueue_action(def)(),
+                    || conn.__location(),
+                    |_| String::new(),
+                    source,
+                );
+                return Err(not_queued(error, 1));
+            }
+        };
         Ok(TaskHandle::enqueued(
             None,
             enqueued[0].id,

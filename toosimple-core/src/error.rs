@@ -68,6 +68,23 @@ pub enum Error {
         source: diesel::result::Error,
     },
 
+    /// The database has no room left (a full disk, a full tmpfs, a PostgreSQL tablespace out
+    /// of space): what was being written was not stored, and nothing of it is half-written.
+    ///
+    /// Match on it to tell a user to free space; retrying once there is room succeeds.
+    #[error("the database at {location} is full ({code}): {consequence}; free space and retry")]
+    DatabaseFull {
+        /// The SQLite file's absolute path, or the PostgreSQL URL with its password hidden.
+        location: String,
+        /// The database's name for the condition, e.g. `SQLITE_FULL`.
+        code: &'static str,
+        /// What did not happen, e.g. "the task was not queued".
+        consequence: String,
+        /// The database's error.
+        #[source]
+        source: diesel::result::Error,
+    },
+
     /// No `task_execs` row has this id.
     #[error("no task execution with id {id}")]
     ExecNotFound {
@@ -221,7 +238,10 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            Error::Connect { .. } | Error::Pool { .. } | Error::Query { .. }
+            Error::Connect { .. }
+                | Error::Pool { .. }
+                | Error::Query { .. }
+                | Error::DatabaseFull { .. }
         )
     }
 }
@@ -247,18 +267,53 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Lets a caller's diesel transaction closure return toosimple's [`Error`], so that
 /// `conn.transaction(|conn| { ...; my_task::queue_in(conn, ...) })` needs no error type of its own.
+///
+/// A commit that fails for want of space becomes [`Error::DatabaseFull`]: the caller's
+/// transaction, and every task it queued, was rolled back.
 impl From<diesel::result::Error> for Error {
     fn from(source: diesel::result::Error) -> Self {
-        Error::Query {
-            action: "running a transaction".to_string(),
+        Error::write_failed(
+            "running a transaction".to_string(),
+            || "the database".to_string(),
+            |_| "the transaction and the tasks it queued were rolled back".to_string(),
             source,
-        }
+        )
+    }
+}
+
+/// The database's name for a "no space left" error, if `source` is one.
+pub(crate) fn full_code(source: &diesel::result::Error) -> Option<&'static str> {
+    let diesel::result::Error::DatabaseError(_, info) = source else {
+        return None;
+    };
+    let message = info.message();
+    if message.contains("database or disk is full") {
+        Some("SQLITE_FULL")
+    } else if message.contains("No space left on device") || message.contains("disk full") {
+        // PostgreSQL: "could not extend file …: No space left on device" (SQLSTATE 53100).
+        Some("disk full")
+    } else {
+        None
     }
 }
 
 impl Error {
-    pub(crate) fn query(action: impl Into<String>) -> impl FnOnce(diesel::result::Error) -> Error {
-        let action = action.into();
-        move |source| Error::Query { action, source }
+    /// `Error::Query`, or [`Error::DatabaseFull`] at `location` when the database ran out of
+    /// space, saying `consequence` (what was not stored).
+    pub(crate) fn write_failed(
+        action: String,
+        location: impl FnOnce() -> String,
+        consequence: impl FnOnce(&str) -> String,
+        source: diesel::result::Error,
+    ) -> Error {
+        match full_code(&source) {
+            Some(code) => Error::DatabaseFull {
+                location: location(),
+                code,
+                consequence: consequence(&action),
+                source,
+            },
+            None => Error::Query { action, source },
+        }
     }
 }

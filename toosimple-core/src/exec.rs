@@ -8,6 +8,7 @@ use serde_json::Value;
 use crate::State;
 use crate::error::{Error, Result};
 use crate::schema::task_execs::dsl as te;
+use crate::store::to_completion::RunToCompletion;
 use crate::store::{AnyConnection, Store, default_store};
 
 /// One execution of a task: its arguments, where it is in its life, and how it ended.
@@ -196,7 +197,7 @@ impl TaskExec {
 
     /// Reads execution `id` from `store`.
     pub fn get_in(store: &Store, id: i64) -> Result<TaskExec> {
-        let row = store.read(
+        let row = store.autocommit(
             || format!("reading task execution {id}"),
             |c| find_row(c, id),
         )?;
@@ -210,7 +211,7 @@ impl TaskExec {
 
     /// Lists executions of `store` matching `filter`, newest first.
     pub fn list_in(store: &Store, filter: &TaskExecFilter) -> Result<Vec<TaskExec>> {
-        let rows = store.read(
+        let rows = store.autocommit(
             || "listing task executions".to_string(),
             |c| {
                 let mut query = te::task_execs.into_boxed();
@@ -241,7 +242,7 @@ impl TaskExec {
     /// Returns whether it was; a running or finished execution is left as it is.
     pub fn cancel_in(store: &Store, id: i64) -> Result<bool> {
         let now = crate::enqueue::now().naive_utc();
-        let changed = store.read(
+        let changed = store.autocommit(
             || format!("cancelling task execution {id}"),
             |c| {
                 diesel::update(
@@ -278,7 +279,7 @@ pub struct QueueCount {
 impl TaskExec {
     /// Counts the executions of `store` per queue and state.
     pub fn counts_in(store: &Store) -> Result<Vec<QueueCount>> {
-        let rows: Vec<(String, String, i64)> = store.read(
+        let rows: Vec<(String, String, i64)> = store.autocommit(
             || "counting task executions".to_string(),
             |c| {
                 te::task_execs
@@ -338,5 +339,7 @@ impl TaskExec {
 }
 
 pub(crate) fn find_row(c: &mut AnyConnection, id: i64) -> QueryResult<Option<TaskExecRow>> {
-    te::task_execs.find(id).first::<TaskExecRow>(c).optional()
+    te::task_execs
+        .find(id)
+        .optional_to_completion::<TaskExecRow>(c)
 }

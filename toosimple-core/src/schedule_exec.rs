@@ -78,7 +78,7 @@ impl From<ScheduleExecRow> for ScheduleExec {
 impl ScheduleExec {
     /// Every schedule row of `store`, by name.
     pub fn list_in(store: &Store) -> Result<Vec<ScheduleExec>> {
-        let rows = store.read(
+        let rows = store.autocommit(
             || "listing schedules".to_string(),
             |c| {
                 se::schedule_execs

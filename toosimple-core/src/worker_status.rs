@@ -132,7 +132,7 @@ impl WorkerStatus {
 
     /// Every worker status of `store`, by label.
     pub fn list_in(store: &Store) -> Result<Vec<WorkerStatus>> {
-        let rows = store.read(
+        let rows = store.autocommit(
             || "listing worker statuses".to_string(),
             |c| {
                 ws::worker_statuses

@@ -186,7 +186,7 @@ pub(super) fn wake(c: &mut AnyConnection, now: DateTime<Utc>) -> QueryResult<usi
 impl Store {
     /// Moves `Sleeping` rows whose due has come to `Queued`. Returns how many.
     pub fn wake(&self, now: DateTime<Utc>) -> Result<usize> {
-        self.read(|| "waking due sleeping tasks".to_string(), |c| wake(c, now))
+        self.autocommit(|| "waking due sleeping tasks".to_string(), |c| wake(c, now))
     }
 
     /// Puts back in the queue the rows `worker` holds as `Processing` but is not running
@@ -194,7 +194,7 @@ impl Store {
     /// lost at commit), which would otherwise wait for a rescue that never comes, since a live
     /// worker is never rescued. Returns how many.
     pub fn release_unheld(&self, worker: &str, running: &[i64]) -> Result<usize> {
-        self.read(
+        self.autocommit(
             || format!("releasing the unheld claims of worker {worker}"),
             |c| {
                 diesel::update(

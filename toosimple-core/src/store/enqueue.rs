@@ -4,6 +4,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::AnyConnection;
+use super::to_completion::RunToCompletion;
 use crate::State;
 use crate::schema::task_execs::dsl as te;
 
@@ -58,11 +59,20 @@ pub trait EnqueueConnection: sealed::Sealed {
     /// Inserts `rows` in order, in one transaction (a savepoint inside the caller's).
     #[doc(hidden)]
     fn __enqueue(&mut self, rows: &[NewTaskExec]) -> QueryResult<Vec<Enqueued>>;
+
+    /// Where this connection's data lives, for error messages: the SQLite file's path, or
+    /// the PostgreSQL database's name.
+    #[doc(hidden)]
+    fn __location(&mut self) -> String;
 }
 
 impl EnqueueConnection for AnyConnection {
     fn __enqueue(&mut self, rows: &[NewTaskExec]) -> QueryResult<Vec<Enqueued>> {
         super::with_conn!(self, |c| c.__enqueue(rows))
+    }
+
+    fn __location(&mut self) -> String {
+        super::with_conn!(self, |c| c.__location())
     }
 }
 
@@ -70,58 +80,108 @@ impl EnqueueConnection for super::StoreConnection {
     fn __enqueue(&mut self, rows: &[NewTaskExec]) -> QueryResult<Vec<Enqueued>> {
         (**self).__enqueue(rows)
     }
+
+    fn __location(&mut self) -> String {
+        (**self).__location()
+    }
+}
+
+#[derive(QueryableByName)]
+struct Location {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    location: String,
+}
+
+/// Asks the connection where its data lives; reading still works on a full disk.
+fn location_of<C>(conn: &mut C, sql: &str, fallback: &str) -> String
+where
+    C: diesel::connection::LoadConnection,
+    diesel::query_builder::SqlQuery: diesel::query_dsl::LoadQuery<'static, C, Location>,
+{
+    diesel::sql_query(sql)
+        .load::<Location>(conn)
+        .ok()
+        .and_then(|rows| rows.into_iter().next())
+        .map_or_else(|| fallback.to_string(), |l| l.location)
+}
+
+impl EnqueueConnection for diesel::SqliteConnection {
+    fn __enqueue(&mut self, rows: &[NewTaskExec]) -> QueryResult<Vec<Enqueued>> {
+        enqueue_sqlite(self, rows)
+    }
+
+    fn __location(&mut self) -> String {
+        location_of(
+            self,
+            "SELECT file AS location FROM pragma_database_list WHERE name = 'main'",
+            "the SQLite database",
+        )
+    }
+}
+
+impl EnqueueConnection for diesel::PgConnection {
+    fn __enqueue(&mut self, rows: &[NewTaskExec]) -> QueryResult<Vec<Enqueued>> {
+        enqueue_postgres(self, rows)
+    }
+
+    fn __location(&mut self) -> String {
+        location_of(
+            self,
+            "SELECT 'PostgreSQL database ' || current_database() AS location",
+            "the PostgreSQL database",
+        )
+    }
 }
 
 /// The same diesel code, compiled for each concrete connection (the multi-backend dialect has
 /// no `ON CONFLICT`).
 macro_rules! impl_enqueue {
-    ($conn:ty) => {
-        impl EnqueueConnection for $conn {
-            fn __enqueue(&mut self, rows: &[NewTaskExec]) -> QueryResult<Vec<Enqueued>> {
-                if let [row] = rows
-                    && row.unique_key.is_none()
-                    && row.schedule.is_none()
-                {
-                    // One statement is atomic by itself: no transaction round trips.
-                    let id = diesel::insert_into(te::task_execs)
-                        .values(row)
+    ($fn:ident, $conn:ty) => {
+        fn $fn(conn: &mut $conn, rows: &[NewTaskExec]) -> QueryResult<Vec<Enqueued>> {
+            if let [row] = rows
+                && row.unique_key.is_none()
+                && row.schedule.is_none()
+            {
+                // One statement is atomic by itself: no transaction round trips. Its
+                // commit is the statement's end, so it must run to completion.
+                let id = diesel::insert_into(te::task_execs)
+                    .values(row)
+                    .returning(te::id)
+                    .one_to_completion(conn)?;
+                return Ok(vec![Enqueued {
+                    id,
+                    duplicate: false,
+                }]);
+            }
+            conn.transaction(|c| {
+                let mut out = Vec::with_capacity(rows.len());
+                let mut start = 0;
+                while start < rows.len() {
+                    if rows[start].unique_key.is_some() || rows[start].schedule.is_some() {
+                        out.push(insert_unique!(c, &rows[start]));
+                        start += 1;
+                        continue;
+                    }
+                    let end = rows[start..]
+                        .iter()
+                        .take(INSERT_BATCH)
+                        .position(|r| r.unique_key.is_some() || r.schedule.is_some())
+                        .map_or((start + INSERT_BATCH).min(rows.len()), |p| start + p);
+                    let mut ids: Vec<i64> = diesel::insert_into(te::task_execs)
+                        .values(&rows[start..end])
                         .returning(te::id)
-                        .get_result(self)?;
-                    return Ok(vec![Enqueued {
+                        .get_results(c)?;
+                    // Ids grow in VALUES order on both backends; RETURNING's order is not
+                    // promised, so sort to hand back handles in the caller's order.
+                    ids.sort_unstable();
+                    out.extend(ids.into_iter().map(|id| Enqueued {
                         id,
                         duplicate: false,
-                    }]);
+                    }));
+                    start = end;
                 }
-                self.transaction(|c| {
-                    let mut out = Vec::with_capacity(rows.len());
-                    let mut start = 0;
-                    while start < rows.len() {
-                        if rows[start].unique_key.is_some() || rows[start].schedule.is_some() {
-                            out.push(insert_unique!(c, &rows[start]));
-                            start += 1;
-                            continue;
-                        }
-                        let end = rows[start..]
-                            .iter()
-                            .take(INSERT_BATCH)
-                            .position(|r| r.unique_key.is_some() || r.schedule.is_some())
-                            .map_or((start + INSERT_BATCH).min(rows.len()), |p| start + p);
-                        let mut ids: Vec<i64> = diesel::insert_into(te::task_execs)
-                            .values(&rows[start..end])
-                            .returning(te::id)
-                            .get_results(c)?;
-                        // Ids grow in VALUES order on both backends; RETURNING's order is not
-                        // promised, so sort to hand back handles in the caller's order.
-                        ids.sort_unstable();
-                        out.extend(ids.into_iter().map(|id| Enqueued {
-                            id,
-                            duplicate: false,
-                        }));
-                        start = end;
-                    }
-                    Ok(out)
-                })
-            }
+                Ok(out)
+            })
         }
     };
 }
@@ -144,8 +204,7 @@ macro_rules! insert_unique {
                 .values(row)
                 .on_conflict_do_nothing()
                 .returning(te::id)
-                .get_result($c)
-                .optional()?;
+                .optional_to_completion($c)?;
             if let Some(id) = inserted {
                 break Enqueued {
                     id,
@@ -157,8 +216,7 @@ macro_rules! insert_unique {
                     .filter(te::unique_key.eq(key))
                     .filter(te::state.eq_any(pending))
                     .select((te::id, te::state, te::due))
-                    .first($c)
-                    .optional()?,
+                    .optional_to_completion($c)?,
                 None => None,
             };
             // A schedule's occurrence that is already materialized counts as enqueued.
@@ -169,8 +227,7 @@ macro_rules! insert_unique {
                     .filter(te::schedule.eq(schedule))
                     .filter(te::due.eq(row.due))
                     .select(te::id)
-                    .first($c)
-                    .optional()?;
+                    .optional_to_completion($c)?;
                 if let Some(id) = materialized {
                     break Enqueued {
                         id,
@@ -212,5 +269,5 @@ macro_rules! insert_unique {
     }};
 }
 
-impl_enqueue!(diesel::SqliteConnection);
-impl_enqueue!(diesel::PgConnection);
+impl_enqueue!(enqueue_sqlite, diesel::SqliteConnection);
+impl_enqueue!(enqueue_postgres, diesel::PgConnection);

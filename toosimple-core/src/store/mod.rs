@@ -12,6 +12,7 @@ mod enqueue;
 mod postgres;
 mod schedules;
 mod sqlite;
+pub(crate) mod to_completion;
 mod url;
 mod workers;
 
@@ -116,6 +117,8 @@ pub struct Store {
 struct Inner {
     pool: r2d2::Pool<ConnectionManager>,
     url: String,
+    /// Where the data lives, for messages: the SQLite file's absolute path, else `url`.
+    location: String,
     backend: Backend,
     target: Target,
 }
@@ -197,9 +200,16 @@ impl Store {
                 .min_idle(Some(0))
                 .build_unchecked(manager)
         };
+        let location = match &target {
+            // The file exists now that migrations ran: name it as the user's shell would find it.
+            Target::Sqlite { path } if !target.is_memory() => std::fs::canonicalize(path)
+                .map_or_else(|_| path.clone(), |p| p.display().to_string()),
+            _ => masked.clone(),
+        };
         Ok(Store {
             inner: Arc::new(Inner {
                 pool,
+                location,
                 url: masked,
                 backend,
                 target,
@@ -241,6 +251,12 @@ impl Store {
         })
     }
 
+    /// Where the data lives, for messages: the SQLite file's absolute path, or the URL with
+    /// its password hidden.
+    pub fn location(&self) -> &str {
+        &self.inner.location
+    }
+
     /// Runs `f` in a [`write_transaction`] on a pooled connection.
     pub(crate) fn write<T>(
         &self,
@@ -248,23 +264,30 @@ impl Store {
         f: impl FnOnce(&mut AnyConnection) -> QueryResult<T>,
     ) -> Result<T> {
         let mut conn = self.connection()?;
-        write_transaction(&mut conn, f).map_err(|source| Error::Query {
-            action: action(),
-            source,
-        })
+        write_transaction(&mut conn, f).map_err(|source| self.failed(action(), source))
     }
 
-    /// Runs `f` on a pooled connection, outside any explicit transaction.
-    pub(crate) fn read<T>(
+    /// Runs `f` on a pooled connection, outside any explicit transaction: each statement
+    /// commits by itself (see `to_completion` for what that asks of statements that return
+    /// rows).
+    pub(crate) fn autocommit<T>(
         &self,
         action: impl FnOnce() -> String,
         f: impl FnOnce(&mut AnyConnection) -> QueryResult<T>,
     ) -> Result<T> {
         let mut conn = self.connection()?;
-        f(&mut conn).map_err(|source| Error::Query {
-            action: action(),
+        f(&mut conn).map_err(|source| self.failed(action(), source))
+    }
+
+    /// The error for a failed statement: [`Error::DatabaseFull`] when the database ran out of
+    /// space, else [`Error::Query`].
+    fn failed(&self, action: String, source: diesel::result::Error) -> Error {
+        Error::write_failed(
+            action,
+            || self.inner.location.clone(),
+            |action| format!("nothing was stored while {action}"),
             source,
-        })
+        )
     }
 }
 

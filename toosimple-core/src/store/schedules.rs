@@ -5,6 +5,7 @@ use diesel::prelude::*;
 use serde_json::Value;
 
 use super::enqueue::EnqueueConnection;
+use super::to_completion::RunToCompletion;
 use super::{AnyConnection, Store, with_conn};
 use crate::cron::MAX_OCCURRENCES_PER_PASS;
 use crate::error::{Error, Result};
@@ -65,8 +66,7 @@ fn create_row(
         .values(values)
         .on_conflict_do_nothing()
         .returning(se::schedule_execs::all_columns())
-        .get_result::<ScheduleExecRow>(c)
-        .optional())
+        .optional_to_completion::<ScheduleExecRow>(c))
 }
 
 impl Store {

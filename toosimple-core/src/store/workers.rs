@@ -69,7 +69,7 @@ impl Store {
 
     /// Records a heartbeat of `label`.
     pub fn heartbeat(&self, label: &str, now: DateTime<Utc>) -> Result<()> {
-        self.read(
+        self.autocommit(
             || format!("recording the heartbeat of worker {label}"),
             |c| {
                 diesel::update(ws::worker_statuses.filter(ws::label.eq(label)))
