@@ -1,14 +1,11 @@
 //! The overview's chart: executions that succeeded or failed in each minute of the last hour,
 //! counted by the database and drawn as SVG on the server.
 //!
-//! Truncating a time to its minute is spelled differently by SQLite and PostgreSQL, so this is
-//! the one place of the admin that looks at the concrete connection.
+//! Truncating a time to its minute is spelled differently by each backend: core's store counts.
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
-use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Text, Timestamp};
 use maud::{Markup, html};
-use toosimple_core::{AnyConnection, Store};
+use toosimple_core::Store;
 
 use crate::state::AppError;
 
@@ -24,41 +21,11 @@ pub(crate) struct LastHour {
     pub failed: [i64; MINUTES],
 }
 
-/// One (minute, state) count; the minute as seconds since the epoch.
-#[derive(QueryableByName)]
-struct MinuteCount {
-    #[diesel(sql_type = BigInt)]
-    minute: i64,
-    #[diesel(sql_type = Text)]
-    state: String,
-    #[diesel(sql_type = BigInt)]
-    n: i64,
-}
-
-// Both group on cheap per-row arithmetic: SQLite stores times as `YYYY-MM-DD HH:MM:SS.ffffff`
-// text, so the minute is a prefix of it (turned into seconds once per group, not per row).
-const SQLITE: &str = "SELECT CAST(strftime('%s', m || ':00') AS INTEGER) AS minute, state, n FROM \
-     (SELECT substr(finished, 1, 16) AS m, state, COUNT(*) AS n FROM task_execs \
-      WHERE finished >= ? AND state IN ('succeeded', 'failed') GROUP BY 1, 2)";
-const POSTGRES: &str = "SELECT CAST(EXTRACT(EPOCH FROM date_trunc('minute', finished)) AS BIGINT) AS minute, \
-     state, COUNT(*) AS n FROM task_execs WHERE finished >= $1 AND state IN ('succeeded', 'failed') \
-     GROUP BY 1, 2";
-
 /// Counts the executions of `store` that finished in each of the `MINUTES` minutes up to `now`.
 pub(crate) fn last_hour(store: &Store, now: DateTime<Utc>) -> Result<LastHour, AppError> {
     let end = now.duration_trunc(TimeDelta::minutes(1)).unwrap_or(now);
     let start = end - TimeDelta::minutes(MINUTES as i64 - 1);
-    let since = start.naive_utc();
-    let mut conn = store.connection()?;
-    let rows: Vec<MinuteCount> = match &mut *conn {
-        AnyConnection::Sqlite(c) => diesel::sql_query(SQLITE)
-            .bind::<Timestamp, _>(since)
-            .load(c),
-        AnyConnection::Postgresql(c) => diesel::sql_query(POSTGRES)
-            .bind::<Timestamp, _>(since)
-            .load(c),
-    }
-    .map_err(AppError::query("counting executions per minute"))?;
+    let rows = store.finished_per_minute(start)?;
     let mut hour = LastHour {
         start,
         succeeded: [0; MINUTES],

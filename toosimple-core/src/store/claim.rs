@@ -3,10 +3,10 @@
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
-use super::{AnyConnection, Store, with_conn};
+use super::driver::driver;
+use super::{AnyConnection, Store};
 use crate::State;
 use crate::error::Result;
-use crate::schema::task_execs;
 use crate::schema::task_execs::dsl as te;
 
 /// Which queues a worker serves.
@@ -94,18 +94,19 @@ pub(super) const CLAIMED_COLUMNS: ClaimedColumns = (
     te::unique_key,
 );
 
-/// Claims on a connection that may already be inside the caller's write transaction.
-pub(super) trait Claim {
-    fn claim(&mut self, request: &ClaimRequest<'_>) -> QueryResult<Vec<ClaimedExec>>;
-}
-
 /// One statement on both backends: an `UPDATE … WHERE id IN (SELECT … LIMIT n) RETURNING`.
 /// PostgreSQL adds `FOR UPDATE SKIP LOCKED` so that concurrent workers take different rows
 /// without waiting; SQLite runs it inside `BEGIN IMMEDIATE`, which already serialises writers.
 macro_rules! claim_body {
     ($c:expr, $request:expr, [$($lock:ident),*]) => {{
+        #[allow(unused_imports)]
+        use $crate::store::claim::{CLAIMED_COLUMNS, ClaimRequest, ClaimedExec, QueueSelection};
+        #[allow(unused_imports)]
+        use $crate::schema::task_execs::dsl as te;
+        #[allow(unused_imports)]
+        use $crate::State;
         let request: &ClaimRequest<'_> = $request;
-        let inner = diesel::alias!(task_execs as claimable);
+        let inner = diesel::alias!($crate::schema::task_execs as claimable);
         // Unboxed (PostgreSQL's row locks need it), so the queue filter is one expression shape
         // for every selection: `queue IN (only) OR <serve all>` and `queue NOT IN (except)`.
         let (only, all, except): (&[String], bool, &[String]) = match request.queues {
@@ -149,29 +150,7 @@ macro_rules! claim_body {
     }};
 }
 
-impl Claim for diesel::SqliteConnection {
-    fn claim(&mut self, request: &ClaimRequest<'_>) -> QueryResult<Vec<ClaimedExec>> {
-        if request.limit == 0 || request.task_names.is_empty() {
-            return Ok(Vec::new());
-        }
-        claim_body!(self, request, [])
-    }
-}
-
-impl Claim for diesel::PgConnection {
-    fn claim(&mut self, request: &ClaimRequest<'_>) -> QueryResult<Vec<ClaimedExec>> {
-        if request.limit == 0 || request.task_names.is_empty() {
-            return Ok(Vec::new());
-        }
-        claim_body!(self, request, [for_update, skip_locked])
-    }
-}
-
-impl Claim for AnyConnection {
-    fn claim(&mut self, request: &ClaimRequest<'_>) -> QueryResult<Vec<ClaimedExec>> {
-        with_conn!(self, |c| c.claim(request))
-    }
-}
+pub(super) use claim_body;
 
 pub(super) fn wake(c: &mut AnyConnection, now: DateTime<Utc>) -> QueryResult<usize> {
     diesel::update(
@@ -216,6 +195,9 @@ impl Store {
     /// Atomically claims up to `request.limit` queued rows, highest priority first, then
     /// oldest due: each row is claimed by exactly one worker however many claim at once.
     pub fn claim(&self, request: &ClaimRequest<'_>) -> Result<Vec<ClaimedExec>> {
-        self.write(|| "claiming tasks".to_string(), |c| c.claim(request))
+        self.write(
+            || "claiming tasks".to_string(),
+            |c| driver(c).claim(request),
+        )
     }
 }

@@ -6,7 +6,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 use diesel::prelude::*;
 use serde_json::Value;
 
-use super::claim::{CLAIMED_COLUMNS, Claim, ClaimRequest, ClaimedExec, wake};
+use super::claim::{CLAIMED_COLUMNS, ClaimRequest, ClaimedExec, wake};
+use super::driver::driver;
 use super::enqueue::{EnqueueConnection, NewTaskExec};
 use super::{AnyConnection, Store};
 use crate::State;
@@ -146,12 +147,10 @@ fn record(
         .collect();
     // Only rows this worker still holds are written: a late result never overwrites what
     // another worker (a rescue) or a timeout recorded.
-    let updated: HashSet<i64> = match c {
-        AnyConnection::Postgresql(pg) => super::postgres::record_outcomes(pg, worker, &rows)?,
-        AnyConnection::Sqlite(sq) => super::sqlite::record_outcomes(sq, worker, &rows)?,
-    }
-    .into_iter()
-    .collect();
+    let updated: HashSet<i64> = driver(c)
+        .record_outcomes(worker, &rows)?
+        .into_iter()
+        .collect();
     for done in completions {
         if !updated.contains(&done.exec.id) {
             report.stale.push(done.exec.id);
@@ -196,7 +195,7 @@ impl Store {
             |c| {
                 let report = record(c, request.worker, completions)?;
                 let woken = wake(c, request.now)?;
-                let claimed = c.claim(request)?;
+                let claimed = driver(c).claim(request)?;
                 Ok(Exchange {
                     report,
                     woken,

@@ -4,13 +4,11 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::AnyConnection;
-use super::to_completion::RunToCompletion;
-use crate::State;
-use crate::schema::task_execs::dsl as te;
+use super::driver::{Driver, driver};
 
 /// Rows per multi-row `INSERT`: 11 bound columns each stays under both backends' limits on
 /// bound parameters (SQLite 32,766, PostgreSQL 65,535).
-const INSERT_BATCH: usize = 1_000;
+pub(super) const INSERT_BATCH: usize = 1_000;
 
 /// A new `task_execs` row.
 #[doc(hidden)]
@@ -68,11 +66,11 @@ pub trait EnqueueConnection: sealed::Sealed {
 
 impl EnqueueConnection for AnyConnection {
     fn __enqueue(&mut self, rows: &[NewTaskExec]) -> QueryResult<Vec<Enqueued>> {
-        super::with_conn!(self, |c| c.__enqueue(rows))
+        driver(self).enqueue(rows)
     }
 
     fn __location(&mut self) -> String {
-        super::with_conn!(self, |c| c.__location())
+        driver(self).location()
     }
 }
 
@@ -86,14 +84,34 @@ impl EnqueueConnection for super::StoreConnection {
     }
 }
 
+impl EnqueueConnection for diesel::SqliteConnection {
+    fn __enqueue(&mut self, rows: &[NewTaskExec]) -> QueryResult<Vec<Enqueued>> {
+        Driver::enqueue(self, rows)
+    }
+
+    fn __location(&mut self) -> String {
+        Driver::location(self)
+    }
+}
+
+impl EnqueueConnection for diesel::PgConnection {
+    fn __enqueue(&mut self, rows: &[NewTaskExec]) -> QueryResult<Vec<Enqueued>> {
+        Driver::enqueue(self, rows)
+    }
+
+    fn __location(&mut self) -> String {
+        Driver::location(self)
+    }
+}
+
 #[derive(QueryableByName)]
-struct Location {
+pub(super) struct Location {
     #[diesel(sql_type = diesel::sql_types::Text)]
     location: String,
 }
 
 /// Asks the connection where its data lives; reading still works on a full disk.
-fn location_of<C>(conn: &mut C, sql: &str, fallback: &str) -> String
+pub(super) fn location_of<C>(conn: &mut C, sql: &str, fallback: &str) -> String
 where
     C: diesel::connection::LoadConnection,
     diesel::query_builder::SqlQuery: diesel::query_dsl::LoadQuery<'static, C, Location>,
@@ -105,85 +123,67 @@ where
         .map_or_else(|| fallback.to_string(), |l| l.location)
 }
 
-impl EnqueueConnection for diesel::SqliteConnection {
-    fn __enqueue(&mut self, rows: &[NewTaskExec]) -> QueryResult<Vec<Enqueued>> {
-        enqueue_sqlite(self, rows)
-    }
-
-    fn __location(&mut self) -> String {
-        location_of(
-            self,
-            "SELECT file AS location FROM pragma_database_list WHERE name = 'main'",
-            "the SQLite database",
-        )
-    }
-}
-
-impl EnqueueConnection for diesel::PgConnection {
-    fn __enqueue(&mut self, rows: &[NewTaskExec]) -> QueryResult<Vec<Enqueued>> {
-        enqueue_postgres(self, rows)
-    }
-
-    fn __location(&mut self) -> String {
-        location_of(
-            self,
-            "SELECT 'PostgreSQL database ' || current_database() AS location",
-            "the PostgreSQL database",
-        )
-    }
-}
-
-/// The same diesel code, compiled for each concrete connection (the multi-backend dialect has
-/// no `ON CONFLICT`).
-macro_rules! impl_enqueue {
-    ($fn:ident, $conn:ty) => {
-        fn $fn(conn: &mut $conn, rows: &[NewTaskExec]) -> QueryResult<Vec<Enqueued>> {
-            if let [row] = rows
-                && row.unique_key.is_none()
-                && row.schedule.is_none()
-            {
-                // One statement is atomic by itself: no transaction round trips. Its
-                // commit is the statement's end, so it must run to completion.
-                let id = diesel::insert_into(te::task_execs)
-                    .values(row)
+/// The body of each driver's `enqueue`: the same diesel code, compiled for each concrete
+/// connection (the multi-backend dialect has no `ON CONFLICT`).
+macro_rules! enqueue_body {
+    ($conn:expr, $rows:expr) => {{
+        #[allow(unused_imports)]
+        use ::chrono::NaiveDateTime;
+        #[allow(unused_imports)]
+        use $crate::State;
+        #[allow(unused_imports)]
+        use $crate::schema::task_execs::dsl as te;
+        #[allow(unused_imports)]
+        use $crate::store::enqueue::{Enqueued, INSERT_BATCH, NewTaskExec, insert_unique};
+        #[allow(unused_imports)]
+        use $crate::store::to_completion::RunToCompletion;
+        let conn = $conn;
+        let rows: &[NewTaskExec] = $rows;
+        if let [row] = rows
+            && row.unique_key.is_none()
+            && row.schedule.is_none()
+        {
+            // One statement is atomic by itself: no transaction round trips. Its commit is
+            // the statement's end, so it must run to completion.
+            let id = diesel::insert_into(te::task_execs)
+                .values(row)
+                .returning(te::id)
+                .one_to_completion(conn)?;
+            return Ok(vec![Enqueued {
+                id,
+                duplicate: false,
+            }]);
+        }
+        conn.transaction(|c| {
+            let mut out = Vec::with_capacity(rows.len());
+            let mut start = 0;
+            while start < rows.len() {
+                if rows[start].unique_key.is_some() || rows[start].schedule.is_some() {
+                    out.push(insert_unique!(c, &rows[start]));
+                    start += 1;
+                    continue;
+                }
+                let end = rows[start..]
+                    .iter()
+                    .take(INSERT_BATCH)
+                    .position(|r| r.unique_key.is_some() || r.schedule.is_some())
+                    .map_or((start + INSERT_BATCH).min(rows.len()), |p| start + p);
+                let mut ids: Vec<i64> = diesel::insert_into(te::task_execs)
+                    .values(&rows[start..end])
                     .returning(te::id)
-                    .one_to_completion(conn)?;
-                return Ok(vec![Enqueued {
+                    .get_results(c)?;
+                // Ids grow in VALUES order on both backends; RETURNING's order is not
+                // promised, so sort to hand back handles in the caller's order.
+                ids.sort_unstable();
+                out.extend(ids.into_iter().map(|id| Enqueued {
                     id,
                     duplicate: false,
-                }]);
+                }));
+                start = end;
             }
-            conn.transaction(|c| {
-                let mut out = Vec::with_capacity(rows.len());
-                let mut start = 0;
-                while start < rows.len() {
-                    if rows[start].unique_key.is_some() || rows[start].schedule.is_some() {
-                        out.push(insert_unique!(c, &rows[start]));
-                        start += 1;
-                        continue;
-                    }
-                    let end = rows[start..]
-                        .iter()
-                        .take(INSERT_BATCH)
-                        .position(|r| r.unique_key.is_some() || r.schedule.is_some())
-                        .map_or((start + INSERT_BATCH).min(rows.len()), |p| start + p);
-                    let mut ids: Vec<i64> = diesel::insert_into(te::task_execs)
-                        .values(&rows[start..end])
-                        .returning(te::id)
-                        .get_results(c)?;
-                    // Ids grow in VALUES order on both backends; RETURNING's order is not
-                    // promised, so sort to hand back handles in the caller's order.
-                    ids.sort_unstable();
-                    out.extend(ids.into_iter().map(|id| Enqueued {
-                        id,
-                        duplicate: false,
-                    }));
-                    start = end;
-                }
-                Ok(out)
-            })
-        }
-    };
+            Ok(out)
+        })
+    }};
 }
 
 /// Inserts a unique task's row, or folds it into the pending row with the same key; inserts a
@@ -269,5 +269,4 @@ macro_rules! insert_unique {
     }};
 }
 
-impl_enqueue!(enqueue_sqlite, diesel::SqliteConnection);
-impl_enqueue!(enqueue_postgres, diesel::PgConnection);
+pub(super) use {enqueue_body, insert_unique};

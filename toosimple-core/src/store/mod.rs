@@ -1,13 +1,13 @@
 //! Where executions are stored: connections, the pool, migrations, and the few operations
 //! whose SQL differs between SQLite and PostgreSQL.
 //!
-//! Everything backend-specific stays in this module: `sqlite.rs` and `postgres.rs` hold what
-//! only one backend needs, and [`with_conn!`] runs one body of diesel code on whichever
-//! concrete connection an [`AnyConnection`] holds (the multi-backend dialect lacks
-//! `ON CONFLICT` and `FOR UPDATE`, so such queries are compiled once per backend).
+//! Everything backend-specific stays behind one seam, the `Driver` trait of `driver.rs`:
+//! `sqlite.rs` and `postgres.rs` implement it, and the rest of the store writes diesel code
+//! once, against [`AnyConnection`].
 
 mod claim;
 mod complete;
+mod driver;
 mod enqueue;
 mod postgres;
 mod schedules;
@@ -25,6 +25,8 @@ use diesel::result::ConnectionError;
 
 pub use self::claim::{ClaimRequest, ClaimedExec, QueueSelection};
 pub use self::complete::{Completion, CompletionReport, Exchange, Outcome};
+pub use self::driver::MinuteCount;
+use self::driver::driver;
 pub use self::enqueue::{EnqueueConnection, Enqueued, NewTaskExec};
 pub use self::schedules::MaterializeReport;
 use self::url::Target;
@@ -54,17 +56,6 @@ pub enum AnyConnection {
     Sqlite(SqliteConnection),
 }
 
-/// Runs `$body` with `$c` bound to the concrete connection inside an [`AnyConnection`].
-macro_rules! with_conn {
-    ($conn:expr, |$c:ident| $body:expr) => {
-        match $conn {
-            $crate::store::AnyConnection::Postgresql($c) => $body,
-            $crate::store::AnyConnection::Sqlite($c) => $body,
-        }
-    };
-}
-pub(crate) use with_conn;
-
 /// The database kind behind a [`Store`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -86,10 +77,7 @@ impl ManageConnection for ConnectionManager {
     type Error = ConnectionError;
 
     fn connect(&self) -> Result<AnyConnection, ConnectionError> {
-        match &self.target {
-            Target::Sqlite { path } => sqlite::establish(path).map(AnyConnection::Sqlite),
-            Target::Postgres { url } => PgConnection::establish(url).map(AnyConnection::Postgresql),
-        }
+        driver::establish(&self.target)
     }
 
     fn is_valid(&self, conn: &mut AnyConnection) -> Result<(), ConnectionError> {
@@ -155,14 +143,11 @@ impl Store {
             url: masked.clone(),
             reason: e.to_string().trim_end().to_string(),
         })?;
-        with_conn!(&mut first, |c| c.migrate()).map_err(|e| Error::Migrate {
+        driver(&mut first).migrate().map_err(|e| Error::Migrate {
             url: masked.clone(),
             reason: e.to_string(),
         })?;
-        let backend = match first {
-            AnyConnection::Postgresql(_) => Backend::Postgres,
-            AnyConnection::Sqlite(_) => Backend::Sqlite,
-        };
+        let backend = driver(&mut first).backend();
         let builder = r2d2::Pool::builder()
             // Short enough that a worker waiting out an outage still answers its signals soon.
             .connection_timeout(Duration::from_secs(5))
@@ -187,7 +172,7 @@ impl Store {
                 url: masked.clone(),
                 source,
             })?;
-            with_conn!(&mut *conn, |c| c.migrate()).map_err(|e| Error::Migrate {
+            driver(&mut conn).migrate().map_err(|e| Error::Migrate {
                 url: masked.clone(),
                 reason: e.to_string(),
             })?;
@@ -257,6 +242,18 @@ impl Store {
         &self.inner.location
     }
 
+    /// Counts the executions that succeeded or failed in each minute since `since` (the
+    /// admin's chart): the database groups them, with its own way of truncating a time.
+    pub fn finished_per_minute(
+        &self,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<MinuteCount>> {
+        self.autocommit(
+            || "counting executions per minute".to_string(),
+            |c| driver(c).finished_per_minute(since.naive_utc()),
+        )
+    }
+
     /// Runs `f` in a [`write_transaction`] on a pooled connection.
     pub(crate) fn write<T>(
         &self,
@@ -291,11 +288,6 @@ impl Store {
     }
 }
 
-/// Applies the embedded migrations of a backend that have not run yet.
-pub(crate) trait Migrate {
-    fn migrate(&mut self) -> Result<(), Box<dyn std::error::Error + Send + Sync>>;
-}
-
 /// A transaction for read-then-write work. On SQLite it takes the write lock at its start
 /// (`BEGIN IMMEDIATE`), so that two writers never both read and then fail to upgrade, which
 /// SQLite reports as `SQLITE_BUSY` without waiting; on PostgreSQL it is a plain transaction.
@@ -306,21 +298,15 @@ pub(crate) fn write_transaction<T>(
     conn: &mut AnyConnection,
     f: impl FnOnce(&mut AnyConnection) -> QueryResult<T>,
 ) -> QueryResult<T> {
-    use diesel::connection::{AnsiTransactionManager, TransactionManager};
-    match conn {
-        AnyConnection::Sqlite(c) => {
-            AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?
-        }
-        AnyConnection::Postgresql(c) => AnsiTransactionManager::begin_transaction(c)?,
-    }
+    driver(conn).begin_write()?;
     match f(conn) {
         Ok(value) => {
-            with_conn!(conn, |c| AnsiTransactionManager::commit_transaction(c))?;
+            driver(conn).commit()?;
             Ok(value)
         }
         Err(e) => {
             // A failed rollback leaves the connection marked broken; the pool then drops it.
-            let _ = with_conn!(conn, |c| AnsiTransactionManager::rollback_transaction(c));
+            let _ = driver(conn).rollback();
             Err(e)
         }
     }

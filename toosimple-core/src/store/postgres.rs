@@ -1,18 +1,46 @@
-//! What only PostgreSQL needs: its migrations, serialised across processes.
+//! The PostgreSQL driver: migrations serialised across processes, row locks that skip what
+//! another worker holds, and outcomes recorded in one statement.
 
+use chrono::NaiveDateTime;
+use diesel::connection::{AnsiTransactionManager, TransactionManager};
 use diesel::prelude::*;
+use diesel::result::ConnectionResult;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
-use super::Migrate;
+use super::Backend;
+use super::claim::{ClaimRequest, ClaimedExec, claim_body};
 use super::complete::OutcomeRow;
+use super::driver::{Driver, MinuteCount};
+use super::enqueue::{Enqueued, NewTaskExec, enqueue_body, location_of};
+use super::to_completion::RunToCompletion;
+use crate::schedule_exec::ScheduleExecRow;
+use crate::schema::schedule_execs::dsl as se;
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
 /// An arbitrary constant naming toosimple's migration lock among the server's advisory locks.
 const MIGRATION_LOCK: i64 = 0x746f_6f73_696d_706c;
 
-impl Migrate for PgConnection {
-    /// Runs under an advisory lock, so that many workers starting at once on a new database do
+pub(super) fn establish(url: &str) -> ConnectionResult<PgConnection> {
+    PgConnection::establish(url)
+}
+
+#[derive(QueryableByName)]
+struct UpdatedId {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    id: i64,
+}
+
+const FINISHED_PER_MINUTE: &str = "SELECT CAST(EXTRACT(EPOCH FROM date_trunc('minute', finished)) AS BIGINT) AS minute, \
+     state, COUNT(*) AS n FROM task_execs WHERE finished >= $1 AND state IN ('succeeded', 'failed') \
+     GROUP BY 1, 2";
+
+impl Driver for PgConnection {
+    fn backend(&self) -> Backend {
+        Backend::Postgres
+    }
+
+    /// Under an advisory lock, so that many workers starting at once on a new database do
     /// not race to create the same tables.
     fn migrate(&mut self) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         self.transaction(|conn| {
@@ -22,36 +50,84 @@ impl Migrate for PgConnection {
             Ok(())
         })
     }
-}
 
-#[derive(QueryableByName)]
-struct UpdatedId {
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    id: i64,
-}
+    fn begin_write(&mut self) -> QueryResult<()> {
+        AnsiTransactionManager::begin_transaction(self)
+    }
 
-/// Records many outcomes in one statement (one round trip instead of one per task), only on
-/// rows `worker` still holds. Returns the ids it updated.
-pub(super) fn record_outcomes(
-    conn: &mut PgConnection,
-    worker: &str,
-    rows: &[OutcomeRow<'_>],
-) -> QueryResult<Vec<i64>> {
-    use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamp};
-    let updated: Vec<UpdatedId> = diesel::sql_query(
-        "UPDATE task_execs AS t \
-         SET state = v.state, result = v.result, error = v.error, finished = v.finished \
-         FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::timestamp[]) \
-              AS v(id, state, result, error, finished) \
-         WHERE t.id = v.id AND t.state = 'processing' AND t.worker = $6 \
-         RETURNING t.id",
-    )
-    .bind::<Array<BigInt>, _>(rows.iter().map(|r| r.id).collect::<Vec<_>>())
-    .bind::<Array<Text>, _>(rows.iter().map(|r| r.state.as_str()).collect::<Vec<_>>())
-    .bind::<Array<Nullable<Text>>, _>(rows.iter().map(|r| r.result.clone()).collect::<Vec<_>>())
-    .bind::<Array<Nullable<Text>>, _>(rows.iter().map(|r| r.error).collect::<Vec<_>>())
-    .bind::<Array<Timestamp>, _>(rows.iter().map(|r| r.finished).collect::<Vec<_>>())
-    .bind::<Text, _>(worker)
-    .load(conn)?;
-    Ok(updated.into_iter().map(|u| u.id).collect())
+    fn commit(&mut self) -> QueryResult<()> {
+        AnsiTransactionManager::commit_transaction(self)
+    }
+
+    fn rollback(&mut self) -> QueryResult<()> {
+        AnsiTransactionManager::rollback_transaction(self)
+    }
+
+    fn enqueue(&mut self, rows: &[NewTaskExec]) -> QueryResult<Vec<Enqueued>> {
+        enqueue_body!(self, rows)
+    }
+
+    fn location(&mut self) -> String {
+        location_of(
+            self,
+            "SELECT 'PostgreSQL database ' || current_database() AS location",
+            "the PostgreSQL database",
+        )
+    }
+
+    /// `FOR UPDATE SKIP LOCKED`: concurrent workers take different rows without waiting.
+    fn claim(&mut self, request: &ClaimRequest<'_>) -> QueryResult<Vec<ClaimedExec>> {
+        if request.limit == 0 || request.task_names.is_empty() {
+            return Ok(Vec::new());
+        }
+        claim_body!(self, request, [for_update, skip_locked])
+    }
+
+    /// One statement for the whole round (one round trip instead of one per task).
+    fn record_outcomes(&mut self, worker: &str, rows: &[OutcomeRow<'_>]) -> QueryResult<Vec<i64>> {
+        use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamp};
+        let updated: Vec<UpdatedId> = diesel::sql_query(
+            "UPDATE task_execs AS t \
+             SET state = v.state, result = v.result, error = v.error, finished = v.finished \
+             FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::timestamp[]) \
+                  AS v(id, state, result, error, finished) \
+             WHERE t.id = v.id AND t.state = 'processing' AND t.worker = $6 \
+             RETURNING t.id",
+        )
+        .bind::<Array<BigInt>, _>(rows.iter().map(|r| r.id).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(rows.iter().map(|r| r.state.as_str()).collect::<Vec<_>>())
+        .bind::<Array<Nullable<Text>>, _>(rows.iter().map(|r| r.result.clone()).collect::<Vec<_>>())
+        .bind::<Array<Nullable<Text>>, _>(rows.iter().map(|r| r.error).collect::<Vec<_>>())
+        .bind::<Array<Timestamp>, _>(rows.iter().map(|r| r.finished).collect::<Vec<_>>())
+        .bind::<Text, _>(worker)
+        .load(self)?;
+        Ok(updated.into_iter().map(|u| u.id).collect())
+    }
+
+    /// `FOR UPDATE SKIP LOCKED`: a schedule another worker is materializing is left to it.
+    fn lock_schedules(&mut self, names: &[&str]) -> QueryResult<Vec<ScheduleExecRow>> {
+        se::schedule_execs
+            .filter(se::name.eq_any(names))
+            .for_update()
+            .skip_locked()
+            .load(self)
+    }
+
+    fn create_schedule(
+        &mut self,
+        name: &str,
+        last_due: Option<NaiveDateTime>,
+    ) -> QueryResult<Option<ScheduleExecRow>> {
+        diesel::insert_into(se::schedule_execs)
+            .values(super::schedules::new_schedule_row(name, last_due))
+            .on_conflict_do_nothing()
+            .returning(se::schedule_execs::all_columns())
+            .optional_to_completion::<ScheduleExecRow>(self)
+    }
+
+    fn finished_per_minute(&mut self, since: NaiveDateTime) -> QueryResult<Vec<MinuteCount>> {
+        diesel::sql_query(FINISHED_PER_MINUTE)
+            .bind::<diesel::sql_types::Timestamp, _>(since)
+            .load(self)
+    }
 }

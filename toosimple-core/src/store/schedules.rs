@@ -4,9 +4,9 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use serde_json::Value;
 
+use super::driver::driver;
 use super::enqueue::EnqueueConnection;
-use super::to_completion::RunToCompletion;
-use super::{AnyConnection, Store, with_conn};
+use super::{AnyConnection, Store};
 use crate::cron::MAX_OCCURRENCES_PER_PASS;
 use crate::error::{Error, Result};
 use crate::schedule::ScheduleDef;
@@ -42,31 +42,20 @@ fn occurrence_args(def: &ScheduleDef, due: Option<DateTime<Utc>>) -> Result<Valu
     Ok(args)
 }
 
-/// Locks the schedule rows named `names` that no other worker holds (PostgreSQL `FOR UPDATE
-/// SKIP LOCKED`; SQLite's write transaction already excludes other writers).
-fn lock_rows(c: &mut AnyConnection, names: &[&str]) -> QueryResult<Vec<ScheduleExecRow>> {
-    let query = se::schedule_execs.filter(se::name.eq_any(names));
-    match c {
-        AnyConnection::Postgresql(pg) => query.for_update().skip_locked().load(pg),
-        AnyConnection::Sqlite(sq) => query.load(sq),
-    }
-}
-
-fn create_row(
-    c: &mut AnyConnection,
+/// The values of a new schedule row, for the drivers' `create_schedule`.
+pub(super) fn new_schedule_row(
     name: &str,
     last_due: Option<chrono::NaiveDateTime>,
-) -> QueryResult<Option<ScheduleExecRow>> {
-    let values = (
+) -> (
+    diesel::dsl::Eq<se::name, &str>,
+    diesel::dsl::Eq<se::last_due, Option<chrono::NaiveDateTime>>,
+    diesel::dsl::Eq<se::state, &'static str>,
+) {
+    (
         se::name.eq(name),
         se::last_due.eq(last_due),
         se::state.eq(ScheduleState::Active.as_str()),
-    );
-    with_conn!(c, |c| diesel::insert_into(se::schedule_execs)
-        .values(values)
-        .on_conflict_do_nothing()
-        .returning(se::schedule_execs::all_columns())
-        .optional_to_completion::<ScheduleExecRow>(c))
+    )
 }
 
 impl Store {
@@ -89,13 +78,13 @@ impl Store {
             |c| {
                 let mut report = MaterializeReport::default();
                 let names: Vec<&str> = schedules.iter().map(|s| s.name()).collect();
-                let mut rows = lock_rows(c, &names)?;
+                let mut rows = driver(c).lock_schedules(&names)?;
                 for def in schedules {
                     if rows.iter().any(|r| r.name == def.name()) {
                         continue;
                     }
                     let last_due = (!def.run_on_creation()).then(|| now.naive_utc());
-                    if let Some(row) = create_row(c, def.name(), last_due)? {
+                    if let Some(row) = driver(c).create_schedule(def.name(), last_due)? {
                         report.created.push(def.name().to_string());
                         rows.push(row);
                     }
@@ -142,7 +131,7 @@ impl Store {
                 // A schedule run before any worker saw it gets its row now, as a worker would
                 // create it.
                 let last_due = (!def.run_on_creation()).then(|| Utc::now().naive_utc());
-                create_row(c, name, last_due)?;
+                driver(c).create_schedule(name, last_due)?;
                 diesel::update(se::schedule_execs.filter(se::name.eq(name)))
                     .set(se::last_task.eq(enqueued[0].id))
                     .execute(c)?;

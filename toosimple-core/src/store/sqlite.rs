@@ -1,13 +1,21 @@
-//! What only SQLite needs: connection pragmas, its migrations, `BEGIN IMMEDIATE`.
+//! The SQLite driver: connection pragmas, migrations, `BEGIN IMMEDIATE`, and the statements
+//! whose SQL is SQLite's own.
 
-use diesel::connection::SimpleConnection;
+use chrono::NaiveDateTime;
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::prelude::*;
 use diesel::result::{ConnectionError, ConnectionResult};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
-use super::Migrate;
+use super::Backend;
+use super::claim::{ClaimRequest, ClaimedExec, claim_body};
 use super::complete::OutcomeRow;
+use super::driver::{Driver, MinuteCount};
+use super::enqueue::{Enqueued, NewTaskExec, enqueue_body, location_of};
+use super::to_completion::RunToCompletion;
 use crate::State;
+use crate::schedule_exec::ScheduleExecRow;
+use crate::schema::schedule_execs::dsl as se;
 use crate::schema::task_execs::dsl as te;
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
@@ -25,41 +33,102 @@ pub(super) fn establish(path: &str) -> ConnectionResult<SqliteConnection> {
     Ok(conn)
 }
 
-impl Migrate for SqliteConnection {
+// Times are stored as `YYYY-MM-DD HH:MM:SS.ffffff` text, so the minute is a prefix of it
+// (turned into seconds once per group, not per row).
+const FINISHED_PER_MINUTE: &str = "SELECT CAST(strftime('%s', m || ':00') AS INTEGER) AS minute, state, n FROM \
+     (SELECT substr(finished, 1, 16) AS m, state, COUNT(*) AS n FROM task_execs \
+      WHERE finished >= ? AND state IN ('succeeded', 'failed') GROUP BY 1, 2)";
+
+impl Driver for SqliteConnection {
+    fn backend(&self) -> Backend {
+        Backend::Sqlite
+    }
+
+    /// Under the write lock, so that many workers starting at once do not race.
     fn migrate(&mut self) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         self.immediate_transaction(|conn| {
             conn.run_pending_migrations(MIGRATIONS)?;
             Ok(())
         })
     }
-}
 
-/// Records outcomes one statement each: SQLite runs in-process, where a statement costs
-/// microseconds and the transaction around them is the one commit. Returns the ids updated,
-/// only rows `worker` still holds.
-pub(super) fn record_outcomes(
-    conn: &mut SqliteConnection,
-    worker: &str,
-    rows: &[OutcomeRow<'_>],
-) -> QueryResult<Vec<i64>> {
-    let mut updated = Vec::with_capacity(rows.len());
-    for row in rows {
-        let count = diesel::update(
-            te::task_execs
-                .find(row.id)
-                .filter(te::state.eq(State::Processing.as_str()))
-                .filter(te::worker.eq(worker)),
-        )
-        .set((
-            te::state.eq(row.state.as_str()),
-            te::result.eq(&row.result),
-            te::error.eq(row.error),
-            te::finished.eq(row.finished),
-        ))
-        .execute(conn)?;
-        if count == 1 {
-            updated.push(row.id);
-        }
+    fn begin_write(&mut self) -> QueryResult<()> {
+        AnsiTransactionManager::begin_transaction_sql(self, "BEGIN IMMEDIATE")
     }
-    Ok(updated)
+
+    fn commit(&mut self) -> QueryResult<()> {
+        AnsiTransactionManager::commit_transaction(self)
+    }
+
+    fn rollback(&mut self) -> QueryResult<()> {
+        AnsiTransactionManager::rollback_transaction(self)
+    }
+
+    fn enqueue(&mut self, rows: &[NewTaskExec]) -> QueryResult<Vec<Enqueued>> {
+        enqueue_body!(self, rows)
+    }
+
+    fn location(&mut self) -> String {
+        location_of(
+            self,
+            "SELECT file AS location FROM pragma_database_list WHERE name = 'main'",
+            "the SQLite database",
+        )
+    }
+
+    /// Inside `BEGIN IMMEDIATE`, which already serialises writers: no row locks.
+    fn claim(&mut self, request: &ClaimRequest<'_>) -> QueryResult<Vec<ClaimedExec>> {
+        if request.limit == 0 || request.task_names.is_empty() {
+            return Ok(Vec::new());
+        }
+        claim_body!(self, request, [])
+    }
+
+    /// One statement each: SQLite runs in-process, where a statement costs microseconds and
+    /// the transaction around them is the one commit.
+    fn record_outcomes(&mut self, worker: &str, rows: &[OutcomeRow<'_>]) -> QueryResult<Vec<i64>> {
+        let mut updated = Vec::with_capacity(rows.len());
+        for row in rows {
+            let count = diesel::update(
+                te::task_execs
+                    .find(row.id)
+                    .filter(te::state.eq(State::Processing.as_str()))
+                    .filter(te::worker.eq(worker)),
+            )
+            .set((
+                te::state.eq(row.state.as_str()),
+                te::result.eq(&row.result),
+                te::error.eq(row.error),
+                te::finished.eq(row.finished),
+            ))
+            .execute(self)?;
+            if count == 1 {
+                updated.push(row.id);
+            }
+        }
+        Ok(updated)
+    }
+
+    /// The write transaction already excludes other writers.
+    fn lock_schedules(&mut self, names: &[&str]) -> QueryResult<Vec<ScheduleExecRow>> {
+        se::schedule_execs.filter(se::name.eq_any(names)).load(self)
+    }
+
+    fn create_schedule(
+        &mut self,
+        name: &str,
+        last_due: Option<NaiveDateTime>,
+    ) -> QueryResult<Option<ScheduleExecRow>> {
+        diesel::insert_into(se::schedule_execs)
+            .values(super::schedules::new_schedule_row(name, last_due))
+            .on_conflict_do_nothing()
+            .returning(se::schedule_execs::all_columns())
+            .optional_to_completion::<ScheduleExecRow>(self)
+    }
+
+    fn finished_per_minute(&mut self, since: NaiveDateTime) -> QueryResult<Vec<MinuteCount>> {
+        diesel::sql_query(FINISHED_PER_MINUTE)
+            .bind::<diesel::sql_types::Timestamp, _>(since)
+            .load(self)
+    }
 }
