@@ -117,6 +117,7 @@ fn queue_many_inserts_ten_thousand_in_one_call(db: &TestDb) {
         assert_eq!(handles[i].exec().unwrap().args, json!({"a": i, "b": 1}));
     }
     let mut ids: Vec<i64> = handles.iter().map(|h| h.id()).collect();
+    ids.sort_unstable();
     ids.dedup();
     assert_eq!(ids.len(), 10_000);
 

@@ -32,14 +32,20 @@ fn minute(t: DateTime<Utc>) -> DateTime<Utc> {
     t.duration_trunc(TimeDelta::minutes(1)).unwrap()
 }
 
-fn scheduled(schedule: &str) -> Vec<TaskExec> {
-    let mut all = TaskExec::list(&TaskExecFilter::default().task_name("at_time").limit(10_000))
-        .unwrap()
-        .into_iter()
-        .filter(|e| e.args["at"].is_string() || schedule.is_empty())
-        .collect::<Vec<_>>();
-    all.sort_by_key(|e| e.due);
-    all
+/// The executions of schedule `schedule`, oldest due first.
+fn scheduled(db: &TestDb, schedule: &str) -> Vec<TaskExec> {
+    use diesel::prelude::*;
+    use toosimple_core::schema::task_execs::dsl as te;
+    let mut conn = db.store.connection().unwrap();
+    let ids: Vec<i64> = te::task_execs
+        .filter(te::schedule.eq(schedule))
+        .order(te::due)
+        .select(te::id)
+        .load(&mut *conn)
+        .unwrap();
+    ids.into_iter()
+        .map(|id| TaskExec::get_in(&db.store, id).unwrap())
+        .collect()
 }
 
 fn pass(
@@ -60,7 +66,7 @@ fn catch_up_enqueues_every_missed_occurrence(db: &TestDb) {
     // The workers were down for 30 minutes.
     let report = pass(db, &[&every_minute], start + TimeDelta::minutes(30));
     assert_eq!(report.enqueued.len(), 30);
-    let execs = scheduled("every_minute");
+    let execs = scheduled(db, "every_minute");
     assert_eq!(execs.len(), 30);
     for (i, exec) in execs.iter().enumerate() {
         let due = minute(start) + TimeDelta::minutes(i as i64 + 1);
@@ -92,7 +98,7 @@ fn without_catch_up_only_the_latest_runs(db: &TestDb) {
     let report = pass(db, &[&every_minute], start + TimeDelta::minutes(30));
     assert_eq!(report.enqueued.len(), 1);
     assert_eq!(report.enqueued[0].2, minute(start) + TimeDelta::minutes(30));
-    assert_eq!(scheduled("latest_only").len(), 1);
+    assert_eq!(scheduled(db, "latest_only").len(), 1);
 }
 
 fn run_on_creation_runs_the_latest_occurrence_at_once(db: &TestDb) {
@@ -141,7 +147,7 @@ fn concurrent_passes_enqueue_each_occurrence_once(db: &TestDb) {
         .collect();
     let total: usize = passes.into_iter().map(|t| t.join().unwrap()).sum();
     assert_eq!(total, 20);
-    let execs = scheduled("busy");
+    let execs = scheduled(db, "busy");
     assert_eq!(execs.len(), 20);
     let mut dues: Vec<_> = execs.iter().map(|e| e.due).collect();
     dues.dedup();
