@@ -303,11 +303,12 @@ pub(crate) fn schedule(
     params: &[Param],
     errors: &mut Errors,
 ) -> Option<usize> {
-    if let Some(Err(e)) = schedule.cron.as_ref().map(cron) {
+    let options = &schedule.options;
+    if let Some(Err(e)) = options.cron.as_ref().map(cron) {
         errors.push(e);
     }
     let mut datetime_index = None;
-    if let Some(lit) = &schedule.datetime_arg {
+    if let Some(lit) = &options.datetime_arg {
         let wanted = lit.value();
         match params.iter().position(|p| p.key == wanted) {
             None => {
@@ -340,8 +341,8 @@ pub(crate) fn schedule(
         }
     }
     let expected = params.len() - usize::from(datetime_index.is_some());
-    let given = schedule.args.as_ref().map_or(0, |a| a.values.len());
-    if given != expected && (schedule.datetime_arg.is_none() || datetime_index.is_some()) {
+    let given = options.args.as_ref().map_or(0, |a| a.values.len());
+    if given != expected && (options.datetime_arg.is_none() || datetime_index.is_some()) {
         let names: Vec<String> = params
             .iter()
             .enumerate()
@@ -366,7 +367,7 @@ pub(crate) fn schedule(
             "this schedule gives {given} argument{} but `{task_fn}` {takes}{besides}; {write}",
             if given == 1 { "" } else { "s" }
         );
-        errors.push(match &schedule.args {
+        errors.push(match &options.args {
             Some(args) => syn::Error::new(args.span, message),
             None => syn::Error::new_spanned(&schedule.whole, message),
         });

@@ -70,11 +70,12 @@ pub(crate) fn registration(
     cfgs: &[&Attribute],
 ) -> TokenStream {
     let p = private();
-    let Some(cron) = &schedule.cron else {
+    let options = &schedule.options;
+    let Some(cron) = &options.cron else {
         // `attr::parse_schedule` reports a missing `cron`; nothing is emitted after errors.
         return TokenStream::new();
     };
-    let mut given = schedule
+    let mut given = options
         .args
         .as_ref()
         .map(|a| {
@@ -94,29 +95,29 @@ pub(crate) fn registration(
             }
         })
         .collect();
-    let args_span = schedule.args.as_ref().map_or(schedule.span, |a| a.span);
+    let args_span = options.args.as_ref().map_or(schedule.span, |a| a.span);
     // The whole call at the tuple's span: a type mismatch points at the value and labels `args`.
     let mut module = fname.clone();
     module.set_span(args_span);
     let call = quote_spanned!(args_span=> #module::__args(#(#values),*));
-    let name = match &schedule.name {
+    let name = match &options.name {
         Some(name) => quote!(#name),
         None => quote!(#fname::NAME),
     };
     let mut setters = Vec::new();
-    if let Some(queue) = &schedule.queue {
+    if let Some(queue) = &options.queue {
         setters.push(quote!(.with_queue(#queue)));
     }
-    if let Some(yes) = schedule.run_on_creation {
+    if let Some(yes) = options.run_on_creation {
         setters.push(quote!(.with_run_on_creation(#yes)));
     }
-    if let Some(yes) = schedule.catch_up {
+    if let Some(yes) = options.catch_up {
         setters.push(quote!(.with_catch_up(#yes)));
     }
-    if let Some(param) = &schedule.datetime_arg {
+    if let Some(param) = &options.datetime_arg {
         setters.push(quote!(.with_datetime_arg(#param)));
     }
-    if let Some(tz) = &schedule.tz {
+    if let Some(tz) = &options.tz {
         setters.push(quote!(.with_tz(#tz)));
     }
     let location = location(schedule.span);

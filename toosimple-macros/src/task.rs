@@ -7,7 +7,7 @@ use syn::spanned::Spanned;
 use syn::visit_mut::{self, VisitMut};
 use syn::{Attribute, FnArg, Ident, Item, ItemFn, Pat, Path, PathSegment, Type, TypePath};
 
-use crate::attr::{self, Errors, TaskAttr};
+use crate::attr::{self, Errors, TaskOptions};
 use crate::check::{self, Param, Returns};
 use crate::schedule;
 
@@ -77,8 +77,13 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
     let schedule_names: Vec<(String, TokenStream)> = schedules
         .iter()
         .map(|(s, _)| {
-            let name = s.name.as_ref().map_or_else(|| name.clone(), |n| n.value());
+            let name = s
+                .options
+                .name
+                .as_ref()
+                .map_or_else(|| name.clone(), |n| n.value());
             let at = s
+                .options
                 .name
                 .as_ref()
                 .map_or_else(|| s.whole.clone(), ToTokens::to_token_stream);
@@ -258,7 +263,7 @@ fn fresh(wanted: &str, params: &[Param]) -> Ident {
 struct Task<'a> {
     func: &'a ItemFn,
     name: &'a str,
-    options: &'a TaskAttr,
+    options: &'a TaskOptions,
     params: &'a [Param],
     returns: &'a Returns,
 }
