@@ -60,8 +60,8 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
 }
 
 /// The registration of one checked schedule of task `fname` (whose module is `fname`): an
-/// arguments function that calls the module's `__args`, so the arguments are type-checked
-/// against the function, and an `inventory::submit!` of its `ScheduleDef`.
+/// arguments function that calls the module's hidden `__toosimple::args`, so the arguments are
+/// type-checked against the function, and an `inventory::submit!` of its `ScheduleDef`.
 pub(crate) fn registration(
     fname: &Ident,
     params: &[Param],
@@ -99,7 +99,7 @@ pub(crate) fn registration(
     // The whole call at the tuple's span: a type mismatch points at the value and labels `args`.
     let mut module = fname.clone();
     module.set_span(args_span);
-    let call = quote_spanned!(args_span=> #module::__args(#(#values),*));
+    let call = quote_spanned!(args_span=> #module::__toosimple::args(#(#values),*));
     let name = match &options.name {
         Some(name) => quote!(#name),
         None => quote!(#fname::NAME),
