@@ -5,8 +5,8 @@
 //! - `#[task]` above `#[schedule]`: `#[task]` finds the `#[schedule(...)]` attributes on its item,
 //!   removes them, checks them against the function and emits their registrations;
 //! - `#[schedule]` above `#[task]`: `#[schedule]` moves itself below `#[task]` (appended after the
-//!   item's other attributes, keeping the written order of several schedules), so that the case
-//!   above applies.
+//!   item's other attributes, keeping the written order of several schedules, by its full path
+//!   `::toosimple_core::schedule` since it may not be imported), so that the case above applies.
 //!
 //! Either way, one code path checks and emits schedules: [`registration`].
 
@@ -36,7 +36,8 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
         .iter()
         .any(|a| a.path().segments.last().is_some_and(|s| s.ident == "task"));
     if has_task {
-        let moved: Attribute = syn::parse_quote!(#[schedule(#attr)]);
+        // By its full path: `schedule` may not be imported (`#[toosimple_core::schedule]`).
+        let moved: Attribute = syn::parse_quote!(#[::toosimple_core::schedule(#attr)]);
         func.attrs.push(moved);
         return func.into_token_stream();
     }
