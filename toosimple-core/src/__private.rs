@@ -67,8 +67,8 @@ impl<T, E> TaskResult for std::result::Result<T, E> {
 
 /// How generated code encodes and decodes one argument type, obtained through [`task_arg`].
 ///
-/// The macro routes every use of an argument type (the compile-time check, `__args`, the
-/// runner) through `task_arg::<T>()` at the argument's span, so that a type lacking
+/// The macro routes every use of an argument type (the compile-time check, `__toosimple::args`,
+/// the runner) through `task_arg::<T>()` at the argument's span, so that a type lacking
 /// `Serialize`/`Deserialize` gives one error at the argument instead of one per use.
 pub struct ArgCodec<T> {
     encode: fn(&T) -> serde_json::Result<Value>,

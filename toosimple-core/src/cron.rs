@@ -1,11 +1,14 @@
 //! Cron expressions as `#[schedule]` writes them: five fields, or six with **seconds last**
 //! (django-toosimple-q's convention), or `"manual"` for a schedule that only runs on demand;
-//! read in an IANA time zone.
+//! read in an IANA time zone. The syntax itself is `toosimple_cron`'s, which the macros also use
+//! to check it at compile time.
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 use crate::error::{Error, Result};
+
+pub use toosimple_cron::rotate_seconds;
 
 /// At most this many occurrences are materialized for one schedule in one pass; a longer
 /// backlog (a long outage of a catch-up schedule) continues on the next pass.
@@ -15,19 +18,8 @@ pub const MAX_OCCURRENCES_PER_PASS: usize = 10_000;
 #[derive(Debug, Clone)]
 pub struct CronSchedule {
     expr: String,
-    cron: Option<croner::Cron>,
+    cron: Option<toosimple_cron::Cron>,
     tz: Tz,
-}
-
-/// Moves a sixth field (seconds, written last as in django-toosimple-q) to the front, where
-/// croner reads seconds: unrotated, croner would silently read it as a day of the week.
-pub fn rotate_seconds(expr: &str) -> String {
-    let fields: Vec<&str> = expr.split_whitespace().collect();
-    if fields.len() == 6 {
-        format!("{} {}", fields[5], fields[..5].join(" "))
-    } else {
-        fields.join(" ")
-    }
 }
 
 impl CronSchedule {
@@ -45,27 +37,10 @@ impl CronSchedule {
             expr: expr.to_string(),
             reason: format!("unknown time zone {tz:?}: use an IANA name such as Europe/Paris"),
         })?;
-        let trimmed = expr.trim();
-        let cron = if trimmed == "manual" {
-            None
-        } else {
-            let fields = trimmed.split_whitespace().count();
-            let nickname = trimmed.starts_with('@') && fields == 1;
-            if !nickname && !(5..=6).contains(&fields) {
-                return Err(Error::InvalidSchedule {
-                    expr: expr.to_string(),
-                    reason: format!("expected 5 fields, or 6 with seconds last, found {fields}"),
-                });
-            }
-            Some(
-                croner::parser::CronParser::new()
-                    .parse(&rotate_seconds(trimmed))
-                    .map_err(|e| Error::InvalidSchedule {
-                        expr: expr.to_string(),
-                        reason: e.to_string(),
-                    })?,
-            )
-        };
+        let cron = toosimple_cron::parse(expr).map_err(|e| Error::InvalidSchedule {
+            expr: expr.to_string(),
+            reason: e.to_string(),
+        })?;
         Ok(CronSchedule {
             expr: expr.to_string(),
             cron,

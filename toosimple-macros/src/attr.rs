@@ -1,30 +1,16 @@
 //! Parsing of the `#[task(...)]` and `#[schedule(...)]` option lists.
 //!
-//! Both lists are `key = value` pairs separated by commas. Keys are custom keywords read through
-//! `lookahead1`, so that an unknown key lists the valid ones; every problem is recorded in an
-//! [`Errors`] and parsing goes on, so one build reports all of them.
+//! Both lists are `key = value` pairs separated by commas. Each attribute's options are one
+//! [`options!`] table ([`TaskOptions`], [`ScheduleOptions`]): the fields, the reading of each
+//! value, the "expected one of: …" list of an unknown key, duplicate detection and the hints for
+//! misspelled keys all come from it. Every problem is recorded in an [`Errors`] and parsing goes
+//! on, so one build reports all of them.
 
 use proc_macro2::{Span, TokenStream};
 use syn::ext::IdentExt;
 use syn::parse::{ParseStream, Parser};
 use syn::spanned::Spanned;
 use syn::{Expr, ExprLit, ExprUnary, Ident, Lit, LitBool, LitStr, Token, UnOp};
-
-mod kw {
-    syn::custom_keyword!(name);
-    syn::custom_keyword!(queue);
-    syn::custom_keyword!(priority);
-    syn::custom_keyword!(retries);
-    syn::custom_keyword!(retry_delay);
-    syn::custom_keyword!(unique);
-    syn::custom_keyword!(timeout);
-    syn::custom_keyword!(cron);
-    syn::custom_keyword!(args);
-    syn::custom_keyword!(run_on_creation);
-    syn::custom_keyword!(catch_up);
-    syn::custom_keyword!(datetime_arg);
-    syn::custom_keyword!(tz);
-}
 
 /// Gathers every error of one expansion, to report them all at once.
 #[derive(Default)]
@@ -52,32 +38,134 @@ impl Errors {
     }
 }
 
-/// The options of `#[task(...)]`; `None` means "not written" (the runtime default applies).
-#[derive(Default)]
-pub(crate) struct TaskAttr {
-    pub(crate) name: Option<LitStr>,
-    pub(crate) queue: Option<LitStr>,
-    pub(crate) priority: Option<i32>,
-    pub(crate) retries: Option<i32>,
-    pub(crate) retry_delay: Option<i64>,
-    pub(crate) unique: Option<bool>,
-    pub(crate) timeout: Option<u64>,
+/// One option key of a table: what `options!` knows about it besides how to read it.
+pub(crate) struct OptionKey {
+    pub(crate) key: &'static str,
+    /// A value to show in "write `key = …`" messages.
+    example: &'static str,
+    /// Keys written by mistake for this one (other libraries' names, abbreviations).
+    renamed: &'static [&'static str],
 }
 
-/// The options of one `#[schedule(...)]`.
+/// An option list: its keys in order, and how one `key = value` is stored.
+trait Options {
+    /// The attribute, as messages name it: "#[task]".
+    const ATTR: &'static str;
+    const KEYS: &'static [OptionKey];
+    /// The other attribute and its keys, to say "`priority` is an option of `#[task(...)]`".
+    const OTHER: (&'static str, &'static [OptionKey]);
+
+    /// Reads `value` into `option` (one of `KEYS`).
+    fn set(&mut self, option: &OptionKey, value: &Expr) -> syn::Result<()>;
+}
+
+/// The one table of each attribute's options. Each line is
+/// `key: Type = reader(args), example "…", renamed ["…"];`, which gives the `Option<Type>` field
+/// of the same name (`None` when not written), the key in "valid ones are …" messages and in
+/// duplicate detection, its example, and the hints for its misspellings. `reader(key, value,
+/// args…)` turns the written expression into a `Type`.
+macro_rules! options {
+    (
+        $(#[$meta:meta])*
+        struct $name:ident for $attr:literal, other $other:ident $other_attr:literal {
+            $(
+                $(#[doc = $doc:literal])*
+                $key:ident: $ty:ty = $read:ident $(($($arg:expr),* $(,)?))?,
+                    example $example:literal
+                    $(, renamed [$($old:literal),* $(,)?])?;
+            )*
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Default)]
+        pub(crate) struct $name {
+            $(
+                $(#[doc = $doc])*
+                pub(crate) $key: Option<$ty>,
+            )*
+        }
+
+        impl Options for $name {
+            const ATTR: &'static str = $attr;
+            const KEYS: &'static [OptionKey] = &[$(
+                OptionKey {
+                    key: stringify!($key),
+                    example: $example,
+                    renamed: &[$($($old),*)?],
+                },
+            )*];
+            const OTHER: (&'static str, &'static [OptionKey]) = ($other_attr, $other::KEYS);
+
+            fn set(&mut self, option: &OptionKey, value: &Expr) -> syn::Result<()> {
+                $(
+                    if option.key == stringify!($key) {
+                        self.$key = Some($read(option, value $($(, $arg)*)?)?);
+                    }
+                )*
+                Ok(())
+            }
+        }
+    };
+}
+
+options! {
+    /// The options of `#[task(...)]`.
+    struct TaskOptions for "#[task]", other ScheduleOptions "#[schedule(...)]" {
+        /// The task's name; the function's name by default.
+        name: LitStr = non_empty_str, example "\"...\"",
+            renamed ["task_name", "schedule_name", "label"];
+        /// The queue; `"default"` by default.
+        queue: LitStr = non_empty_str, example "\"...\"", renamed ["queue_name", "queues"];
+        /// A higher number runs first.
+        priority: i32 = int("i32", i32::MIN, i32::MAX, ""), example "5",
+            renamed ["prio", "priority_level"];
+        /// How many times a failure is retried; -1 forever.
+        retries: i32 = int("i32", -1, i32::MAX, ": -1 retries forever, 0 never retries"),
+            example "3", renamed ["retry", "max_retries", "retry_count", "attempts"];
+        /// Seconds before the first retry, doubled after each failure.
+        retry_delay: i64 = int("seconds", 0, i64::MAX, ""), example "60",
+            renamed ["delay", "retry_delay_secs", "retry_delay_seconds", "backoff", "retry_after"];
+        /// At most one pending execution per distinct arguments.
+        unique: bool = boolean, example "true", renamed ["uniq", "singleton", "is_unique"];
+        /// Seconds after which a run fails as timed out.
+        timeout: u64 = int("seconds", 1, u64::MAX, ": leave `timeout` out for no timeout"),
+            example "30", renamed ["timeout_secs", "timeout_seconds", "time_limit"];
+    }
+}
+
+options! {
+    /// The options of one `#[schedule(...)]`.
+    struct ScheduleOptions for "#[schedule]", other TaskOptions "#[task(...)]" {
+        /// The cron expression (required), checked by `check::cron`.
+        cron: LitStr = str, example "\"30 8 * * *\"",
+            renamed ["schedule", "crontab", "cron_expr", "expr", "every"];
+        /// The schedule's name; the task's by default.
+        name: LitStr = non_empty_str, example "\"...\"",
+            renamed ["task_name", "schedule_name", "label"];
+        /// The task's arguments, leaving out the `datetime_arg` one.
+        args: ScheduleArgs = tuple, example "(value,)", renamed ["arguments", "kwargs", "params"];
+        /// Only workers of this queue materialize the schedule.
+        queue: LitStr = non_empty_str, example "\"...\"", renamed ["queue_name", "queues"];
+        /// Run the latest occurrence when the schedule is first seen.
+        run_on_creation: bool = boolean, example "true",
+            renamed ["run_on_start", "run_at_start", "on_creation"];
+        /// Enqueue every missed occurrence, not only the latest.
+        catch_up: bool = boolean, example "true", renamed ["catchup", "catch_up_missed"];
+        /// The parameter that receives the occurrence's date.
+        datetime_arg: LitStr = non_empty_str, example "\"when\"",
+            renamed ["datetime_kwarg", "datetime_param", "date_arg"];
+        /// The IANA time zone the cron expression is read in.
+        tz: LitStr = non_empty_str, example "\"Europe/Paris\"", renamed ["timezone", "time_zone"];
+    }
+}
+
+/// One `#[schedule(...)]`: its options, and where it is written.
 pub(crate) struct ScheduleAttr {
     /// Where the attribute starts, for its `file:line`.
     pub(crate) span: Span,
     /// The whole attribute, for errors about it as a whole (missing `cron`, duplicate name).
     pub(crate) whole: TokenStream,
-    pub(crate) cron: Option<LitStr>,
-    pub(crate) name: Option<LitStr>,
-    pub(crate) args: Option<ScheduleArgs>,
-    pub(crate) queue: Option<LitStr>,
-    pub(crate) run_on_creation: Option<bool>,
-    pub(crate) catch_up: Option<bool>,
-    pub(crate) datetime_arg: Option<LitStr>,
-    pub(crate) tz: Option<LitStr>,
+    pub(crate) options: ScheduleOptions,
 }
 
 /// `args = (a, b, ...)`: the values, and the tuple for errors about their number.
@@ -86,121 +174,9 @@ pub(crate) struct ScheduleArgs {
     pub(crate) values: Vec<Expr>,
 }
 
-const TASK_KEYS: &[&str] = &[
-    "name",
-    "queue",
-    "priority",
-    "retries",
-    "retry_delay",
-    "unique",
-    "timeout",
-];
-const SCHEDULE_KEYS: &[&str] = &[
-    "cron",
-    "name",
-    "args",
-    "queue",
-    "run_on_creation",
-    "catch_up",
-    "datetime_arg",
-    "tz",
-];
-
-/// Which macro a list belongs to: its valid keys, and hints for keys written by mistake.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Which {
-    Task,
-    Schedule,
-}
-
-impl Which {
-    fn attr(self) -> &'static str {
-        match self {
-            Which::Task => "#[task]",
-            Which::Schedule => "#[schedule]",
-        }
-    }
-
-    /// What to write instead of an unknown key, when we can guess.
-    fn hint(self, key: &str) -> Option<String> {
-        let (own, other, other_attr) = match self {
-            Which::Task => (TASK_KEYS, SCHEDULE_KEYS, "#[schedule(...)]"),
-            Which::Schedule => (SCHEDULE_KEYS, TASK_KEYS, "#[task(...)]"),
-        };
-        let renamed = match (self, key) {
-            (Which::Task, "retry" | "max_retries" | "retry_count" | "attempts") => "retries",
-            (
-                Which::Task,
-                "delay" | "retry_delay_secs" | "retry_delay_seconds" | "backoff" | "retry_after",
-            ) => "retry_delay",
-            (Which::Task, "timeout_secs" | "timeout_seconds" | "time_limit") => "timeout",
-            (Which::Task, "prio" | "priority_level") => "priority",
-            (Which::Task, "uniq" | "singleton" | "is_unique") => "unique",
-            (_, "queue_name" | "queues") => "queue",
-            (_, "task_name" | "schedule_name" | "label") => "name",
-            (Which::Schedule, "schedule" | "crontab" | "cron_expr" | "expr" | "every") => "cron",
-            (Which::Schedule, "arguments" | "kwargs" | "params") => "args",
-            (Which::Schedule, "timezone" | "time_zone") => "tz",
-            (Which::Schedule, "datetime_kwarg" | "datetime_param" | "date_arg") => "datetime_arg",
-            (Which::Schedule, "catchup" | "catch_up_missed") => "catch_up",
-            (Which::Schedule, "run_on_start" | "run_at_start" | "on_creation") => "run_on_creation",
-            _ => {
-                if !own.contains(&key) && other.contains(&key) {
-                    return Some(format!(
-                        "`{key}` is an option of `{other_attr}`, not of `{}`",
-                        self.attr()
-                    ));
-                }
-                return None;
-            }
-        };
-        Some(format!("did you mean `{renamed}`?"))
-    }
-}
-
 /// Parses `#[task(...)]`'s tokens. Errors go to `errors`; the options that were read are kept.
-pub(crate) fn parse_task(tokens: TokenStream, errors: &mut Errors) -> TaskAttr {
-    let mut attr = TaskAttr::default();
-    let parser = |input: ParseStream| {
-        parse_list(input, Which::Task, errors, |key, span, value, errors| {
-            let result = match key {
-                "name" => non_empty_str(key, value).map(|v| attr.name = Some(v)),
-                "queue" => non_empty_str(key, value).map(|v| attr.queue = Some(v)),
-                "priority" => int(key, "i32", value, i32::MIN.into(), i32::MAX.into(), "")
-                    .map(|v| attr.priority = Some(v as i32)),
-                "retries" => int(
-                    key,
-                    "i32",
-                    value,
-                    -1,
-                    i32::MAX.into(),
-                    ": -1 retries forever, 0 never retries",
-                )
-                .map(|v| attr.retries = Some(v as i32)),
-                "retry_delay" => int(key, "seconds", value, 0, i64::MAX.into(), "")
-                    .map(|v| attr.retry_delay = Some(v as i64)),
-                "unique" => boolean(key, value).map(|v| attr.unique = Some(v)),
-                "timeout" => int(
-                    key,
-                    "seconds",
-                    value,
-                    1,
-                    u64::MAX.into(),
-                    ": leave `timeout` out for no timeout",
-                )
-                .map(|v| attr.timeout = Some(v as u64)),
-                _ => Err(syn::Error::new(span, format!("unhandled option `{key}`"))),
-            };
-            if let Err(e) = result {
-                errors.push(e);
-            }
-        });
-        Ok(())
-    };
-    if let Err(e) = parser.parse2(tokens) {
-        errors.push(e);
-    }
-    attr
+pub(crate) fn parse_task(tokens: TokenStream, errors: &mut Errors) -> TaskOptions {
+    parse_options(tokens, errors)
 }
 
 /// Parses one `#[schedule(...)]`'s option tokens; `whole` is the whole attribute.
@@ -214,147 +190,102 @@ pub(crate) fn parse_schedule(
         .into_iter()
         .next()
         .map_or_else(Span::call_site, |t| t.span());
-    let mut attr = ScheduleAttr {
+    let options: ScheduleOptions = parse_options(tokens, errors);
+    if options.cron.is_none() {
+        errors.push(syn::Error::new_spanned(
+            &whole,
+            "#[schedule] needs a `cron` option: `#[schedule(cron = \"30 8 * * *\")]` \
+             (5 fields, an optional 6th for seconds, or \"manual\")",
+        ));
+    }
+    ScheduleAttr {
         span,
         whole,
-        cron: None,
-        name: None,
-        args: None,
-        queue: None,
-        run_on_creation: None,
-        catch_up: None,
-        datetime_arg: None,
-        tz: None,
-    };
+        options,
+    }
+}
+
+/// The `key = value, ...` loop of any option table.
+fn parse_options<O: Options + Default>(tokens: TokenStream, errors: &mut Errors) -> O {
+    let mut options = O::default();
     let parser = |input: ParseStream| {
-        parse_list(
-            input,
-            Which::Schedule,
-            errors,
-            |key, span, value, errors| {
-                let result = match key {
-                    "cron" => str(key, value).map(|v| attr.cron = Some(v)),
-                    "name" => non_empty_str(key, value).map(|v| attr.name = Some(v)),
-                    "args" => tuple(value).map(|v| attr.args = Some(v)),
-                    "queue" => non_empty_str(key, value).map(|v| attr.queue = Some(v)),
-                    "run_on_creation" => {
-                        boolean(key, value).map(|v| attr.run_on_creation = Some(v))
-                    }
-                    "catch_up" => boolean(key, value).map(|v| attr.catch_up = Some(v)),
-                    "datetime_arg" => {
-                        non_empty_str(key, value).map(|v| attr.datetime_arg = Some(v))
-                    }
-                    "tz" => non_empty_str(key, value).map(|v| attr.tz = Some(v)),
-                    _ => Err(syn::Error::new(span, format!("unhandled option `{key}`"))),
-                };
-                if let Err(e) = result {
-                    errors.push(e);
-                }
-            },
-        );
+        let mut seen: Vec<&'static str> = Vec::new();
+        while !input.is_empty() {
+            if let Err(e) = parse_entry(input, &mut options, errors, &mut seen) {
+                errors.push(e);
+                skip_value(input);
+            }
+            if input.is_empty() {
+                break;
+            }
+            if let Err(e) = input.parse::<Token![,]>() {
+                errors.push(e);
+                skip_value(input);
+                let _ = input.parse::<Token![,]>();
+            }
+        }
         Ok(())
     };
     if let Err(e) = parser.parse2(tokens) {
         errors.push(e);
     }
-    if attr.cron.is_none() {
-        errors.push(syn::Error::new_spanned(
-            &attr.whole,
-            "#[schedule] needs a `cron` option: `#[schedule(cron = \"30 8 * * *\")]` \
-             (5 fields, an optional 6th for seconds, or \"manual\")",
-        ));
-    }
-    attr
+    options
 }
 
-/// Reads the key at the cursor, if it is one of `which`'s, recording the comparison so that
-/// `lookahead.error()` lists the valid keys.
-fn peek_key(
-    input: ParseStream,
-    which: Which,
-    lookahead: &syn::parse::Lookahead1,
-) -> syn::Result<Option<(&'static str, Span)>> {
-    macro_rules! try_keys {
-        ($($kw:ident),*) => {
-            $(
-                if lookahead.peek(kw::$kw) {
-                    let key: kw::$kw = input.parse()?;
-                    return Ok(Some((stringify!($kw), key.span)));
-                }
-            )*
-        };
-    }
-    match which {
-        Which::Task => {
-            try_keys!(name, queue, priority, retries, retry_delay, unique, timeout);
-        }
-        Which::Schedule => {
-            try_keys!(
-                cron,
-                name,
-                args,
-                queue,
-                run_on_creation,
-                catch_up,
-                datetime_arg,
-                tz
-            );
-        }
-    }
-    Ok(None)
+/// `expected one of: `a`, `b``, as syn's `Lookahead1` would say it.
+fn expected_one_of(keys: &[OptionKey]) -> String {
+    let keys: Vec<String> = keys.iter().map(|k| format!("`{}`", k.key)).collect();
+    format!("expected one of: {}", keys.join(", "))
 }
 
-/// The generic `key = value, ...` loop. `set` receives each known key once, with its value.
-fn parse_list(
-    input: ParseStream,
-    which: Which,
-    errors: &mut Errors,
-    mut set: impl FnMut(&'static str, Span, &Expr, &mut Errors),
-) {
-    let mut seen: Vec<&'static str> = Vec::new();
-    while !input.is_empty() {
-        if let Err(e) = parse_entry(input, which, errors, &mut seen, &mut set) {
-            errors.push(e);
-            skip_value(input);
-        }
-        if input.is_empty() {
-            break;
-        }
-        if let Err(e) = input.parse::<Token![,]>() {
-            errors.push(e);
-            skip_value(input);
-            let _ = input.parse::<Token![,]>();
-        }
+/// What to write instead of the unknown key `key`, when we can guess.
+fn hint<O: Options>(key: &str) -> Option<String> {
+    if let Some(right) = O::KEYS.iter().find(|k| k.renamed.contains(&key)) {
+        return Some(format!("did you mean `{}`?", right.key));
     }
+    let (other_attr, other_keys) = O::OTHER;
+    let own = O::KEYS.iter().any(|k| k.key == key);
+    (!own && other_keys.iter().any(|k| k.key == key)).then(|| {
+        format!(
+            "`{key}` is an option of `{other_attr}`, not of `{}`",
+            O::ATTR
+        )
+    })
 }
 
-fn parse_entry(
+/// Reads one `key = value` into `options`; the errors of a known key are recorded, and parsing
+/// goes on after them.
+fn parse_entry<O: Options>(
     input: ParseStream,
-    which: Which,
+    options: &mut O,
     errors: &mut Errors,
     seen: &mut Vec<&'static str>,
-    set: &mut impl FnMut(&'static str, Span, &Expr, &mut Errors),
 ) -> syn::Result<()> {
-    let lookahead = input.lookahead1();
-    let Some((key, span)) = peek_key(input, which, &lookahead)? else {
-        let expected = lookahead.error();
-        if !input.peek(Ident::peek_any) {
-            return Err(expected);
-        }
-        let ident = input.call(Ident::parse_any)?;
+    if !input.peek(Ident::peek_any) {
+        return Err(input.error(expected_one_of(O::KEYS)));
+    }
+    let ident = input.call(Ident::parse_any)?;
+    let written = ident.to_string();
+    let Some(option) = O::KEYS.iter().find(|k| k.key == written) else {
         let unknown = ident.unraw().to_string();
-        let message = match which.hint(&unknown) {
-            Some(hint) => format!("unknown `{}` option `{unknown}`: {hint}", which.attr()),
-            None => format!("unknown `{}` option `{unknown}`; {expected}", which.attr()),
+        let message = match hint::<O>(&unknown) {
+            Some(hint) => format!("unknown `{}` option `{unknown}`: {hint}", O::ATTR),
+            None => format!(
+                "unknown `{}` option `{unknown}`; {}",
+                O::ATTR,
+                expected_one_of(O::KEYS)
+            ),
         };
         errors.push(syn::Error::new(ident.span(), message));
         skip_value(input);
         return Ok(());
     };
+    let key = option.key;
+    let span = ident.span();
     if !input.peek(Token![=]) {
         errors.push(syn::Error::new(
             span,
-            format!("`{key}` needs a value: `{key} = {}`", example(key)),
+            format!("`{key}` needs a value: `{key} = {}`", option.example),
         ));
         skip_value(input);
         return Ok(());
@@ -365,7 +296,9 @@ fn parse_entry(
         errors.push(syn::Error::new(span, format!("`{key}` set more than once")));
     } else {
         seen.push(key);
-        set(key, span, &value, errors);
+        if let Err(e) = options.set(option, &value) {
+            errors.push(e);
+        }
     }
     Ok(())
 }
@@ -376,21 +309,6 @@ fn skip_value(input: ParseStream) {
         if input.parse::<proc_macro2::TokenTree>().is_err() {
             break;
         }
-    }
-}
-
-fn example(key: &str) -> &'static str {
-    match key {
-        "priority" => "5",
-        "retries" => "3",
-        "retry_delay" => "60",
-        "timeout" => "30",
-        "unique" | "run_on_creation" | "catch_up" => "true",
-        "cron" => "\"30 8 * * *\"",
-        "args" => "(value,)",
-        "datetime_arg" => "\"when\"",
-        "tz" => "\"Europe/Paris\"",
-        _ => "\"...\"",
     }
 }
 
@@ -423,7 +341,10 @@ fn describe(value: &Expr) -> &'static str {
     }
 }
 
-fn str(key: &str, value: &Expr) -> syn::Result<LitStr> {
+// The readers: each turns the value written for `option` into the field's type, or says what
+// to write instead.
+
+fn str(option: &OptionKey, value: &Expr) -> syn::Result<LitStr> {
     match unwrap_group(value) {
         Expr::Lit(ExprLit {
             lit: Lit::Str(lit), ..
@@ -432,25 +353,26 @@ fn str(key: &str, value: &Expr) -> syn::Result<LitStr> {
             other,
             format!(
                 "`{key}` expects a string literal, such as `{key} = {}`; found {}",
-                example(key),
-                describe(other)
+                option.example,
+                describe(other),
+                key = option.key,
             ),
         )),
     }
 }
 
-fn non_empty_str(key: &str, value: &Expr) -> syn::Result<LitStr> {
-    let lit = str(key, value)?;
+fn non_empty_str(option: &OptionKey, value: &Expr) -> syn::Result<LitStr> {
+    let lit = str(option, value)?;
     if lit.value().trim().is_empty() {
         return Err(syn::Error::new(
             lit.span(),
-            format!("`{key}` must not be empty"),
+            format!("`{}` must not be empty", option.key),
         ));
     }
     Ok(lit)
 }
 
-fn boolean(key: &str, value: &Expr) -> syn::Result<bool> {
+fn boolean(option: &OptionKey, value: &Expr) -> syn::Result<bool> {
     match unwrap_group(value) {
         Expr::Lit(ExprLit {
             lit: Lit::Bool(LitBool { value, .. }),
@@ -459,23 +381,36 @@ fn boolean(key: &str, value: &Expr) -> syn::Result<bool> {
         other => Err(syn::Error::new_spanned(
             other,
             format!(
-                "`{key}` expects `true` or `false`, found {}",
+                "`{}` expects `true` or `false`, found {}",
+                option.key,
                 describe(other)
             ),
         )),
     }
 }
 
-/// An integer literal, possibly negated, within `min..=max`.
-fn int(
-    key: &str,
-    unit: &str,
+/// An integer literal, possibly negated, within `min..=max`, as a `T` (`unit` names it).
+fn int<T: TryFrom<i128>>(
+    option: &OptionKey,
     value: &Expr,
-    min: i128,
-    max: i128,
+    unit: &str,
+    min: impl Into<i128>,
+    max: impl Into<i128>,
     range_hint: &str,
-) -> syn::Result<i128> {
+) -> syn::Result<T> {
+    let (min, max) = (min.into(), max.into());
+    let key = option.key;
     let value = unwrap_group(value);
+    let expects_int = || {
+        syn::Error::new_spanned(
+            value,
+            format!(
+                "`{key}` expects an integer ({unit}), such as `{key} = {}`; found {}",
+                option.example,
+                describe(value)
+            ),
+        )
+    };
     let (negative, lit) = match value {
         Expr::Lit(ExprLit {
             lit: Lit::Int(lit), ..
@@ -488,9 +423,9 @@ fn int(
             Expr::Lit(ExprLit {
                 lit: Lit::Int(lit), ..
             }) => (true, lit),
-            _ => return Err(expects_int(key, unit, value)),
+            _ => return Err(expects_int()),
         },
-        _ => return Err(expects_int(key, unit, value)),
+        _ => return Err(expects_int()),
     };
     let out_of_range = || {
         let bounds = if max >= i32::MAX.into() && min > i32::MIN.into() {
@@ -506,21 +441,10 @@ fn int(
     if number < min || number > max {
         return Err(out_of_range());
     }
-    Ok(number)
+    T::try_from(number).map_err(|_| out_of_range())
 }
 
-fn expects_int(key: &str, unit: &str, value: &Expr) -> syn::Error {
-    syn::Error::new_spanned(
-        value,
-        format!(
-            "`{key}` expects an integer ({unit}), such as `{key} = {}`; found {}",
-            example(key),
-            describe(value)
-        ),
-    )
-}
-
-fn tuple(value: &Expr) -> syn::Result<ScheduleArgs> {
+fn tuple(option: &OptionKey, value: &Expr) -> syn::Result<ScheduleArgs> {
     match unwrap_group(value) {
         Expr::Tuple(t) => Ok(ScheduleArgs {
             span: t.span(),
@@ -533,9 +457,10 @@ fn tuple(value: &Expr) -> syn::Result<ScheduleArgs> {
         other => Err(syn::Error::new_spanned(
             other,
             format!(
-                "`args` expects a tuple of the task's arguments, found {}: \
-                 `args = (1, \"x\".to_string())`, or `args = (value,)` for one argument",
-                describe(other)
+                "`{key}` expects a tuple of the task's arguments, found {}: \
+                 `{key} = (1, \"x\".to_string())`, or `{key} = (value,)` for one argument",
+                describe(other),
+                key = option.key,
             ),
         )),
     }
@@ -546,7 +471,7 @@ mod tests {
     use super::*;
     use quote::quote;
 
-    fn task(tokens: TokenStream) -> (TaskAttr, Vec<String>) {
+    fn task(tokens: TokenStream) -> (TaskOptions, Vec<String>) {
         let mut errors = Errors::default();
         let attr = parse_task(tokens, &mut errors);
         let messages = match errors.finish() {
@@ -620,5 +545,32 @@ mod tests {
              not of `#[schedule]`"
         );
         assert!(messages[1].starts_with("#[schedule] needs a `cron` option"));
+    }
+
+    #[test]
+    fn hints_are_not_keys() {
+        for keys in [TaskOptions::KEYS, ScheduleOptions::KEYS] {
+            for option in keys {
+                for old in option.renamed {
+                    assert!(keys.iter().all(|k| k.key != *old), "{old}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn schedule_errors_list_schedule_keys() {
+        let mut errors = Errors::default();
+        parse_schedule(
+            quote!(cron = "* * * * *", 5),
+            TokenStream::new(),
+            &mut errors,
+        );
+        let message = errors.finish().unwrap_err().to_string();
+        assert_eq!(
+            message,
+            "expected one of: `cron`, `name`, `args`, `queue`, `run_on_creation`, `catch_up`, \
+             `datetime_arg`, `tz`"
+        );
     }
 }

@@ -5,6 +5,8 @@ use syn::ext::IdentExt;
 use syn::visit_mut::{self, VisitMut};
 use syn::{FnArg, GenericArgument, Ident, LitStr, Pat, PathArguments, ReturnType, Signature, Type};
 
+use toosimple_cron::CronError;
+
 use crate::attr::{Errors, ScheduleAttr};
 
 /// One task parameter: `ident: ty`.
@@ -238,69 +240,28 @@ pub(crate) fn returns(sig: &Signature, errors: &mut Errors) -> Option<Returns> {
     }
 }
 
-/// Field names of our cron syntax, in the order written (seconds last).
-const CRON_FIELDS: [&str; 6] = [
-    "minute",
-    "hour",
-    "day-of-month",
-    "month",
-    "day-of-week",
-    "second",
-];
-
-/// Moves an optional 6th field (seconds, at the end in our syntax) to the front, where croner
-/// expects it: `"* * * * * */15"` → `"*/15 * * * * *"`. Other lengths are only re-spaced.
-pub(crate) fn rotate_seconds(expr: &str) -> String {
-    let fields: Vec<&str> = expr.split_whitespace().collect();
-    if fields.len() == 6 {
-        format!("{} {}", fields[5], fields[..5].join(" "))
-    } else {
-        fields.join(" ")
-    }
-}
-
-/// Validates a `cron = "..."` string as the runtime will read it: `"manual"` (never due), a
-/// `@nickname`, 5 fields, or 6 with seconds last. The error quotes the expression and, when
-/// one field alone is wrong, names it.
+/// Validates a `cron = "..."` string as the runtime will read it (`toosimple_cron`'s syntax:
+/// `"manual"`, a `@nickname`, 5 fields, or 6 with seconds last). The error quotes the
+/// expression and, when one field alone is wrong, names it.
 pub(crate) fn cron(lit: &LitStr) -> syn::Result<()> {
     let expr = lit.value();
-    let trimmed = expr.trim();
-    if trimmed == "manual" {
-        return Ok(());
-    }
-    let fields: Vec<&str> = trimmed.split_whitespace().collect();
-    let nickname = fields.len() == 1 && trimmed.starts_with('@');
-    if !nickname && !(5..=6).contains(&fields.len()) {
-        return Err(syn::Error::new(
-            lit.span(),
-            format!(
-                "invalid cron expression {expr:?}: expected 5 fields (minute hour day-of-month \
-                 month day-of-week) and an optional 6th for seconds, found {}; or write \
-                 \"manual\" for a schedule that only runs when triggered",
-                fields.len()
-            ),
-        ));
-    }
-    let parser = croner::parser::CronParser::new();
-    let Err(error) = parser.parse(&rotate_seconds(trimmed)) else {
-        return Ok(());
-    };
-    // Name the field at fault: the first that fails with every other field set to `*`.
-    let culprit = (0..fields.len()).filter(|_| !nickname).find_map(|i| {
-        let alone: Vec<&str> = (0..fields.len())
-            .map(|j| if j == i { fields[j] } else { "*" })
-            .collect();
-        parser
-            .parse(&rotate_seconds(&alone.join(" ")))
-            .err()
-            .map(|e| (i, e))
-    });
-    let message = match culprit {
-        Some((i, field_error)) => format!(
-            "invalid cron expression {expr:?}: {} field `{}`: {field_error}",
-            CRON_FIELDS[i], fields[i]
+    let message = match toosimple_cron::parse(&expr) {
+        Ok(_) => return Ok(()),
+        Err(CronError::FieldCount { found }) => format!(
+            "invalid cron expression {expr:?}: expected 5 fields (minute hour day-of-month \
+             month day-of-week) and an optional 6th for seconds, found {found}; or write \
+             \"manual\" for a schedule that only runs when triggered"
         ),
-        None => format!("invalid cron expression {expr:?}: {error}"),
+        Err(CronError::Invalid {
+            field: Some(field), ..
+        }) => format!(
+            "invalid cron expression {expr:?}: {} field `{}`: {}",
+            field.name, field.text, field.reason
+        ),
+        Err(CronError::Invalid {
+            reason,
+            field: None,
+        }) => format!("invalid cron expression {expr:?}: {reason}"),
     };
     Err(syn::Error::new(lit.span(), message))
 }
@@ -342,11 +303,12 @@ pub(crate) fn schedule(
     params: &[Param],
     errors: &mut Errors,
 ) -> Option<usize> {
-    if let Some(Err(e)) = schedule.cron.as_ref().map(cron) {
+    let options = &schedule.options;
+    if let Some(Err(e)) = options.cron.as_ref().map(cron) {
         errors.push(e);
     }
     let mut datetime_index = None;
-    if let Some(lit) = &schedule.datetime_arg {
+    if let Some(lit) = &options.datetime_arg {
         let wanted = lit.value();
         match params.iter().position(|p| p.key == wanted) {
             None => {
@@ -379,8 +341,8 @@ pub(crate) fn schedule(
         }
     }
     let expected = params.len() - usize::from(datetime_index.is_some());
-    let given = schedule.args.as_ref().map_or(0, |a| a.values.len());
-    if given != expected && (schedule.datetime_arg.is_none() || datetime_index.is_some()) {
+    let given = options.args.as_ref().map_or(0, |a| a.values.len());
+    if given != expected && (options.datetime_arg.is_none() || datetime_index.is_some()) {
         let names: Vec<String> = params
             .iter()
             .enumerate()
@@ -405,7 +367,7 @@ pub(crate) fn schedule(
             "this schedule gives {given} argument{} but `{task_fn}` {takes}{besides}; {write}",
             if given == 1 { "" } else { "s" }
         );
-        errors.push(match &schedule.args {
+        errors.push(match &options.args {
             Some(args) => syn::Error::new(args.span, message),
             None => syn::Error::new_spanned(&schedule.whole, message),
         });
@@ -439,14 +401,6 @@ pub(crate) fn distinct_schedule_names(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rotates_seconds_to_the_front() {
-        assert_eq!(rotate_seconds("* * * * * */15"), "*/15 * * * * *");
-        assert_eq!(rotate_seconds("30 8 * * *"), "30 8 * * *");
-        assert_eq!(rotate_seconds("  30  8 * * 1-5   0 "), "0 30 8 * * 1-5");
-        assert_eq!(rotate_seconds("@daily"), "@daily");
-    }
 
     fn cron_error(expr: &str) -> Option<String> {
         cron(&LitStr::new(expr, proc_macro2::Span::call_site()))

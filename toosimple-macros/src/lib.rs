@@ -1,10 +1,11 @@
 //! The `#[task]` and `#[schedule]` attributes of toosimple. Use them through `toosimple_core`,
 //! which re-exports them: the code they generate calls `::toosimple_core::__private`.
 //!
-//! The crate is split by phase: `attr` parses option lists, `check` validates the
-//! function, cron strings and schedule arguments, `task` and `schedule` generate code. Every
-//! misuse is a spanned error, all of them reported together; on error the function is still
-//! emitted, with a stub module, so that the attribute's error is the only one.
+//! The crate is split by phase: `attr` parses option lists (one table per attribute), `check`
+//! validates the function, cron strings (with `toosimple_cron`, the runtime's own syntax) and
+//! schedule arguments, `task` and `schedule` generate code. Every misuse is a spanned error, all
+//! of them reported together; on error the function and its module are still emitted (the one
+//! generator, run with the default options), so that the attribute's error is the only one.
 
 mod attr;
 mod check;

@@ -5,8 +5,8 @@
 //! - `#[task]` above `#[schedule]`: `#[task]` finds the `#[schedule(...)]` attributes on its item,
 //!   removes them, checks them against the function and emits their registrations;
 //! - `#[schedule]` above `#[task]`: `#[schedule]` moves itself below `#[task]` (appended after the
-//!   item's other attributes, keeping the written order of several schedules), so that the case
-//!   above applies.
+//!   item's other attributes, keeping the written order of several schedules, by its full path
+//!   `::toosimple_core::schedule` since it may not be imported), so that the case above applies.
 //!
 //! Either way, one code path checks and emits schedules: [`registration`].
 
@@ -36,7 +36,8 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
         .iter()
         .any(|a| a.path().segments.last().is_some_and(|s| s.ident == "task"));
     if has_task {
-        let moved: Attribute = syn::parse_quote!(#[schedule(#attr)]);
+        // By its full path: `schedule` may not be imported (`#[toosimple_core::schedule]`).
+        let moved: Attribute = syn::parse_quote!(#[::toosimple_core::schedule(#attr)]);
         func.attrs.push(moved);
         return func.into_token_stream();
     }
@@ -60,8 +61,8 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
 }
 
 /// The registration of one checked schedule of task `fname` (whose module is `fname`): an
-/// arguments function that calls the module's `__args`, so the arguments are type-checked
-/// against the function, and an `inventory::submit!` of its `ScheduleDef`.
+/// arguments function that calls the module's hidden `__toosimple::args`, so the arguments are
+/// type-checked against the function, and an `inventory::submit!` of its `ScheduleDef`.
 pub(crate) fn registration(
     fname: &Ident,
     params: &[Param],
@@ -70,11 +71,12 @@ pub(crate) fn registration(
     cfgs: &[&Attribute],
 ) -> TokenStream {
     let p = private();
-    let Some(cron) = &schedule.cron else {
+    let options = &schedule.options;
+    let Some(cron) = &options.cron else {
         // `attr::parse_schedule` reports a missing `cron`; nothing is emitted after errors.
         return TokenStream::new();
     };
-    let mut given = schedule
+    let mut given = options
         .args
         .as_ref()
         .map(|a| {
@@ -94,29 +96,29 @@ pub(crate) fn registration(
             }
         })
         .collect();
-    let args_span = schedule.args.as_ref().map_or(schedule.span, |a| a.span);
+    let args_span = options.args.as_ref().map_or(schedule.span, |a| a.span);
     // The whole call at the tuple's span: a type mismatch points at the value and labels `args`.
     let mut module = fname.clone();
     module.set_span(args_span);
-    let call = quote_spanned!(args_span=> #module::__args(#(#values),*));
-    let name = match &schedule.name {
+    let call = quote_spanned!(args_span=> #module::__toosimple::args(#(#values),*));
+    let name = match &options.name {
         Some(name) => quote!(#name),
         None => quote!(#fname::NAME),
     };
     let mut setters = Vec::new();
-    if let Some(queue) = &schedule.queue {
+    if let Some(queue) = &options.queue {
         setters.push(quote!(.with_queue(#queue)));
     }
-    if let Some(yes) = schedule.run_on_creation {
+    if let Some(yes) = options.run_on_creation {
         setters.push(quote!(.with_run_on_creation(#yes)));
     }
-    if let Some(yes) = schedule.catch_up {
+    if let Some(yes) = options.catch_up {
         setters.push(quote!(.with_catch_up(#yes)));
     }
-    if let Some(param) = &schedule.datetime_arg {
+    if let Some(param) = &options.datetime_arg {
         setters.push(quote!(.with_datetime_arg(#param)));
     }
-    if let Some(tz) = &schedule.tz {
+    if let Some(tz) = &options.tz {
         setters.push(quote!(.with_tz(#tz)));
     }
     let location = location(schedule.span);

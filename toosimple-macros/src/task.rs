@@ -3,16 +3,20 @@
 
 use proc_macro2::{Span, TokenStream};
 use quote::{ToTokens, format_ident, quote, quote_spanned};
+use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::visit_mut::{self, VisitMut};
-use syn::{Attribute, FnArg, Ident, Item, ItemFn, Pat, Path, PathSegment, Type, TypePath};
+use syn::{Attribute, FnArg, Ident, Item, ItemFn, LitStr, Pat, Path, PathSegment, Type, TypePath};
 
-use crate::attr::{self, Errors, TaskAttr};
+use crate::attr::{self, Errors, TaskOptions};
 use crate::check::{self, Param, Returns};
 use crate::schedule;
 
-/// `#[task(attr)] item`: the function and its module, or on any error the function, a stub
-/// module (so that calls to `f::queue` do not add errors of their own) and the errors.
+/// `#[task(attr)] item`: the function, its module and its schedules' registrations.
+///
+/// On errors (as tokio-macros' `token_stream_with_error` does with `DEFAULT_ERROR_CONFIG`) the
+/// same generator runs with the default options and without the schedules, and the errors are
+/// appended: `f::queue` still exists with its types, so the attribute's errors are the only ones.
 pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
     let mut func = match syn::parse2::<Item>(item.clone()) {
         Ok(Item::Fn(func)) => func,
@@ -41,10 +45,7 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
         errors.push(e);
     }
     let fname = &func.sig.ident;
-    let name = options.name.as_ref().map_or_else(
-        || syn::ext::IdentExt::unraw(fname).to_string(),
-        |n| n.value(),
-    );
+    let name = task_name(&options, fname);
 
     let cfgs: Vec<&Attribute> = func
         .attrs
@@ -76,31 +77,29 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
     }
     let schedule_names: Vec<(String, TokenStream)> = schedules
         .iter()
-        .map(|(s, _)| {
-            let name = s.name.as_ref().map_or_else(|| name.clone(), |n| n.value());
-            let at = s
-                .name
-                .as_ref()
-                .map_or_else(|| s.whole.clone(), ToTokens::to_token_stream);
-            (name, at)
+        .map(|(s, _)| match &s.options.name {
+            Some(own) => (own.value(), own.to_token_stream()),
+            None => (name.clone(), s.whole.clone()),
         })
         .collect();
     check::distinct_schedule_names(&schedule_names, fname, &mut errors);
 
-    match errors.finish() {
-        Ok(()) => {
-            let Some(returns) = returns else {
-                // `check::returns` records an error whenever it gives `None`.
-                return quote!(#func);
-            };
-            let task = Task {
-                func: &func,
-                name: &name,
-                options: &options,
-                params: &params,
-                returns: &returns,
-            };
-            let module = task.module();
+    let error = errors.finish().err();
+    let default_options = TaskOptions::default();
+    let task = Task {
+        func: &func,
+        options: if error.is_none() {
+            &options
+        } else {
+            &default_options
+        },
+        params: &params,
+        returns: returns.as_ref(),
+        signature_ok,
+    };
+    let module = task.module();
+    match error {
+        None => {
             let schedules = schedules
                 .iter()
                 .map(|(s, dt)| schedule::registration(fname, &params, s, *dt, &cfgs));
@@ -111,12 +110,11 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
                 #(#schedule_paths)*
             }
         }
-        Err(error) => {
+        Some(error) => {
             let error = error.to_compile_error();
-            let stub = stub(&func, signature_ok, &params, returns.as_ref(), &name, &cfgs);
             quote! {
                 #func
-                #stub
+                #module
                 #(#schedule_paths)*
                 #error
             }
@@ -203,9 +201,9 @@ pub(crate) fn location(span: Span) -> TokenStream {
     quote_spanned!(span=> ::core::concat!(::core::file!(), ":", ::core::line!()))
 }
 
-/// Rewrites a type written next to the function so that it means the same inside the generated
-/// module: `self::X` → `super::X`, `super::X` → `super::super::X`, and a bare `Output` (which the
-/// module defines) → `super::Output`.
+/// Rewrites a type written next to the function so that it means the same one module further
+/// down: `self::X` → `super::X`, `super::X` → `super::super::X`, and a bare `Output` (which the
+/// generated module defines) → `super::Output`.
 struct IntoChildModule;
 
 impl VisitMut for IntoChildModule {
@@ -240,63 +238,128 @@ impl VisitMut for IntoChildModule {
     }
 }
 
-fn in_module(ty: &Type) -> Type {
+/// Where generated code is written, relative to the function.
+#[derive(Clone, Copy)]
+enum Depth {
+    /// In the generated module `mod f`: the public API.
+    Module,
+    /// In `mod f::__toosimple`: the hidden items (definition, arguments encoder, runner).
+    Hidden,
+}
+
+/// `ty`, written next to the function, as it must be written at `depth`.
+fn at(depth: Depth, ty: &Type) -> Type {
+    let levels = match depth {
+        Depth::Module => 1,
+        Depth::Hidden => 2,
+    };
     let mut ty = ty.clone();
-    IntoChildModule.visit_type_mut(&mut ty);
+    for _ in 0..levels {
+        IntoChildModule.visit_type_mut(&mut ty);
+    }
     ty
 }
 
-/// A name for a generated parameter that no task parameter already uses.
-fn fresh(wanted: &str, params: &[Param]) -> Ident {
-    if params.iter().any(|p| p.key == wanted) {
+/// A name for a generated parameter that no parameter of `func` already uses.
+fn fresh(wanted: &str, func: &ItemFn) -> Ident {
+    let taken = func.sig.inputs.iter().any(|input| match input {
+        FnArg::Typed(typed) => matches!(&*typed.pat, Pat::Ident(p) if p.ident.unraw() == wanted),
+        FnArg::Receiver(_) => false,
+    });
+    if taken {
         format_ident!("__{}", wanted)
     } else {
         format_ident!("{}", wanted)
     }
 }
 
+/// The task's name: its `name` option, or the function's name.
+fn task_name(options: &TaskOptions, fname: &Ident) -> String {
+    options
+        .name
+        .as_ref()
+        .map_or_else(|| fname.unraw().to_string(), LitStr::value)
+}
+
+/// The one generator of a task's module.
 struct Task<'a> {
     func: &'a ItemFn,
-    name: &'a str,
-    options: &'a TaskAttr,
+    /// The options written, or the defaults when the attribute has errors.
+    options: &'a TaskOptions,
+    /// The usable parameters (all of them when `signature_ok`).
     params: &'a [Param],
-    returns: &'a Returns,
+    /// `None` when the return type has an error.
+    returns: Option<&'a Returns>,
+    /// Whether the signature has no error. When it has, the module holds only `NAME`, `Output`,
+    /// `queue` and `queue_at`, with the parameters as written and bodies that never run: calls
+    /// then type-check without errors of their own, and the signature's error is the only one.
+    signature_ok: bool,
 }
 
 impl Task<'_> {
+    /// The return type when the signature has no error: the module is then complete.
+    fn checked(&self) -> Option<&Returns> {
+        self.returns.filter(|_| self.signature_ok)
+    }
+
+    /// `Output`'s definition: what the task returns (for `Result<T, E>`, `T`).
     fn output_type(&self) -> TokenStream {
         let p = private();
         match self.returns {
-            Returns::Value(ty) | Returns::Result { ok: Some(ty), .. } => {
-                let ty = in_module(ty);
+            Some(Returns::Value(ty) | Returns::Result { ok: Some(ty), .. }) => {
+                let ty = at(Depth::Module, ty);
                 quote!(#ty)
             }
-            Returns::Result {
+            Some(Returns::Result {
                 whole, ok: None, ..
-            } => {
-                let whole = in_module(whole);
+            }) => {
+                let whole = at(Depth::Module, whole);
                 quote!(<#whole as #p::TaskResult>::Ok)
             }
+            None => quote!(()),
         }
+    }
+
+    /// The parameters of the enqueue functions, `ident: Type` as the function writes them
+    /// (a pattern that is not an identifier becomes `_`).
+    fn inputs(&self) -> Vec<TokenStream> {
+        self.func
+            .sig
+            .inputs
+            .iter()
+            .filter_map(|input| match input {
+                FnArg::Typed(typed) => {
+                    let ty = at(Depth::Module, &typed.ty);
+                    Some(match &*typed.pat {
+                        Pat::Ident(p) => {
+                            let ident = &p.ident;
+                            quote!(#ident: #ty)
+                        }
+                        _ => quote!(_: #ty),
+                    })
+                }
+                FnArg::Receiver(_) => None,
+            })
+            .collect()
     }
 
     /// The codec of each argument type, built at the type's span: every use of the type goes
     /// through it, so a missing `Serialize`/`Deserialize` is one error, at the argument.
     fn arg_codec(param: &Param) -> TokenStream {
         let p = private();
-        let ty = in_module(&param.ty);
+        let ty = at(Depth::Hidden, &param.ty);
         quote_spanned!(param.ty.span()=> #p::task_arg::<#ty>())
     }
 
     /// The expression turning the function's return value `value` into the run's outcome, with
     /// the result and error types' requirements spanned at those types.
-    fn outcome(&self, value: TokenStream) -> TokenStream {
+    fn outcome(returns: &Returns, value: TokenStream) -> TokenStream {
         let p = private();
         let output = |ty: &Type| {
-            let in_mod = in_module(ty);
-            quote_spanned!(ty.span()=> #p::task_output::<#in_mod>())
+            let ty_at = at(Depth::Hidden, ty);
+            quote_spanned!(ty.span()=> #p::task_output::<#ty_at>())
         };
-        match self.returns {
+        match returns {
             Returns::Value(ty) => {
                 let output = output(ty);
                 quote!((#output)(#value))
@@ -307,8 +370,8 @@ impl Task<'_> {
                 let output = output(ok);
                 let error = match err {
                     Some(err) => {
-                        let in_mod = in_module(err);
-                        quote_spanned!(err.span()=> #p::task_error::<#in_mod>())
+                        let err_at = at(Depth::Hidden, err);
+                        quote_spanned!(err.span()=> #p::task_error::<#err_at>())
                     }
                     None => quote!(#p::error_text),
                 };
@@ -320,20 +383,20 @@ impl Task<'_> {
 
     /// Compile-time checks of the argument, result and error types, each reported at the type
     /// (the same expressions as the runner's, so that rustc reports each problem once).
-    fn assertions(&self) -> TokenStream {
+    fn assertions(&self, returns: &Returns) -> TokenStream {
         let p = private();
         let args = self.params.iter().map(Self::arg_codec);
-        let (output, error) = match self.returns {
+        let (output, error) = match returns {
             Returns::Value(ty) => (Some(ty), None),
             Returns::Result { ok, err, .. } => (ok.as_ref(), err.as_ref()),
         };
         let output = output.into_iter().map(|ty| {
-            let in_mod = in_module(ty);
-            quote_spanned!(ty.span()=> #p::task_output::<#in_mod>())
+            let ty_at = at(Depth::Hidden, ty);
+            quote_spanned!(ty.span()=> #p::task_output::<#ty_at>())
         });
         let error = error.into_iter().map(|ty| {
-            let in_mod = in_module(ty);
-            quote_spanned!(ty.span()=> #p::task_error::<#in_mod>())
+            let ty_at = at(Depth::Hidden, ty);
+            quote_spanned!(ty.span()=> #p::task_error::<#ty_at>())
         });
         quote! {
             const _: () = {
@@ -344,6 +407,7 @@ impl Task<'_> {
         }
     }
 
+    /// The `TaskDef` with its options, and its `inventory` registration.
     fn definition(&self) -> TokenStream {
         let p = private();
         let invoker = if self.func.sig.asyncness.is_some() {
@@ -373,20 +437,41 @@ impl Task<'_> {
         }
         let location = location(self.func.sig.ident.span());
         quote! {
-            #[doc(hidden)]
             pub const DEF: #p::TaskDef =
-                #p::TaskDef::new(self::NAME, #invoker, #location) #(#setters)*;
+                #p::TaskDef::new(super::NAME, #invoker, #location) #(#setters)*;
 
             #p::inventory::submit! { self::DEF }
         }
     }
 
-    fn runner(&self) -> TokenStream {
+    /// `args(a, b)`: the stored JSON object of one call's arguments.
+    fn args_encoder(&self) -> TokenStream {
+        let p = private();
+        let names: Vec<&Ident> = self.params.iter().map(|p| &p.ident).collect();
+        let types = self.params.iter().map(|p| at(Depth::Hidden, &p.ty));
+        let keys = self.params.iter().map(|p| &p.key);
+        let codecs = self.params.iter().map(Self::arg_codec);
+        quote! {
+            pub fn args(#(#names: #types),*)
+                -> ::core::result::Result<#p::serde_json::Value, #p::Error>
+            {
+                ::core::result::Result::Ok(
+                    #p::ArgsBuilder::new(super::NAME)
+                        #(.arg_with(#keys, &#names, #codecs)?)*
+                        .finish()
+                )
+            }
+        }
+    }
+
+    /// `run(json)`: decodes the arguments, calls the function and turns its return value into
+    /// the run's outcome.
+    fn runner(&self, returns: &Returns) -> TokenStream {
         let p = private();
         let fname = &self.func.sig.ident;
         let names: Vec<&Ident> = self.params.iter().map(|p| &p.ident).collect();
         let takes = self.params.iter().map(|param| {
-            let (ident, key, ty) = (&param.ident, &param.key, in_module(&param.ty));
+            let (ident, key, ty) = (&param.ident, &param.key, at(Depth::Hidden, &param.ty));
             let codec = Self::arg_codec(param);
             quote!(let #ident: #ty = __reader.take_with(#key, #codec)?;)
         });
@@ -395,13 +480,8 @@ impl Task<'_> {
             #(#takes)*
             __reader.finish()?;
         };
-        let call = if self.func.sig.asyncness.is_some() {
-            quote!(super::#fname(#(#names),*).await)
-        } else {
-            quote!(super::#fname(#(#names),*))
-        };
-        let outcome = self.outcome(call);
         if self.func.sig.asyncness.is_some() {
+            let outcome = Self::outcome(returns, quote!(super::super::#fname(#(#names),*).await));
             quote! {
                 fn run(__json: #p::serde_json::Value) -> #p::BoxFuture<#p::RunResult> {
                     ::std::boxed::Box::pin(async move {
@@ -411,6 +491,7 @@ impl Task<'_> {
                 }
             }
         } else {
+            let outcome = Self::outcome(returns, quote!(super::super::#fname(#(#names),*)));
             quote! {
                 fn run(__json: #p::serde_json::Value) -> #p::RunResult {
                     #decode
@@ -420,33 +501,41 @@ impl Task<'_> {
         }
     }
 
+    /// `mod f`: the enqueue API, and the hidden items the worker and schedules reach through
+    /// `f::__toosimple`. Nothing for a method (a module would only add "module is not supported
+    /// in impls" to the receiver's error).
     fn module(&self) -> TokenStream {
-        let p = private();
         let func = self.func;
+        if func
+            .sig
+            .inputs
+            .iter()
+            .any(|i| matches!(i, FnArg::Receiver(_)))
+        {
+            return TokenStream::new();
+        }
+        let p = private();
         let vis = &func.vis;
         let fname = &func.sig.ident;
-        let name = self.name;
+        let name = task_name(self.options, fname);
         let output = self.output_type();
+        let inputs = self.inputs();
+        // Empty unless the signature has errors (a generic task is one).
+        let generics = &func.sig.generics;
+        let where_clause = &generics.where_clause;
         let names: Vec<&Ident> = self.params.iter().map(|p| &p.ident).collect();
-        let keys: Vec<&String> = self.params.iter().map(|p| &p.key).collect();
-        let codecs: Vec<TokenStream> = self.params.iter().map(Self::arg_codec).collect();
-        let types: Vec<Type> = self.params.iter().map(|p| in_module(&p.ty)).collect();
         let cfgs = func.attrs.iter().filter(|a| a.path().is_ident("cfg"));
-        let due = fresh("due", self.params);
-        let conn = fresh("conn", self.params);
-        let items = fresh("items", self.params);
-        let item_tuple = match types.as_slice() {
-            [] => quote!(()),
-            [one] => quote!((#one,)),
-            many => quote!((#(#many),*)),
-        };
-        let item_pattern = match names.as_slice() {
-            [] => quote!(()),
-            [one] => quote!((#one,)),
-            many => quote!((#(#many),*)),
-        };
+        let due = fresh("due", func);
+        let conn = fresh("conn", func);
+        let items = fresh("items", func);
         let result = quote!(::core::result::Result);
+        let handle = quote!(#result<#p::TaskHandle<self::Output>, #p::Error>);
         let datetime = quote!(#p::chrono::DateTime<#p::chrono::Utc>);
+        let conn_type = quote!(&mut (impl #p::EnqueueConnection + ?::core::marker::Sized));
+        let def = quote!(&self::__toosimple::DEF);
+        let args = quote!(self::__toosimple::args(#(#names),*));
+        let none = quote!(::core::option::Option::None);
+        let some_due = quote!(::core::option::Option::Some(#due));
 
         let module_doc = format!(
             " Enqueues the `{name}` task (`#[task]` on `fn {fname}`): `queue`, `queue_at`, \
@@ -457,11 +546,11 @@ impl Task<'_> {
             " The task's name, `{name}`: stored in each execution row, and how workers find it."
         );
         let output_doc = match self.returns {
-            Returns::Value(_) => " What the task returns: the value a handle's `wait` gives.",
-            Returns::Result { .. } => {
+            Some(Returns::Result { .. }) => {
                 " What the task returns when it succeeds (the `Ok` type): the value a handle's \
                  `wait` gives."
             }
+            _ => " What the task returns: the value a handle's `wait` gives.",
         };
         let errors_doc = "\n\n # Errors\n Fails when an argument cannot be encoded as JSON, or \
                           when the database cannot be reached.";
@@ -487,15 +576,68 @@ impl Task<'_> {
              Fails when an argument cannot be encoded as JSON, or when the insert fails."
         );
 
-        let assertions = self.assertions();
-        let definition = self.definition();
-        let runner = self.runner();
+        // `queue` and `queue_at` always exist; their bodies never run when the signature has
+        // errors (nothing is registered then).
+        let checked = self.checked();
+        let body = |real: TokenStream| match checked {
+            Some(_) => real,
+            None => quote!(::core::unimplemented!()),
+        };
+        let queue_body = body(quote!(#p::enqueue(#def, #args, #none)));
+        let queue_at_body = body(quote!(#p::enqueue(#def, #args, #some_due)));
+        let rest = checked.map(|returns| {
+            let types = self.params.iter().map(|p| at(Depth::Module, &p.ty));
+            let item_pattern = match names.as_slice() {
+                [] => quote!(()),
+                [one] => quote!((#one,)),
+                many => quote!((#(#many),*)),
+            };
+            let assertions = self.assertions(returns);
+            let definition = self.definition();
+            let args_encoder = self.args_encoder();
+            let runner = self.runner(returns);
+            quote! {
+                #[doc = #queue_many_doc]
+                pub fn queue_many(
+                    #items: impl ::core::iter::IntoIterator<Item = (#(#types,)*)>,
+                ) -> #result<::std::vec::Vec<#p::TaskHandle<self::Output>>, #p::Error> {
+                    #p::enqueue_many(
+                        #def,
+                        ::core::iter::IntoIterator::into_iter(#items)
+                            .map(|#item_pattern| #args),
+                    )
+                }
+
+                #[doc = #queue_in_doc]
+                pub fn queue_in(#conn: #conn_type, #(#inputs),*) -> #handle {
+                    #p::enqueue_in(#conn, #def, #args, #none)
+                }
+
+                #[doc = #queue_at_in_doc]
+                pub fn queue_at_in(#conn: #conn_type, #due: #datetime, #(#inputs),*) -> #handle {
+                    #p::enqueue_in(#conn, #def, #args, #some_due)
+                }
+
+                /// What the worker and the schedules reach: not part of the API.
+                #[doc(hidden)]
+                pub mod __toosimple {
+                    use super::*;
+
+                    #assertions
+                    #definition
+                    #args_encoder
+                    #runner
+                }
+            }
+        });
+
         quote! {
             #(#cfgs)*
             #[doc = #module_doc]
             #[allow(
                 non_snake_case,
                 unused_imports,
+                unused_variables,
                 dead_code,
                 deprecated,
                 clippy::too_many_arguments
@@ -509,203 +651,20 @@ impl Task<'_> {
                 #[doc = #output_doc]
                 pub type Output = #output;
 
-                #assertions
-                #definition
-
-                #[doc(hidden)]
-                pub fn __args(#(#names: #types),*)
-                    -> #result<#p::serde_json::Value, #p::Error>
-                {
-                    #result::Ok(
-                        #p::ArgsBuilder::new(self::NAME)
-                            #(.arg_with(#keys, &#names, #codecs)?)*
-                            .finish()
-                    )
-                }
-
                 #[doc = #queue_doc]
-                pub fn queue(#(#names: #types),*)
-                    -> #result<#p::TaskHandle<self::Output>, #p::Error>
-                {
-                    #p::enqueue(
-                        &self::DEF,
-                        self::__args(#(#names),*),
-                        ::core::option::Option::None,
-                    )
+                pub fn queue #generics (#(#inputs),*) -> #handle #where_clause {
+                    #queue_body
                 }
 
                 #[doc = #queue_at_doc]
-                pub fn queue_at(#due: #datetime, #(#names: #types),*)
-                    -> #result<#p::TaskHandle<self::Output>, #p::Error>
+                pub fn queue_at #generics (#due: #datetime, #(#inputs),*) -> #handle
+                    #where_clause
                 {
-                    #p::enqueue(
-                        &self::DEF,
-                        self::__args(#(#names),*),
-                        ::core::option::Option::Some(#due),
-                    )
+                    #queue_at_body
                 }
 
-                #[doc = #queue_many_doc]
-                pub fn queue_many(
-                    #items: impl ::core::iter::IntoIterator<Item = #item_tuple>,
-                ) -> #result<::std::vec::Vec<#p::TaskHandle<self::Output>>, #p::Error> {
-                    #p::enqueue_many(
-                        &self::DEF,
-                        ::core::iter::IntoIterator::into_iter(#items)
-                            .map(|#item_pattern| self::__args(#(#names),*)),
-                    )
-                }
-
-                #[doc = #queue_in_doc]
-                pub fn queue_in(
-                    #conn: &mut (impl #p::EnqueueConnection + ?::core::marker::Sized),
-                    #(#names: #types),*
-                ) -> #result<#p::TaskHandle<self::Output>, #p::Error> {
-                    #p::enqueue_in(
-                        #conn,
-                        &self::DEF,
-                        self::__args(#(#names),*),
-                        ::core::option::Option::None,
-                    )
-                }
-
-                #[doc = #queue_at_in_doc]
-                pub fn queue_at_in(
-                    #conn: &mut (impl #p::EnqueueConnection + ?::core::marker::Sized),
-                    #due: #datetime,
-                    #(#names: #types),*
-                ) -> #result<#p::TaskHandle<self::Output>, #p::Error> {
-                    #p::enqueue_in(
-                        #conn,
-                        &self::DEF,
-                        self::__args(#(#names),*),
-                        ::core::option::Option::Some(#due),
-                    )
-                }
-
-                #runner
+                #rest
             }
-        }
-    }
-}
-
-/// The module emitted next to a function whose attribute has errors: the same enqueue API with
-/// bodies that are never run, so that the user sees the attribute's error and not a cascade of
-/// "cannot find `queue` in `send`". Only `queue` and `queue_at` when the signature itself is
-/// wrong.
-fn stub(
-    func: &ItemFn,
-    signature_ok: bool,
-    params: &[Param],
-    returns: Option<&Returns>,
-    name: &str,
-    cfgs: &[&Attribute],
-) -> TokenStream {
-    // A method's module would only add "module is not supported in impls".
-    if func
-        .sig
-        .inputs
-        .iter()
-        .any(|i| matches!(i, FnArg::Receiver(_)))
-    {
-        return TokenStream::new();
-    }
-    let p = private();
-    let vis = &func.vis;
-    let fname = &func.sig.ident;
-    let output = match returns {
-        Some(Returns::Value(ty) | Returns::Result { ok: Some(ty), .. }) => {
-            let ty = in_module(ty);
-            quote!(#ty)
-        }
-        Some(Returns::Result {
-            whole, ok: None, ..
-        }) => {
-            let whole = in_module(whole);
-            quote!(<#whole as #p::TaskResult>::Ok)
-        }
-        None => quote!(()),
-    };
-    let (generics, where_clause, inputs): (_, _, Vec<TokenStream>) = if signature_ok {
-        let inputs = params
-            .iter()
-            .map(|param| {
-                let (ident, ty) = (&param.ident, in_module(&param.ty));
-                quote!(#ident: #ty)
-            })
-            .collect();
-        (None, None, inputs)
-    } else {
-        let inputs = func
-            .sig
-            .inputs
-            .iter()
-            .filter_map(|input| match input {
-                FnArg::Typed(typed) => {
-                    let ty = in_module(&typed.ty);
-                    Some(match &*typed.pat {
-                        Pat::Ident(p) => {
-                            let ident = &p.ident;
-                            quote!(#ident: #ty)
-                        }
-                        _ => quote!(_: #ty),
-                    })
-                }
-                FnArg::Receiver(_) => None,
-            })
-            .collect();
-        let generics = &func.sig.generics;
-        (Some(generics), generics.where_clause.as_ref(), inputs)
-    };
-    let result = quote!(::core::result::Result);
-    let handle = quote!(#result<#p::TaskHandle<self::Output>, #p::Error>);
-    let datetime = quote!(#p::chrono::DateTime<#p::chrono::Utc>);
-    let due = fresh("due", params);
-    let conn = fresh("conn", params);
-    let items = fresh("items", params);
-    let more = signature_ok.then(|| {
-        let types = params.iter().map(|p| in_module(&p.ty));
-        quote! {
-            pub fn queue_many(
-                #items: impl ::core::iter::IntoIterator<Item = (#(#types,)*)>,
-            ) -> #result<::std::vec::Vec<#p::TaskHandle<self::Output>>, #p::Error> {
-                ::core::unimplemented!()
-            }
-            pub fn queue_in(
-                #conn: &mut (impl #p::EnqueueConnection + ?::core::marker::Sized),
-                #(#inputs),*
-            ) -> #handle {
-                ::core::unimplemented!()
-            }
-            pub fn queue_at_in(
-                #conn: &mut (impl #p::EnqueueConnection + ?::core::marker::Sized),
-                #due: #datetime,
-                #(#inputs),*
-            ) -> #handle {
-                ::core::unimplemented!()
-            }
-        }
-    });
-    quote! {
-        #(#cfgs)*
-        #[allow(
-            non_snake_case,
-            unused_imports,
-            unused_variables,
-            dead_code,
-            clippy::too_many_arguments
-        )]
-        #vis mod #fname {
-            use super::*;
-            pub const NAME: &str = #name;
-            pub type Output = #output;
-            pub fn queue #generics (#(#inputs),*) -> #handle #where_clause {
-                ::core::unimplemented!()
-            }
-            pub fn queue_at #generics (#due: #datetime, #(#inputs),*) -> #handle #where_clause {
-                ::core::unimplemented!()
-            }
-            #more
         }
     }
 }

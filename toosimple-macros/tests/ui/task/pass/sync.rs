@@ -29,7 +29,7 @@ fn main() {
     let extra = run(serde_json::json!({"a": 1, "b": 3, "c": 0})).unwrap_err().to_string();
     assert_eq!(extra, "unexpected argument `c`");
     assert_eq!(
-        add::__args(2, 3).unwrap(),
+        add::__toosimple::args(2, 3).unwrap(),
         serde_json::json!({"a": 2, "b": 3})
     );
 }

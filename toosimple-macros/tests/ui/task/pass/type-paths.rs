@@ -48,7 +48,7 @@ fn never_called() -> Result<(), toosimple_core::Error> {
 
 fn main() {
     assert_eq!(
-        raw::__args("x".into()).unwrap(),
+        raw::__toosimple::args("x".into()).unwrap(),
         serde_json::json!({"type": "x"})
     );
 }

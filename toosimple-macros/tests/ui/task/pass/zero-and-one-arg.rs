@@ -21,6 +21,6 @@ fn never_called() -> Result<(), toosimple_core::Error> {
 }
 
 fn main() {
-    assert_eq!(tick::__args().unwrap(), serde_json::json!({}));
-    assert_eq!(double::__args(4).unwrap(), serde_json::json!({"n": 4}));
+    assert_eq!(tick::__toosimple::args().unwrap(), serde_json::json!({}));
+    assert_eq!(double::__toosimple::args(4).unwrap(), serde_json::json!({"n": 4}));
 }

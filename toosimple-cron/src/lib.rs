@@ -1,0 +1,187 @@
+//! The cron syntax of toosimple's `#[schedule(cron = "...")]`, in one place: the macros check it
+//! at compile time and the runtime reads it with the same rules.
+//!
+//! An expression is one of:
+//! - `"manual"`: never due by itself (the schedule only runs when triggered);
+//! - a nickname such as `"@daily"` or `"@hourly"`;
+//! - 5 fields (minute hour day-of-month month day-of-week);
+//! - 6 fields, the 6th being **seconds** (django-toosimple-q's convention, seconds last):
+//!   `"* * * * * */15"` is every 15 seconds.
+//!
+//! [croner](https://docs.rs/croner) is the engine; [`rotate_seconds`] moves our seconds field to
+//! the front, where croner reads it.
+//!
+//! ```
+//! assert!(toosimple_cron::parse("manual").unwrap().is_none());
+//! assert!(toosimple_cron::parse("30 8 * * *").unwrap().is_some());
+//! let error = toosimple_cron::parse("61 * * * *").unwrap_err();
+//! assert_eq!(error.field().map(|f| (f.name, f.text.as_str())), Some(("minute", "61")));
+//! ```
+
+use std::fmt;
+
+/// A parsed cron expression (croner's), to find its occurrences.
+pub use croner::Cron;
+
+/// The names of our fields, in the order they are written (seconds last).
+pub const FIELDS: [&str; 6] = [
+    "minute",
+    "hour",
+    "day-of-month",
+    "month",
+    "day-of-week",
+    "second",
+];
+
+/// The expression of a schedule that is never due by itself.
+pub const MANUAL: &str = "manual";
+
+/// Moves a sixth field (seconds, written last) to the front, where croner reads seconds:
+/// `"* * * * * */15"` → `"*/15 * * * * *"`. Unrotated, croner would silently read it as a day of
+/// the week. Other lengths are only re-spaced.
+pub fn rotate_seconds(expr: &str) -> String {
+    let fields: Vec<&str> = expr.split_whitespace().collect();
+    if fields.len() == 6 {
+        format!("{} {}", fields[5], fields[..5].join(" "))
+    } else {
+        fields.join(" ")
+    }
+}
+
+/// Parses `expr` in our syntax (see the crate docs): `Ok(None)` for `"manual"`, `Ok(Some(cron))`
+/// for a valid expression. Surrounding whitespace is ignored.
+pub fn parse(expr: &str) -> Result<Option<Cron>, CronError> {
+    let trimmed = expr.trim();
+    if trimmed == MANUAL {
+        return Ok(None);
+    }
+    let fields: Vec<&str> = trimmed.split_whitespace().collect();
+    let nickname = fields.len() == 1 && trimmed.starts_with('@');
+    if !nickname && !(5..=6).contains(&fields.len()) {
+        return Err(CronError::FieldCount {
+            found: fields.len(),
+        });
+    }
+    let parser = croner::parser::CronParser::new();
+    let error = match parser.parse(&rotate_seconds(trimmed)) {
+        Ok(cron) => return Ok(Some(cron)),
+        Err(error) => error,
+    };
+    // Name the field at fault: the first that fails with every other field set to `*`.
+    let field = (0..fields.len()).filter(|_| !nickname).find_map(|i| {
+        let alone: Vec<&str> = (0..fields.len())
+            .map(|j| if j == i { fields[j] } else { "*" })
+            .collect();
+        parser
+            .parse(&rotate_seconds(&alone.join(" ")))
+            .err()
+            .map(|e| Field {
+                name: FIELDS[i],
+                text: fields[i].to_string(),
+                reason: e.to_string(),
+            })
+    });
+    Err(CronError::Invalid {
+        reason: error.to_string(),
+        field,
+    })
+}
+
+/// Why an expression is not in our syntax.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CronError {
+    /// Neither `"manual"`, a nickname, 5 fields nor 6.
+    FieldCount {
+        /// How many whitespace-separated fields were written.
+        found: usize,
+    },
+    /// The engine rejects the expression.
+    Invalid {
+        /// The engine's message about the whole expression.
+        reason: String,
+        /// The field at fault, when one alone is wrong.
+        field: Option<Field>,
+    },
+}
+
+/// One field that is wrong on its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Field {
+    /// Its name, one of [`FIELDS`] (`"minute"`, …, `"second"`).
+    pub name: &'static str,
+    /// The field as written.
+    pub text: String,
+    /// The engine's message about it.
+    pub reason: String,
+}
+
+impl CronError {
+    /// The field at fault, when one alone is wrong.
+    pub fn field(&self) -> Option<&Field> {
+        match self {
+            CronError::Invalid { field, .. } => field.as_ref(),
+            CronError::FieldCount { .. } => None,
+        }
+    }
+}
+
+impl fmt::Display for CronError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CronError::FieldCount { found } => write!(
+                f,
+                "expected 5 fields, or 6 with seconds last, found {found}"
+            ),
+            CronError::Invalid { reason, .. } => f.write_str(reason),
+        }
+    }
+}
+
+impl std::error::Error for CronError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rotates_seconds_to_the_front() {
+        assert_eq!(rotate_seconds("* * * * * */15"), "*/15 * * * * *");
+        assert_eq!(rotate_seconds("30 8 * * *"), "30 8 * * *");
+        assert_eq!(rotate_seconds("  30  8 * * 1-5   0 "), "0 30 8 * * 1-5");
+        assert_eq!(rotate_seconds("@daily"), "@daily");
+    }
+
+    #[test]
+    fn accepts_our_syntax() {
+        for ok in [
+            "30 8 * * *",
+            "* * * * * */15",
+            "0 0 13 * 5",
+            "0 9 * * MON-FRI 30",
+            " manual ",
+            "@daily",
+        ] {
+            assert_eq!(parse(ok).err(), None, "{ok}");
+        }
+        assert!(parse("manual").unwrap().is_none());
+    }
+
+    #[test]
+    fn names_the_bad_field() {
+        let field = |expr| parse(expr).unwrap_err().field().cloned().unwrap();
+        let minute = field("61 * * * *");
+        assert_eq!((minute.name, minute.text.as_str()), ("minute", "61"));
+        assert_eq!(minute.reason, "Component error: Number out of bounds.");
+        assert_eq!(field("* * * * * 61").name, "second");
+        assert_eq!(
+            parse("* * * *").unwrap_err(),
+            CronError::FieldCount { found: 4 }
+        );
+        assert_eq!(
+            parse("* * * * * * *").unwrap_err(),
+            CronError::FieldCount { found: 7 }
+        );
+        assert_eq!(parse("").unwrap_err(), CronError::FieldCount { found: 0 });
+        assert_eq!(parse("@sometimes").unwrap_err().field(), None);
+    }
+}
