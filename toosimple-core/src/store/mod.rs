@@ -7,6 +7,7 @@
 //! `ON CONFLICT` and `FOR UPDATE`, so such queries are compiled once per backend).
 
 mod claim;
+mod clock;
 mod complete;
 mod enqueue;
 mod postgres;
