@@ -231,3 +231,26 @@ pub fn append_line(path: String, n: i64, ms: u64) -> Result<(), String> {
 pub fn at_time(at: Option<chrono::DateTime<chrono::Utc>>) -> Option<String> {
     at.map(|t| t.to_rfc3339())
 }
+
+/// Wrongly blocks its thread for `ms` milliseconds inside an async body (as a
+/// `std::thread::sleep` or blocking I/O would), then records `n`: the worker must keep its
+/// heartbeat and name the task.
+#[task]
+pub async fn blocks_its_thread(ms: u64, n: i64) -> Result<(), String> {
+    std::thread::sleep(std::time::Duration::from_millis(ms));
+    record(n)
+}
+
+/// Notes the database's time of this run in the `run_times` table (PostgreSQL only, created by
+/// the test), then fails; retried twice, after 2 then 4 s.
+#[task(retries = 2, retry_delay = 2)]
+pub fn fails_noting_db_time(n: i64) -> Result<(), String> {
+    use diesel::prelude::*;
+    let store = toosimple_core::default_store().map_err(|e| e.to_string())?;
+    let mut conn = store.connection().map_err(|e| e.to_string())?;
+    diesel::sql_query("INSERT INTO run_times (n) VALUES ($1)")
+        .bind::<diesel::sql_types::BigInt, _>(n)
+        .execute(&mut *conn)
+        .map_err(|e| e.to_string())?;
+    Err(format!("run {n} fails on purpose"))
+}

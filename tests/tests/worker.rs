@@ -9,6 +9,8 @@ use toosimple_tests::tasks::{
     sleepy, sleepy_with_timeout,
 };
 use toosimple_tests::{TestDb, backend_suite, wait_until};
+use toosimple_worker::clock::{Clock, TestClock};
+use toosimple_worker::maintenance::rescue::{self, Rescuer};
 use toosimple_worker::{Exit, Worker};
 
 backend_suite!(
@@ -82,12 +84,26 @@ fn excludes_queues(db: &TestDb) {
 
 fn retries_with_doubling_delays_chained_by_replaced_by(db: &TestDb) {
     always_fails::queue().unwrap();
-    let worker = worker(db);
+    // The retry delays (1, 2, 4 s) pass when the test moves the clock, not in real time.
+    let clock = TestClock::new();
+    let worker = worker(db).clock(clock.clone());
     let shutdown = worker.shutdown_handle();
     let running = std::thread::spawn(move || worker.run());
-    wait_until("4 failed executions", Duration::from_secs(20), || {
-        db.count("task_name = 'always_fails' AND state = 'failed'") == 4
-    });
+    for failures in 1..=4 {
+        wait_until(
+            &format!("{failures} failed execution(s)"),
+            Duration::from_secs(10),
+            || db.count("task_name = 'always_fails' AND state = 'failed'") == failures,
+        );
+        if failures < 4 {
+            // The retry waits: the clock has not moved, so it cannot be due.
+            assert_eq!(
+                db.count("task_name = 'always_fails' AND state = 'sleeping'"),
+                1
+            );
+            clock.advance(Duration::from_secs(1 << (failures - 1)));
+        }
+    }
     shutdown.graceful();
     assert_eq!(running.join().unwrap(), Exit::Stopped);
 
@@ -108,7 +124,8 @@ fn retries_with_doubling_delays_chained_by_replaced_by(db: &TestDb) {
             pair[0].retry_delay * 1000,
             "{pair:?}"
         );
-        assert!(pair[1].started.unwrap() >= pair[1].due);
+        // Claimed by the round that saw the clock reach its due, not a moment before.
+        assert_eq!(pair[1].started.unwrap(), pair[1].due);
     }
 }
 
@@ -215,18 +232,31 @@ fn late_result_of_a_timed_out_sync_task_is_not_recorded(db: &TestDb) {
 
 fn runs_sleeping_tasks_once_due(db: &TestDb) {
     db.create_side_effects();
-    let soon = record::queue_at(Utc::now() + TimeDelta::milliseconds(500), 1).unwrap();
-    let later = record::queue_at(Utc::now() + TimeDelta::hours(1), 2).unwrap();
-    let worker = worker(db);
+    let clock = TestClock::new();
+    let soon = record::queue_at(clock.now() + TimeDelta::seconds(30), 1).unwrap();
+    let later = record::queue_at(clock.now() + TimeDelta::hours(1), 2).unwrap();
+    let worker = worker(db).clock(clock.clone());
     let shutdown = worker.shutdown_handle();
     let running = std::thread::spawn(move || worker.run());
+    wait_until("the worker to register", Duration::from_secs(10), || {
+        !toosimple_core::WorkerStatus::list_in(&db.store)
+            .unwrap()
+            .is_empty()
+    });
+    assert_eq!(soon.state().unwrap(), State::Sleeping);
+    clock.advance(Duration::from_secs(30));
     wait_until("the due task to run", Duration::from_secs(10), || {
         soon.state().unwrap() == State::Succeeded
     });
     shutdown.graceful();
     assert_eq!(running.join().unwrap(), Exit::Stopped);
     let soon = soon.exec().unwrap();
-    assert!(soon.started.unwrap() >= soon.due);
+    // Started when the clock reached its due (stored to the microsecond), not before.
+    let late = soon.started.unwrap() - soon.due;
+    assert!(
+        late >= TimeDelta::zero() && late < TimeDelta::milliseconds(1),
+        "{soon:?}"
+    );
     assert_eq!(later.state().unwrap(), State::Sleeping);
 }
 
@@ -241,17 +271,19 @@ fn once_runs_one_round(db: &TestDb) {
 fn rescues_the_tasks_of_a_silent_worker_exactly_once(db: &TestDb) {
     db.create_side_effects();
     let orphan = record::queue(7).unwrap();
-    // A worker that claimed it and then went silent (as after kill -9), with a 1 s timeout.
-    let past = Utc::now() - TimeDelta::seconds(5);
+    // A worker that claimed it and then went silent (as after kill -9), with a 1 s heartbeat
+    // timeout; the rescuers look 5 s after its last beat (now: its replacement is due at once).
+    let last_beat = Utc::now() - TimeDelta::seconds(5);
     db.store
         .register_worker(&toosimple_core::store::WorkerRegistration {
             label: "dead-worker",
             queues: &[],
             excluded_queues: &[],
-            timeout: 1.0,
-            now: past,
+            heartbeat_timeout: 1.0,
+            now: last_beat,
         })
         .unwrap();
+    let now = last_beat + TimeDelta::seconds(5);
     db.execute(&format!(
         "UPDATE task_execs SET state = 'processing', worker = 'dead-worker' WHERE id = {}",
         orphan.id()
@@ -260,7 +292,8 @@ fn rescues_the_tasks_of_a_silent_worker_exactly_once(db: &TestDb) {
     let rescued: Vec<_> = (0..4)
         .map(|i| {
             let store = db.store.clone();
-            std::thread::spawn(move || store.rescue(&format!("rescuer-{i}"), Utc::now()).unwrap())
+            let rescuer = Rescuer::new(format!("rescuer-{i}"), rescue::Config::default());
+            std::thread::spawn(move || rescuer.run_once(&store, now).unwrap().rescued)
         })
         .map(|t| t.join().unwrap())
         .collect();

@@ -27,7 +27,7 @@ pub enum WorkerState {
     Terminated,
     /// Stopped by an error (any other exit code).
     Crashed,
-    /// Not stopped, but silent for longer than its timeout: presumed dead. Its running tasks
+    /// Not stopped, but silent for longer than its heartbeat timeout: presumed dead. Its running tasks
     /// are rescued by the next live worker.
     TimedOut,
 }
@@ -62,8 +62,10 @@ pub struct WorkerStatus {
     pub queues: Vec<String>,
     /// The queues it leaves alone.
     pub excluded_queues: Vec<String>,
-    /// Seconds without a heartbeat after which it counts as dead.
-    pub timeout: f64,
+    /// Its heartbeat timeout: seconds without a heartbeat after which it counts as dead (the
+    /// worker's `--timeout`; not a task's run limit, `#[task(timeout)]`). Stored in the
+    /// `timeout` column.
+    pub heartbeat_timeout: f64,
     /// Its last heartbeat.
     pub last_tick: DateTime<Utc>,
     /// When it started.
@@ -97,7 +99,7 @@ impl From<WorkerStatusRow> for WorkerStatus {
             label: row.label,
             queues: serde_json::from_str(&row.queues).unwrap_or_default(),
             excluded_queues: serde_json::from_str(&row.excluded_queues).unwrap_or_default(),
-            timeout: row.timeout,
+            heartbeat_timeout: row.timeout,
             last_tick: row.last_tick.and_utc(),
             started: row.started.and_utc(),
             stopped: row.stopped.map(|t| t.and_utc()),
@@ -124,9 +126,9 @@ impl WorkerStatus {
         self.state_at(Utc::now())
     }
 
-    /// Whether its last heartbeat is older than its timeout at `now`.
+    /// Whether its last heartbeat is older than its heartbeat timeout at `now`.
     pub fn is_silent_at(&self, now: DateTime<Utc>) -> bool {
-        let timeout = TimeDelta::milliseconds((self.timeout * 1000.0) as i64);
+        let timeout = TimeDelta::milliseconds((self.heartbeat_timeout * 1000.0) as i64);
         self.last_tick + timeout < now
     }
 

@@ -107,9 +107,10 @@ struct WorkerArgs {
     /// This worker's label; `{pid}` is replaced by the process id.
     #[arg(long, default_value = "worker-{pid}")]
     label: String,
-    /// Seconds without a heartbeat after which other workers rescue this one's tasks.
-    #[arg(long, default_value_t = 300.0)]
-    timeout: f64,
+    /// Heartbeat timeout: seconds without a heartbeat after which other workers rescue this
+    /// one's tasks (not a task's run limit, `#[task(timeout)]`).
+    #[arg(long = "timeout", value_name = "SECS", default_value_t = 300.0)]
+    heartbeat_timeout: f64,
     /// How many tasks run at once; default: the number of CPUs.
     #[arg(long)]
     concurrency: Option<usize>,
@@ -220,7 +221,7 @@ fn worker_from(args: &WorkerArgs) -> Result<Worker, Error> {
     let mut worker = Worker::new()
         .tick(seconds(args.tick, "--tick")?)
         .label(&args.label)
-        .heartbeat_timeout(seconds(args.timeout, "--timeout")?)
+        .heartbeat_timeout(seconds(args.heartbeat_timeout, "--timeout")?)
         .schedules(!args.no_schedules)
         .mode(if args.once {
             RunMode::Once

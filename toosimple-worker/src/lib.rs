@@ -30,13 +30,14 @@
 #[cfg(feature = "admin")]
 mod admin;
 mod cli;
+pub mod clock;
 mod signals;
 mod worker;
 
 use std::process::ExitCode;
 
 pub use crate::cli::init_tracing;
-pub use crate::worker::{Exit, RunMode, Shutdown, Worker};
+pub use crate::worker::{Exit, RunMode, Shutdown, Worker, completer, maintenance};
 
 /// Runs the command line of an application that defines tasks: parses the process's
 /// arguments, runs the subcommand, and returns its exit code.

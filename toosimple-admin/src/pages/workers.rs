@@ -23,7 +23,7 @@ pub(crate) async fn workers(a: Authed) -> Result<Response, AppError> {
                 table class="workers" {
                     thead { tr {
                         th { "label" } th { "state" } th { "last tick" } th { "queues" }
-                        th { "started" } th { "stopped" } th class="num" { "exit code" } th { "timeout" }
+                        th { "started" } th { "stopped" } th class="num" { "exit code" } th { "heartbeat timeout" }
                     } }
                     tbody {
                         @for w in &workers {
@@ -40,7 +40,7 @@ pub(crate) async fn workers(a: Authed) -> Result<Response, AppError> {
                                 td { (layout::time(Some(w.started))) }
                                 td { (layout::time(w.stopped)) }
                                 td class="num" { @if let Some(code) = w.exit_code { (code) } @else { span class="muted" { "–" } } }
-                                td { (w.timeout) " s" }
+                                td { (w.heartbeat_timeout) " s" }
                             }
                             @if let Some(log) = &w.exit_log {
                                 tr class="log" { td colspan="8" { details { summary { "exit log of " (w.label) } pre { (log) } } } }

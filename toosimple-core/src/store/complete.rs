@@ -243,7 +243,7 @@ impl Store {
     }
 
     /// Rescues the executions of dead workers: a `Processing` row whose worker's heartbeat is
-    /// older than that worker's timeout, whose worker stopped, or whose worker has no status
+    /// older than that worker's heartbeat timeout, whose worker stopped, or whose worker has no status
     /// row becomes `Interrupted` with one replacement. However many workers rescue at once,
     /// each row is rescued once: the update only matches rows still `Processing`.
     pub fn rescue(&self, rescuer: &str, now: DateTime<Utc>) -> Result<Vec<(i64, i64)>> {
@@ -270,7 +270,7 @@ impl Store {
                     } else {
                         format!(
                             "worker {} sent no heartbeat for {:.0} s; rescued by {rescuer}",
-                            status.label, status.timeout
+                            status.label, status.heartbeat_timeout
                         )
                     };
                     rescued.extend(interrupt_rows(

@@ -6,6 +6,7 @@
 //! once, against [`AnyConnection`].
 
 mod claim;
+mod clock;
 mod complete;
 mod driver;
 mod enqueue;

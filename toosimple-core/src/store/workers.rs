@@ -16,8 +16,9 @@ pub struct WorkerRegistration<'a> {
     pub queues: &'a [String],
     /// The queues it leaves alone.
     pub excluded_queues: &'a [String],
-    /// Seconds without a heartbeat after which it counts as dead.
-    pub timeout: f64,
+    /// Its heartbeat timeout: seconds without a heartbeat after which it counts as dead (the
+    /// `--timeout` flag; not a task's run limit, `#[task(timeout)]`).
+    pub heartbeat_timeout: f64,
     /// Its start time.
     pub now: DateTime<Utc>,
 }
@@ -42,7 +43,7 @@ impl Store {
                 let values = (
                     ws::queues.eq(&queues),
                     ws::excluded_queues.eq(&excluded),
-                    ws::timeout.eq(registration.timeout),
+                    ws::timeout.eq(registration.heartbeat_timeout),
                     ws::last_tick.eq(now),
                     ws::started.eq(now),
                     ws::stopped.eq(None::<chrono::NaiveDateTime>),

@@ -1,10 +1,26 @@
 //! Running one claimed execution: decoding its arguments, calling the task on the right
 //! executor, and turning panics and time-outs into outcomes.
+//!
+//! Task code runs on the worker's task runtime, never on the threads of its loop, heartbeat
+//! or stop path: the wrapper here (and its time-out) runs on the loop's runtime and only waits
+//! for the task. An async task that blocks its thread then delays other tasks, not the worker,
+//! and is named in a warning.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use tokio::runtime::Handle;
 use toosimple_core::store::{ClaimedExec, Completion, Outcome};
-use toosimple_core::{Invoker, RunError, TaskDef};
+use toosimple_core::{BoxFuture, Invoker, RunError, RunResult, TaskDef};
+
+use crate::clock::Clock;
+
+/// An async task's single poll longer than this blocked its executor thread: worth a warning.
+/// Well-behaved polls take microseconds; this leaves room for a loaded machine.
+pub(crate) const BLOCKING_POLL_WARNING: Duration = Duration::from_millis(250);
 
 /// Aborts a spawned async task when dropped, so that a worker that terminates (or gives up on
 /// a timed-out task) does not leave it running detached.
@@ -16,16 +32,22 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Runs `exec` with `def` and reports how it ended.
+/// Runs `exec` with `def` on the task runtime `tasks` and reports how it ended, dated by
+/// `clock`.
 ///
-/// Async tasks run on the runtime and are cancelled at their timeout. Sync tasks run on the
-/// blocking pool; a thread cannot be pre-empted, so at the timeout the execution is recorded as
-/// failed and the thread is abandoned: whatever it returns later is dropped and never written
-/// over the recorded time-out.
-pub(crate) async fn execute(def: &'static TaskDef, exec: ClaimedExec) -> Completion {
+/// Async tasks run on the task runtime and are cancelled at their timeout. Sync tasks run on
+/// its blocking pool; a thread cannot be pre-empted, so at the timeout the execution is
+/// recorded as failed and the thread is abandoned: whatever it returns later is dropped and
+/// never written over the recorded time-out.
+pub(crate) async fn execute(
+    def: &'static TaskDef,
+    exec: ClaimedExec,
+    clock: Arc<dyn Clock>,
+    tasks: Handle,
+) -> Completion {
     let start = Instant::now();
     tracing::info!(task = def.name(), id = exec.id, "task started");
-    let outcome = run(def, &exec.args).await;
+    let outcome = run(def, &exec, &tasks).await;
     let elapsed = start.elapsed();
     match &outcome {
         Outcome::Succeeded(_) => {
@@ -45,7 +67,7 @@ pub(crate) async fn execute(def: &'static TaskDef, exec: ClaimedExec) -> Complet
     Completion {
         exec,
         outcome,
-        finished: chrono::Utc::now(),
+        finished: clock.now(),
     }
 }
 
@@ -58,21 +80,24 @@ fn outcome_name(outcome: &Outcome) -> &'static str {
     }
 }
 
-async fn run(def: &'static TaskDef, args: &str) -> Outcome {
-    let args: serde_json::Value = match serde_json::from_str(args) {
+async fn run(def: &'static TaskDef, exec: &ClaimedExec, tasks: &Handle) -> Outcome {
+    let args: serde_json::Value = match serde_json::from_str(&exec.args) {
         Ok(args) => args,
         Err(e) => return Outcome::Invalid(format!("arguments are not valid JSON: {e}")),
     };
     let timeout = def.timeout().map(Duration::from_secs);
     let joined = match def.invoker() {
         Invoker::Async(call) => {
-            let handle = tokio::spawn(call(args));
+            let handle = tasks.spawn(Watched {
+                inner: call(args),
+                task: def.name(),
+                id: exec.id,
+                warned: false,
+            });
             let _abort = AbortOnDrop(handle.abort_handle());
             within(timeout, handle).await
         }
-        Invoker::Sync(call) => {
-            within(timeout, tokio::task::spawn_blocking(move || call(args))).await
-        }
+        Invoker::Sync(call) => within(timeout, tasks.spawn_blocking(move || call(args))).await,
     };
     match joined {
         None => Outcome::Failed(format!(
@@ -103,5 +128,41 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         s.clone()
     } else {
         "(a panic payload that is not a string)".to_string()
+    }
+}
+
+/// An async task's future, timing each poll: a poll that takes long is a task that blocked its
+/// thread (a `std::thread::sleep`, blocking I/O, heavy computing) instead of awaiting.
+struct Watched {
+    inner: BoxFuture<RunResult>,
+    task: &'static str,
+    id: i64,
+    warned: bool,
+}
+
+impl Future for Watched {
+    type Output = RunResult;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<RunResult> {
+        let start = Instant::now();
+        let poll = self.inner.as_mut().poll(cx);
+        let held = start.elapsed();
+        if held >= BLOCKING_POLL_WARNING && !self.warned {
+            // Once per execution: the first block names the culprit; more would be noise.
+            self.warned = true;
+            tracing::warn!(
+                task = self.task,
+                id = self.id,
+                blocked = ?held,
+                "async task `{}` (execution {}) blocked its executor thread for {:.1} s without \
+                 awaiting, delaying the other async tasks: make it a sync task (a plain `fn`, \
+                 run on a blocking thread) or move the blocking call into \
+                 tokio::task::spawn_blocking",
+                self.task,
+                self.id,
+                held.as_secs_f64()
+            );
+        }
+        poll
     }
 }

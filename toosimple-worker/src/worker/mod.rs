@@ -1,93 +1,38 @@
 //! The worker: claims executions, runs them concurrently, records how they ended.
+//!
+//! Its parts, one file each: [`producer`] (free slots, what to claim, the running tasks),
+//! [`execute`] (one task, its time-out and panics), [`completer`] (recording outcomes, inline or
+//! batched), [`maintenance`] (heartbeat, rescue, wake, schedules, retention), [`shutdown`] (stop
+//! requests and exit codes) and [`outage`] (backoff while the database is down). This file
+//! holds the builder and the loop that drives them.
 
+pub mod completer;
 mod execute;
+pub mod maintenance;
+mod outage;
+mod producer;
+mod shutdown;
 mod wakeup;
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use tokio::sync::watch;
-use tokio::task::JoinSet;
+use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
-use toosimple_core::store::{
-    ClaimRequest, ClaimedExec, Completion, QueueSelection, WorkerRegistration,
-};
-use toosimple_core::{
-    EXIT_CRASHED, EXIT_STOPPED, EXIT_TERMINATED, Error, ScheduleDef, Store, TaskDef,
-};
+use toosimple_core::store::{Completion, QueueSelection, WorkerRegistration};
+use toosimple_core::{EXIT_CRASHED, EXIT_STOPPED, EXIT_TERMINATED, Error, Store};
 
-/// When a worker stops by itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum RunMode {
-    /// Run until stopped by a signal or a [`Shutdown`].
-    #[default]
-    Forever,
-    /// One round: claim once, run what was claimed, stop.
-    Once,
-    /// Stop after a round that found nothing to claim and nothing running.
-    UntilDone,
-}
-
-/// How a worker ended; [`Exit::code`] is the process exit code.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Exit {
-    /// Asked to stop, it finished its running tasks (exit code 0).
-    Stopped,
-    /// Terminated: its running tasks were interrupted and replaced (exit code 77).
-    Terminated,
-    /// An error it could not recover from (exit code 99).
-    Crashed(String),
-}
-
-impl Exit {
-    /// The process exit code: 0, 77 or 99, as django-toosimple-q's worker.
-    pub fn code(&self) -> i32 {
-        match self {
-            Exit::Stopped => EXIT_STOPPED,
-            Exit::Terminated => EXIT_TERMINATED,
-            Exit::Crashed(_) => EXIT_CRASHED,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum StopRequest {
-    None,
-    Graceful,
-    Terminate,
-}
-
-/// How long a worker waits, after one task ends, for others to end with it: outcomes recorded
-/// together share one commit.
-const BATCH_WINDOW: Duration = Duration::from_millis(2);
-
-/// Asks a running worker to stop; cheap to clone. The CLI wires SIGINT and SIGTERM to it.
-#[derive(Debug, Clone)]
-pub struct Shutdown {
-    sender: Arc<watch::Sender<StopRequest>>,
-}
-
-impl Shutdown {
-    /// Stop claiming, let the running tasks finish, then stop (as a first SIGINT).
-    pub fn graceful(&self) {
-        self.sender.send_if_modified(|stop| {
-            let changed = *stop < StopRequest::Graceful;
-            *stop = (*stop).max(StopRequest::Graceful);
-            changed
-        });
-    }
-
-    /// Interrupt the running tasks (each gets a replacement) and stop (as SIGTERM).
-    pub fn terminate(&self) {
-        self.sender.send_replace(StopRequest::Terminate);
-    }
-
-    /// Whether a graceful stop was already asked for (a second SIGINT then terminates).
-    pub fn is_stopping(&self) -> bool {
-        *self.sender.borrow() != StopRequest::None
-    }
-}
+use self::completer::{BatchedCompleter, Completer};
+use self::maintenance::heartbeat::{self, Beating, Heartbeat};
+use self::maintenance::rescue::{self, Rescuer};
+use self::maintenance::retention::{self, Retention};
+use self::maintenance::schedules::{self, Materializer};
+use self::maintenance::{Every, wake};
+use self::outage::Outage;
+use self::producer::Producer;
+use self::shutdown::StopRequest;
+pub use self::shutdown::{Exit, RunMode, Shutdown};
+use crate::clock::{Clock, DatabaseClock};
 
 /// A worker, configured with builder methods, then [`run`](Worker::run).
 ///
@@ -110,9 +55,11 @@ pub struct Worker {
     tick: Duration,
     mode: RunMode,
     label: String,
-    timeout: Duration,
+    heartbeat_timeout: Duration,
     concurrency: usize,
     schedules: bool,
+    clock: Arc<dyn Clock>,
+    completer: Box<dyn Completer>,
     stop: watch::Receiver<StopRequest>,
     shutdown: Shutdown,
 }
@@ -125,22 +72,23 @@ impl Default for Worker {
 
 impl Worker {
     /// A worker of every queue on the default store: tick 1 s, label `worker-{pid}`,
-    /// heartbeat timeout 300 s, one slot per CPU, running until stopped.
+    /// heartbeat timeout 300 s, one slot per CPU, the database's clock, outcomes batched,
+    /// running until stopped.
     pub fn new() -> Self {
-        let (sender, stop) = watch::channel(StopRequest::None);
+        let (shutdown, stop) = Shutdown::channel();
         Worker {
             store: None,
             queues: QueueSelection::All,
-            tick: Duration::from_secs(1),
+            tick: maintenance::DEFAULT_INTERVAL,
             mode: RunMode::Forever,
             label: format!("worker-{}", std::process::id()),
-            timeout: Duration::from_secs(300),
+            heartbeat_timeout: heartbeat::DEFAULT_HEARTBEAT_TIMEOUT,
             concurrency: std::thread::available_parallelism().map_or(1, |n| n.get()),
             schedules: true,
+            clock: Arc::new(DatabaseClock::new()),
+            completer: Box::new(BatchedCompleter::new()),
             stop,
-            shutdown: Shutdown {
-                sender: Arc::new(sender),
-            },
+            shutdown,
         }
     }
 
@@ -200,9 +148,11 @@ impl Worker {
         self
     }
 
-    /// How long without a heartbeat before other workers take it for dead and rescue its tasks.
+    /// Its heartbeat timeout (the CLI's `--timeout`): how long without a heartbeat before other
+    /// workers take it for dead and rescue its tasks. Not a task's run limit
+    /// (`#[task(timeout = …)]`). Must be longer than the tick.
     pub fn heartbeat_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.heartbeat_timeout = timeout;
         self
     }
 
@@ -215,6 +165,19 @@ impl Worker {
     /// Whether it materializes schedules (on by default).
     pub fn schedules(mut self, on: bool) -> Self {
         self.schedules = on;
+        self
+    }
+
+    /// Takes its time from `clock` instead of the database's ([`DatabaseClock`]): for tests,
+    /// a [`TestClock`](crate::clock::TestClock) that they move by hand.
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Records outcomes with `completer` instead of a [`BatchedCompleter`].
+    pub fn completer(mut self, completer: impl Completer) -> Self {
+        self.completer = Box::new(completer);
         self
     }
 
@@ -234,10 +197,13 @@ impl Worker {
         }
     }
 
-    /// Runs it on the current tokio runtime until it stops.
+    /// Runs it on the current tokio runtime until it stops. Its loop runs there; its tasks run
+    /// on a runtime of its own, and its heartbeat on a thread of its own, so that a task that
+    /// blocks its thread cannot stop the worker.
     pub async fn run_async(self) -> Exit {
         let label = self.label.clone();
         let store = self.store.clone();
+        let clock = self.clock.clone();
         match self.work().await {
             Ok(exit) => exit,
             Err(e) => {
@@ -246,7 +212,7 @@ impl Worker {
                 if let Some(store) = store.or_else(|| toosimple_core::default_store().ok()) {
                     let log = reason.clone();
                     let _ = blocking(move || {
-                        store.stop_worker(&label, chrono::Utc::now(), EXIT_CRASHED, Some(&log))
+                        store.stop_worker(&label, clock.now(), EXIT_CRASHED, Some(&log))
                     })
                     .await;
                 }
@@ -255,251 +221,296 @@ impl Worker {
         }
     }
 
-    async fn work(mut self) -> Result<Exit, Error> {
+    /// The seed's tick, as a loop: beat (on its own thread), rescue and materialize, wake and
+    /// claim and record (one transaction), run; then wait for a task to end, the tick, a
+    /// wake-up or a stop request.
+    async fn work(self) -> Result<Exit, Error> {
+        let mut run = Run::start(self).await?;
+        loop {
+            let stop = *run.stop.borrow_and_update();
+            if stop == StopRequest::Terminate {
+                return Ok(run.terminate().await);
+            }
+            let done = run.producer.collect_finished();
+            run.record_later(done);
+            run.maintain().await;
+            run.round(stop).await;
+            if run.finished_for_good(stop) {
+                return run.stop(EXIT_STOPPED).await.map(|()| Exit::Stopped);
+            }
+            run.wait().await;
+        }
+    }
+}
+
+/// A started worker: its parts and their state.
+struct Run {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    label: String,
+    mode: RunMode,
+    stop: watch::Receiver<StopRequest>,
+    producer: Producer,
+    completer: Arc<Mutex<Box<dyn Completer>>>,
+    duties: Arc<Mutex<Duties>>,
+    /// When rescue (and an idle round) runs next.
+    tick: Every,
+    retention: Every,
+    next_schedule: Option<Instant>,
+    outage: Outage,
+    /// Set when an outage ends: claims may have committed unseen.
+    check_unheld: bool,
+    heartbeat: Option<Beating>,
+    wake: Arc<Notify>,
+    _listener: Option<AbortTask>,
+    _tasks: TaskRuntime,
+}
+
+/// The duties the loop runs on their intervals (the heartbeat runs on its own thread).
+struct Duties {
+    rescuer: Rescuer,
+    materializer: Materializer,
+    retention: Retention,
+}
+
+impl Run {
+    /// Checks the configuration and the registry, registers the worker, and starts its
+    /// heartbeat, its `LISTEN` wake-ups and its task runtime.
+    async fn start(mut worker: Worker) -> Result<Run, Error> {
         let defs = toosimple_core::require_tasks()?;
-        if self.schedules {
+        if worker.schedules {
             toosimple_core::check_schedules()?;
         }
-        let by_name: HashMap<&'static str, &'static TaskDef> =
-            defs.iter().map(|d| (d.name(), *d)).collect();
-        let names: Arc<[&'static str]> = defs.iter().map(|d| d.name()).collect();
-        let store = match self.store.take() {
+        let beat = heartbeat::Config {
+            interval: worker.tick,
+            heartbeat_timeout: worker.heartbeat_timeout,
+        };
+        let rescue = rescue::Config {
+            interval: worker.tick,
+        };
+        let schedules = schedules::Config {
+            enabled: worker.schedules,
+            interval: worker.tick,
+        };
+        let retention = retention::Config::default();
+        beat.validate()?;
+        rescue.validate()?;
+        schedules.validate()?;
+        retention.validate()?;
+        wake::Config {
+            interval: worker.tick,
+        }
+        .validate()?;
+
+        let store = match worker.store.take() {
             Some(store) => store,
             None => blocking(toosimple_core::default_store).await?,
         };
-        let (queues, excluded) = match &self.queues {
+        let (queues, excluded) = match &worker.queues {
             QueueSelection::All => (vec![], vec![]),
             QueueSelection::Only(q) => (q.clone(), vec![]),
             QueueSelection::Except(q) => (vec![], q.clone()),
         };
-        {
-            let (store, label, timeout) = (store.clone(), self.label.clone(), self.timeout);
-            let leftovers = blocking(move || {
-                store.register_worker(&WorkerRegistration {
-                    label: &label,
-                    queues: &queues,
-                    excluded_queues: &excluded,
-                    timeout: timeout.as_secs_f64(),
-                    now: chrono::Utc::now(),
-                })
+        let (db, clock, label) = (store.clone(), worker.clock.clone(), worker.label.clone());
+        let timeout = worker.heartbeat_timeout;
+        let leftovers = blocking(move || {
+            // Dated by the database's clock from the first row on.
+            clock.sync(&db)?;
+            db.register_worker(&WorkerRegistration {
+                label: &label,
+                queues: &queues,
+                excluded_queues: &excluded,
+                heartbeat_timeout: timeout.as_secs_f64(),
+                now: clock.now(),
             })
-            .await?;
-            if !leftovers.is_empty() {
-                tracing::warn!(
-                    worker = %self.label,
-                    "interrupted {} execution(s) left running by an earlier worker with this label: {leftovers:?}",
-                    leftovers.len()
-                );
-            }
+        })
+        .await?;
+        let label = worker.label.clone();
+        if !leftovers.is_empty() {
+            tracing::warn!(
+                worker = %label,
+                "interrupted {} execution(s) left running by an earlier worker with this label: {leftovers:?}",
+                leftovers.len()
+            );
         }
         tracing::info!(
-            worker = %self.label,
+            worker = %label,
             database = store.url(),
-            tasks = ?names,
-            queues = ?self.queues,
-            concurrency = self.concurrency,
-            mode = ?self.mode,
+            tasks = ?defs.iter().map(|d| d.name()).collect::<Vec<_>>(),
+            queues = ?worker.queues,
+            concurrency = worker.concurrency,
+            mode = ?worker.mode,
             "worker started"
         );
-
-        let queues = Arc::new(self.queues.clone());
-        let label: Arc<str> = Arc::from(self.label.as_str());
-        let mut running: JoinSet<Completion> = JoinSet::new();
-        let mut held: HashMap<i64, ClaimedExec> = HashMap::new();
-        let mut done: Vec<Completion> = Vec::new();
-        let mut next_tick = Instant::now();
-        let mut outage = Outage::default();
-        let mut rounds = 0usize;
-        let mut executions = 0usize;
-        let mut check_unheld = false;
-        // The schedules this worker materializes: those of its queues, or of every worker.
-        let registered: Arc<[&'static str]> = toosimple_core::schedules()
-            .iter()
-            .map(|s| s.name())
-            .collect();
-        let schedules: Arc<[&'static ScheduleDef]> = if self.schedules {
-            toosimple_core::schedules()
-                .into_iter()
-                .filter(|s| s.queue().is_none_or(|q| self.queues.includes(q)))
-                .collect()
-        } else {
-            Arc::from([])
-        };
-        let mut next_schedule = (!schedules.is_empty()).then(Instant::now);
-        let mut broken_schedules = std::collections::HashSet::new();
-        let wake = Arc::new(tokio::sync::Notify::new());
-        let _listener = store
+        let heartbeat =
+            Heartbeat::new(label.clone(), beat).spawn(store.clone(), worker.clock.clone())?;
+        let tasks = TaskRuntime::start()?;
+        let wake = Arc::new(Notify::new());
+        let listener = store
             .postgres_url()
             .map(|url| AbortTask(wakeup::spawn(url.to_string(), wake.clone())));
+        let materializer = Materializer::new(label.clone(), schedules, &worker.queues);
+        let next_schedule = (!materializer.is_empty()).then(Instant::now);
+        Ok(Run {
+            producer: Producer::new(
+                &label,
+                defs,
+                worker.queues.clone(),
+                worker.concurrency,
+                worker.mode,
+                worker.clock.clone(),
+                tasks.handle(),
+            ),
+            completer: Arc::new(Mutex::new(worker.completer)),
+            duties: Arc::new(Mutex::new(Duties {
+                rescuer: Rescuer::new(label.clone(), rescue),
+                materializer,
+                retention: Retention::new(retention.clone()),
+            })),
+            tick: Every::new(worker.tick),
+            retention: Every::new(retention.interval),
+            next_schedule,
+            store,
+            clock: worker.clock,
+            label,
+            mode: worker.mode,
+            stop: worker.stop,
+            outage: Outage::default(),
+            check_unheld: false,
+            heartbeat: Some(heartbeat),
+            wake,
+            _listener: listener,
+            _tasks: tasks,
+        })
+    }
 
-        loop {
-            let stop = *self.stop.borrow_and_update();
-            if stop == StopRequest::Terminate {
-                running.abort_all();
-                return Ok(self.terminate(&store, &mut done, held).await);
-            }
-            while let Some(joined) = running.try_join_next() {
-                finished(joined, &mut held, &mut done);
-            }
-
-            let schedule_due = next_schedule.is_some_and(|at| Instant::now() >= at);
-            if (Instant::now() >= next_tick || schedule_due) && !outage.waiting() {
-                next_tick = Instant::now() + self.tick;
-                let (db, label) = (store.clone(), label.clone());
-                let (due_schedules, registered) = (schedules.clone(), registered.clone());
-                let maintenance = blocking(move || {
-                    let now = chrono::Utc::now();
-                    db.heartbeat(&label, now)?;
-                    let rescued = db.rescue(&label, now)?;
-                    let materialized = if due_schedules.is_empty() {
-                        None
-                    } else {
-                        Some(db.materialize_schedules(&due_schedules, &registered, now)?)
-                    };
-                    Ok::<_, Error>((rescued, materialized))
-                })
-                .await;
-                match maintenance {
-                    Ok((rescued, materialized)) => {
-                        check_unheld |= outage.ended();
-                        if !rescued.is_empty() {
-                            tracing::warn!(worker = %self.label, "rescued the executions of dead workers (old, replacement): {rescued:?}");
-                        }
-                        if let Some(report) = materialized {
-                            self.log_schedules(&report, &mut broken_schedules);
-                        }
-                        next_schedule = next_occurrence(&schedules);
-                    }
-                    Err(e) => outage.failed(&e),
-                }
-            }
-
-            let claiming = stop == StopRequest::None && !(self.mode == RunMode::Once && rounds > 0);
-            let free = if claiming {
-                self.concurrency.saturating_sub(running.len())
-            } else {
-                0
-            };
-            let mut claimed_count = 0;
-            if (!done.is_empty() || free > 0) && !outage.waiting() {
-                let (db, label, names, queues) =
-                    (store.clone(), label.clone(), names.clone(), queues.clone());
-                let batch = std::mem::take(&mut done);
-                let result = blocking(move || {
-                    let request = ClaimRequest {
-                        worker: &label,
-                        task_names: &names,
-                        queues: &queues,
-                        limit: free,
-                        now: chrono::Utc::now(),
-                    };
-                    let exchanged = db.exchange(&batch, &request);
-                    (batch, exchanged)
-                })
-                .await;
-                match result {
-                    (_, Ok(exchange)) => {
-                        check_unheld |= outage.ended();
-                        rounds += 1;
-                        if !exchange.report.stale.is_empty() {
-                            tracing::warn!(worker = %self.label, "dropped the outcome of executions another worker had rescued: {:?}", exchange.report.stale);
-                        }
-                        claimed_count = exchange.claimed.len();
-                        executions += claimed_count;
-                        for exec in exchange.claimed {
-                            let Some(def) = by_name.get(exec.task_name.as_str()).copied() else {
-                                continue; // claimed only by registered names
-                            };
-                            held.insert(exec.id, exec.clone());
-                            running.spawn(execute::execute(def, exec));
-                        }
-                        // Every outcome is recorded and every claim is held here: any other
-                        // row this worker holds in the database was claimed by a commit whose
-                        // answer the outage swallowed.
-                        if std::mem::take(&mut check_unheld) {
-                            self.release_unheld(&store, &held).await;
-                        }
-                    }
-                    (batch, Err(e)) => {
-                        done = batch;
-                        outage.failed(&e);
-                    }
-                }
-            }
-
-            if running.is_empty() && done.is_empty() && !outage.is_down() {
-                let idle_round = claimed_count == 0 && rounds > 0;
-                let stop_now = match self.mode {
-                    _ if stop == StopRequest::Graceful => true,
-                    RunMode::Once => rounds > 0,
-                    RunMode::UntilDone => idle_round,
-                    RunMode::Forever => false,
-                };
-                if stop_now {
-                    let (store, label) = (store.clone(), label.clone());
-                    blocking(move || {
-                        store.stop_worker(&label, chrono::Utc::now(), EXIT_STOPPED, None)
-                    })
-                    .await?;
-                    tracing::info!(worker = %self.label, rounds, executions, "worker stopped");
-                    return Ok(Exit::Stopped);
-                }
-            }
-
-            let wake_at = if outage.is_down() {
-                Instant::now() + outage.backoff()
-            } else {
-                // An idle worker wakes for the next occurrence, not only at its tick, so that
-                // a schedule every second runs every second.
-                next_schedule.map_or(next_tick, |at| at.min(next_tick))
-            };
-            // Wait for a slot to free up (running tasks), the next tick, or a stop request.
-            // Tasks that end together are recorded together: one commit per round, not per
-            // task.
-            tokio::select! {
-                Some(joined) = running.join_next(), if !running.is_empty() => {
-                    finished(joined, &mut held, &mut done);
-                    // Gather what ends within a moment, to record it in the same round.
-                    let window = Instant::now() + BATCH_WINDOW;
-                    while let Ok(Some(joined)) =
-                        tokio::time::timeout_at(window, running.join_next()).await
-                    {
-                        finished(joined, &mut held, &mut done);
-                    }
-                }
-                _ = tokio::time::sleep_until(wake_at) => {}
-                _ = wake.notified() => {}
-                _ = self.stop.changed() => {}
-            }
+    /// Hands finished executions to the completer, which records them at the latest in the
+    /// next round.
+    fn record_later(&mut self, done: Vec<Completion>) {
+        let mut completer = lock(&self.completer);
+        for completion in done {
+            completer.push(completion);
         }
     }
 
-    /// Logs what a schedules pass did; a schedule that cannot run is reported once.
-    fn log_schedules(
-        &self,
-        report: &toosimple_core::store::MaterializeReport,
-        broken: &mut std::collections::HashSet<String>,
-    ) {
-        for (schedule, id, due) in &report.enqueued {
-            tracing::info!(worker = %self.label, schedule, id, %due, "schedule occurrence enqueued");
+    /// Rescue and schedules at their tick (or a schedule's occurrence), retention at its
+    /// interval.
+    async fn maintain(&mut self) {
+        let schedule_due = self.next_schedule.is_some_and(|at| Instant::now() >= at);
+        if !(self.tick.is_due() || schedule_due) || self.outage.waiting() {
+            return;
         }
-        for name in &report.created {
-            tracing::info!(worker = %self.label, schedule = name, "schedule registered");
-        }
-        if report.invalidated > 0 {
-            tracing::warn!(worker = %self.label, "{} schedule row(s) have no registered schedule any more: marked invalid", report.invalidated);
-        }
-        for (name, reason) in &report.failed {
-            if broken.insert(name.clone()) {
-                tracing::error!(worker = %self.label, schedule = name, "schedule cannot run: {reason}");
+        self.tick.ran();
+        let retention_due = self.retention.is_due();
+        let (duties, store, clock) = (self.duties.clone(), self.store.clone(), self.clock.clone());
+        let label = self.label.clone();
+        let passed = blocking(move || {
+            let mut duties = lock(&duties);
+            let now = clock.now();
+            let rescued = duties.rescuer.run_once(&store, now)?.rescued;
+            if !rescued.is_empty() {
+                tracing::warn!(worker = %label, "rescued the executions of dead workers (old, replacement): {rescued:?}");
             }
+            let report = duties.materializer.run_once(&store, now)?;
+            duties.materializer.log(&report);
+            if retention_due {
+                duties.retention.run_once(&store, now)?;
+            }
+            Ok::<_, Error>(duties.materializer.next_due(clock.now()))
+        })
+        .await;
+        match passed {
+            Ok(next_due) => {
+                self.check_unheld |= self.outage.ended();
+                if retention_due {
+                    self.retention.ran();
+                }
+                self.next_schedule = next_due.map(|next| {
+                    let wait = (next - self.clock.now()).to_std().unwrap_or(Duration::ZERO);
+                    // A hair late rather than early: the pass must see the occurrence as due.
+                    Instant::now() + wait + Duration::from_millis(1)
+                });
+            }
+            Err(e) => self.outage.failed(&e),
+        }
+    }
+
+    /// One round in one transaction: record what finished, wake due sleeping rows, claim one
+    /// row per free slot; then run what was claimed.
+    async fn round(&mut self, stop: StopRequest) {
+        let free = self.producer.free_slots(stop);
+        let pending = lock(&self.completer).pending();
+        if (pending == 0 && free == 0) || self.outage.waiting() {
+            return;
+        }
+        let plan = self.producer.plan(free);
+        let (completer, store, clock) = (
+            self.completer.clone(),
+            self.store.clone(),
+            self.clock.clone(),
+        );
+        let exchanged =
+            blocking(move || lock(&completer).round(&store, &plan.request(clock.now()))).await;
+        match exchanged {
+            Ok(exchange) => {
+                self.check_unheld |= self.outage.ended();
+                if !exchange.report.stale.is_empty() {
+                    tracing::warn!(worker = %self.label, "dropped the outcome of executions another worker had rescued: {:?}", exchange.report.stale);
+                }
+                self.producer.start(exchange.claimed);
+                // Every outcome is recorded and every claim is held here: any other row this
+                // worker holds in the database was claimed by a commit whose answer the outage
+                // swallowed.
+                if std::mem::take(&mut self.check_unheld) {
+                    self.release_unheld().await;
+                }
+            }
+            Err(e) => self.outage.failed(&e),
+        }
+    }
+
+    /// Whether it should stop now: nothing runs or waits to be recorded, and it was asked to
+    /// stop or its mode says so.
+    fn finished_for_good(&self, stop: StopRequest) -> bool {
+        if !self.producer.is_idle() || lock(&self.completer).pending() > 0 || self.outage.is_down()
+        {
+            return false;
+        }
+        let rounds = self.producer.rounds;
+        match self.mode {
+            _ if stop == StopRequest::Graceful => true,
+            RunMode::Once => rounds > 0,
+            RunMode::UntilDone => rounds > 0 && self.producer.last_claimed == 0,
+            RunMode::Forever => false,
+        }
+    }
+
+    /// Waits for a slot to free up (tasks that end together are gathered, to share a round),
+    /// the next tick or occurrence, a `LISTEN` wake-up, or a stop request.
+    async fn wait(&mut self) {
+        let wake_at = match self.outage.retry_at() {
+            Some(at) if self.outage.is_down() => at,
+            _ => self
+                .next_schedule
+                .map_or(self.tick.next(), |at| at.min(self.tick.next())),
+        };
+        let window = lock(&self.completer).window();
+        tokio::select! {
+            first = self.producer.next_finished() => {
+                // Past the select: nothing can cancel the gathering.
+                let done = self.producer.gather(first, window).await;
+                self.record_later(done);
+            }
+            _ = tokio::time::sleep_until(wake_at) => {}
+            _ = self.wake.notified() => {}
+            _ = self.stop.changed() => {}
         }
     }
 
     /// After an outage, requeues claims that committed although the worker saw them fail.
-    async fn release_unheld(&self, store: &Store, held: &HashMap<i64, ClaimedExec>) {
-        let (store, label) = (store.clone(), self.label.clone());
-        let running: Vec<i64> = held.keys().copied().collect();
+    async fn release_unheld(&self) {
+        let (store, label) = (self.store.clone(), self.label.clone());
+        let running = self.producer.held();
         match blocking(move || store.release_unheld(&label, &running)).await {
             Ok(0) => {}
             Ok(n) => {
@@ -511,64 +522,96 @@ impl Worker {
         }
     }
 
+    /// Stops the heartbeat, then records the stop with `code`.
+    async fn stop(&mut self, code: i32) -> Result<(), Error> {
+        let (store, label, clock) = (self.store.clone(), self.label.clone(), self.clock.clone());
+        let heartbeat = self.heartbeat.take();
+        blocking(move || {
+            // No beat may land after the stop is recorded.
+            if let Some(heartbeat) = heartbeat {
+                heartbeat.stop();
+            }
+            store.stop_worker(&label, clock.now(), code, None)
+        })
+        .await?;
+        if code == EXIT_STOPPED {
+            let (rounds, executions) = (self.producer.rounds, self.producer.executions);
+            tracing::info!(worker = %self.label, rounds, executions, "worker stopped");
+        }
+        Ok(())
+    }
+
     /// Records what finished, interrupts (and replaces) what still runs, and stops with 77.
-    async fn terminate(
-        &self,
-        store: &Store,
-        done: &mut Vec<Completion>,
-        held: HashMap<i64, ClaimedExec>,
-    ) -> Exit {
-        let (store, label) = (store.clone(), self.label.clone());
-        let batch = std::mem::take(done);
-        let ids: Vec<i64> = held
-            .keys()
-            .copied()
-            .filter(|id| !batch.iter().any(|c| c.exec.id == *id))
-            .collect();
-        tracing::warn!(worker = %label, "terminated: interrupting {} running execution(s)", ids.len());
-        let result = blocking(move || {
-            let now = chrono::Utc::now();
-            store.complete(&label, &batch)?;
-            let replaced =
-                store.interrupt(&label, &ids, &format!("worker {label} was terminated"), now)?;
-            store.stop_worker(&label, now, EXIT_TERMINATED, None)?;
-            Ok::<_, Error>(replaced)
+    async fn terminate(mut self) -> Exit {
+        self.producer.abort_all();
+        let ids = self.producer.held();
+        tracing::warn!(worker = %self.label, "terminated: interrupting {} running execution(s)", ids.len());
+        let (store, label, clock) = (self.store.clone(), self.label.clone(), self.clock.clone());
+        let completer = self.completer.clone();
+        let interrupted = blocking(move || {
+            lock(&completer).flush(&store, &label)?;
+            store.interrupt(
+                &label,
+                &ids,
+                &format!("worker {label} was terminated"),
+                clock.now(),
+            )
         })
         .await;
-        match result {
+        let stopped = match interrupted {
             Ok(replaced) => {
-                tracing::info!(worker = %self.label, "interrupted and replaced (old, replacement): {replaced:?}")
+                tracing::info!(worker = %self.label, "interrupted and replaced (old, replacement): {replaced:?}");
+                self.stop(EXIT_TERMINATED).await
             }
-            Err(e) => {
-                tracing::error!(worker = %self.label, "could not record the termination: {}", e.report())
-            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = stopped {
+            tracing::error!(worker = %self.label, "could not record the termination: {}", e.report());
         }
         Exit::Terminated
     }
 }
 
-fn finished(
-    joined: Result<Completion, tokio::task::JoinError>,
-    held: &mut HashMap<i64, ClaimedExec>,
-    done: &mut Vec<Completion>,
-) {
-    match joined {
-        Ok(completion) => {
-            held.remove(&completion.exec.id);
-            done.push(completion);
+/// The runtime task code runs on, apart from the worker's loop and heartbeat: a task that
+/// blocks its threads stalls other tasks, not the worker.
+struct TaskRuntime(Option<tokio::runtime::Runtime>);
+
+impl TaskRuntime {
+    /// One worker thread per CPU, as tokio's default: well-behaved async tasks need no more.
+    fn start() -> Result<TaskRuntime, Error> {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .thread_name("toosimple-task")
+            .build()
+            .map(|runtime| TaskRuntime(Some(runtime)))
+            .map_err(|e| Error::InvalidOption {
+                option: "task runtime".to_string(),
+                reason: format!("cannot start the runtime tasks run on: {e}"),
+            })
+    }
+
+    fn handle(&self) -> tokio::runtime::Handle {
+        match &self.0 {
+            Some(runtime) => runtime.handle().clone(),
+            None => unreachable!("the task runtime lives as long as the worker"),
         }
-        // `execute` catches the task's own panics; only an abort (termination) lands here.
-        Err(e) => tracing::debug!("an execution wrapper ended early: {e}"),
     }
 }
 
-/// When the next occurrence of any of `schedules` comes, as a timer instant.
-fn next_occurrence(schedules: &[&'static ScheduleDef]) -> Option<Instant> {
-    let now = chrono::Utc::now();
-    let next = schedules.iter().filter_map(|s| s.next_due(now)).min()?;
-    let wait = (next - now).to_std().unwrap_or(Duration::ZERO);
-    // A hair late rather than early: the pass must see the occurrence as due.
-    Some(Instant::now() + wait + Duration::from_millis(1))
+impl Drop for TaskRuntime {
+    /// Without waiting: a sync task abandoned at its time-out or at termination must not hold
+    /// the worker (dropping a runtime would also panic inside the loop's runtime).
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// Locks a mutex the loop shares with its blocking calls; a panic there already ended the
+/// worker, so a poisoned lock is taken as is.
+fn lock<T: ?Sized>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Aborts a background task (the `LISTEN` connection) when the worker's loop ends.
@@ -585,60 +628,5 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
     match tokio::task::spawn_blocking(f).await {
         Ok(value) => value,
         Err(e) => std::panic::resume_unwind(e.into_panic()),
-    }
-}
-
-/// Tracks a database outage, so that it is logged once when it starts and once when it ends,
-/// and retried with a growing pause instead of every tick.
-#[derive(Debug, Default)]
-struct Outage {
-    since: Option<std::time::Instant>,
-    retry_at: Option<Instant>,
-    pause: Duration,
-}
-
-impl Outage {
-    fn failed(&mut self, error: &Error) {
-        if self.since.is_none() {
-            tracing::error!(
-                "database unavailable, retrying with backoff: {}",
-                error.report()
-            );
-            self.since = Some(std::time::Instant::now());
-            self.pause = Duration::from_millis(100);
-        } else {
-            self.pause = (self.pause * 2).min(Duration::from_secs(2));
-        }
-        self.retry_at = Some(Instant::now() + self.pause);
-    }
-
-    /// Notes a success; returns whether it ended an outage.
-    fn ended(&mut self) -> bool {
-        self.retry_at = None;
-        match self.since.take() {
-            Some(since) => {
-                tracing::info!(
-                    "database available again after {:.1} s",
-                    since.elapsed().as_secs_f64()
-                );
-                true
-            }
-            None => false,
-        }
-    }
-
-    fn is_down(&self) -> bool {
-        self.since.is_some()
-    }
-
-    /// Whether the next retry is not due yet.
-    fn waiting(&self) -> bool {
-        self.retry_at.is_some_and(|at| Instant::now() < at)
-    }
-
-    fn backoff(&self) -> Duration {
-        self.retry_at.map_or(Duration::ZERO, |at| {
-            at.saturating_duration_since(Instant::now())
-        })
     }
 }

@@ -1,0 +1,159 @@
+//! Each maintenance duty's `run_once`, called with a chosen time, and its `Config` checks.
+
+use std::time::Duration;
+
+use chrono::{TimeDelta, Utc};
+use toosimple_core::store::WorkerRegistration;
+use toosimple_core::{State, TaskExec, WorkerStatus};
+use toosimple_tests::tasks::record;
+use toosimple_tests::{TestDb, backend_suite};
+use toosimple_worker::clock::{Clock, DatabaseClock};
+use toosimple_worker::maintenance::{heartbeat, rescue, retention, wake};
+
+backend_suite!(
+    heartbeat_writes_the_chosen_time,
+    rescue_spares_a_worker_within_its_heartbeat_timeout_and_takes_it_after,
+    wake_queues_what_is_due_at_the_chosen_time,
+    retention_is_a_stub_that_deletes_nothing,
+    database_clock_reads_the_database_time,
+);
+
+fn register(db: &TestDb, label: &str, heartbeat_timeout: f64, now: chrono::DateTime<Utc>) {
+    db.store
+        .register_worker(&WorkerRegistration {
+            label,
+            queues: &[],
+            excluded_queues: &[],
+            heartbeat_timeout,
+            now,
+        })
+        .unwrap();
+}
+
+fn heartbeat_writes_the_chosen_time(db: &TestDb) {
+    let start = Utc::now();
+    register(db, "w", 5.0, start);
+    let beat = heartbeat::Heartbeat::new("w", heartbeat::Config::default());
+    let at = start + TimeDelta::seconds(42);
+    assert_eq!(beat.run_once(&db.store, at).unwrap().at, at);
+    let status = &WorkerStatus::list_in(&db.store).unwrap()[0];
+    assert_eq!(
+        status.last_tick.timestamp_millis(),
+        at.timestamp_millis(),
+        "{status:?}"
+    );
+    assert_eq!(status.heartbeat_timeout, 5.0);
+}
+
+fn rescue_spares_a_worker_within_its_heartbeat_timeout_and_takes_it_after(db: &TestDb) {
+    let start = Utc::now();
+    register(db, "busy", 5.0, start);
+    let task = record::queue(1).unwrap();
+    db.execute(&format!(
+        "UPDATE task_execs SET state = 'processing', worker = 'busy' WHERE id = {}",
+        task.id()
+    ));
+    let rescuer = rescue::Rescuer::new("rescuer", rescue::Config::default());
+    // 4.9 s after its last beat it is alive: nothing to rescue.
+    let alive = start + TimeDelta::milliseconds(4_900);
+    assert_eq!(rescuer.run_once(&db.store, alive).unwrap().rescued, vec![]);
+    assert_eq!(task.state().unwrap(), State::Processing);
+    // Past its heartbeat timeout it is dead: rescued once, by whichever rescuer comes first.
+    let dead = start + TimeDelta::milliseconds(5_100);
+    let rescued = rescuer.run_once(&db.store, dead).unwrap().rescued;
+    assert_eq!(rescued.len(), 1);
+    assert_eq!(rescued[0].0, task.id());
+    let other = rescue::Rescuer::new("other", rescue::Config::default());
+    assert_eq!(other.run_once(&db.store, dead).unwrap().rescued, vec![]);
+    let exec = task.exec().unwrap();
+    assert_eq!(exec.state, State::Interrupted);
+    assert!(
+        exec.error
+            .as_deref()
+            .unwrap()
+            .contains("busy sent no heartbeat for 5 s"),
+        "{exec:?}"
+    );
+    // A worker never rescues its own executions.
+    register(db, "self", 1.0, start);
+    let own = record::queue(2).unwrap();
+    db.execute(&format!(
+        "UPDATE task_execs SET state = 'processing', worker = 'self' WHERE id = {}",
+        own.id()
+    ));
+    let me = rescue::Rescuer::new("self", rescue::Config::default());
+    let later = start + TimeDelta::seconds(60);
+    assert_eq!(me.run_once(&db.store, later).unwrap().rescued, vec![]);
+}
+
+fn wake_queues_what_is_due_at_the_chosen_time(db: &TestDb) {
+    let due = Utc::now() + TimeDelta::hours(1);
+    let task = record::queue_at(due, 1).unwrap();
+    let duty = wake::Wake::new(wake::Config::default());
+    let before = due - TimeDelta::milliseconds(1);
+    assert_eq!(duty.run_once(&db.store, before).unwrap().woken, 0);
+    assert_eq!(task.state().unwrap(), State::Sleeping);
+    assert_eq!(duty.run_once(&db.store, due).unwrap().woken, 1);
+    assert_eq!(task.state().unwrap(), State::Queued);
+}
+
+fn retention_is_a_stub_that_deletes_nothing(db: &TestDb) {
+    let task = record::queue(1).unwrap();
+    db.run_by_hand(task.id());
+    let duty = retention::Retention::new(retention::Config::default());
+    let far = Utc::now() + TimeDelta::days(3650);
+    assert_eq!(
+        duty.run_once(&db.store, far).unwrap(),
+        retention::Report::default()
+    );
+    assert!(TaskExec::get_in(&db.store, task.id()).is_ok());
+}
+
+fn database_clock_reads_the_database_time(db: &TestDb) {
+    let clock = DatabaseClock::new();
+    let offset = clock.sync(&db.store).unwrap();
+    // The test server runs on this machine: its clock agrees with ours within a round trip.
+    assert!(offset.abs() < TimeDelta::milliseconds(500), "{offset}");
+    assert_eq!(clock.offset(), offset);
+    let read = db.store.database_now().unwrap();
+    assert!((clock.now() - read).abs() < TimeDelta::milliseconds(500));
+}
+
+#[test]
+fn configs_have_named_defaults_and_refuse_nonsense() {
+    assert_eq!(
+        heartbeat::Config::default().heartbeat_timeout,
+        heartbeat::DEFAULT_HEARTBEAT_TIMEOUT
+    );
+    assert_eq!(
+        retention::Config::default().interval,
+        retention::DEFAULT_RETENTION_INTERVAL
+    );
+    assert!(heartbeat::Config::default().validate().is_ok());
+    let error = heartbeat::Config {
+        interval: Duration::from_secs(2),
+        heartbeat_timeout: Duration::from_secs(1),
+    }
+    .validate()
+    .unwrap_err()
+    .to_string();
+    assert!(
+        error.contains("--timeout") && error.contains("longer than the tick"),
+        "{error}"
+    );
+    let error = rescue::Config {
+        interval: Duration::ZERO,
+    }
+    .validate()
+    .unwrap_err()
+    .to_string();
+    assert!(error.contains("--tick"), "{error}");
+    assert!(
+        wake::Config {
+            interval: Duration::ZERO
+        }
+        .validate()
+        .is_err()
+    );
+    assert!(retention::Config::default().validate().is_ok());
+}

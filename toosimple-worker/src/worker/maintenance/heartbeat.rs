@@ -1,0 +1,181 @@
+//! The heartbeat: this worker's `last_tick`, which tells the others it is alive.
+//!
+//! It beats on a thread of its own, with its own database calls, never on the threads that run
+//! tasks nor in the worker's loop: an async task that blocks its thread, or a slow round, cannot
+//! stop it and get the worker's tasks rescued (run twice) while it is alive. Before each beat it
+//! re-measures the database's clock, so that every worker dates its beats by one clock.
+
+use std::sync::Arc;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use toosimple_core::{Error, Store};
+
+use super::{DEFAULT_INTERVAL, check_interval};
+use crate::clock::Clock;
+
+/// The heartbeat timeout other workers give this one unless told otherwise: 300 s, as the seed.
+pub const DEFAULT_HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// A clock offset from the database smaller than this is not worth a log line.
+const NOTABLE_OFFSET: TimeDelta = TimeDelta::seconds(1);
+
+/// How the heartbeat runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Time between beats (the worker's `--tick`).
+    pub interval: Duration,
+    /// The heartbeat timeout: how long without a beat before other workers take this one for
+    /// dead and rescue its tasks (the worker's `--timeout`; not a task's run limit).
+    pub heartbeat_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            interval: DEFAULT_INTERVAL,
+            heartbeat_timeout: DEFAULT_HEARTBEAT_TIMEOUT,
+        }
+    }
+}
+
+impl Config {
+    /// Checks the interval is positive and shorter than the heartbeat timeout: a worker that
+    /// beats less often than its timeout would be rescued between its own beats.
+    pub fn validate(&self) -> Result<(), Error> {
+        check_interval("--tick", self.interval)?;
+        if self.heartbeat_timeout <= self.interval {
+            return Err(Error::InvalidOption {
+                option: "--timeout".to_string(),
+                reason: format!(
+                    "the heartbeat timeout ({:?}) must be longer than the tick ({:?}), else other \
+                     workers rescue this one's tasks between its beats",
+                    self.heartbeat_timeout, self.interval
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// What one beat did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// The time written as `last_tick`.
+    pub at: DateTime<Utc>,
+}
+
+/// The heartbeat of worker `label`.
+#[derive(Debug, Clone)]
+pub struct Heartbeat {
+    label: String,
+    config: Config,
+}
+
+impl Heartbeat {
+    /// The heartbeat of worker `label`.
+    pub fn new(label: impl Into<String>, config: Config) -> Heartbeat {
+        Heartbeat {
+            label: label.into(),
+            config,
+        }
+    }
+
+    /// Writes one beat dated `now`.
+    pub fn run_once(&self, store: &Store, now: DateTime<Utc>) -> Result<Report, Error> {
+        store.heartbeat(&self.label, now)?;
+        Ok(Report { at: now })
+    }
+
+    /// Beats on a thread of its own until the returned handle is stopped or dropped.
+    pub(crate) fn spawn(self, store: Store, clock: Arc<dyn Clock>) -> Result<Beating, Error> {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name(format!("toosimple-heartbeat-{}", self.label))
+            .spawn(move || self.beat_until(&store, &*clock, &stopped))
+            .map_err(|e| Error::InvalidOption {
+                option: "heartbeat".to_string(),
+                reason: format!("cannot start the heartbeat thread: {e}"),
+            })?;
+        Ok(Beating {
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    fn beat_until(&self, store: &Store, clock: &dyn Clock, stopped: &mpsc::Receiver<()>) {
+        let mut failing = false;
+        let mut logged_offset = TimeDelta::zero();
+        loop {
+            let beat = clock.sync(store).and_then(|offset| {
+                if (offset - logged_offset).abs() >= NOTABLE_OFFSET {
+                    log_offset(&self.label, offset);
+                    logged_offset = offset;
+                }
+                self.run_once(store, clock.now())
+            });
+            match beat {
+                Ok(_) if failing => {
+                    tracing::debug!(worker = %self.label, "heartbeat recorded again");
+                    failing = false;
+                }
+                Ok(_) => {}
+                // The worker's loop meets the same outage and logs it; this says only that
+                // beats are missing, once per streak.
+                Err(e) if !failing => {
+                    tracing::info!(worker = %self.label, "could not record the heartbeat, retrying at each tick: {}", e.report());
+                    failing = true;
+                }
+                Err(_) => {}
+            }
+            match stopped.recv_timeout(self.config.interval) {
+                Err(RecvTimeoutError::Timeout) => continue,
+                Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+            }
+        }
+    }
+}
+
+fn log_offset(label: &str, offset: TimeDelta) {
+    let seconds = offset.num_milliseconds() as f64 / 1000.0;
+    if offset.abs() < NOTABLE_OFFSET {
+        tracing::info!(worker = %label, "this machine's clock agrees with the database's again ({seconds:+.3} s)");
+    } else {
+        let (by, way) = if seconds < 0.0 {
+            (-seconds, "ahead of")
+        } else {
+            (seconds, "behind")
+        };
+        tracing::warn!(
+            worker = %label,
+            "this machine's clock is {by:.1} s {way} the database's: heartbeats, rescues and due \
+             times use the database's; fix the machine's time synchronisation (NTP)"
+        );
+    }
+}
+
+/// A running heartbeat thread.
+#[derive(Debug)]
+pub(crate) struct Beating {
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Beating {
+    /// Stops the thread and waits for it (blocking: a beat in flight finishes first), so that
+    /// no beat lands after the worker recorded its stop.
+    pub(crate) fn stop(mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Beating {
+    /// Without [`Beating::stop`] (a crash), the thread ends at its next wait.
+    fn drop(&mut self) {
+        drop(self.stop.take());
+    }
+}
