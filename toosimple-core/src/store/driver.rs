@@ -73,6 +73,9 @@ pub(crate) trait Driver {
         last_due: Option<NaiveDateTime>,
     ) -> QueryResult<Option<ScheduleExecRow>>;
 
+    /// The current time by the clock every worker of this database shares.
+    fn database_now(&mut self) -> QueryResult<chrono::DateTime<chrono::Utc>>;
+
     /// Counts succeeded and failed executions per minute finished since `since`.
     fn finished_per_minute(&mut self, since: NaiveDateTime) -> QueryResult<Vec<MinuteCount>>;
 }

@@ -26,6 +26,12 @@ pub(super) fn establish(url: &str) -> ConnectionResult<PgConnection> {
 }
 
 #[derive(QueryableByName)]
+struct DatabaseNow {
+    #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+    now: chrono::DateTime<chrono::Utc>,
+}
+
+#[derive(QueryableByName)]
 struct UpdatedId {
     #[diesel(sql_type = diesel::sql_types::BigInt)]
     id: i64,
@@ -123,6 +129,13 @@ impl Driver for PgConnection {
             .on_conflict_do_nothing()
             .returning(se::schedule_execs::all_columns())
             .optional_to_completion::<ScheduleExecRow>(self)
+    }
+
+    /// The server's clock, shared by workers on every machine.
+    fn database_now(&mut self) -> QueryResult<chrono::DateTime<chrono::Utc>> {
+        diesel::sql_query("SELECT now() AS now")
+            .one_to_completion::<DatabaseNow>(self)
+            .map(|row| row.now)
     }
 
     fn finished_per_minute(&mut self, since: NaiveDateTime) -> QueryResult<Vec<MinuteCount>> {

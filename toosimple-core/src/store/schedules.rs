@@ -42,15 +42,18 @@ fn occurrence_args(def: &ScheduleDef, due: Option<DateTime<Utc>>) -> Result<Valu
     Ok(args)
 }
 
+/// The column values of a new `schedule_execs` row.
+pub(super) type NewScheduleRow<'a> = (
+    diesel::dsl::Eq<se::name, &'a str>,
+    diesel::dsl::Eq<se::last_due, Option<chrono::NaiveDateTime>>,
+    diesel::dsl::Eq<se::state, &'static str>,
+);
+
 /// The values of a new schedule row, for the drivers' `create_schedule`.
 pub(super) fn new_schedule_row(
     name: &str,
     last_due: Option<chrono::NaiveDateTime>,
-) -> (
-    diesel::dsl::Eq<se::name, &str>,
-    diesel::dsl::Eq<se::last_due, Option<chrono::NaiveDateTime>>,
-    diesel::dsl::Eq<se::state, &'static str>,
-) {
+) -> NewScheduleRow<'_> {
     (
         se::name.eq(name),
         se::last_due.eq(last_due),

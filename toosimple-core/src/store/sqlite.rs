@@ -126,6 +126,11 @@ impl Driver for SqliteConnection {
             .optional_to_completion::<ScheduleExecRow>(self)
     }
 
+    /// Every process using the file runs on this machine: its clock is the shared one.
+    fn database_now(&mut self) -> QueryResult<chrono::DateTime<chrono::Utc>> {
+        Ok(chrono::Utc::now())
+    }
+
     fn finished_per_minute(&mut self, since: NaiveDateTime) -> QueryResult<Vec<MinuteCount>> {
         diesel::sql_query(FINISHED_PER_MINUTE)
             .bind::<diesel::sql_types::Timestamp, _>(since)
