@@ -235,6 +235,10 @@ fn worker_on_a_disk_that_fills_up_loses_and_repeats_nothing() {
     let log = ledger_dir.path().join("worker.log");
     let mut worker = db
         .app(env!("CARGO_BIN_EXE_testapp"))
+        .env(
+            "TOOSIMPLE_LOG",
+            "info,toosimple_worker::worker::outage=debug",
+        )
         .args([
             "worker",
             "--until-done",
@@ -258,6 +262,12 @@ fn worker_on_a_disk_that_fills_up_loses_and_repeats_nothing() {
         "the worker to log the full disk",
         Duration::from_secs(30),
         || read_log().contains("SQLITE_FULL"),
+    );
+    // Several rounds fail before space returns: the condition must still be logged once.
+    wait_until(
+        "the worker to retry three times",
+        Duration::from_secs(30),
+        || read_log().matches("still unavailable").count() >= 3,
     );
     let ran_while_full = lines().len();
     std::fs::remove_file(&filler).unwrap();

@@ -23,14 +23,22 @@ impl Outage {
     /// Notes a failed database operation: logs the outage's start, or lengthens the pause.
     pub(crate) fn failed(&mut self, error: &Error) {
         if self.since.is_none() {
-            tracing::error!(
-                "database unavailable, retrying with backoff: {}",
-                error.report()
-            );
+            if matches!(error, Error::DatabaseFull { .. }) {
+                tracing::error!(
+                    "{}; finished tasks' outcomes are kept in memory and nothing new is claimed until there is room",
+                    error.report()
+                );
+            } else {
+                tracing::error!(
+                    "database unavailable, retrying with backoff: {}",
+                    error.report()
+                );
+            }
             self.since = Some(std::time::Instant::now());
             self.pause = FIRST_PAUSE;
         } else {
             self.pause = (self.pause * 2).min(MAX_PAUSE);
+            tracing::debug!("database still unavailable, next try in {:?}", self.pause);
         }
         self.retry_at = Some(Instant::now() + self.pause);
     }
