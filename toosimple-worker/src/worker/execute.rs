@@ -1,9 +1,9 @@
 //! Running one claimed execution: decoding its arguments, calling the task on the right
 //! executor, and turning panics and time-outs into outcomes.
 //!
-//! Task code runs on the worker's task runtime, never on the threads of its loop, heartbeat
-//! or stop path: the wrapper here (and its time-out) runs on the loop's runtime and only waits
-//! for the task. An async task that blocks its thread then delays other tasks, not the worker,
+//! Task code never runs on the threads of the worker's loop, heartbeat or stop path: async
+//! tasks run on the worker's task runtime, sync tasks on blocking-pool threads of their own;
+//! the wrapper here (and its time-out) runs on the loop's runtime and only waits for the task. An async task that blocks its thread then delays other tasks, not the worker,
 //! and is named in a warning.
 
 use std::future::Future;
@@ -32,11 +32,10 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Runs `exec` with `def` on the task runtime `tasks` and reports how it ended, dated by
-/// `clock`.
+/// Runs `exec` with `def` and reports how it ended, dated by `clock`.
 ///
-/// Async tasks run on the task runtime and are cancelled at their timeout. Sync tasks run on
-/// its blocking pool; a thread cannot be pre-empted, so at the timeout the execution is
+/// Async tasks run on the task runtime `tasks` and are cancelled at their timeout. Sync tasks
+/// run on the blocking pool; a thread cannot be pre-empted, so at the timeout the execution is
 /// recorded as failed and the thread is abandoned: whatever it returns later is dropped and
 /// never written over the recorded time-out.
 pub(crate) async fn execute(
@@ -97,7 +96,12 @@ async fn run(def: &'static TaskDef, exec: &ClaimedExec, tasks: &Handle) -> Outco
             let _abort = AbortOnDrop(handle.abort_handle());
             within(timeout, handle).await
         }
-        Invoker::Sync(call) => within(timeout, tasks.spawn_blocking(move || call(args))).await,
+        Invoker::Sync(call) => {
+            // A blocking-pool thread of its own: it shares no thread with the loop (each
+            // blocking call gets its own), so it needs no runtime apart, and an abandoned one
+            // is left to the caller's runtime shutdown as before.
+            within(timeout, tokio::task::spawn_blocking(move || call(args))).await
+        }
     };
     match joined {
         None => Outcome::Failed(format!(

@@ -599,7 +599,7 @@ impl TaskRuntime {
 }
 
 impl Drop for TaskRuntime {
-    /// Without waiting: a sync task abandoned at its time-out or at termination must not hold
+    /// Without waiting: an async task stuck in a blocking call at termination must not hold
     /// the worker (dropping a runtime would also panic inside the loop's runtime).
     fn drop(&mut self) {
         if let Some(runtime) = self.0.take() {
