@@ -2,8 +2,9 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
+use toosimple_core::runtime::{Invoker, RunError};
 use toosimple_core::schema::task_execs::dsl as te;
-use toosimple_core::{Invoker, RunError, State, Store, TaskExec};
+use toosimple_core::{State, Store, TaskExec};
 
 /// The environment variable naming the PostgreSQL server tests create their schemas on.
 pub const POSTGRES_URL_ENV: &str = "TOOSIMPLE_TEST_POSTGRES_URL";

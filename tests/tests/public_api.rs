@@ -58,7 +58,7 @@ fn the_design_snippet_runs() -> Result<(), toosimple_core::Error> {
 
     // Stand in for a worker: run the registered function and record its result.
     let def = toosimple_core::find_task("add")?;
-    let toosimple_core::Invoker::Sync(run) = def.invoker() else {
+    let toosimple_core::runtime::Invoker::Sync(run) = def.invoker() else {
         panic!("add is sync")
     };
     let result = run(exec.args.clone()).unwrap();

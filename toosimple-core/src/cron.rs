@@ -8,8 +8,6 @@ use chrono_tz::Tz;
 
 use crate::error::{Error, Result};
 
-pub use toosimple_cron::rotate_seconds;
-
 /// At most this many occurrences are materialized for one schedule in one pass; a longer
 /// backlog (a long outage of a catch-up schedule) continues on the next pass.
 pub const MAX_OCCURRENCES_PER_PASS: usize = 10_000;
@@ -121,7 +119,10 @@ mod tests {
 
     #[test]
     fn sixth_field_is_seconds() {
-        assert_eq!(rotate_seconds("* * * * * */15"), "*/15 * * * * *");
+        assert_eq!(
+            toosimple_cron::rotate_seconds("* * * * * */15"),
+            "*/15 * * * * *"
+        );
         let s = CronSchedule::parse("* * * * * */15", "UTC").unwrap();
         assert_eq!(
             s.next_after(at("2026-01-01T00:00:01Z")),

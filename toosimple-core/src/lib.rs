@@ -50,16 +50,23 @@ mod worker_status;
 #[doc(hidden)]
 pub mod __private;
 
+/// Not API: what toosimple's own crates (the worker, mail, the tests) share with core beyond
+/// the public surface. It changes in any release without notice; applications never name it.
+#[doc(hidden)]
+pub mod runtime {
+    pub use crate::error::report;
+    pub use crate::registry::{BoxFuture, Invoker, RunError, RunResult, require_tasks};
+    pub use toosimple_cron::rotate_seconds;
+}
+
 pub use toosimple_macros::{schedule, task};
 
-pub use crate::cron::{CronSchedule, rotate_seconds};
+pub use crate::cron::CronSchedule;
 pub use crate::enqueue::enqueue_by_name;
-pub use crate::error::{Error, Result, report};
+pub use crate::error::{Error, Result};
 pub use crate::exec::{QueueCount, TaskExec, TaskExecFilter};
 pub use crate::handle::TaskHandle;
-pub use crate::registry::{
-    BoxFuture, Invoker, RunError, RunResult, TaskDef, find_task, require_tasks, tasks,
-};
+pub use crate::registry::{TaskDef, find_task, tasks};
 pub use crate::schedule::{ScheduleDef, check_schedules, schedules};
 pub use crate::schedule_exec::{ScheduleExec, ScheduleState};
 pub use crate::state::{ParseStateError, State};

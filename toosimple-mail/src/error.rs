@@ -66,6 +66,6 @@ impl Error {
     /// The message followed by each underlying cause, `: `-separated (what a failed execution
     /// records as its error).
     pub fn report(&self) -> String {
-        toosimple_core::report(self)
+        toosimple_core::runtime::report(self)
     }
 }

@@ -88,6 +88,18 @@ pub(crate) fn establish(target: &Target) -> ConnectionResult<AnyConnection> {
     }
 }
 
+/// Starts waking `wake` whenever executions are inserted, where the backend can tell (a
+/// PostgreSQL `LISTEN`); `None` where it cannot, and workers find new work by polling.
+pub(crate) fn spawn_wakeups(
+    target: &Target,
+    wake: std::sync::Arc<tokio::sync::Notify>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    match target {
+        Target::Sqlite { .. } => None,
+        Target::Postgres { url } => Some(super::postgres::listen::spawn(url.clone(), wake)),
+    }
+}
+
 /// The driver of the backend `conn` is connected to.
 pub(crate) fn driver(conn: &mut AnyConnection) -> &mut dyn Driver {
     match conn {

@@ -24,14 +24,23 @@ use diesel::prelude::*;
 use diesel::r2d2::{ManageConnection, PooledConnection, R2D2Connection};
 use diesel::result::ConnectionError;
 
-pub use self::claim::{ClaimRequest, ClaimedExec, QueueSelection};
+pub use self::claim::QueueSelection;
+// The worker's protocol with the store (what it claims, what it reports back): public so that
+// toosimple-worker can speak it, hidden because it is not API and changes with the runtime.
+#[doc(hidden)]
+pub use self::claim::{ClaimRequest, ClaimedExec};
+#[doc(hidden)]
 pub use self::complete::{Completion, CompletionReport, Exchange, Outcome};
 pub use self::driver::MinuteCount;
 use self::driver::driver;
-pub use self::enqueue::{EnqueueConnection, Enqueued, NewTaskExec};
+pub use self::enqueue::EnqueueConnection;
+#[doc(hidden)]
+pub use self::enqueue::{Enqueued, NewTaskExec};
+#[doc(hidden)]
 pub use self::schedules::MaterializeReport;
 use self::url::Target;
 pub use self::url::mask as mask_url;
+#[doc(hidden)]
 pub use self::workers::WorkerRegistration;
 use crate::error::{Error, Result};
 
@@ -88,6 +97,16 @@ impl ManageConnection for ConnectionManager {
 
     fn has_broken(&self, conn: &mut AnyConnection) -> bool {
         conn.is_broken()
+    }
+}
+
+/// The background task behind [`Store::wakeups`]; dropping it stops the wake-ups.
+#[derive(Debug)]
+pub struct Wakeups(tokio::task::JoinHandle<()>);
+
+impl Drop for Wakeups {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -214,13 +233,14 @@ impl Store {
         &self.inner.url
     }
 
-    /// The PostgreSQL connection URL as given (password included), for a client of its own
-    /// such as the worker's `LISTEN` connection; `None` for SQLite.
-    pub fn postgres_url(&self) -> Option<&str> {
-        match &self.inner.target {
-            Target::Postgres { url } => Some(url),
-            Target::Sqlite { .. } => None,
-        }
+    /// Wakes `wake` each time executions are inserted into this database, for as long as the
+    /// returned [`Wakeups`] lives: on PostgreSQL through `LISTEN` on [`QUEUED_CHANNEL`]
+    /// (reconnecting by itself); `None` on SQLite, whose workers find new work at their tick.
+    ///
+    /// Call it inside a tokio runtime. A lost notification only delays work to the next poll:
+    /// polling stays the correctness path.
+    pub fn wakeups(&self, wake: std::sync::Arc<tokio::sync::Notify>) -> Option<Wakeups> {
+        driver::spawn_wakeups(&self.inner.target, wake).map(Wakeups)
     }
 
     /// Which database kind this is.

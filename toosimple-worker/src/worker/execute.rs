@@ -13,8 +13,9 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use tokio::runtime::Handle;
+use toosimple_core::TaskDef;
+use toosimple_core::runtime::{BoxFuture, Invoker, RunError, RunResult};
 use toosimple_core::store::{ClaimedExec, Completion, Outcome};
-use toosimple_core::{BoxFuture, Invoker, RunError, RunResult, TaskDef};
 
 use crate::clock::Clock;
 

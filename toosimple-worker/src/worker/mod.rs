@@ -12,7 +12,6 @@ pub mod maintenance;
 mod outage;
 mod producer;
 mod shutdown;
-mod wakeup;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -262,7 +261,7 @@ struct Run {
     check_unheld: bool,
     heartbeat: Option<Beating>,
     wake: Arc<Notify>,
-    _listener: Option<AbortTask>,
+    _listener: Option<toosimple_core::store::Wakeups>,
     _tasks: TaskRuntime,
 }
 
@@ -277,7 +276,7 @@ impl Run {
     /// Checks the configuration and the registry, registers the worker, and starts its
     /// heartbeat, its `LISTEN` wake-ups and its task runtime.
     async fn start(mut worker: Worker) -> Result<Run, Error> {
-        let defs = toosimple_core::require_tasks()?;
+        let defs = toosimple_core::runtime::require_tasks()?;
         if worker.schedules {
             toosimple_core::check_schedules()?;
         }
@@ -346,9 +345,7 @@ impl Run {
             Heartbeat::new(label.clone(), beat).spawn(store.clone(), worker.clock.clone())?;
         let tasks = TaskRuntime::start()?;
         let wake = Arc::new(Notify::new());
-        let listener = store
-            .postgres_url()
-            .map(|url| AbortTask(wakeup::spawn(url.to_string(), wake.clone())));
+        let listener = store.wakeups(wake.clone());
         let materializer = Materializer::new(label.clone(), schedules, &worker.queues);
         let next_schedule = (!materializer.is_empty()).then(Instant::now);
         Ok(Run {
@@ -612,15 +609,6 @@ impl Drop for TaskRuntime {
 /// worker, so a poisoned lock is taken as is.
 fn lock<T: ?Sized>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Aborts a background task (the `LISTEN` connection) when the worker's loop ends.
-struct AbortTask(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortTask {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 /// Runs blocking database work off the async threads.

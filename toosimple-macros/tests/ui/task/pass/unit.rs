@@ -1,5 +1,6 @@
 //! A task returning nothing: its result is JSON `null`, its handle's output `()`.
-use toosimple_core::{Invoker, TaskHandle, find_task, task};
+use toosimple_core::runtime::Invoker;
+use toosimple_core::{TaskHandle, find_task, task};
 
 #[task]
 fn log(line: String) {

@@ -5,14 +5,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::store::QUEUED_CHANNEL;
 use futures_util::StreamExt;
 use tokio::sync::Notify;
 use tokio_postgres::{AsyncMessage, NoTls};
-use toosimple_core::store::QUEUED_CHANNEL;
 
 /// Listens on `url` for as long as the returned task lives (abort it to stop), reconnecting
 /// with backoff; each notification wakes `wake`.
-pub(crate) fn spawn(url: String, wake: Arc<Notify>) -> tokio::task::JoinHandle<()> {
+pub(in crate::store) fn spawn(url: String, wake: Arc<Notify>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut pause = Duration::from_millis(200);
         let mut warned = false;
@@ -22,7 +22,7 @@ pub(crate) fn spawn(url: String, wake: Arc<Notify>) -> tokio::task::JoinHandle<(
                 Err(e) => {
                     // Not a fault: polling at each tick still finds the work.
                     if !warned {
-                        let reason = toosimple_core::report(&e);
+                        let reason = crate::error::report(&e);
                         tracing::info!(
                             "no LISTEN wake-ups for now ({reason}): new work starts at the next tick"
                         );

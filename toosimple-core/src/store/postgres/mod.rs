@@ -1,6 +1,8 @@
 //! The PostgreSQL driver: migrations serialised across processes, row locks that skip what
 //! another worker holds, and outcomes recorded in one statement.
 
+pub(super) mod listen;
+
 use chrono::NaiveDateTime;
 use diesel::connection::{AnsiTransactionManager, TransactionManager};
 use diesel::prelude::*;
