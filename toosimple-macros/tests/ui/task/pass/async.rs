@@ -1,8 +1,7 @@
 //! An async task: registered with an async invoker that awaits the function.
 use std::task::{Context, Poll, Waker};
 
-use toosimple_core::runtime::Invoker;
-use toosimple_core::{TaskHandle, find_task, task};
+use toosimple_core::{TaskHandle, find_task, runtime::Invoker, task};
 
 #[task]
 pub async fn shout(text: String) -> String {

@@ -1,6 +1,5 @@
 //! Tasks returning `Result`: `Ok` is the result, `Err` (any `Display`) fails the execution.
-use toosimple_core::runtime::{Invoker, RunError};
-use toosimple_core::{TaskHandle, find_task, task};
+use toosimple_core::{TaskHandle, find_task, runtime::{Invoker, RunError}, task};
 
 #[derive(Debug)]
 pub struct MailError(String);

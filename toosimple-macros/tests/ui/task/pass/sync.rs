@@ -1,6 +1,5 @@
 //! A sync task: registered with its defaults, its runner decodes arguments by name.
-use toosimple_core::runtime::Invoker;
-use toosimple_core::{TaskHandle, find_task, task};
+use toosimple_core::{TaskHandle, find_task, runtime::Invoker, task};
 
 #[task]
 pub fn add(a: i64, b: i64) -> i64 {

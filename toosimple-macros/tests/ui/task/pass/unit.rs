@@ -1,6 +1,5 @@
 //! A task returning nothing: its result is JSON `null`, its handle's output `()`.
-use toosimple_core::runtime::Invoker;
-use toosimple_core::{TaskHandle, find_task, task};
+use toosimple_core::{TaskHandle, find_task, runtime::Invoker, task};
 
 #[task]
 fn log(line: String) {
