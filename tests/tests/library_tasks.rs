@@ -2,14 +2,16 @@
 
 use toosimple_tests as _;
 
-const EXPECTED: [&str; 20] = [
+const EXPECTED: [&str; 22] = [
     "add",
     "always_fails",
     "append_line",
     "async_sleepy_with_timeout",
     "at_time",
+    "blocks_its_thread",
     "echo",
     "fail_with",
+    "fails_noting_db_time",
     "mail.send",
     "many_args",
     "morning",
