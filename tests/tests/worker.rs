@@ -28,7 +28,7 @@ backend_suite!(
     rescues_the_tasks_of_a_silent_worker_exactly_once,
     graceful_shutdown_finishes_running_tasks,
     terminate_interrupts_and_replaces_running_tasks,
-    claims_lost_in_an_outage_are_released,
+    release_unheld_requeues_only_this_workers_claims_it_does_not_run,
 );
 
 fn worker(db: &TestDb) -> Worker {
@@ -360,7 +360,10 @@ fn terminate_interrupts_and_replaces_running_tasks(db: &TestDb) {
     assert!(db.side_effects().is_empty());
 }
 
-fn claims_lost_in_an_outage_are_released(db: &TestDb) {
+/// What a worker does after an outage (claims that committed while it saw an error are put
+/// back): here the store call alone, on rows set up by hand. The outage itself, a PostgreSQL
+/// restarted under a running worker, is `outage.rs`.
+fn release_unheld_requeues_only_this_workers_claims_it_does_not_run(db: &TestDb) {
     let running = record::queue(1).unwrap();
     let lost = record::queue(2).unwrap();
     let other = record::queue(3).unwrap();
