@@ -85,25 +85,21 @@ fn enqueue_action(def: &TaskDef) -> impl FnOnce() -> String {
 }
 
 /// What a full database means to the caller of an enqueue: nothing of the call was stored.
-fn not_queued(error: Error, count: usize) -> Error {
-    match error {
-        Error::DatabaseFull {
-            location,
-            code,
-            source,
-            ..
-        } => Error::DatabaseFull {
-            location,
-            code,
-            consequence: if count == 1 {
-                "the task was not queued".to_string()
-            } else {
-                format!("none of the {count} tasks was queued")
-            },
-            source,
-        },
-        other => other,
+fn not_queued(count: usize) -> String {
+    if count == 1 {
+        "the task was not queued".to_string()
+    } else {
+        format!("none of the {count} tasks was queued")
     }
+}
+
+/// Says, on a full database, that the call's tasks were not queued (the store's message says
+/// only that nothing was stored).
+fn say_not_queued(mut error: Error, count: usize) -> Error {
+    if let Error::DatabaseFull { consequence, .. } = &mut error {
+        *consequence = not_queued(count);
+    }
+    error
 }
 
 /// Enqueues executions of `def` into `store`, in one transaction.
@@ -121,7 +117,7 @@ pub(crate) fn enqueue_rows<T>(
     } else {
         store.write(enqueue_action(def), |c| c.__enqueue(rows))
     }
-    .map_err(|e| not_queued(e, rows.len()))?;
+    .map_err(|e| say_not_queued(e, rows.len()))?;
     Ok(enqueued
         .into_iter()
         .map(|e| TaskHandle::enqueued(Some(store.clone()), e.id, e.duplicate))
@@ -182,13 +178,12 @@ pub mod __private {
         let enqueued = match conn.__enqueue(std::slice::from_ref(&row)) {
             Ok(enqueued) => enqueued,
             Err(source) => {
-                let error = Error::write_failed(
+                return Err(Error::write_failed(
                     enqueue_action(def)(),
                     || conn.__location(),
-                    |_| String::new(),
+                    |_| not_queued(1),
                     source,
-                );
-                return Err(not_queued(error, 1));
+                ));
             }
         };
         Ok(TaskHandle::enqueued(
