@@ -500,7 +500,9 @@ impl Run {
             }
             _ = tokio::time::sleep_until(wake_at) => {}
             _ = self.wake.notified() => {}
-            _ = self.stop.changed() => {}
+            // An error means every `Shutdown` handle is gone: no request can come any more,
+            // and an error returned at once on every call would make the loop spin.
+            Ok(()) = self.stop.changed() => {}
         }
     }
 
@@ -616,5 +618,38 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
     match tokio::task::spawn_blocking(f).await {
         Ok(value) => value,
         Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The loop's test binary needs one registered task to start a worker.
+    #[toosimple_core::task]
+    fn idle() {}
+
+    /// With nothing running, no tick due and no stop asked, the loop's wait must sleep. Here no
+    /// [`Shutdown`] handle outlives the builder (as in `Worker::new()…run()`), which made the
+    /// stop branch return at once on every call: the loop spun, taking the CPU its tasks
+    /// needed, and recorded outcomes in many small rounds instead of few full ones.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn wait_sleeps_when_no_shutdown_handle_is_left() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let url = format!("sqlite://{}", dir.path().join("wait.sqlite3").display());
+        let store = Store::connect(&url).expect("open the database");
+        let worker = Worker::new()
+            .store(store)
+            .tick(Duration::from_secs(60))
+            .schedules(false);
+        let mut run = Run::start(worker).await.expect("the worker starts");
+        run.maintain().await;
+        run.round(StopRequest::None).await;
+        assert_eq!(run.producer.last_claimed, 0, "the queue is empty");
+        let waited = tokio::time::timeout(Duration::from_millis(500), run.wait()).await;
+        assert!(
+            waited.is_err(),
+            "wait returned with no task, tick, wake-up or stop request to wake it"
+        );
     }
 }
