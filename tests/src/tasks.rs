@@ -183,6 +183,21 @@ pub fn always_fails() -> Result<(), String> {
     Err("it always fails".to_string())
 }
 
+/// Fails the first time (it creates the file `marker`), then returns `a + b`: one retry,
+/// at once.
+#[task(retries = 1, retry_delay = 0)]
+pub fn fails_once(marker: String, a: i64, b: i64) -> Result<i64, String> {
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&marker)
+    {
+        Ok(_) => Err("the first run fails".to_string()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(a + b),
+        Err(e) => Err(format!("cannot create {marker}: {e}")),
+    }
+}
+
 /// Panics.
 #[task]
 pub fn panics(message: String) {

@@ -2,8 +2,8 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
-use toosimple_core::runtime::{Invoker, RunError};
 use toosimple_core::schema::task_execs::dsl as te;
+use toosimple_core::store::ClaimedExec;
 use toosimple_core::{State, Store, TaskExec};
 
 /// The environment variable naming the PostgreSQL server tests create their schemas on.
@@ -158,37 +158,74 @@ impl TestDb {
 }
 
 impl TestDb {
-    /// Does by hand what a worker does with execution `id`: runs its task with the stored
-    /// arguments and records the outcome. Returns the recorded state.
+    /// Runs execution `id` through a worker's own run-and-record path, without a worker loop:
+    /// the row (queued, sleeping and run early, or set processing by the test) is claimed for the label `by-hand` (the
+    /// one step done in SQL here, so that this execution and no other is taken), then run by the worker's executor and recorded by the
+    /// store's completion, retries and replacements included. Returns the recorded state.
     pub fn run_by_hand(&self, id: i64) -> State {
-        let exec = TaskExec::get_in(&self.store, id).expect("the execution exists");
-        let def = toosimple_core::find_task(&exec.task_name).expect("the task is registered");
-        let outcome = match def.invoker() {
-            Invoker::Sync(run) => run(exec.args),
-            Invoker::Async(run) => tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a runtime")
-                .block_on(run(exec.args)),
-        };
-        let (state, result, error) = match outcome {
-            Ok(value) => (State::Succeeded, Some(value.to_string()), None),
-            Err(RunError::Failed(message)) => (State::Failed, None, Some(message)),
-            Err(RunError::InvalidArgs(message)) => (State::Invalid, None, Some(message)),
-        };
+        const LABEL: &str = "by-hand";
         let now = chrono::Utc::now().naive_utc();
         let mut conn = self.store.connection().expect("a connection");
-        diesel::update(te::task_execs.find(id))
-            .set((
-                te::state.eq(state.as_str()),
-                te::result.eq(result),
-                te::error.eq(error),
-                te::started.eq(now),
-                te::finished.eq(now),
-            ))
-            .execute(&mut *conn)
+        let claimed = diesel::update(te::task_execs.find(id).filter(te::state.eq_any([
+            State::Queued.as_str(),
+            State::Sleeping.as_str(),
+            State::Processing.as_str(),
+        ])))
+        .set((
+            te::state.eq(State::Processing.as_str()),
+            te::worker.eq(LABEL),
+            te::started.eq(now),
+        ))
+        .execute(&mut *conn)
+        .expect("claim the execution");
+        assert_eq!(claimed, 1, "execution {id} is not waiting nor processing");
+        let (task_name, args, queue, priority, due, retries, retry_delay, unique_key) =
+            te::task_execs
+                .find(id)
+                .select((
+                    te::task_name,
+                    te::args,
+                    te::queue,
+                    te::priority,
+                    te::due,
+                    te::retries,
+                    te::retry_delay,
+                    te::unique_key,
+                ))
+                .load::<(
+                    String,
+                    String,
+                    String,
+                    i32,
+                    chrono::NaiveDateTime,
+                    i32,
+                    i64,
+                    Option<String>,
+                )>(&mut *conn)
+                .expect("read the claimed execution")
+                .pop()
+                .expect("the execution exists");
+        drop(conn);
+        let claimed = ClaimedExec {
+            id,
+            task_name,
+            args,
+            queue,
+            priority,
+            due,
+            retries,
+            retry_delay,
+            unique_key,
+        };
+        let completion = toosimple_worker::run_claimed(claimed).expect("the task is registered");
+        let report = self
+            .store
+            .complete(LABEL, &[completion])
             .expect("record the outcome");
-        state
+        assert_eq!(report.recorded, 1, "the outcome of {id} was not recorded");
+        TaskExec::get_in(&self.store, id)
+            .expect("the execution exists")
+            .state
     }
 }
 

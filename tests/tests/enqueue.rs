@@ -8,7 +8,7 @@ use diesel::Connection;
 use serde_json::json;
 use toosimple_core::{Error, State, TaskExec, TaskExecFilter, TaskHandle};
 use toosimple_tests::tasks::{
-    Everything, add, echo, fail_with, many_args, nothing, refresh, send, shout,
+    Everything, add, echo, fail_with, fails_once, many_args, nothing, refresh, send, shout,
 };
 use toosimple_tests::{TestDb, backend_suite};
 
@@ -323,14 +323,16 @@ fn wait_reports_failure_with_the_message(db: &TestDb) {
 }
 
 fn wait_follows_the_retry_chain(db: &TestDb) {
-    let first = add::queue(1, 2).unwrap();
-    let retry = add::queue(1, 2).unwrap();
-    db.execute(&format!(
-        "UPDATE task_execs SET state = 'failed', error = 'boom', replaced_by = {} WHERE id = {}",
-        retry.id(),
-        first.id()
-    ));
-    db.run_by_hand(retry.id());
+    let folder = tempfile::tempdir().unwrap();
+    let marker = folder.path().join("ran").display().to_string();
+    let first = fails_once::queue(marker, 1, 2).unwrap();
+    assert_eq!(db.run_by_hand(first.id()), State::Failed);
+    let retry = first
+        .exec()
+        .unwrap()
+        .replaced_by
+        .expect("the failure was replaced by its retry");
+    assert_eq!(db.run_by_hand(retry), State::Succeeded);
     assert_eq!(first.wait(Duration::from_secs(5)).unwrap(), 3);
 }
 

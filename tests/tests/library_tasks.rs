@@ -2,7 +2,7 @@
 
 use toosimple_tests as _;
 
-const EXPECTED: [&str; 22] = [
+const EXPECTED: [&str; 23] = [
     "add",
     "always_fails",
     "append_line",
@@ -12,6 +12,7 @@ const EXPECTED: [&str; 22] = [
     "echo",
     "fail_with",
     "fails_noting_db_time",
+    "fails_once",
     "mail.send",
     "many_args",
     "morning",

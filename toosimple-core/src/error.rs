@@ -191,6 +191,11 @@ pub enum Error {
         reason: String,
     },
 
+    /// The worker could not start a thread or an async runtime it needs (the system refused:
+    /// too many threads, no memory).
+    #[error("{0}")]
+    Runtime(String),
+
     /// [`TaskHandle::wait`](crate::TaskHandle::wait) saw the execution end without success.
     #[error("task execution {id} of `{task}` ended {state}{}", .error.as_deref().map(|e| format!(": {e}")).unwrap_or_default())]
     TaskFailed {

@@ -39,6 +39,17 @@ use std::process::ExitCode;
 pub use crate::cli::init_tracing;
 pub use crate::worker::{Exit, RunMode, Shutdown, Worker, completer, maintenance};
 
+/// Runs one execution, already claimed, exactly as a worker's slot does (the task on its
+/// executor, panics and time-outs turned into outcomes) and returns its completion (an error if its task is not registered), to record
+/// with [`Store::complete`](toosimple_core::Store::complete). Not API: it lets tests drive the
+/// real run-and-record path one chosen execution at a time.
+#[doc(hidden)]
+pub fn run_claimed(
+    exec: toosimple_core::store::ClaimedExec,
+) -> Result<toosimple_core::store::Completion, toosimple_core::Error> {
+    worker::run_claimed(exec)
+}
+
 /// Runs the command line of an application that defines tasks: parses the process's
 /// arguments, runs the subcommand, and returns its exit code.
 pub fn main() -> ExitCode {

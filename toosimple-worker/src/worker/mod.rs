@@ -583,10 +583,7 @@ impl TaskRuntime {
             .thread_name("toosimple-task")
             .build()
             .map(|runtime| TaskRuntime(Some(runtime)))
-            .map_err(|e| Error::InvalidOption {
-                option: "task runtime".to_string(),
-                reason: format!("cannot start the runtime tasks run on: {e}"),
-            })
+            .map_err(|e| Error::Runtime(format!("cannot start the runtime tasks run on: {e}")))
     }
 
     fn handle(&self) -> tokio::runtime::Handle {
@@ -605,6 +602,19 @@ impl Drop for TaskRuntime {
             runtime.shutdown_background();
         }
     }
+}
+
+/// See [`crate::run_claimed`]: the worker's `execute` on a runtime of its own, dated by the
+/// database's clock.
+pub(crate) fn run_claimed(exec: toosimple_core::store::ClaimedExec) -> Result<Completion, Error> {
+    let def = toosimple_core::find_task(&exec.task_name)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Runtime(format!("cannot start a runtime to run one execution: {e}")))?;
+    let handle = runtime.handle().clone();
+    let clock: Arc<dyn Clock> = Arc::new(DatabaseClock::new());
+    Ok(runtime.block_on(execute::execute(def, exec, clock, handle)))
 }
 
 /// Locks a mutex the loop shares with its blocking calls; a panic there already ended the

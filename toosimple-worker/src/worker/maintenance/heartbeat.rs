@@ -94,10 +94,7 @@ impl Heartbeat {
         let thread = std::thread::Builder::new()
             .name(format!("toosimple-heartbeat-{}", self.label))
             .spawn(move || self.beat_until(&store, &*clock, &stopped))
-            .map_err(|e| Error::InvalidOption {
-                option: "heartbeat".to_string(),
-                reason: format!("cannot start the heartbeat thread: {e}"),
-            })?;
+            .map_err(|e| Error::Runtime(format!("cannot start the heartbeat thread: {e}")))?;
         Ok(Beating {
             stop: Some(stop),
             thread: Some(thread),
