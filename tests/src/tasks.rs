@@ -218,11 +218,26 @@ pub fn sleepy_with_timeout(ms: u64, n: i64) -> Result<(), String> {
     record(n)
 }
 
-/// Sleeps `ms` milliseconds asynchronously, then records `n`; times out after 1 s.
+/// Sleeps `ms` milliseconds asynchronously, then records `n`; times out after 1 s. Cancelled
+/// before its sleep ends (its future dropped), it records `-n` instead: a cancellation that
+/// tests can wait for, rather than checking after a while that `n` never came.
 #[task(timeout = 1)]
 pub async fn async_sleepy_with_timeout(ms: u64, n: i64) -> Result<(), String> {
+    let mut cancelled = RecordOnDrop(Some(-n));
     tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    cancelled.0 = None;
     record(n)
+}
+
+/// Records its number when dropped, unless emptied first.
+struct RecordOnDrop(Option<i64>);
+
+impl Drop for RecordOnDrop {
+    fn drop(&mut self) {
+        if let Some(n) = self.0.take() {
+            let _ = record(n);
+        }
+    }
 }
 
 /// Sleeps `ms` milliseconds, then appends the line `n` to the file `path`: a side effect

@@ -141,6 +141,23 @@ impl TestDb {
         command
     }
 
+    /// Moves the finish time of every finished execution `by` into the past: time passing for
+    /// a retention test without waiting for it.
+    pub fn age_finished(&self, by: chrono::TimeDelta) {
+        let mut conn = self.store.connection().expect("a connection");
+        let finished: Vec<(i64, chrono::NaiveDateTime)> = te::task_execs
+            .filter(te::finished.is_not_null())
+            .select((te::id, te::finished.assume_not_null()))
+            .load(&mut *conn)
+            .expect("read the finished executions");
+        for (id, at) in finished {
+            diesel::update(te::task_execs.find(id))
+                .set(te::finished.eq(at - by))
+                .execute(&mut *conn)
+                .expect("move a finish time back");
+        }
+    }
+
     /// Counts the rows matching `where_clause` in `task_execs`.
     pub fn count(&self, where_clause: &str) -> i64 {
         #[derive(QueryableByName)]

@@ -51,6 +51,45 @@ fn spawn_worker(db: &TestDb, args: &[&str]) -> Child {
         .expect("start a worker")
 }
 
+/// A worker whose log lines (stderr) arrive on the returned channel, and are echoed.
+fn spawn_logged_worker(db: &TestDb, args: &[&str]) -> (Child, std::sync::mpsc::Receiver<String>) {
+    use std::io::BufRead;
+    let mut child = db
+        .app(APP)
+        .arg("worker")
+        .args(args)
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start a worker");
+    let stderr = child.stderr.take().expect("the worker's stderr");
+    let (lines, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            eprintln!("{line}");
+            let _ = lines.send(line);
+        }
+    });
+    (child, received)
+}
+
+/// Waits for a log line containing `text`, panicking after `timeout`.
+fn wait_for_line(lines: &std::sync::mpsc::Receiver<String>, text: &str, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) if line.contains(text) => return,
+            Ok(_) => {}
+            Err(e) => panic!("no log line with {text:?} within {timeout:?}: {e}"),
+        }
+    }
+}
+
 fn signal(child: &Child, name: &str) {
     let status = Command::new("kill")
         .args([&format!("-{name}"), &child.id().to_string()])
@@ -149,12 +188,17 @@ fn first_sigint_lets_the_running_task_finish_and_exits_0(db: &TestDb) {
 
 fn second_sigint_terminates(db: &TestDb) {
     let task = sleepy::queue(10_000, 1).unwrap();
-    let worker = spawn_worker(db, &[]);
+    let (worker, log) = spawn_logged_worker(db, &[]);
     wait_until("the task to start", Duration::from_secs(20), || {
         task.state().unwrap() == State::Processing
     });
     signal(&worker, "INT");
-    std::thread::sleep(Duration::from_millis(300));
+    // Two signals sent at once may arrive as one: the second goes once the first was read.
+    wait_for_line(
+        &log,
+        "SIGINT: finishing running tasks",
+        Duration::from_secs(20),
+    );
     signal(&worker, "INT");
     assert_eq!(exit_code(worker, Duration::from_secs(20)), 77);
     assert_eq!(task.state().unwrap(), State::Interrupted);
@@ -337,10 +381,13 @@ fn enqueue_requeue_cancel_and_purge(db: &TestDb) {
     // Nothing is old enough yet; then everything finished is.
     let keep = run(db, &["purge", "--older-than", "7d"]);
     assert!(stdout(&keep).contains("deleted 0"));
-    std::thread::sleep(Duration::from_millis(1_100));
-    let purge = run(db, &["purge", "--older_than", "1s", "--state", "cancelled"]);
+    let keep = run(db, &["purge", "--older-than", "1h"]);
+    assert!(stdout(&keep).contains("deleted 0"));
+    // Two hours pass for the finished rows (their times moved back, not waited for).
+    db.age_finished(chrono::TimeDelta::hours(2));
+    let purge = run(db, &["purge", "--older_than", "1h", "--state", "cancelled"]);
     assert!(stdout(&purge).contains("deleted 1"), "{}", stdout(&purge));
-    let purge = run(db, &["purge", "--older-than", "1s"]);
+    let purge = run(db, &["purge", "--older-than", "1h"]);
     assert!(stdout(&purge).contains("deleted 1"), "{}", stdout(&purge));
     assert_eq!(db.count("1 = 1"), 1, "only the sleeping one is left");
 }

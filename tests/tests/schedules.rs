@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use serde_json::{Value, json};
 use toosimple_core::{ScheduleDef, ScheduleExec, ScheduleState, State, TaskExec, TaskExecFilter};
-use toosimple_tests::{TestDb, backend_suite};
+use toosimple_tests::{TestDb, backend_suite, wait_until};
 
 backend_suite!(
     catch_up_enqueues_every_missed_occurrence,
@@ -278,7 +278,9 @@ fn eight_worker_processes_run_a_one_second_schedule_once_per_second(db: &TestDb)
         })
         .collect();
     let started = Utc::now();
-    std::thread::sleep(Duration::from_secs(10));
+    wait_until("ten occurrences to run", Duration::from_secs(40), || {
+        db.count("task_name = 'every_second' AND state = 'succeeded'") >= 10
+    });
     for worker in &workers {
         Command::new("kill")
             .args(["-INT", &worker.id().to_string()])

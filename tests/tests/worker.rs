@@ -198,9 +198,16 @@ fn async_tasks_are_cancelled_at_their_timeout(db: &TestDb) {
         (State::Failed, Some("timed out after 1 s"))
     );
     assert_eq!(fast.state().unwrap(), State::Succeeded);
-    // Cancelled: its side effect after the sleep never happens.
-    std::thread::sleep(Duration::from_millis(2_500));
-    assert_eq!(db.side_effects(), vec![2]);
+    // Cancelled: its future was dropped before its sleep ended (it records -1 then, never 1).
+    wait_until(
+        "the timed-out task to be cancelled",
+        Duration::from_secs(10),
+        || {
+            let mut effects = db.side_effects();
+            effects.sort();
+            effects == vec![-1, 2]
+        },
+    );
 }
 
 fn late_result_of_a_timed_out_sync_task_is_not_recorded(db: &TestDb) {
@@ -220,7 +227,7 @@ fn late_result_of_a_timed_out_sync_task_is_not_recorded(db: &TestDb) {
         Duration::from_secs(10),
         || db.side_effects() == vec![1],
     );
-    std::thread::sleep(Duration::from_millis(300));
+    // Once the worker has stopped, nothing more can write: the time-out must still stand.
     shutdown.graceful();
     assert_eq!(running.join().unwrap(), Exit::Stopped);
     let slow = slow.exec().unwrap();
@@ -355,9 +362,10 @@ fn terminate_interrupts_and_replaces_running_tasks(db: &TestDb) {
     );
     let status = toosimple_core::WorkerStatus::list_in(&db.store).unwrap();
     assert_eq!(status[0].state(), toosimple_core::WorkerState::Terminated);
-    // The async task was cancelled, not left running.
-    std::thread::sleep(Duration::from_millis(1_200));
-    assert!(db.side_effects().is_empty());
+    // The async task was cancelled (it records -1 when dropped), not left running.
+    wait_until("the task to be cancelled", Duration::from_secs(10), || {
+        db.side_effects() == vec![-1]
+    });
 }
 
 /// What a worker does after an outage (claims that committed while it saw an error are put
@@ -397,7 +405,11 @@ fn postgres_idle_workers_start_new_work_at_once() {
             .unwrap()
             .is_empty()
     });
-    std::thread::sleep(Duration::from_millis(300)); // idle: its next tick is a minute away
+    // Once a first task ran, the worker is idle in its wait: its next tick is a minute away.
+    let first = record::queue(-1).unwrap();
+    wait_until("a first task to run", Duration::from_secs(10), || {
+        first.state().unwrap() == State::Succeeded
+    });
     for n in 0..3 {
         let task = record::queue(n).unwrap();
         let enqueued = std::time::Instant::now();
@@ -412,5 +424,5 @@ fn postgres_idle_workers_start_new_work_at_once() {
     }
     shutdown.graceful();
     assert_eq!(running.join().unwrap(), Exit::Stopped);
-    assert_eq!(db.side_effects(), vec![0, 1, 2]);
+    assert_eq!(db.side_effects(), vec![-1, 0, 1, 2]);
 }
