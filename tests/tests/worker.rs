@@ -29,6 +29,7 @@ backend_suite!(
     graceful_shutdown_finishes_running_tasks,
     terminate_interrupts_and_replaces_running_tasks,
     release_unheld_requeues_only_this_workers_claims_it_does_not_run,
+    the_heartbeat_goes_on_while_the_shared_pool_is_exhausted,
 );
 
 fn worker(db: &TestDb) -> Worker {
@@ -425,4 +426,39 @@ fn postgres_idle_workers_start_new_work_at_once() {
     shutdown.graceful();
     assert_eq!(running.join().unwrap(), Exit::Stopped);
     assert_eq!(db.side_effects(), vec![-1, 0, 1, 2]);
+}
+
+/// Tasks (or the application) holding every connection of the store's pool must not stop the
+/// heartbeat: it has a connection of its own, else the worker would be taken for dead.
+fn the_heartbeat_goes_on_while_the_shared_pool_is_exhausted(db: &TestDb) {
+    let worker = worker(db);
+    let shutdown = worker.shutdown_handle();
+    let running = std::thread::spawn(move || worker.run());
+    let beat = || {
+        toosimple_core::WorkerStatus::list_in(&db.store)
+            .unwrap()
+            .first()
+            .map(|w| w.last_tick)
+    };
+    wait_until("the worker to register", Duration::from_secs(10), || {
+        beat().is_some()
+    });
+    // The store's pool holds 10; the next checkout waits out its 5 s time-out and fails.
+    let held: Vec<_> = (0..10).map(|_| db.store.connection().unwrap()).collect();
+    assert!(
+        db.store.connection().is_err(),
+        "the shared pool is exhausted"
+    );
+    // Read through a store of its own: the test needs a connection too.
+    let reader = db.store.with_own_pool(1);
+    let last_tick = || toosimple_core::WorkerStatus::list_in(&reader).unwrap()[0].last_tick;
+    let before = last_tick();
+    wait_until(
+        "a beat while the pool is exhausted",
+        Duration::from_secs(10),
+        || last_tick() > before,
+    );
+    drop(held);
+    shutdown.graceful();
+    assert_eq!(running.join().unwrap(), Exit::Stopped);
 }

@@ -222,6 +222,34 @@ impl Store {
         })
     }
 
+    /// The same database through a pool of its own, holding at most `size` connections: for
+    /// work that must never queue behind the application's (the worker's heartbeat, while
+    /// its tasks hold every connection of the shared pool). Connections open when first used;
+    /// an in-memory SQLite database, which exists only on its one connection, is shared.
+    pub fn with_own_pool(&self, size: u32) -> Store {
+        if self.inner.target.is_memory() {
+            return self.clone();
+        }
+        let pool = r2d2::Pool::builder()
+            .connection_timeout(Duration::from_secs(5))
+            .test_on_check_out(false)
+            .error_handler(Box::new(r2d2::NopErrorHandler))
+            .max_size(size.max(1))
+            .min_idle(Some(0))
+            .build_unchecked(ConnectionManager {
+                target: self.inner.target.clone(),
+            });
+        Store {
+            inner: Arc::new(Inner {
+                pool,
+                url: self.inner.url.clone(),
+                location: self.inner.location.clone(),
+                backend: self.inner.backend,
+                target: self.inner.target.clone(),
+            }),
+        }
+    }
+
     /// Connects to `TOOSIMPLE_DATABASE_URL`, or to `sqlite://toosimple.sqlite3` when it is unset.
     pub fn from_env() -> Result<Store> {
         let url = std::env::var(DATABASE_URL_ENV).unwrap_or_else(|_| DEFAULT_DATABASE_URL.into());

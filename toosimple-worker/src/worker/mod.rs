@@ -341,8 +341,9 @@ impl Run {
             mode = ?worker.mode,
             "worker started"
         );
-        let heartbeat =
-            Heartbeat::new(label.clone(), beat).spawn(store.clone(), worker.clock.clone())?;
+        // A connection of its own: tasks that hold every pooled connection cannot delay a beat.
+        let heartbeat = Heartbeat::new(label.clone(), beat)
+            .spawn(store.with_own_pool(1), worker.clock.clone())?;
         let tasks = TaskRuntime::start()?;
         let wake = Arc::new(Notify::new());
         let listener = store.wakeups(wake.clone());
