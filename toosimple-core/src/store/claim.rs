@@ -48,7 +48,8 @@ pub struct ClaimRequest<'a> {
 }
 
 /// A row a worker claimed (now `Processing`), with what running and replacing it needs.
-#[derive(Debug, Clone, PartialEq, Queryable)]
+#[derive(Debug, Clone, PartialEq, Queryable, QueryableByName)]
+#[diesel(table_name = crate::schema::task_execs)]
 pub struct ClaimedExec {
     /// The row's id.
     pub id: i64,
@@ -116,7 +117,9 @@ macro_rules! claim_body {
         };
         let select = inner
             .select(inner.field(te::id))
-            .filter(inner.field(te::state).eq(State::Queued.as_str()))
+            // A literal, not a bound parameter: PostgreSQL's generic plans match a partial
+            // index (`task_execs_claim … WHERE state = 'queued'`) only against a constant.
+            .filter(diesel::dsl::sql::<diesel::sql_types::Bool>("claimable.state = 'queued'"))
             .filter(inner.field(te::task_name).eq_any(request.task_names.iter().copied()))
             .filter(
                 inner
@@ -155,7 +158,10 @@ pub(super) use claim_body;
 pub(super) fn wake(c: &mut AnyConnection, now: DateTime<Utc>) -> QueryResult<usize> {
     diesel::update(
         te::task_execs
-            .filter(te::state.eq(State::Sleeping.as_str()))
+            // A literal, for the partial index `task_execs_wake` (see the claim).
+            .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
+                "task_execs.state = 'sleeping'",
+            ))
             .filter(te::due.le(now.naive_utc())),
     )
     .set(te::state.eq(State::Queued.as_str()))

@@ -184,7 +184,10 @@ impl Store {
     }
 
     /// One round of a worker's work in one transaction (one commit instead of three):
-    /// records `completions`, wakes due sleeping rows, then claims per `request`.
+    /// records `completions`, then claims per `request`. When the claim comes up short, it
+    /// wakes the due sleeping rows and claims again for the rest: a worker with a backlog
+    /// spends no statement on waking (its tick wakes, [`Store::wake`]), and a worker never
+    /// finds the queue empty while a due row sleeps.
     pub fn exchange(
         &self,
         completions: &[Completion],
@@ -194,8 +197,18 @@ impl Store {
             || "recording task outcomes and claiming tasks".to_string(),
             |c| {
                 let report = record(c, request.worker, completions)?;
-                let woken = wake(c, request.now)?;
-                let claimed = driver(c).claim(request)?;
+                let mut claimed = driver(c).claim(request)?;
+                let mut woken = 0;
+                if claimed.len() < request.limit {
+                    woken = wake(c, request.now)?;
+                    if woken > 0 {
+                        let rest = ClaimRequest {
+                            limit: request.limit - claimed.len(),
+                            ..*request
+                        };
+                        claimed.extend(driver(c).claim(&rest)?);
+                    }
+                }
                 Ok(Exchange {
                     report,
                     woken,

@@ -8,7 +8,7 @@ use diesel::result::{ConnectionError, ConnectionResult};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use super::Backend;
-use super::claim::{ClaimRequest, ClaimedExec, claim_body};
+use super::claim::{ClaimRequest, ClaimedExec, QueueSelection};
 use super::complete::OutcomeRow;
 use super::driver::{Driver, MinuteCount};
 use super::enqueue::{Enqueued, NewTaskExec, enqueue_body, location_of};
@@ -81,7 +81,7 @@ impl Driver for SqliteConnection {
         if request.limit == 0 || request.task_names.is_empty() {
             return Ok(Vec::new());
         }
-        claim_body!(self, request, [])
+        claim(self, request)
     }
 
     /// One statement each: SQLite runs in-process, where a statement costs microseconds and
@@ -136,4 +136,53 @@ impl Driver for SqliteConnection {
             .bind::<diesel::sql_types::Timestamp, _>(since)
             .load(self)
     }
+}
+
+/// The claim, written out: SQLite's planner, without statistics, takes the index on
+/// `task_name` (or `state`) for the filter and sorts every queued row for the `ORDER BY`, so
+/// a claim slows with the backlog (4× at 100,000 rows). `INDEXED BY` makes it walk the
+/// partial index made for the claim and stop after `limit` rows; SQLite refuses the statement
+/// rather than ignore the index, so a change that made it unusable fails every claim test.
+fn claim(c: &mut SqliteConnection, request: &ClaimRequest<'_>) -> QueryResult<Vec<ClaimedExec>> {
+    use diesel::sql_types::{BigInt, Text, Timestamp};
+    let placeholders = |n: usize| vec!["?"; n].join(", ");
+    let queues = match request.queues {
+        QueueSelection::All => String::new(),
+        QueueSelection::Only(only) => format!(" AND queue IN ({})", placeholders(only.len())),
+        QueueSelection::Except(except) if except.is_empty() => String::new(),
+        QueueSelection::Except(except) => {
+            format!(" AND queue NOT IN ({})", placeholders(except.len()))
+        }
+    };
+    let sql = format!(
+        "UPDATE task_execs SET state = 'processing', started = ?, worker = ? \
+         WHERE id IN (SELECT id FROM task_execs INDEXED BY task_execs_claim \
+         WHERE state = 'queued' AND task_name IN ({names}){queues} \
+         ORDER BY priority DESC, due, id LIMIT ?) \
+         RETURNING id, task_name, args, queue, priority, due, retries, retry_delay, unique_key",
+        names = placeholders(request.task_names.len()),
+    );
+    let mut query = diesel::sql_query(sql)
+        .into_boxed::<diesel::sqlite::Sqlite>()
+        .bind::<Timestamp, _>(request.now.naive_utc())
+        .bind::<Text, _>(request.worker.to_string());
+    for name in request.task_names {
+        query = query.bind::<Text, _>(*name);
+    }
+    match request.queues {
+        QueueSelection::All => {}
+        QueueSelection::Only(queues) | QueueSelection::Except(queues) => {
+            for queue in queues {
+                query = query.bind::<Text, _>(queue.clone());
+            }
+        }
+    }
+    let mut claimed: Vec<ClaimedExec> = query.bind::<BigInt, _>(request.limit as i64).load(c)?;
+    claimed.sort_by(|a, b| {
+        b.priority
+            .cmp(&a.priority)
+            .then(a.due.cmp(&b.due))
+            .then(a.id.cmp(&b.id))
+    });
+    Ok(claimed)
 }

@@ -22,11 +22,12 @@ use toosimple_core::store::{Completion, QueueSelection, WorkerRegistration};
 use toosimple_core::{EXIT_CRASHED, EXIT_STOPPED, EXIT_TERMINATED, Error, Store};
 
 use self::completer::{BatchedCompleter, Completer};
+use self::maintenance::Every;
 use self::maintenance::heartbeat::{self, Beating, Heartbeat};
 use self::maintenance::rescue::{self, Rescuer};
 use self::maintenance::retention::{self, Retention};
 use self::maintenance::schedules::{self, Materializer};
-use self::maintenance::{Every, wake};
+use self::maintenance::wake::{self, Wake};
 use self::outage::Outage;
 use self::producer::Producer;
 use self::shutdown::StopRequest;
@@ -268,6 +269,7 @@ struct Run {
 /// The duties the loop runs on their intervals (the heartbeat runs on its own thread).
 struct Duties {
     rescuer: Rescuer,
+    wake: Wake,
     materializer: Materializer,
     retention: Retention,
 }
@@ -296,10 +298,10 @@ impl Run {
         rescue.validate()?;
         schedules.validate()?;
         retention.validate()?;
-        wake::Config {
+        let wake = wake::Config {
             interval: worker.tick,
-        }
-        .validate()?;
+        };
+        wake.validate()?;
 
         let store = match worker.store.take() {
             Some(store) => store,
@@ -345,8 +347,8 @@ impl Run {
         let heartbeat = Heartbeat::new(label.clone(), beat)
             .spawn(store.with_own_pool(1), worker.clock.clone())?;
         let tasks = TaskRuntime::start()?;
-        let wake = Arc::new(Notify::new());
-        let listener = store.wakeups(wake.clone());
+        let wakeup = Arc::new(Notify::new());
+        let listener = store.wakeups(wakeup.clone());
         let materializer = Materializer::new(label.clone(), schedules, &worker.queues);
         let next_schedule = (!materializer.is_empty()).then(Instant::now);
         Ok(Run {
@@ -362,6 +364,7 @@ impl Run {
             completer: Arc::new(Mutex::new(worker.completer)),
             duties: Arc::new(Mutex::new(Duties {
                 rescuer: Rescuer::new(label.clone(), rescue),
+                wake: Wake::new(wake),
                 materializer,
                 retention: Retention::new(retention.clone()),
             })),
@@ -376,7 +379,7 @@ impl Run {
             outage: Outage::default(),
             check_unheld: false,
             heartbeat: Some(heartbeat),
-            wake,
+            wake: wakeup,
             _listener: listener,
             _tasks: tasks,
         })
@@ -409,6 +412,9 @@ impl Run {
             if !rescued.is_empty() {
                 tracing::warn!(worker = %label, "rescued the executions of dead workers (old, replacement): {rescued:?}");
             }
+            // A busy worker's rounds wake only when their claim comes up short: a due retry
+            // waits at most a tick behind a backlog.
+            duties.wake.run_once(&store, now)?;
             let report = duties.materializer.run_once(&store, now)?;
             duties.materializer.log(&report);
             if retention_due {

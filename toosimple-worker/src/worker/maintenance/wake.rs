@@ -1,8 +1,9 @@
 //! Wake: `Sleeping` executions whose due has come (retries, `queue_at`) become `Queued`.
 //!
-//! The worker wakes in each round's transaction, just before it claims, so that a due retry is
-//! claimed in the same commit ([`Store::exchange`]); [`Wake::run_once`] is the same step alone,
-//! for tests and tools.
+//! The worker runs [`Wake::run_once`] at each tick, and a round whose claim comes up short
+//! wakes in its own transaction and claims again ([`Store::exchange`]): a drain with a backlog
+//! spends no statement per round on waking, a due retry waits at most a tick behind it, and
+//! an idle worker claims a due row in the round that finds it.
 
 use std::time::Duration;
 
@@ -14,7 +15,7 @@ use super::{DEFAULT_INTERVAL, check_interval};
 /// How waking runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    /// Time between idle rounds, each of which wakes (the worker's `--tick`).
+    /// Time between passes (the worker's `--tick`).
     pub interval: Duration,
 }
 
