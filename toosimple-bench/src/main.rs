@@ -1,6 +1,7 @@
 //! Measures toosimple's enqueue and drain throughput and its enqueue-to-start latency.
 //!
 //! Run with: `cargo run -p toosimple-bench --release -- --backend sqlite --tasks 20000 --concurrency 32`
+//! (`--json` for one JSON object, `--backlog 1000000` to drain beside a deep queue).
 //!
 //! Each figure is printed with the rate of a plain-diesel baseline measured in the same run on
 //! the same database, so that results compare across machines and loads.
@@ -15,6 +16,11 @@ use toosimple_worker::{Exit, Worker};
 /// A task that does nothing: what is measured is the queue itself.
 #[task]
 fn noop() {}
+
+/// The backlog (`--backlog`): queued in a queue the drain does not serve, after `noop` in
+/// claim order, and never run.
+#[task(queue = "backlog", priority = -1)]
+fn waiting() {}
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Backend {
@@ -37,6 +43,14 @@ struct Args {
     /// How many single tasks the latency measurement enqueues.
     #[arg(long, default_value_t = 50)]
     latency_samples: usize,
+    /// Also drain `--tasks` tasks out of a table holding this many more queued rows (of a
+    /// queue the worker does not serve, due after them): how the claim holds up with a deep
+    /// queue.
+    #[arg(long, default_value_t = 0)]
+    backlog: usize,
+    /// Print one JSON object (for machines) instead of lines for people.
+    #[arg(long)]
+    json: bool,
     /// The PostgreSQL server (a fresh schema is created and dropped on it).
     #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/test")]
     postgres_url: String,
@@ -163,6 +177,109 @@ fn baseline_drain(store: &Store, n: usize) -> f64 {
     rate(done, start.elapsed())
 }
 
+/// Baseline: plain SQL claims 100 rows per transaction (one UPDATE … RETURNING) and completes
+/// them in one statement: the database's batched limit, without a framework.
+fn baseline_drain_batched(store: &Store, n: usize) -> f64 {
+    use toosimple_core::schema::task_execs::dsl as te;
+    let mut conn = store.connection().unwrap();
+    let start = Instant::now();
+    let mut done = 0;
+    while done < n {
+        let ids: Vec<i64> = conn
+            .transaction::<_, diesel::result::Error, _>(|c| {
+                let inner = diesel::alias!(toosimple_core::schema::task_execs as next);
+                let next = inner
+                    .filter(inner.field(te::state).eq("queued"))
+                    .order((
+                        inner.field(te::priority).desc(),
+                        inner.field(te::due),
+                        inner.field(te::id),
+                    ))
+                    .select(inner.field(te::id))
+                    .limit(100);
+                diesel::update(te::task_execs.filter(te::id.eq_any(next)))
+                    .set(te::state.eq("processing"))
+                    .returning(te::id)
+                    .load(c)
+            })
+            .unwrap();
+        if ids.is_empty() {
+            break;
+        }
+        diesel::update(te::task_execs.filter(te::id.eq_any(&ids)))
+            .set((te::state.eq("succeeded"), te::result.eq("null")))
+            .execute(&mut *conn)
+            .unwrap();
+        done += ids.len();
+    }
+    rate(done, start.elapsed())
+}
+
+/// Adds `n` queued rows of [`waiting`], in small enough calls.
+fn add_backlog(n: usize) {
+    let mut left = n;
+    while left > 0 {
+        let chunk = left.min(10_000);
+        waiting::queue_many((0..chunk).map(|_| ())).unwrap();
+        left -= chunk;
+    }
+}
+
+/// Drains `n` noop tasks beside the backlog: a worker of every queue but the backlog's runs
+/// until they are done (its claims after that, which walk the whole backlog to find nothing,
+/// are not timed).
+fn drain_beside_backlog(store: &Store, n: usize, concurrency: usize) -> f64 {
+    let worker = Worker::new()
+        .store(store.clone())
+        .concurrency(concurrency)
+        .label("bench-backlog")
+        .exclude_queues(["backlog"]);
+    let shutdown = worker.shutdown_handle();
+    let start = Instant::now();
+    let running = std::thread::spawn(move || worker.run());
+    let filter = TaskExecFilter::default()
+        .state(State::Succeeded)
+        .task_name("noop")
+        .limit(1);
+    loop {
+        let mut page = filter.clone();
+        page.offset = n as i64 - 1;
+        if !TaskExec::list_in(store, &page).unwrap().is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let rate = rate(n, start.elapsed());
+    shutdown.graceful();
+    assert_eq!(running.join().unwrap(), Exit::Stopped);
+    rate
+}
+
+/// Drains the queued tasks with one worker (this process), serving every queue but the
+/// backlog's.
+fn drain(store: &Store, queued: usize, concurrency: usize, label: &str) -> f64 {
+    let start = Instant::now();
+    let exit = Worker::new()
+        .store(store.clone())
+        .concurrency(concurrency)
+        .label(label)
+        .exclude_queues(["backlog"])
+        .until_done()
+        .run();
+    let rate = rate(queued, start.elapsed());
+    assert_eq!(exit, Exit::Stopped);
+    let left = TaskExec::list_in(
+        store,
+        &TaskExecFilter::default()
+            .state(State::Queued)
+            .queue("default")
+            .limit(1),
+    )
+    .unwrap();
+    assert!(left.is_empty(), "the worker left queued tasks");
+    rate
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[index.min(sorted.len() - 1)]
@@ -175,12 +292,15 @@ fn main() {
     let db = BenchDb::new(&args);
     let store = toosimple_core::init(&db.url).expect("open the benchmark database");
     let n = args.tasks;
-    println!(
-        "toosimple-bench: backend {:?}, {} tasks, concurrency {}, database {}",
-        args.backend,
-        n,
-        args.concurrency,
-        store.url()
+    say(
+        args.json,
+        format!(
+            "toosimple-bench: backend {:?}, {} tasks, concurrency {}, database {}",
+            args.backend,
+            n,
+            args.concurrency,
+            store.url()
+        ),
     );
 
     // Enqueue, one call per task.
@@ -192,44 +312,60 @@ fn main() {
     }
     let single = rate(n, start.elapsed());
     clear(&store);
-    println!(
-        "enqueue, 1 call per task:   {single:>10.0} tasks/s   (plain diesel INSERT: {base_insert:.0}/s, ratio {:.2})",
-        single / base_insert
+    say(
+        args.json,
+        format!(
+            "enqueue, 1 call per task:   {single:>10.0} tasks/s   (plain diesel INSERT: {base_insert:.0}/s, ratio {:.2})",
+            single / base_insert
+        ),
     );
 
     // Enqueue in one call.
     let start = Instant::now();
     noop::queue_many((0..n).map(|_| ())).unwrap();
     let many = rate(n, start.elapsed());
-    println!(
-        "enqueue, queue_many:        {many:>10.0} tasks/s   (ratio to plain INSERT: {:.2})",
-        many / base_insert
+    say(
+        args.json,
+        format!(
+            "enqueue, queue_many:        {many:>10.0} tasks/s   (ratio to plain INSERT: {:.2})",
+            many / base_insert
+        ),
     );
 
     // Drain the queued tasks with one worker (this process).
-    let start = Instant::now();
-    let exit = Worker::new()
-        .store(store.clone())
-        .concurrency(args.concurrency)
-        .label("bench-drain")
-        .until_done()
-        .run();
-    let drain = rate(n, start.elapsed());
-    assert_eq!(exit, Exit::Stopped);
-    let left = TaskExec::list_in(
-        &store,
-        &TaskExecFilter::default().state(State::Queued).limit(1),
-    )
-    .unwrap();
-    assert!(left.is_empty(), "the worker left queued tasks");
+    let drain_rate = drain(&store, n, args.concurrency, "bench-drain");
     clear(&store);
     noop::queue_many((0..n).map(|_| ())).unwrap();
     let base_drain = baseline_drain(&store, n);
     clear(&store);
-    println!(
-        "drain, one worker process:  {drain:>10.0} tasks/s   (plain diesel claim+complete per row: {base_drain:.0}/s, ratio {:.2})",
-        drain / base_drain
+    noop::queue_many((0..n).map(|_| ())).unwrap();
+    let base_batched = baseline_drain_batched(&store, n);
+    clear(&store);
+    say(
+        args.json,
+        format!(
+            "drain, one worker process:  {drain_rate:>10.0} tasks/s   (plain SQL, 100 per claim and completion: {base_batched:.0}/s, ratio {:.2}; one per transaction: {base_drain:.0}/s, ratio {:.2})",
+            drain_rate / base_batched,
+            drain_rate / base_drain
+        ),
     );
+
+    let mut drain_backlog = None;
+    if args.backlog > 0 {
+        add_backlog(args.backlog);
+        noop::queue_many((0..n).map(|_| ())).unwrap();
+        let rate = drain_beside_backlog(&store, n, args.concurrency);
+        say(
+            args.json,
+            format!(
+                "drain beside {} queued rows: {rate:>10.0} tasks/s   (ratio to the drain without: {:.2})",
+                args.backlog,
+                rate / drain_rate
+            ),
+        );
+        drain_backlog = Some(rate);
+        clear(&store);
+    }
 
     // Enqueue-to-start latency on an idle worker (default tick).
     let worker = Worker::new().store(store.clone()).label("bench-latency");
@@ -248,10 +384,39 @@ fn main() {
     shutdown.graceful();
     running.join().unwrap();
     latencies.sort_by(f64::total_cmp);
-    println!(
-        "enqueue-to-start, idle worker (tick 1 s): p50 {:.1} ms, p99 {:.1} ms over {} tasks",
-        percentile(&latencies, 0.5),
-        percentile(&latencies, 0.99),
-        latencies.len()
+    let (p50, p99) = (percentile(&latencies, 0.5), percentile(&latencies, 0.99));
+    say(
+        args.json,
+        format!(
+            "enqueue-to-start, idle worker (tick 1 s): p50 {p50:.1} ms, p99 {p99:.1} ms over {} tasks",
+            latencies.len()
+        ),
     );
+    if args.json {
+        let mut figures = serde_json::json!({
+            "backend": format!("{:?}", args.backend).to_lowercase(),
+            "tasks": n,
+            "concurrency": args.concurrency,
+            "enqueue_per_s": single,
+            "enqueue_baseline_per_s": base_insert,
+            "enqueue_bulk_per_s": many,
+            "drain_per_s": drain_rate,
+            "drain_baseline_batched_per_s": base_batched,
+            "drain_baseline_per_row_per_s": base_drain,
+            "latency_p50_ms": p50,
+            "latency_p99_ms": p99,
+        });
+        if let Some(rate) = drain_backlog {
+            figures["backlog"] = args.backlog.into();
+            figures["drain_backlog_per_s"] = rate.into();
+        }
+        println!("{figures}");
+    }
+}
+
+/// Prints a line for people, unless the output is JSON.
+fn say(json: bool, line: String) {
+    if !json {
+        println!("{line}");
+    }
 }
