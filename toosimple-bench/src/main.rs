@@ -237,17 +237,21 @@ fn drain_beside_backlog(store: &Store, n: usize, concurrency: usize) -> f64 {
     let shutdown = worker.shutdown_handle();
     let start = Instant::now();
     let running = std::thread::spawn(move || worker.run());
-    let filter = TaskExecFilter::default()
-        .state(State::Succeeded)
-        .task_name("noop")
-        .limit(1);
-    loop {
-        let mut page = filter.clone();
-        page.offset = n as i64 - 1;
-        if !TaskExec::list_in(store, &page).unwrap().is_empty() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(5));
+    // Done when no noop row is queued or running: two look-ups on the partial indexes of
+    // those states, every few milliseconds (a count of the succeeded would load the database).
+    let pending = |state: State| {
+        TaskExec::list_in(
+            store,
+            &TaskExecFilter::default()
+                .state(state)
+                .queue("default")
+                .limit(1),
+        )
+        .unwrap()
+        .is_empty()
+    };
+    while !(pending(State::Queued) && pending(State::Processing)) {
+        std::thread::sleep(Duration::from_millis(10));
     }
     let rate = rate(n, start.elapsed());
     shutdown.graceful();

@@ -88,6 +88,15 @@ impl Driver for PgConnection {
         if request.limit == 0 || request.task_names.is_empty() {
             return Ok(Vec::new());
         }
+        // Queue tables churn faster than autovacuum analyzes them: with statistics taken
+        // when the table was small, the planner bitmap-scans every queued row and sorts them
+        // (37-46 ms a claim beside 200,000 queued rows, against 0.8 ms). Without sorts and
+        // bitmaps, the only plan left walks the claim index in order and stops at the limit.
+        // Local to the round's transaction.
+        diesel::connection::SimpleConnection::batch_execute(
+            self,
+            "SET LOCAL enable_sort = off; SET LOCAL enable_bitmapscan = off",
+        )?;
         claim_body!(self, request, [for_update, skip_locked])
     }
 
