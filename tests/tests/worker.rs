@@ -30,6 +30,7 @@ backend_suite!(
     terminate_interrupts_and_replaces_running_tasks,
     release_unheld_requeues_only_this_workers_claims_it_does_not_run,
     the_heartbeat_goes_on_while_the_shared_pool_is_exhausted,
+    idle_workers_start_new_work_at_once,
 );
 
 fn worker(db: &TestDb) -> Worker {
@@ -392,13 +393,11 @@ fn release_unheld_requeues_only_this_workers_claims_it_does_not_run(db: &TestDb)
     assert_eq!(other.state().unwrap(), State::Processing);
 }
 
-/// PostgreSQL only: SQLite has no notification channel, its workers find new work at their
-/// tick (as every other test here shows).
-#[test]
-fn postgres_idle_workers_start_new_work_at_once() {
-    let Some(db) = TestDb::postgres() else { return };
+/// An idle worker does not wait for its tick (a minute here): PostgreSQL's `LISTEN`, SQLite's
+/// change counter wake it when executions are inserted.
+fn idle_workers_start_new_work_at_once(db: &TestDb) {
     db.create_side_effects();
-    let worker = worker(&db).tick(Duration::from_secs(60));
+    let worker = worker(db).tick(Duration::from_secs(60));
     let shutdown = worker.shutdown_handle();
     let running = std::thread::spawn(move || worker.run());
     wait_until("the worker to register", Duration::from_secs(10), || {

@@ -385,8 +385,21 @@ fn main() {
         latencies.push(waited.num_microseconds().unwrap_or(0) as f64 / 1000.0);
         std::thread::sleep(Duration::from_millis(rand::random_range(0..200)));
     }
+    // The idle worker's cost: this process's CPU time over 5 s of idling (the latency
+    // worker, nothing queued), and its resident memory.
+    let idle_from = cpu_seconds();
+    let idle_for = Duration::from_secs(5);
+    std::thread::sleep(idle_for);
+    let idle_cpu_percent = (cpu_seconds() - idle_from) / idle_for.as_secs_f64() * 100.0;
+    let idle_rss_mb = rss_mb();
     shutdown.graceful();
     running.join().unwrap();
+    say(
+        args.json,
+        format!(
+            "idle worker: {idle_cpu_percent:.2}% of one core, {idle_rss_mb:.1} MB resident (this whole process)"
+        ),
+    );
     latencies.sort_by(f64::total_cmp);
     let (p50, p99) = (percentile(&latencies, 0.5), percentile(&latencies, 0.99));
     say(
@@ -409,6 +422,8 @@ fn main() {
             "drain_baseline_per_row_per_s": base_drain,
             "latency_p50_ms": p50,
             "latency_p99_ms": p99,
+            "idle_cpu_percent": idle_cpu_percent,
+            "idle_rss_mb": idle_rss_mb,
         });
         if let Some(rate) = drain_backlog {
             figures["backlog"] = args.backlog.into();
@@ -416,6 +431,36 @@ fn main() {
         }
         println!("{figures}");
     }
+}
+
+/// This process's user and system CPU time so far, from `/proc/self/stat` (Linux).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the line (indexes 11 and 12 here); the clock
+    // ticks at 100 Hz on Linux.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// This process's resident memory, from `/proc/self/status` (Linux).
+fn rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 /// Prints a line for people, unless the output is JSON.

@@ -88,15 +88,18 @@ pub(crate) fn establish(target: &Target) -> ConnectionResult<AnyConnection> {
     }
 }
 
-/// Starts waking `wake` whenever executions are inserted, where the backend can tell (a
-/// PostgreSQL `LISTEN`); `None` where it cannot, and workers find new work by polling.
+/// Starts waking `wake` whenever executions are inserted: PostgreSQL's `LISTEN`, SQLite's
+/// change counter; `None` for an in-memory SQLite database, which no other connection sees.
 pub(crate) fn spawn_wakeups(
     target: &Target,
     wake: std::sync::Arc<tokio::sync::Notify>,
-) -> Option<tokio::task::JoinHandle<()>> {
+) -> Option<super::WakeupSource> {
     match target {
-        Target::Sqlite { .. } => None,
-        Target::Postgres { url } => Some(super::postgres::listen::spawn(url.clone(), wake)),
+        Target::Sqlite { .. } if target.is_memory() => None,
+        Target::Sqlite { path } => sqlite::watch::spawn(path.clone(), wake),
+        Target::Postgres { url } => Some(super::WakeupSource::Task(
+            super::postgres::listen::spawn(url.clone(), wake),
+        )),
     }
 }
 

@@ -102,11 +102,23 @@ impl ManageConnection for ConnectionManager {
 
 /// The background task behind [`Store::wakeups`]; dropping it stops the wake-ups.
 #[derive(Debug)]
-pub struct Wakeups(tokio::task::JoinHandle<()>);
+pub struct Wakeups(pub(crate) WakeupSource);
+
+/// What runs behind [`Wakeups`]: PostgreSQL's listener is an async task, SQLite's watcher a
+/// thread that sleeps between looks (a thread's sleep costs less than an async timer's wake-up
+/// on a many-threaded runtime, 500 times a second).
+#[derive(Debug)]
+pub(crate) enum WakeupSource {
+    Task(tokio::task::JoinHandle<()>),
+    Thread(Arc<std::sync::atomic::AtomicBool>),
+}
 
 impl Drop for Wakeups {
     fn drop(&mut self) {
-        self.0.abort();
+        match &self.0 {
+            WakeupSource::Task(task) => task.abort(),
+            WakeupSource::Thread(stop) => stop.store(true, std::sync::atomic::Ordering::Relaxed),
+        }
     }
 }
 
@@ -263,7 +275,9 @@ impl Store {
 
     /// Wakes `wake` each time executions are inserted into this database, for as long as the
     /// returned [`Wakeups`] lives: on PostgreSQL through `LISTEN` on [`QUEUED_CHANNEL`]
-    /// (reconnecting by itself); `None` on SQLite, whose workers find new work at their tick.
+    /// (reconnecting by itself), on SQLite by reading the file's change counter
+    /// (`PRAGMA data_version`) every 3 ms on a thread of its own; `None` for an in-memory
+    /// SQLite database, which no other connection can write.
     ///
     /// Call it inside a tokio runtime. A lost notification only delays work to the next poll:
     /// polling stays the correctness path.

@@ -18,6 +18,8 @@ use crate::schedule_exec::ScheduleExecRow;
 use crate::schema::schedule_execs::dsl as se;
 use crate::schema::task_execs::dsl as te;
 
+pub(super) mod watch;
+
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 
 /// Opens a connection set up for many processes sharing one file: WAL lets readers run beside
