@@ -95,66 +95,6 @@ pub(super) const CLAIMED_COLUMNS: ClaimedColumns = (
     te::unique_key,
 );
 
-/// One statement on both backends: an `UPDATE … WHERE id IN (SELECT … LIMIT n) RETURNING`.
-/// PostgreSQL adds `FOR UPDATE SKIP LOCKED` so that concurrent workers take different rows
-/// without waiting; SQLite runs it inside `BEGIN IMMEDIATE`, which already serialises writers.
-macro_rules! claim_body {
-    ($c:expr, $request:expr, [$($lock:ident),*]) => {{
-        #[allow(unused_imports)]
-        use $crate::store::claim::{CLAIMED_COLUMNS, ClaimRequest, ClaimedExec, QueueSelection};
-        #[allow(unused_imports)]
-        use $crate::schema::task_execs::dsl as te;
-        #[allow(unused_imports)]
-        use $crate::State;
-        let request: &ClaimRequest<'_> = $request;
-        let inner = diesel::alias!($crate::schema::task_execs as claimable);
-        // Unboxed (PostgreSQL's row locks need it), so the queue filter is one expression shape
-        // for every selection: `queue IN (only) OR <serve all>` and `queue NOT IN (except)`.
-        let (only, all, except): (&[String], bool, &[String]) = match request.queues {
-            QueueSelection::All => (&[], true, &[]),
-            QueueSelection::Only(queues) => (queues, false, &[]),
-            QueueSelection::Except(queues) => (&[], true, queues),
-        };
-        let select = inner
-            .select(inner.field(te::id))
-            // A literal, not a bound parameter: PostgreSQL's generic plans match a partial
-            // index (`task_execs_claim … WHERE state = 'queued'`) only against a constant.
-            .filter(diesel::dsl::sql::<diesel::sql_types::Bool>("claimable.state = 'queued'"))
-            .filter(inner.field(te::task_name).eq_any(request.task_names.iter().copied()))
-            .filter(
-                inner
-                    .field(te::queue)
-                    .eq_any(only.iter())
-                    .or(all.into_sql::<diesel::sql_types::Bool>()),
-            )
-            .filter(inner.field(te::queue).ne_all(except.iter()))
-            .order((
-                inner.field(te::priority).desc(),
-                inner.field(te::due),
-                inner.field(te::id),
-            ))
-            .limit(request.limit as i64)
-            $(.$lock())*;
-        let mut claimed: Vec<ClaimedExec> = diesel::update(te::task_execs.filter(te::id.eq_any(select)))
-            .set((
-                te::state.eq(State::Processing.as_str()),
-                te::started.eq(request.now.naive_utc()),
-                te::worker.eq(request.worker),
-            ))
-            .returning(CLAIMED_COLUMNS)
-            .get_results($c)?;
-        claimed.sort_by(|a, b| {
-            b.priority
-                .cmp(&a.priority)
-                .then(a.due.cmp(&b.due))
-                .then(a.id.cmp(&b.id))
-        });
-        Ok(claimed)
-    }};
-}
-
-pub(super) use claim_body;
-
 pub(super) fn wake(c: &mut AnyConnection, now: DateTime<Utc>) -> QueryResult<usize> {
     diesel::update(
         te::task_execs

@@ -10,13 +10,15 @@ use diesel::result::ConnectionResult;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use super::Backend;
-use super::claim::{ClaimRequest, ClaimedExec, claim_body};
+use super::claim::{CLAIMED_COLUMNS, ClaimRequest, ClaimedExec, QueueSelection};
 use super::complete::OutcomeRow;
 use super::driver::{Driver, MinuteCount};
 use super::enqueue::{Enqueued, NewTaskExec, enqueue_body, location_of};
 use super::to_completion::RunToCompletion;
+use crate::State;
 use crate::schedule_exec::ScheduleExecRow;
 use crate::schema::schedule_execs::dsl as se;
+use crate::schema::task_execs::dsl as te;
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
@@ -97,7 +99,7 @@ impl Driver for PgConnection {
             self,
             "SET LOCAL enable_sort = off; SET LOCAL enable_bitmapscan = off",
         )?;
-        claim_body!(self, request, [for_update, skip_locked])
+        claim(self, request)
     }
 
     /// One statement for the whole round (one round trip instead of one per task).
@@ -154,4 +156,60 @@ impl Driver for PgConnection {
             .bind::<diesel::sql_types::Timestamp, _>(since)
             .load(self)
     }
+}
+
+/// One statement: an `UPDATE … WHERE id IN (SELECT … ORDER BY … LIMIT n FOR UPDATE SKIP
+/// LOCKED) RETURNING`, so that concurrent workers take different rows without waiting.
+fn claim(c: &mut PgConnection, request: &ClaimRequest<'_>) -> QueryResult<Vec<ClaimedExec>> {
+    let inner = diesel::alias!(crate::schema::task_execs as claimable);
+    // Unboxed (row locks need it), so the queue filter is one expression shape for every
+    // selection: `queue IN (only) OR <serve all>` and `queue NOT IN (except)`.
+    let (only, all, except): (&[String], bool, &[String]) = match request.queues {
+        QueueSelection::All => (&[], true, &[]),
+        QueueSelection::Only(queues) => (queues, false, &[]),
+        QueueSelection::Except(queues) => (&[], true, queues),
+    };
+    let select = inner
+        .select(inner.field(te::id))
+        // A literal, not a bound parameter: a generic plan matches the partial index
+        // (`task_execs_claim … WHERE state = 'queued'`) only against a constant.
+        .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
+            "claimable.state = 'queued'",
+        ))
+        .filter(
+            inner
+                .field(te::task_name)
+                .eq_any(request.task_names.iter().copied()),
+        )
+        .filter(
+            inner
+                .field(te::queue)
+                .eq_any(only.iter())
+                .or(all.into_sql::<diesel::sql_types::Bool>()),
+        )
+        .filter(inner.field(te::queue).ne_all(except.iter()))
+        .order((
+            inner.field(te::priority).desc(),
+            inner.field(te::due),
+            inner.field(te::id),
+        ))
+        .limit(request.limit as i64)
+        .for_update()
+        .skip_locked();
+    let mut claimed: Vec<ClaimedExec> =
+        diesel::update(te::task_execs.filter(te::id.eq_any(select)))
+            .set((
+                te::state.eq(State::Processing.as_str()),
+                te::started.eq(request.now.naive_utc()),
+                te::worker.eq(request.worker),
+            ))
+            .returning(CLAIMED_COLUMNS)
+            .get_results(c)?;
+    claimed.sort_by(|a, b| {
+        b.priority
+            .cmp(&a.priority)
+            .then(a.due.cmp(&b.due))
+            .then(a.id.cmp(&b.id))
+    });
+    Ok(claimed)
 }
