@@ -95,6 +95,17 @@ pub(super) const CLAIMED_COLUMNS: ClaimedColumns = (
     te::unique_key,
 );
 
+/// Sorts claimed rows as the claim chose them (highest priority, then oldest due, then
+/// oldest id): `RETURNING` gives them in no particular order.
+pub(super) fn in_claim_order(claimed: &mut [ClaimedExec]) {
+    claimed.sort_by(|a, b| {
+        b.priority
+            .cmp(&a.priority)
+            .then(a.due.cmp(&b.due))
+            .then(a.id.cmp(&b.id))
+    });
+}
+
 pub(super) fn wake(c: &mut AnyConnection, now: DateTime<Utc>) -> QueryResult<usize> {
     diesel::update(
         te::task_execs

@@ -6,7 +6,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use diesel::prelude::*;
 use serde_json::Value;
 
-use super::claim::{CLAIMED_COLUMNS, ClaimRequest, ClaimedExec, wake};
+use super::claim::{CLAIMED_COLUMNS, ClaimRequest, ClaimedExec, in_claim_order, wake};
 use super::driver::driver;
 use super::enqueue::{EnqueueConnection, NewTaskExec};
 use super::{AnyConnection, Store};
@@ -207,6 +207,7 @@ impl Store {
                             ..*request
                         };
                         claimed.extend(driver(c).claim(&rest)?);
+                        in_claim_order(&mut claimed);
                     }
                 }
                 Ok(Exchange {

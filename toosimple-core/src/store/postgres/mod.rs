@@ -10,7 +10,7 @@ use diesel::result::ConnectionResult;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use super::Backend;
-use super::claim::{CLAIMED_COLUMNS, ClaimRequest, ClaimedExec, QueueSelection};
+use super::claim::{CLAIMED_COLUMNS, ClaimRequest, ClaimedExec, QueueSelection, in_claim_order};
 use super::complete::OutcomeRow;
 use super::driver::{Driver, MinuteCount};
 use super::enqueue::{Enqueued, NewTaskExec, enqueue_body, location_of};
@@ -205,11 +205,6 @@ fn claim(c: &mut PgConnection, request: &ClaimRequest<'_>) -> QueryResult<Vec<Cl
             ))
             .returning(CLAIMED_COLUMNS)
             .get_results(c)?;
-    claimed.sort_by(|a, b| {
-        b.priority
-            .cmp(&a.priority)
-            .then(a.due.cmp(&b.due))
-            .then(a.id.cmp(&b.id))
-    });
+    in_claim_order(&mut claimed);
     Ok(claimed)
 }

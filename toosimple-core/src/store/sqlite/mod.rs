@@ -8,7 +8,7 @@ use diesel::result::{ConnectionError, ConnectionResult};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use super::Backend;
-use super::claim::{ClaimRequest, ClaimedExec, QueueSelection};
+use super::claim::{ClaimRequest, ClaimedExec, QueueSelection, in_claim_order};
 use super::complete::OutcomeRow;
 use super::driver::{Driver, MinuteCount};
 use super::enqueue::{Enqueued, NewTaskExec, enqueue_body, location_of};
@@ -180,11 +180,6 @@ fn claim(c: &mut SqliteConnection, request: &ClaimRequest<'_>) -> QueryResult<Ve
         }
     }
     let mut claimed: Vec<ClaimedExec> = query.bind::<BigInt, _>(request.limit as i64).load(c)?;
-    claimed.sort_by(|a, b| {
-        b.priority
-            .cmp(&a.priority)
-            .then(a.due.cmp(&b.due))
-            .then(a.id.cmp(&b.id))
-    });
+    in_claim_order(&mut claimed);
     Ok(claimed)
 }
