@@ -261,7 +261,8 @@ struct Run {
     /// Set when an outage ends: claims may have committed unseen.
     check_unheld: bool,
     heartbeat: Option<Beating>,
-    wake: Arc<Notify>,
+    /// Woken when executions are inserted (`Store::wakeups`).
+    wakeup: Arc<Notify>,
     _listener: Option<toosimple_core::store::Wakeups>,
     _tasks: TaskRuntime,
 }
@@ -379,7 +380,7 @@ impl Run {
             outage: Outage::default(),
             check_unheld: false,
             heartbeat: Some(heartbeat),
-            wake: wakeup,
+            wakeup,
             _listener: listener,
             _tasks: tasks,
         })
@@ -506,7 +507,7 @@ impl Run {
                 self.record_later(done);
             }
             _ = tokio::time::sleep_until(wake_at) => {}
-            _ = self.wake.notified() => {}
+            _ = self.wakeup.notified() => {}
             // An error means every `Shutdown` handle is gone: no request can come any more,
             // and an error returned at once on every call would make the loop spin.
             Ok(()) = self.stop.changed() => {}
