@@ -48,6 +48,10 @@ struct Args {
     /// queue.
     #[arg(long, default_value_t = 0)]
     backlog: usize,
+    /// Internal: run as the latency measurement's enqueuing process on this database URL,
+    /// printing one latency in milliseconds per line.
+    #[arg(long, hide = true)]
+    enqueue_from: Option<String>,
     /// Print one JSON object (for machines) instead of lines for people.
     #[arg(long)]
     json: bool,
@@ -291,6 +295,14 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 fn main() {
     let args = Args::parse();
+    if let Some(url) = &args.enqueue_from {
+        toosimple_core::init(url).expect("open the benchmark database");
+        for _ in 0..args.latency_samples {
+            println!("{}", enqueue_and_time());
+            std::thread::sleep(Duration::from_millis(rand::random_range(0..200)));
+        }
+        return;
+    }
     // `TOOSIMPLE_LOG=info` shows the worker's log (rounds per drain, for instance).
     toosimple_worker::init_tracing("warn");
     let db = BenchDb::new(&args);
@@ -376,15 +388,25 @@ fn main() {
     let shutdown = worker.shutdown_handle();
     let running = std::thread::spawn(move || worker.run());
     std::thread::sleep(Duration::from_millis(300));
-    let mut latencies = Vec::new();
-    for _ in 0..args.latency_samples {
-        let handle = noop::queue().unwrap();
-        handle.wait(Duration::from_secs(30)).unwrap();
-        let exec = handle.exec().unwrap();
-        let waited = exec.started.unwrap() - exec.created;
-        latencies.push(waited.num_microseconds().unwrap_or(0) as f64 / 1000.0);
-        std::thread::sleep(Duration::from_millis(rand::random_range(0..200)));
-    }
+    // Enqueued by another process, as a web server would: the wake-up must cross processes.
+    let enqueuer = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--backend",
+            &format!("{:?}", args.backend).to_lowercase(),
+            "--latency-samples",
+            &args.latency_samples.to_string(),
+            "--enqueue-from",
+            &db.url,
+        ])
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .expect("run the enqueuing process");
+    assert!(enqueuer.status.success(), "the enqueuing process failed");
+    let mut latencies: Vec<f64> = String::from_utf8_lossy(&enqueuer.stdout)
+        .lines()
+        .map(|l| l.trim().parse().expect("a latency in milliseconds"))
+        .collect();
+    assert_eq!(latencies.len(), args.latency_samples);
     // The idle worker's cost: this process's CPU time over 5 s of idling (the latency
     // worker, nothing queued), and its resident memory.
     let idle_from = cpu_seconds();
@@ -405,7 +427,7 @@ fn main() {
     say(
         args.json,
         format!(
-            "enqueue-to-start, idle worker (tick 1 s): p50 {p50:.1} ms, p99 {p99:.1} ms over {} tasks",
+            "enqueue-to-start, idle worker (tick 1 s), enqueued by another process: p50 {p50:.1} ms, p99 {p99:.1} ms over {} tasks",
             latencies.len()
         ),
     );
@@ -431,6 +453,16 @@ fn main() {
         }
         println!("{figures}");
     }
+}
+
+/// Enqueues one no-op task, waits until it ran, and returns how long it waited to start, in
+/// milliseconds (`started - created`, both recorded in the database).
+fn enqueue_and_time() -> f64 {
+    let handle = noop::queue().unwrap();
+    handle.wait(Duration::from_secs(30)).unwrap();
+    let exec = handle.exec().unwrap();
+    let waited = exec.started.unwrap() - exec.created;
+    waited.num_microseconds().unwrap_or(0) as f64 / 1000.0
 }
 
 /// This process's user and system CPU time so far, from `/proc/self/stat` (Linux).
