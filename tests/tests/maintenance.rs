@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
-use toosimple_core::store::WorkerRegistration;
+use toosimple_core::store::{ClaimRequest, QueueSelection, WorkerRegistration};
 use toosimple_core::{State, TaskExec, WorkerStatus};
 use toosimple_tests::tasks::record;
 use toosimple_tests::{TestDb, backend_suite};
@@ -14,6 +14,7 @@ backend_suite!(
     heartbeat_writes_the_chosen_time,
     rescue_spares_a_worker_within_its_heartbeat_timeout_and_takes_it_after,
     wake_queues_what_is_due_at_the_chosen_time,
+    a_round_wakes_due_rows_only_when_its_claim_comes_up_short,
     retention_is_a_stub_that_deletes_nothing,
     database_clock_reads_the_database_time,
 );
@@ -95,6 +96,38 @@ fn wake_queues_what_is_due_at_the_chosen_time(db: &TestDb) {
     assert_eq!(task.state().unwrap(), State::Sleeping);
     assert_eq!(duty.run_once(&db.store, due).unwrap().woken, 1);
     assert_eq!(task.state().unwrap(), State::Queued);
+}
+
+/// A round (`Store::exchange`) claims first; only a claim that comes up short wakes the due
+/// sleeping rows and claims again, so a worker with a backlog spends no statement on waking.
+fn a_round_wakes_due_rows_only_when_its_claim_comes_up_short(db: &TestDb) {
+    static ALL: QueueSelection = QueueSelection::All;
+    let due = Utc::now() + TimeDelta::hours(1);
+    let sleeping = record::queue_at(due, 1).unwrap();
+    let queued = record::queue(2).unwrap();
+    let request = |limit: usize| ClaimRequest {
+        worker: "w",
+        task_names: &["record"],
+        queues: &ALL,
+        limit,
+        now: due,
+    };
+    // One free slot, one queued row: the claim is full, the due row sleeps on.
+    let full = db.store.exchange(&[], &request(1)).unwrap();
+    assert_eq!(full.woken, 0);
+    assert_eq!(
+        full.claimed.iter().map(|c| c.id).collect::<Vec<_>>(),
+        [queued.id()]
+    );
+    assert_eq!(sleeping.state().unwrap(), State::Sleeping);
+    // Two free slots, nothing queued: the round wakes the due row and claims it.
+    let short = db.store.exchange(&[], &request(2)).unwrap();
+    assert_eq!(short.woken, 1);
+    assert_eq!(
+        short.claimed.iter().map(|c| c.id).collect::<Vec<_>>(),
+        [sleeping.id()]
+    );
+    assert_eq!(sleeping.state().unwrap(), State::Processing);
 }
 
 fn retention_is_a_stub_that_deletes_nothing(db: &TestDb) {
