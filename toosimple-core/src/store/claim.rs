@@ -95,6 +95,18 @@ pub(super) const CLAIMED_COLUMNS: ClaimedColumns = (
     te::unique_key,
 );
 
+/// Claims per `request` through the backend's driver; nothing to claim asks nothing of the
+/// database.
+pub(super) fn claim(
+    c: &mut AnyConnection,
+    request: &ClaimRequest<'_>,
+) -> QueryResult<Vec<ClaimedExec>> {
+    if request.limit == 0 || request.task_names.is_empty() {
+        return Ok(Vec::new());
+    }
+    driver(c).claim(request)
+}
+
 /// Sorts claimed rows as the claim chose them (highest priority, then oldest due, then
 /// oldest id): `RETURNING` gives them in no particular order.
 pub(super) fn in_claim_order(claimed: &mut [ClaimedExec]) {
@@ -152,9 +164,6 @@ impl Store {
     /// Atomically claims up to `request.limit` queued rows, highest priority first, then
     /// oldest due: each row is claimed by exactly one worker however many claim at once.
     pub fn claim(&self, request: &ClaimRequest<'_>) -> Result<Vec<ClaimedExec>> {
-        self.write(
-            || "claiming tasks".to_string(),
-            |c| driver(c).claim(request),
-        )
+        self.write(|| "claiming tasks".to_string(), |c| claim(c, request))
     }
 }

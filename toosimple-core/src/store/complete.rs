@@ -6,7 +6,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use diesel::prelude::*;
 use serde_json::Value;
 
-use super::claim::{CLAIMED_COLUMNS, ClaimRequest, ClaimedExec, in_claim_order, wake};
+use super::claim::{CLAIMED_COLUMNS, ClaimRequest, ClaimedExec, claim, in_claim_order, wake};
 use super::driver::driver;
 use super::enqueue::{EnqueueConnection, NewTaskExec};
 use super::{AnyConnection, Store};
@@ -197,7 +197,7 @@ impl Store {
             || "recording task outcomes and claiming tasks".to_string(),
             |c| {
                 let report = record(c, request.worker, completions)?;
-                let mut claimed = driver(c).claim(request)?;
+                let mut claimed = claim(c, request)?;
                 let mut woken = 0;
                 if claimed.len() < request.limit {
                     woken = wake(c, request.now)?;
@@ -206,7 +206,7 @@ impl Store {
                             limit: request.limit - claimed.len(),
                             ..*request
                         };
-                        claimed.extend(driver(c).claim(&rest)?);
+                        claimed.extend(claim(c, &rest)?);
                         in_claim_order(&mut claimed);
                     }
                 }

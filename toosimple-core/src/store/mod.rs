@@ -143,6 +143,17 @@ struct Inner {
     target: Target,
 }
 
+/// The settings every pool of a store shares.
+fn pool_builder() -> r2d2::Builder<ConnectionManager> {
+    r2d2::Pool::builder()
+        // Short enough that a worker waiting out an outage still answers its signals soon.
+        .connection_timeout(Duration::from_secs(5))
+        // A failed query marks the connection broken; checking each checkout would cost a
+        // round trip per operation.
+        .test_on_check_out(false)
+        .error_handler(Box::new(r2d2::NopErrorHandler))
+}
+
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store")
@@ -180,13 +191,7 @@ impl Store {
             reason: e.to_string(),
         })?;
         let backend = driver(&mut first).backend();
-        let builder = r2d2::Pool::builder()
-            // Short enough that a worker waiting out an outage still answers its signals soon.
-            .connection_timeout(Duration::from_secs(5))
-            // A failed query marks the connection broken; checking each checkout would cost a
-            // round trip per operation.
-            .test_on_check_out(false)
-            .error_handler(Box::new(r2d2::NopErrorHandler));
+        let builder = pool_builder();
         let pool = if target.is_memory() {
             // Each connection to `:memory:` is its own database: keep exactly one, forever.
             drop(first);
@@ -242,10 +247,7 @@ impl Store {
         if self.inner.target.is_memory() {
             return self.clone();
         }
-        let pool = r2d2::Pool::builder()
-            .connection_timeout(Duration::from_secs(5))
-            .test_on_check_out(false)
-            .error_handler(Box::new(r2d2::NopErrorHandler))
+        let pool = pool_builder()
             .max_size(size.max(1))
             .min_idle(Some(0))
             .build_unchecked(ConnectionManager {

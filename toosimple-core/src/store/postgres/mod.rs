@@ -87,9 +87,6 @@ impl Driver for PgConnection {
 
     /// `FOR UPDATE SKIP LOCKED`: concurrent workers take different rows without waiting.
     fn claim(&mut self, request: &ClaimRequest<'_>) -> QueryResult<Vec<ClaimedExec>> {
-        if request.limit == 0 || request.task_names.is_empty() {
-            return Ok(Vec::new());
-        }
         // Queue tables churn faster than autovacuum analyzes them: with statistics taken
         // when the table was small, the planner bitmap-scans every queued row and sorts them
         // (37-46 ms a claim beside 200,000 queued rows, against 0.8 ms). Without sorts and

@@ -80,9 +80,6 @@ impl Driver for SqliteConnection {
 
     /// Inside `BEGIN IMMEDIATE`, which already serialises writers: no row locks.
     fn claim(&mut self, request: &ClaimRequest<'_>) -> QueryResult<Vec<ClaimedExec>> {
-        if request.limit == 0 || request.task_names.is_empty() {
-            return Ok(Vec::new());
-        }
         claim(self, request)
     }
 
