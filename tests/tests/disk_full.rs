@@ -271,9 +271,18 @@ fn worker_on_a_disk_that_fills_up_loses_and_repeats_nothing() {
     );
     let ran_while_full = lines().len();
     std::fs::remove_file(&filler).unwrap();
-    wait_until("the worker to finish", Duration::from_secs(60), || {
-        worker.try_wait().unwrap().is_some()
-    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while worker.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = worker.kill();
+            panic!(
+                "the worker did not finish within 60 s of space returning ({} of {TASKS} ran):\n{}",
+                lines().len(),
+                read_log()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let status = worker.wait().unwrap();
     let log_text = read_log();
     assert!(status.success(), "worker exited {status}: {log_text}");
