@@ -17,6 +17,8 @@ backend_suite!(
     first_sigint_lets_the_running_task_finish_and_exits_0,
     second_sigint_terminates,
     killed_worker_is_rescued_once_by_another,
+    killed_worker_with_a_full_claim_ahead_buffer_loses_nothing,
+    first_sigint_hands_back_the_claim_ahead_buffer_unstarted,
     until_done_and_once_exit_0,
     migrate_status_and_tasks,
     enqueue_requeue_cancel_and_purge,
@@ -251,6 +253,104 @@ fn killed_worker_is_rescued_once_by_another(db: &TestDb) {
             .unwrap()
             .contains("worker doomed sent no heartbeat")
     );
+}
+
+/// Queues ten quick `record` tasks (0..10), then five `sleepy` ones of `sleep_ms` (100..105),
+/// and starts worker `label` with one slot and a claim-ahead buffer of four. Returns when the
+/// first `sleepy` runs with the other four in its buffer: the quick tasks taught it that its
+/// tasks are short, so it claims ahead, and the slow one holds the slot.
+fn worker_with_a_full_buffer(db: &TestDb, label: &str, sleep_ms: u64) -> Child {
+    db.create_side_effects();
+    record::queue_many((0..10).map(|n| (n,))).unwrap();
+    sleepy::queue_many((100..105).map(|n| (sleep_ms, n))).unwrap();
+    let worker = spawn_worker(
+        db,
+        &[
+            "--label",
+            label,
+            "--concurrency",
+            "1",
+            "--claim-ahead",
+            "4",
+            "--timeout",
+            "1",
+            "--tick",
+            "0.2",
+        ],
+    );
+    let held = format!("state = 'processing' AND worker = '{label}' AND task_name = 'sleepy'");
+    wait_until(
+        "one sleepy task to run and four to wait in the buffer",
+        Duration::from_secs(20),
+        || db.count(&held) == 5,
+    );
+    assert_eq!(db.side_effects().len(), 10, "only the quick tasks have run");
+    worker
+}
+
+/// Every task's side effect, sorted: each of the quick and the sleepy tasks exactly once.
+fn assert_each_ran_once(db: &TestDb) {
+    let mut ran = db.side_effects();
+    ran.sort_unstable();
+    let expected: Vec<i64> = (0..10).chain(100..105).collect();
+    assert_eq!(ran, expected);
+}
+
+fn killed_worker_with_a_full_claim_ahead_buffer_loses_nothing(db: &TestDb) {
+    let victim = worker_with_a_full_buffer(db, "doomed", 10_000);
+    signal(&victim, "KILL");
+    assert_eq!(exit_code(victim, Duration::from_secs(20)), -1);
+    wait_until(
+        "the killed worker to time out",
+        Duration::from_secs(20),
+        || {
+            toosimple_core::WorkerStatus::list_in(&db.store).unwrap()[0].state()
+                == toosimple_core::WorkerState::TimedOut
+        },
+    );
+    let rescuer = spawn_worker(
+        db,
+        &[
+            "--until-done",
+            "--tick",
+            "0.2",
+            "--concurrency",
+            "5",
+            "--label",
+            "rescuer",
+        ],
+    );
+    assert_eq!(exit_code(rescuer, Duration::from_secs(60)), 0);
+    // The running one and the four buffered ones are rescued alike: interrupted once, each
+    // with one replacement, which ran.
+    assert_eq!(
+        db.count("state = 'interrupted' AND replaced_by IS NOT NULL"),
+        5
+    );
+    assert_eq!(db.count("state = 'interrupted'"), 5);
+    assert_eq!(db.count("state = 'succeeded'"), 15);
+    assert_eq!(db.count("state NOT IN ('succeeded', 'interrupted')"), 0);
+    assert_each_ran_once(db);
+}
+
+fn first_sigint_hands_back_the_claim_ahead_buffer_unstarted(db: &TestDb) {
+    let worker = worker_with_a_full_buffer(db, "stopping", 1_500);
+    signal(&worker, "INT");
+    assert_eq!(exit_code(worker, Duration::from_secs(20)), 0);
+    // The running task finished; the buffered ones are back in the queue as if never
+    // claimed: not interrupted, no replacement, no worker.
+    assert_eq!(db.count("task_name = 'sleepy' AND state = 'succeeded'"), 1);
+    assert_eq!(
+        db.count(
+            "task_name = 'sleepy' AND state = 'queued' AND worker IS NULL AND started IS NULL"
+        ),
+        4
+    );
+    assert_eq!(db.count("state = 'interrupted'"), 0);
+    let rest = run(db, &["worker", "--until-done", "--concurrency", "4"]);
+    assert_eq!(rest.status.code(), Some(0));
+    assert_eq!(db.count("state = 'succeeded'"), 15);
+    assert_each_ran_once(db);
 }
 
 fn until_done_and_once_exit_0(db: &TestDb) {

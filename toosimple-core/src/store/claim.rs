@@ -161,6 +161,33 @@ impl Store {
         )
     }
 
+    /// Puts back in the queue the rows `ids` that `worker` claimed but never started (its
+    /// claim-ahead buffer, handed back at a stop), as if never claimed: unlike an
+    /// interruption, no run began, so nothing is recorded and no replacement is made. Rows
+    /// no longer `Processing` under `worker` are left alone. Returns how many.
+    pub fn release_claims(&self, worker: &str, ids: &[i64]) -> Result<usize> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        self.autocommit(
+            || format!("handing back the unstarted claims of worker {worker}"),
+            |c| {
+                diesel::update(
+                    te::task_execs
+                        .filter(te::state.eq(State::Processing.as_str()))
+                        .filter(te::worker.eq(worker))
+                        .filter(te::id.eq_any(ids)),
+                )
+                .set((
+                    te::state.eq(State::Queued.as_str()),
+                    te::started.eq(None::<NaiveDateTime>),
+                    te::worker.eq(None::<String>),
+                ))
+                .execute(c)
+            },
+        )
+    }
+
     /// Atomically claims up to `request.limit` queued rows, highest priority first, then
     /// oldest due: each row is claimed by exactly one worker however many claim at once.
     pub fn claim(&self, request: &ClaimRequest<'_>) -> Result<Vec<ClaimedExec>> {

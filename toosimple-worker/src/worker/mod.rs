@@ -17,8 +17,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use toosimple_core::store::{Completion, QueueSelection, WorkerRegistration};
+use toosimple_core::store::{Completion, Exchange, QueueSelection, WorkerRegistration};
 use toosimple_core::{EXIT_CRASHED, EXIT_STOPPED, EXIT_TERMINATED, Error, Store};
 
 use self::completer::{BatchedCompleter, Completer};
@@ -57,6 +58,7 @@ pub struct Worker {
     label: String,
     heartbeat_timeout: Duration,
     concurrency: usize,
+    claim_ahead: Option<usize>,
     schedules: bool,
     clock: Arc<dyn Clock>,
     completer: Box<dyn Completer>,
@@ -84,6 +86,7 @@ impl Worker {
             label: format!("worker-{}", std::process::id()),
             heartbeat_timeout: heartbeat::DEFAULT_HEARTBEAT_TIMEOUT,
             concurrency: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            claim_ahead: None,
             schedules: true,
             clock: Arc::new(DatabaseClock::new()),
             completer: Box::new(BatchedCompleter::new()),
@@ -162,6 +165,16 @@ impl Worker {
         self
     }
 
+    /// How many rows it may claim beyond its free slots while its tasks are short (they
+    /// typically end within 20 ms), so that a freed slot starts the next task without a round
+    /// trip to the database. Defaults to the concurrency; 0 claims only for free slots.
+    /// Buffered rows count as running (`Processing` under this worker): a crash has them
+    /// rescued, a stop hands them back to the queue unstarted.
+    pub fn claim_ahead(mut self, rows: usize) -> Self {
+        self.claim_ahead = Some(rows);
+        self
+    }
+
     /// Whether it materializes schedules (on by default).
     pub fn schedules(mut self, on: bool) -> Self {
         self.schedules = on;
@@ -229,14 +242,24 @@ impl Worker {
         loop {
             let stop = *run.stop.borrow_and_update();
             if stop == StopRequest::Terminate {
+                run.land_round(stop).await;
                 return Ok(run.terminate().await);
             }
             let done = run.producer.collect_finished();
             run.record_later(done);
-            run.maintain().await;
-            run.round(stop).await;
-            if run.finished_for_good(stop) {
-                return run.stop(EXIT_STOPPED).await.map(|()| Exit::Stopped);
+            if stop == StopRequest::None {
+                run.producer.fill();
+            }
+            // Rounds, maintenance and hand-backs write one at a time; tasks run meanwhile.
+            if run.in_flight.is_none() {
+                if stop != StopRequest::None {
+                    run.hand_back().await;
+                }
+                run.maintain().await;
+                run.start_round(stop);
+                if run.finished_for_good(stop) {
+                    return run.stop(EXIT_STOPPED).await.map(|()| Exit::Stopped);
+                }
             }
             run.wait().await;
         }
@@ -261,6 +284,16 @@ struct Run {
     /// Set when an outage ends: claims may have committed unseen.
     check_unheld: bool,
     heartbeat: Option<Beating>,
+    /// The round running on a blocking thread, and how many rows it claims: the loop goes on
+    /// starting and gathering tasks meanwhile.
+    in_flight: Option<(JoinHandle<Result<Exchange, Error>>, usize)>,
+    /// Outcomes of tasks that ended while a round was in flight (it holds the completer).
+    arrivals: Vec<Completion>,
+    /// Whether a claim may find work: a slot freed, a tick or wake-up came, or the last claim
+    /// was full. Without it, a round that claimed nothing would be followed by another at once.
+    claim_due: bool,
+    /// The completer's gathering window.
+    window: Duration,
     /// Woken when executions are inserted (`Store::wakeups`).
     wakeup: Arc<Notify>,
     _listener: Option<toosimple_core::store::Wakeups>,
@@ -358,11 +391,16 @@ impl Run {
                 defs,
                 worker.queues.clone(),
                 worker.concurrency,
+                worker.claim_ahead.unwrap_or(worker.concurrency),
                 worker.mode,
                 worker.clock.clone(),
                 tasks.handle(),
             ),
+            window: worker.completer.window(),
             completer: Arc::new(Mutex::new(worker.completer)),
+            in_flight: None,
+            arrivals: Vec::new(),
+            claim_due: true,
             duties: Arc::new(Mutex::new(Duties {
                 rescuer: Rescuer::new(label.clone(), rescue),
                 wake: Wake::new(wake),
@@ -389,8 +427,12 @@ impl Run {
     /// Hands finished executions to the completer, which records them at the latest in the
     /// next round.
     fn record_later(&mut self, done: Vec<Completion>) {
+        if self.in_flight.is_some() {
+            self.arrivals.extend(done);
+            return;
+        }
         let mut completer = lock(&self.completer);
-        for completion in done {
+        for completion in self.arrivals.drain(..).chain(done) {
             completer.push(completion);
         }
     }
@@ -440,44 +482,88 @@ impl Run {
         }
     }
 
-    /// One round in one transaction: record what finished, wake due sleeping rows, claim one
-    /// row per free slot; then run what was claimed.
-    async fn round(&mut self, stop: StopRequest) {
+    /// Starts one round in one transaction on a blocking thread, when there is something to
+    /// record or a claim is due: record what finished, claim for the free slots and the
+    /// buffer (waking due sleeping rows if that comes up short). [`land_round`](Run::land_round)
+    /// takes its result.
+    fn start_round(&mut self, stop: StopRequest) {
         let free = self.producer.free_slots(stop);
+        let claim = if self.claim_due { free } else { 0 };
         let pending = lock(&self.completer).pending();
-        if (pending == 0 && free == 0) || self.outage.waiting() {
+        if (pending == 0 && claim == 0) || self.outage.waiting() {
             return;
         }
-        let plan = self.producer.plan(free);
+        self.claim_due = false;
+        let plan = self.producer.plan(claim);
         let (completer, store, clock) = (
             self.completer.clone(),
             self.store.clone(),
             self.clock.clone(),
         );
-        let exchanged =
-            blocking(move || lock(&completer).round(&store, &plan.request(clock.now()))).await;
+        let round = tokio::task::spawn_blocking(move || {
+            lock(&completer).round(&store, &plan.request(clock.now()))
+        });
+        self.in_flight = Some((round, claim));
+    }
+
+    /// Waits for the round in flight, if any, and takes its result.
+    async fn land_round(&mut self, stop: StopRequest) {
+        if let Some((round, claim)) = self.in_flight.as_mut() {
+            let (landed, claim) = (round.await, *claim);
+            self.landed(landed, claim, stop).await;
+        }
+    }
+
+    /// Takes the result of the round that just ended: runs (or buffers) what it claimed.
+    async fn landed(
+        &mut self,
+        landed: Result<Result<Exchange, Error>, tokio::task::JoinError>,
+        claim: usize,
+        stop: StopRequest,
+    ) {
+        self.in_flight = None;
+        let exchanged = match landed {
+            Ok(exchanged) => exchanged,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        };
         match exchanged {
             Ok(exchange) => {
                 self.check_unheld |= self.outage.ended();
                 if !exchange.report.stale.is_empty() {
                     tracing::warn!(worker = %self.label, "dropped the outcome of executions another worker had rescued: {:?}", exchange.report.stale);
                 }
-                self.producer.start(exchange.claimed);
-                // Every outcome is recorded and every claim is held here: any other row this
-                // worker holds in the database was claimed by a commit whose answer the outage
-                // swallowed.
+                if claim > 0 {
+                    // A full claim suggests more is waiting: claim again at once.
+                    self.claim_due |= exchange.claimed.len() == claim;
+                    self.producer.accept(exchange.claimed);
+                    if stop == StopRequest::None {
+                        self.producer.fill();
+                    }
+                }
+                // Every outcome is recorded or waits here, and every claim is held here: any
+                // other row this worker holds in the database was claimed by a commit whose
+                // answer the outage swallowed.
                 if std::mem::take(&mut self.check_unheld) {
                     self.release_unheld().await;
                 }
             }
-            Err(e) => self.outage.failed(&e),
+            Err(e) => {
+                self.claim_due = true;
+                self.outage.failed(&e)
+            }
         }
+        let arrivals = std::mem::take(&mut self.arrivals);
+        self.record_later(arrivals);
     }
 
     /// Whether it should stop now: nothing runs or waits to be recorded, and it was asked to
     /// stop or its mode says so.
     fn finished_for_good(&self, stop: StopRequest) -> bool {
-        if !self.producer.is_idle() || lock(&self.completer).pending() > 0 || self.outage.is_down()
+        if self.in_flight.is_some()
+            || !self.producer.is_idle()
+            || !self.arrivals.is_empty()
+            || lock(&self.completer).pending() > 0
+            || self.outage.is_down()
         {
             return false;
         }
@@ -499,25 +585,65 @@ impl Run {
                 .next_schedule
                 .map_or(self.tick.next(), |at| at.min(self.tick.next())),
         };
-        let window = lock(&self.completer).window();
+        // While a round is in flight, what ends waits for the next round anyway.
+        let window = if self.in_flight.is_some() {
+            Duration::ZERO
+        } else {
+            self.window
+        };
+        let busy = self.in_flight.is_some();
+        let stop = *self.stop.borrow();
+        let in_flight = async {
+            match self.in_flight.as_mut() {
+                Some((round, claim)) => (round.await, *claim),
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             first = self.producer.next_finished() => {
                 // Past the select: nothing can cancel the gathering.
                 let done = self.producer.gather(first, window).await;
                 self.record_later(done);
+                // Buffered rows take the freed slots now, not after the round trip.
+                if stop == StopRequest::None {
+                    self.producer.fill();
+                }
+                self.claim_due = true;
             }
-            _ = tokio::time::sleep_until(wake_at) => {}
-            _ = self.wakeup.notified() => {}
+            (landed, claim) = in_flight => self.landed(landed, claim, stop).await,
+            // A tick that came during a round is taken when it lands: maintenance waits for it.
+            _ = tokio::time::sleep_until(wake_at), if !busy => self.claim_due = true,
+            _ = self.wakeup.notified() => self.claim_due = true,
             // An error means every `Shutdown` handle is gone: no request can come any more,
             // and an error returned at once on every call would make the loop spin.
             Ok(()) = self.stop.changed() => {}
         }
     }
 
+    /// Stopping: hands the buffered executions, which never started, back to the queue (kept
+    /// until the database has taken them, so that an outage only delays it).
+    async fn hand_back(&mut self) {
+        let ids = self.producer.buffered();
+        if ids.is_empty() || self.outage.waiting() {
+            return;
+        }
+        let (store, label) = (self.store.clone(), self.label.clone());
+        match blocking(move || store.release_claims(&label, &ids)).await {
+            Ok(n) => {
+                self.check_unheld |= self.outage.ended();
+                let _ = self.producer.take_buffered();
+                tracing::info!(worker = %self.label, "handed back {n} claimed execution(s) that had not started");
+            }
+            Err(e) => self.outage.failed(&e),
+        }
+    }
+
     /// After an outage, requeues claims that committed although the worker saw them fail.
     async fn release_unheld(&self) {
         let (store, label) = (self.store.clone(), self.label.clone());
-        let running = self.producer.held();
+        // Outcomes not recorded yet are still `Processing` rows of this worker, held here.
+        let mut running = self.producer.held();
+        running.extend(self.arrivals.iter().map(|done| done.exec.id));
         match blocking(move || store.release_unheld(&label, &running)).await {
             Ok(0) => {}
             Ok(n) => {
@@ -551,12 +677,17 @@ impl Run {
     /// Records what finished, interrupts (and replaces) what still runs, and stops with 77.
     async fn terminate(mut self) -> Exit {
         self.producer.abort_all();
-        let ids = self.producer.held();
+        let done = self.producer.collect_finished();
+        self.record_later(done);
+        let ids = self.producer.running_ids();
+        let buffered = self.producer.take_buffered();
         tracing::warn!(worker = %self.label, "terminated: interrupting {} running execution(s)", ids.len());
         let (store, label, clock) = (self.store.clone(), self.label.clone(), self.clock.clone());
         let completer = self.completer.clone();
         let interrupted = blocking(move || {
             lock(&completer).flush(&store, &label)?;
+            // Never started: back in the queue, not interrupted.
+            store.release_claims(&label, &buffered)?;
             store.interrupt(
                 &label,
                 &ids,
@@ -662,7 +793,8 @@ mod tests {
             .schedules(false);
         let mut run = Run::start(worker).await.expect("the worker starts");
         run.maintain().await;
-        run.round(StopRequest::None).await;
+        run.start_round(StopRequest::None);
+        run.land_round(StopRequest::None).await;
         assert_eq!(run.producer.last_claimed, 0, "the queue is empty");
         let waited = tokio::time::timeout(Duration::from_millis(500), run.wait()).await;
         assert!(
