@@ -336,8 +336,20 @@ fn eight_worker_processes_run_a_one_second_schedule_once_per_second(db: &TestDb)
             exec.due,
             exec.state
         );
-        // Enqueued and started within about a second of its occurrence.
-        let late = exec.started.unwrap() - exec.due;
-        assert!(late < TimeDelta::milliseconds(1_500), "started {late} late");
     }
+    // Started about as its occurrence came, not at the 5 s tick: typically well within a
+    // second, and none a tick late (one stall of a loaded machine is caught up, not missed).
+    let mut late: Vec<TimeDelta> = execs
+        .iter()
+        .map(|exec| exec.started.unwrap() - exec.due)
+        .collect();
+    late.sort();
+    assert!(
+        late[late.len() / 2] < TimeDelta::milliseconds(1_000),
+        "the median occurrence started late: {late:?}"
+    );
+    assert!(
+        late[late.len() - 1] < TimeDelta::seconds(5),
+        "an occurrence waited for the tick: {late:?}"
+    );
 }

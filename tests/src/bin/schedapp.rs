@@ -4,8 +4,9 @@
 use chrono::{DateTime, Utc};
 use toosimple_core::{schedule, task};
 
-/// Runs every second; receives its occurrence.
-#[schedule(cron = "* * * * * *", datetime_arg = "at")]
+/// Runs every second; receives its occurrence. Missed occurrences are caught up: a worker
+/// stalled past one (a loaded machine) must still make it once.
+#[schedule(cron = "* * * * * *", datetime_arg = "at", catch_up = true)]
 #[task]
 pub fn every_second(at: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
     at
