@@ -48,6 +48,24 @@ struct Args {
     /// queue.
     #[arg(long, default_value_t = 0)]
     backlog: usize,
+    /// Also drain `--tasks` tasks out of a table holding this many finished (succeeded) rows:
+    /// how the claim holds up with history kept.
+    #[arg(long, default_value_t = 0)]
+    history: usize,
+    /// With `--history` on PostgreSQL: also drain while another client holds a REPEATABLE
+    /// READ snapshot open, so that vacuum cannot clean the rows the drain leaves dead.
+    #[arg(long)]
+    hold_snapshot: bool,
+    /// Also drain `--tasks` tasks with this many worker processes at once, for each count
+    /// given (`--workers 1,2,4`): the scale-out curve.
+    #[arg(long, value_delimiter = ',')]
+    workers: Vec<usize>,
+    /// The worker's claim-ahead buffer (default: the concurrency; 0 turns it off).
+    #[arg(long)]
+    claim_ahead: Option<usize>,
+    /// Internal: run as one of `--workers`' processes on this database URL, until done.
+    #[arg(long, hide = true)]
+    work_on: Option<String>,
     /// Internal: run as the latency measurement's enqueuing process on this database URL,
     /// printing one latency in milliseconds per line.
     #[arg(long, hide = true)]
@@ -58,6 +76,19 @@ struct Args {
     /// The PostgreSQL server (a fresh schema is created and dropped on it).
     #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/test")]
     postgres_url: String,
+}
+
+/// The drain's worker: every queue but the backlog's.
+fn bench_worker(store: &Store, args: &Args, label: &str) -> Worker {
+    let worker = Worker::new()
+        .store(store.clone())
+        .concurrency(args.concurrency)
+        .label(label)
+        .exclude_queues(["backlog"]);
+    match args.claim_ahead {
+        Some(rows) => worker.claim_ahead(rows),
+        None => worker,
+    }
 }
 
 /// A database for one run, removed afterwards.
@@ -148,65 +179,46 @@ fn baseline_insert(store: &Store, n: usize) -> f64 {
     rate(n, start.elapsed())
 }
 
-/// Baseline: plain diesel claims and completes one row per transaction, in one thread.
-fn baseline_drain(store: &Store, n: usize) -> f64 {
-    use toosimple_core::schema::task_execs::dsl as te;
-    let mut conn = store.connection().unwrap();
-    let start = Instant::now();
-    let mut done = 0;
-    while done < n {
-        let id: Option<i64> = conn
-            .transaction::<_, diesel::result::Error, _>(|c| {
-                let id: Option<i64> = te::task_execs
-                    .filter(te::state.eq("queued"))
-                    .order((te::priority.desc(), te::due, te::id))
-                    .select(te::id)
-                    .first(c)
-                    .optional()?;
-                if let Some(id) = id {
-                    diesel::update(te::task_execs.find(id))
-                        .set(te::state.eq("processing"))
-                        .execute(c)?;
-                }
-                Ok(id)
-            })
-            .unwrap();
-        let Some(id) = id else { break };
-        diesel::update(te::task_execs.find(id))
-            .set((te::state.eq("succeeded"), te::result.eq("null")))
-            .execute(&mut *conn)
-            .unwrap();
-        done += 1;
-    }
-    rate(done, start.elapsed())
+/// One claimed id, read back from `RETURNING`.
+#[derive(QueryableByName)]
+struct ClaimedId {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    id: i64,
 }
 
-/// Baseline: plain SQL claims 100 rows per transaction (one UPDATE … RETURNING) and completes
-/// them in one statement: the database's batched limit, without a framework.
-fn baseline_drain_batched(store: &Store, n: usize) -> f64 {
+/// The plain-SQL claim of up to `limit` rows through the partial index of queued rows in claim
+/// order, as the framework's claim does (the state as a literal: with a bound parameter the
+/// planner would sort every queued row on each claim), with `SKIP LOCKED` on PostgreSQL.
+fn baseline_claim_sql(store: &Store, limit: usize) -> String {
+    // SQLite's planner prefers the index on (state, id) and sorts, even with the literal.
+    let (index, lock) = if store.url().starts_with("postgres") {
+        ("", " FOR UPDATE SKIP LOCKED")
+    } else {
+        (" INDEXED BY task_execs_claim", "")
+    };
+    format!(
+        "UPDATE task_execs SET state = 'processing' WHERE id IN (SELECT id FROM task_execs{index} \
+         WHERE state = 'queued' ORDER BY priority DESC, due, id LIMIT {limit}{lock}) RETURNING id"
+    )
+}
+
+/// Plain SQL: claims up to `per_claim` rows per transaction (one `UPDATE … RETURNING`), then
+/// completes them in one statement, in one thread, without the framework.
+fn baseline_drain_sql(store: &Store, n: usize, per_claim: usize) -> f64 {
     use toosimple_core::schema::task_execs::dsl as te;
     let mut conn = store.connection().unwrap();
+    let claim = baseline_claim_sql(store, per_claim);
     let start = Instant::now();
     let mut done = 0;
     while done < n {
         let ids: Vec<i64> = conn
             .transaction::<_, diesel::result::Error, _>(|c| {
-                let inner = diesel::alias!(toosimple_core::schema::task_execs as next);
-                let next = inner
-                    .filter(inner.field(te::state).eq("queued"))
-                    .order((
-                        inner.field(te::priority).desc(),
-                        inner.field(te::due),
-                        inner.field(te::id),
-                    ))
-                    .select(inner.field(te::id))
-                    .limit(100);
-                diesel::update(te::task_execs.filter(te::id.eq_any(next)))
-                    .set(te::state.eq("processing"))
-                    .returning(te::id)
-                    .load(c)
+                diesel::sql_query(&claim).load::<ClaimedId>(c)
             })
-            .unwrap();
+            .unwrap()
+            .into_iter()
+            .map(|row| row.id)
+            .collect();
         if ids.is_empty() {
             break;
         }
@@ -217,6 +229,17 @@ fn baseline_drain_batched(store: &Store, n: usize) -> f64 {
         done += ids.len();
     }
     rate(done, start.elapsed())
+}
+
+/// Baseline: plain SQL claims and completes one row per transaction.
+fn baseline_drain(store: &Store, n: usize) -> f64 {
+    baseline_drain_sql(store, n, 1)
+}
+
+/// Baseline: plain SQL claims 100 rows per transaction and completes them in one statement:
+/// the database's batched limit, without a framework.
+fn baseline_drain_batched(store: &Store, n: usize) -> f64 {
+    baseline_drain_sql(store, n, 100)
 }
 
 /// Adds `n` queued rows of [`waiting`], in small enough calls.
@@ -232,12 +255,8 @@ fn add_backlog(n: usize) {
 /// Drains `n` noop tasks beside the backlog: a worker of every queue but the backlog's runs
 /// until they are done (its claims after that, which walk the whole backlog to find nothing,
 /// are not timed).
-fn drain_beside_backlog(store: &Store, n: usize, concurrency: usize) -> f64 {
-    let worker = Worker::new()
-        .store(store.clone())
-        .concurrency(concurrency)
-        .label("bench-backlog")
-        .exclude_queues(["backlog"]);
+fn drain_beside_backlog(store: &Store, n: usize, args: &Args) -> f64 {
+    let worker = bench_worker(store, args, "bench-backlog");
     let shutdown = worker.shutdown_handle();
     let start = Instant::now();
     let running = std::thread::spawn(move || worker.run());
@@ -265,15 +284,9 @@ fn drain_beside_backlog(store: &Store, n: usize, concurrency: usize) -> f64 {
 
 /// Drains the queued tasks with one worker (this process), serving every queue but the
 /// backlog's.
-fn drain(store: &Store, queued: usize, concurrency: usize, label: &str) -> f64 {
+fn drain(store: &Store, queued: usize, args: &Args, label: &str) -> f64 {
     let start = Instant::now();
-    let exit = Worker::new()
-        .store(store.clone())
-        .concurrency(concurrency)
-        .label(label)
-        .exclude_queues(["backlog"])
-        .until_done()
-        .run();
+    let exit = bench_worker(store, args, label).until_done().run();
     let rate = rate(queued, start.elapsed());
     assert_eq!(exit, Exit::Stopped);
     let left = TaskExec::list_in(
@@ -288,6 +301,55 @@ fn drain(store: &Store, queued: usize, concurrency: usize, label: &str) -> f64 {
     rate
 }
 
+/// Adds `n` succeeded rows, finished an hour ago, in one statement.
+fn add_history(store: &Store, n: usize) {
+    let mut conn = store.connection().unwrap();
+    let columns = "task_name, args, queue, priority, state, due, created, started, finished, \
+                   result, retries, retry_delay, worker";
+    let values = "'noop', '{}', 'default', 0, 'succeeded', t, t, t, t, 'null', 0, 0, 'history'";
+    let sql = if store.url().starts_with("postgres") {
+        format!(
+            "INSERT INTO task_execs ({columns}) SELECT {values} FROM \
+             (SELECT now()::timestamp - interval '1 hour' AS t FROM generate_series(1, {n})) s"
+        )
+    } else {
+        format!(
+            "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < {n}) \
+             INSERT INTO task_execs ({columns}) SELECT {values} FROM \
+             (SELECT strftime('%Y-%m-%d %H:%M:%f', 'now', '-1 hour') AS t FROM s)"
+        )
+    };
+    diesel::sql_query(sql).execute(&mut *conn).unwrap();
+    if store.url().starts_with("postgres") {
+        diesel::sql_query("VACUUM ANALYZE task_execs")
+            .execute(&mut *conn)
+            .unwrap();
+    }
+}
+
+/// Drains the `queued` tasks with `workers` processes of this binary at once, timed from their
+/// start to the last one's exit.
+fn drain_with_processes(args: &Args, url: &str, queued: usize, workers: usize) -> f64 {
+    let mut command = std::process::Command::new(std::env::current_exe().unwrap());
+    command.args([
+        "--concurrency",
+        &args.concurrency.to_string(),
+        "--work-on",
+        url,
+    ]);
+    if let Some(rows) = args.claim_ahead {
+        command.args(["--claim-ahead", &rows.to_string()]);
+    }
+    let start = Instant::now();
+    let children: Vec<_> = (0..workers)
+        .map(|_| command.spawn().expect("start a worker process"))
+        .collect();
+    for mut child in children {
+        assert!(child.wait().unwrap().success(), "a worker process failed");
+    }
+    rate(queued, start.elapsed())
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[index.min(sorted.len() - 1)]
@@ -295,6 +357,14 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 fn main() {
     let args = Args::parse();
+    if let Some(url) = &args.work_on {
+        toosimple_worker::init_tracing("warn");
+        let store = toosimple_core::init(url).expect("open the benchmark database");
+        let label = format!("bench-worker-{}", std::process::id());
+        let exit = bench_worker(&store, &args, &label).until_done().run();
+        assert_eq!(exit, Exit::Stopped);
+        return;
+    }
     if let Some(url) = &args.enqueue_from {
         toosimple_core::init(url).expect("open the benchmark database");
         for _ in 0..args.latency_samples {
@@ -349,7 +419,7 @@ fn main() {
     );
 
     // Drain the queued tasks with one worker (this process).
-    let drain_rate = drain(&store, n, args.concurrency, "bench-drain");
+    let drain_rate = drain(&store, n, &args, "bench-drain");
     clear(&store);
     noop::queue_many((0..n).map(|_| ())).unwrap();
     let base_drain = baseline_drain(&store, n);
@@ -370,7 +440,7 @@ fn main() {
     if args.backlog > 0 {
         add_backlog(args.backlog);
         noop::queue_many((0..n).map(|_| ())).unwrap();
-        let rate = drain_beside_backlog(&store, n, args.concurrency);
+        let rate = drain_beside_backlog(&store, n, &args);
         say(
             args.json,
             format!(
@@ -380,6 +450,59 @@ fn main() {
             ),
         );
         drain_backlog = Some(rate);
+        clear(&store);
+    }
+
+    let mut drain_history = None;
+    let mut drain_history_snapshot = None;
+    if args.history > 0 {
+        add_history(&store, args.history);
+        noop::queue_many((0..n).map(|_| ())).unwrap();
+        let rate = drain(&store, n, &args, "bench-history");
+        say(
+            args.json,
+            format!(
+                "drain beside {} finished rows: {rate:>10.0} tasks/s   (ratio to the drain without: {:.2})",
+                args.history,
+                rate / drain_rate
+            ),
+        );
+        drain_history = Some(rate);
+        if args.hold_snapshot && matches!(args.backend, Backend::Postgres) {
+            let mut holder = PgConnection::establish(&db.url).expect("reach PostgreSQL");
+            diesel::sql_query("BEGIN ISOLATION LEVEL REPEATABLE READ")
+                .execute(&mut holder)
+                .unwrap();
+            diesel::sql_query("SELECT count(*) FROM worker_statuses")
+                .execute(&mut holder)
+                .unwrap();
+            noop::queue_many((0..n).map(|_| ())).unwrap();
+            let rate = drain(&store, n, &args, "bench-snapshot");
+            diesel::sql_query("COMMIT").execute(&mut holder).unwrap();
+            say(
+                args.json,
+                format!(
+                    "... with a snapshot held open: {rate:>10.0} tasks/s   (ratio to the drain without history: {:.2})",
+                    rate / drain_rate
+                ),
+            );
+            drain_history_snapshot = Some(rate);
+        }
+        clear(&store);
+    }
+
+    let mut scale_out = serde_json::Map::new();
+    for &workers in &args.workers {
+        noop::queue_many((0..n).map(|_| ())).unwrap();
+        let rate = drain_with_processes(&args, &db.url, n, workers);
+        say(
+            args.json,
+            format!(
+                "drain, {workers} worker process(es): {rate:>10.0} tasks/s   (ratio to one in-process worker: {:.2})",
+                rate / drain_rate
+            ),
+        );
+        scale_out.insert(workers.to_string(), rate.into());
         clear(&store);
     }
 
@@ -450,6 +573,16 @@ fn main() {
         if let Some(rate) = drain_backlog {
             figures["backlog"] = args.backlog.into();
             figures["drain_backlog_per_s"] = rate.into();
+        }
+        if let Some(rate) = drain_history {
+            figures["history"] = args.history.into();
+            figures["drain_history_per_s"] = rate.into();
+        }
+        if let Some(rate) = drain_history_snapshot {
+            figures["drain_history_snapshot_per_s"] = rate.into();
+        }
+        if !scale_out.is_empty() {
+            figures["drain_by_workers_per_s"] = scale_out.into();
         }
         println!("{figures}");
     }
