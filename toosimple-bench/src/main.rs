@@ -333,11 +333,20 @@ fn add_history(store: &Store, n: usize) {
         )
     };
     diesel::sql_query(sql).execute(&mut *conn).unwrap();
-    if store.url().starts_with("postgres") {
-        diesel::sql_query("VACUUM ANALYZE task_execs")
-            .execute(&mut *conn)
-            .unwrap();
-    }
+    settle(store);
+}
+
+/// After a bulk load: the figure is of a table that holds the rows, not of one that just took
+/// them in, so the load's aftermath (SQLite's checkpoint of a write-ahead log of hundreds of
+/// megabytes, PostgreSQL's vacuum and statistics) is done before the drain, not during it.
+fn settle(store: &Store) {
+    let mut conn = store.connection().unwrap();
+    let sql = if store.url().starts_with("postgres") {
+        "VACUUM ANALYZE task_execs"
+    } else {
+        "PRAGMA wal_checkpoint(TRUNCATE)"
+    };
+    diesel::sql_query(sql).execute(&mut *conn).unwrap();
 }
 
 /// Drains the `queued` tasks with `workers` processes of this binary at once, timed from their
@@ -453,6 +462,7 @@ fn main() {
     if args.backlog > 0 {
         add_backlog(args.backlog);
         noop::queue_many((0..n).map(|_| ())).unwrap();
+        settle(&store);
         let rate = drain_beside_backlog(&store, n, &args);
         say(
             args.json,
