@@ -206,6 +206,19 @@ fn second_sigint_terminates(db: &TestDb) {
     assert_eq!(task.state().unwrap(), State::Interrupted);
 }
 
+/// Waits until the one worker registered in `db` counts as timed out (its heartbeat is older
+/// than its timeout): rescuers started after that take its tasks.
+fn wait_for_the_only_worker_to_time_out(db: &TestDb) {
+    wait_until(
+        "the killed worker to time out",
+        Duration::from_secs(20),
+        || {
+            toosimple_core::WorkerStatus::list_in(&db.store).unwrap()[0].state()
+                == toosimple_core::WorkerState::TimedOut
+        },
+    );
+}
+
 fn killed_worker_is_rescued_once_by_another(db: &TestDb) {
     db.create_side_effects();
     let task = sleepy::queue(1_000, 1).unwrap();
@@ -218,14 +231,7 @@ fn killed_worker_is_rescued_once_by_another(db: &TestDb) {
     });
     signal(&victim, "KILL");
     assert_eq!(exit_code(victim, Duration::from_secs(20)), -1);
-    wait_until(
-        "the killed worker to time out",
-        Duration::from_secs(20),
-        || {
-            toosimple_core::WorkerStatus::list_in(&db.store).unwrap()[0].state()
-                == toosimple_core::WorkerState::TimedOut
-        },
-    );
+    wait_for_the_only_worker_to_time_out(db);
     // Two rescuers look at the same time; the task is replaced once and runs once.
     let rescuers: Vec<Child> = (0..2)
         .map(|i| {
@@ -300,14 +306,7 @@ fn killed_worker_with_a_full_claim_ahead_buffer_loses_nothing(db: &TestDb) {
     let victim = worker_with_a_full_buffer(db, "doomed", 10_000);
     signal(&victim, "KILL");
     assert_eq!(exit_code(victim, Duration::from_secs(20)), -1);
-    wait_until(
-        "the killed worker to time out",
-        Duration::from_secs(20),
-        || {
-            toosimple_core::WorkerStatus::list_in(&db.store).unwrap()[0].state()
-                == toosimple_core::WorkerState::TimedOut
-        },
-    );
+    wait_for_the_only_worker_to_time_out(db);
     let rescuer = spawn_worker(
         db,
         &[

@@ -131,6 +131,21 @@ pub(super) fn wake(c: &mut AnyConnection, now: DateTime<Utc>) -> QueryResult<usi
     .execute(c)
 }
 
+/// The columns of a claimed row set back as before its claim: queued, never started, no
+/// worker.
+#[allow(clippy::type_complexity)]
+fn unclaimed() -> (
+    diesel::dsl::Eq<te::state, &'static str>,
+    diesel::dsl::Eq<te::started, Option<NaiveDateTime>>,
+    diesel::dsl::Eq<te::worker, Option<String>>,
+) {
+    (
+        te::state.eq(State::Queued.as_str()),
+        te::started.eq(None),
+        te::worker.eq(None),
+    )
+}
+
 impl Store {
     /// Moves `Sleeping` rows whose due has come to `Queued`. Returns how many.
     pub fn wake(&self, now: DateTime<Utc>) -> Result<usize> {
@@ -151,11 +166,7 @@ impl Store {
                         .filter(te::worker.eq(worker))
                         .filter(te::id.ne_all(running)),
                 )
-                .set((
-                    te::state.eq(State::Queued.as_str()),
-                    te::started.eq(None::<NaiveDateTime>),
-                    te::worker.eq(None::<String>),
-                ))
+                .set(unclaimed())
                 .execute(c)
             },
         )
@@ -178,11 +189,7 @@ impl Store {
                         .filter(te::worker.eq(worker))
                         .filter(te::id.eq_any(ids)),
                 )
-                .set((
-                    te::state.eq(State::Queued.as_str()),
-                    te::started.eq(None::<NaiveDateTime>),
-                    te::worker.eq(None::<String>),
-                ))
+                .set(unclaimed())
                 .execute(c)
             },
         )
