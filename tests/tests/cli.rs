@@ -18,6 +18,7 @@ backend_suite!(
     second_sigint_terminates,
     killed_worker_is_rescued_once_by_another,
     killed_worker_with_a_full_claim_ahead_buffer_loses_nothing,
+    paused_worker_resumed_after_its_rescue_has_its_late_outcome_refused,
     first_sigint_hands_back_the_claim_ahead_buffer_unstarted,
     until_done_and_once_exit_0,
     migrate_status_and_tasks,
@@ -350,6 +351,73 @@ fn first_sigint_hands_back_the_claim_ahead_buffer_unstarted(db: &TestDb) {
     assert_eq!(rest.status.code(), Some(0));
     assert_eq!(db.count("state = 'succeeded'"), 15);
     assert_each_ran_once(db);
+}
+
+/// Fencing: a worker paused (SIGSTOP) past its heartbeat timeout has its task rescued by
+/// another; resumed, it finishes the task's body, and the outcome it then tries to record is
+/// refused, logged, and changes nothing: the rescue's record of the row stands.
+fn paused_worker_resumed_after_its_rescue_has_its_late_outcome_refused(db: &TestDb) {
+    db.create_side_effects();
+    let task = sleepy::queue(2_000, 1).unwrap();
+    let (paused, lines) = spawn_logged_worker(
+        db,
+        &[
+            "--label",
+            "paused",
+            "--timeout",
+            "1",
+            "--tick",
+            "0.2",
+            "--concurrency",
+            "1",
+        ],
+    );
+    wait_until("the task to start", Duration::from_secs(20), || {
+        task.state().unwrap() == State::Processing
+    });
+    signal(&paused, "STOP");
+    wait_until(
+        "the paused worker to time out",
+        Duration::from_secs(20),
+        || {
+            toosimple_core::WorkerStatus::list_in(&db.store)
+                .unwrap()
+                .iter()
+                .any(|s| s.label == "paused" && s.state() == toosimple_core::WorkerState::TimedOut)
+        },
+    );
+    let rescuer = spawn_worker(db, &["--until-done", "--tick", "0.2", "--label", "rescuer"]);
+    assert_eq!(exit_code(rescuer, Duration::from_secs(60)), 0);
+    let rescued = task.exec().unwrap();
+    assert_eq!(rescued.state, State::Interrupted);
+    let replacement = TaskExec::get(rescued.replaced_by.unwrap()).unwrap();
+    assert_eq!(replacement.state, State::Succeeded);
+
+    signal(&paused, "CONT");
+    wait_for_line(
+        &lines,
+        "dropped the outcome of executions another worker had rescued",
+        Duration::from_secs(30),
+    );
+    signal(&paused, "INT");
+    assert_eq!(exit_code(paused, Duration::from_secs(20)), 0);
+    let after = task.exec().unwrap();
+    assert_eq!(
+        (after.state, after.error, after.finished, after.worker),
+        (
+            rescued.state,
+            rescued.error,
+            rescued.finished,
+            rescued.worker
+        )
+    );
+    assert_eq!(
+        db.count("task_name = 'sleepy'"),
+        2,
+        "no further replacement"
+    );
+    // At least once: the paused run's body and its replacement's both ran.
+    assert_eq!(db.side_effects(), vec![1, 1]);
 }
 
 fn until_done_and_once_exit_0(db: &TestDb) {
