@@ -229,6 +229,18 @@ pub async fn async_sleepy_with_timeout(ms: u64, n: i64) -> Result<(), String> {
     record(n)
 }
 
+/// Records `n` as it starts, then sleeps `ms` milliseconds asynchronously; cancelled before
+/// its sleep ends (its future dropped), it also records `-n`. A test waits for `n` before
+/// cancelling it: a row being `Processing` only says it was claimed, not that it runs yet.
+#[task]
+pub async fn announced_sleep(ms: u64, n: i64) -> Result<(), String> {
+    record(n)?;
+    let mut cancelled = RecordOnDrop(Some(-n));
+    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    cancelled.0 = None;
+    Ok(())
+}
+
 /// Records its number when dropped, unless emptied first.
 struct RecordOnDrop(Option<i64>);
 

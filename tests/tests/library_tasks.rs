@@ -2,9 +2,10 @@
 
 use toosimple_tests as _;
 
-const EXPECTED: [&str; 23] = [
+const EXPECTED: [&str; 24] = [
     "add",
     "always_fails",
+    "announced_sleep",
     "append_line",
     "async_sleepy_with_timeout",
     "at_time",

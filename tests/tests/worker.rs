@@ -5,8 +5,8 @@ use std::time::Duration;
 use chrono::{TimeDelta, Utc};
 use toosimple_core::{State, TaskExec, TaskExecFilter};
 use toosimple_tests::tasks::{
-    always_fails, async_sleepy_with_timeout, panics, record, record_high, record_q1, record_q2,
-    sleepy, sleepy_with_timeout,
+    always_fails, announced_sleep, async_sleepy_with_timeout, panics, record, record_high,
+    record_q1, record_q2, sleepy, sleepy_with_timeout,
 };
 use toosimple_tests::{TestDb, backend_suite, wait_until};
 use toosimple_worker::clock::{Clock, TestClock};
@@ -345,13 +345,15 @@ fn graceful_shutdown_finishes_running_tasks(db: &TestDb) {
 
 fn terminate_interrupts_and_replaces_running_tasks(db: &TestDb) {
     db.create_side_effects();
-    let task = async_sleepy_with_timeout::queue(900, 1).unwrap();
+    let task = announced_sleep::queue(60_000, 1).unwrap();
     let worker = worker(db);
     let shutdown = worker.shutdown_handle();
     let running = std::thread::spawn(move || worker.run());
+    // Its body runs (a claimed row is `Processing` before its task is spawned).
     wait_until("the task to start", Duration::from_secs(10), || {
-        task.state().unwrap() == State::Processing
+        db.side_effects() == vec![1]
     });
+    assert_eq!(task.state().unwrap(), State::Processing);
     shutdown.terminate();
     assert_eq!(running.join().unwrap(), Exit::Terminated);
     let exec = task.exec().unwrap();
@@ -365,10 +367,8 @@ fn terminate_interrupts_and_replaces_running_tasks(db: &TestDb) {
     let status = toosimple_core::WorkerStatus::list_in(&db.store).unwrap();
     assert_eq!(status[0].state(), toosimple_core::WorkerState::Terminated);
     // The async task was cancelled (it records -1 when dropped), not left running.
-    // Dropped by the task runtime's shutdown, in the background: on a loaded machine that
-    // can take a while, so the deadline is generous (the test still fails if it never comes).
     wait_until("the task to be cancelled", Duration::from_secs(30), || {
-        db.side_effects() == vec![-1]
+        db.side_effects() == vec![1, -1]
     });
 }
 
