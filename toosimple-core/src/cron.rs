@@ -3,7 +3,7 @@
 //! read in an IANA time zone. The syntax itself is `toosimple_cron`'s, which the macros also use
 //! to check it at compile time.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Offset, Utc};
 use chrono_tz::Tz;
 
 use crate::error::{Error, Result};
@@ -59,7 +59,7 @@ impl CronSchedule {
     /// The first occurrence strictly after `after`.
     pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let cron = self.cron.as_ref()?;
-        cron.find_next_occurrence(&after.with_timezone(&self.tz), false)
+        cron.find_next_occurrence(&self.local(after)?, false)
             .ok()
             .map(|t| t.with_timezone(&Utc))
     }
@@ -67,9 +67,19 @@ impl CronSchedule {
     /// The latest occurrence at or before `at` (what `run_on_creation` runs).
     pub fn latest_at_or_before(&self, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let cron = self.cron.as_ref()?;
-        cron.find_previous_occurrence(&at.with_timezone(&self.tz), true)
+        cron.find_previous_occurrence(&self.local(at)?, true)
             .ok()
             .map(|t| t.with_timezone(&Utc))
+    }
+
+    /// `at` in the schedule's zone, or `None` when its wall-clock time is past the ends of
+    /// chrono's range (within a day of them, in a zone ahead of or behind UTC): croner reads the
+    /// wall-clock time and would panic, and it finds no occurrence there (it searches up to year
+    /// 5000).
+    fn local(&self, at: DateTime<Utc>) -> Option<DateTime<Tz>> {
+        let local = at.with_timezone(&self.tz);
+        at.naive_utc().checked_add_offset(local.offset().fix())?;
+        Some(local)
     }
 
     /// The occurrences in `(after, until]`, oldest first, at most `limit` of them.

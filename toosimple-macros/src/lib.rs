@@ -9,6 +9,8 @@
 
 mod attr;
 mod check;
+#[cfg(test)]
+mod fuzz;
 mod schedule;
 mod task;
 
