@@ -29,7 +29,7 @@ use self::maintenance::rescue::{self, Rescuer};
 use self::maintenance::retention::{self, Retention};
 use self::maintenance::schedules::{self, Materializer};
 use self::maintenance::wake::{self, Wake};
-use self::outage::Outage;
+use self::outage::{Outage, worth_waiting_for};
 use self::producer::Producer;
 use self::shutdown::StopRequest;
 pub use self::shutdown::{Exit, RunMode, Shutdown};
@@ -283,6 +283,10 @@ struct Run {
     outage: Outage,
     /// Set when an outage ends: claims may have committed unseen.
     check_unheld: bool,
+    /// No rescue before this: after an outage every worker's heartbeat is stale, the live ones'
+    /// too, until each has had a heartbeat timeout to beat again.
+    rescue_after: Option<Instant>,
+    heartbeat_timeout: Duration,
     heartbeat: Option<Beating>,
     /// The round running on a blocking thread, and how many rows it claims: the loop goes on
     /// starting and gathering tasks meanwhile.
@@ -337,29 +341,56 @@ impl Run {
         };
         wake.validate()?;
 
-        let store = match worker.store.take() {
-            Some(store) => store,
-            None => blocking(toosimple_core::default_store).await?,
-        };
         let (queues, excluded) = match &worker.queues {
             QueueSelection::All => (vec![], vec![]),
             QueueSelection::Only(q) => (q.clone(), vec![]),
             QueueSelection::Except(q) => (vec![], q.clone()),
         };
-        let (db, clock, label) = (store.clone(), worker.clock.clone(), worker.label.clone());
-        let timeout = worker.heartbeat_timeout;
-        let leftovers = blocking(move || {
-            // Dated by the database's clock from the first row on.
-            clock.sync(&db)?;
-            db.register_worker(&WorkerRegistration {
-                label: &label,
-                queues: &queues,
-                excluded_queues: &excluded,
-                heartbeat_timeout: timeout.as_secs_f64(),
-                now: clock.now(),
+        // A worker (re)started during an outage waits for its database, as a running one does,
+        // instead of exiting: supervisors restart workers exactly when things go wrong.
+        let mut outage = Outage::default();
+        let outage_at_start;
+        let (store, leftovers) = loop {
+            let (given, clock, label) = (
+                worker.store.clone(),
+                worker.clock.clone(),
+                worker.label.clone(),
+            );
+            let (queues, excluded) = (queues.clone(), excluded.clone());
+            let timeout = worker.heartbeat_timeout;
+            let attempt = blocking(move || {
+                let db = match given {
+                    Some(store) => store,
+                    None => toosimple_core::default_store()?,
+                };
+                // Dated by the database's clock from the first row on.
+                clock.sync(&db)?;
+                let leftovers = db.register_worker(&WorkerRegistration {
+                    label: &label,
+                    queues: &queues,
+                    excluded_queues: &excluded,
+                    heartbeat_timeout: timeout.as_secs_f64(),
+                    now: clock.now(),
+                })?;
+                Ok::<_, Error>((db, leftovers))
             })
-        })
-        .await?;
+            .await;
+            match attempt {
+                Ok(started) => {
+                    outage_at_start = outage.ended();
+                    break started;
+                }
+                Err(e) if worth_waiting_for(&e) && *worker.stop.borrow() == StopRequest::None => {
+                    outage.failed(&e);
+                    let retry_at = outage.retry_at().unwrap_or_else(Instant::now);
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(retry_at) => {}
+                        _ = worker.stop.changed() => {}
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        };
         let label = worker.label.clone();
         if !leftovers.is_empty() {
             tracing::warn!(
@@ -417,6 +448,8 @@ impl Run {
             stop: worker.stop,
             outage: Outage::default(),
             check_unheld: false,
+            rescue_after: outage_at_start.then(|| Instant::now() + worker.heartbeat_timeout),
+            heartbeat_timeout: worker.heartbeat_timeout,
             heartbeat: Some(heartbeat),
             wakeup,
             _listener: listener,
@@ -439,6 +472,15 @@ impl Run {
 
     /// Rescue and schedules at their tick (or a schedule's occurrence), retention at its
     /// interval.
+    /// Notes that the database answered: if that ends an outage, claims may have committed
+    /// unseen, and rescue waits until live workers have beaten again.
+    fn database_answered(&mut self) {
+        if self.outage.ended() {
+            self.check_unheld = true;
+            self.rescue_after = Some(Instant::now() + self.heartbeat_timeout);
+        }
+    }
+
     async fn maintain(&mut self) {
         let schedule_due = self.next_schedule.is_some_and(|at| Instant::now() >= at);
         if !(self.tick.is_due() || schedule_due) || self.outage.waiting() {
@@ -448,10 +490,15 @@ impl Run {
         let retention_due = self.retention.is_due();
         let (duties, store, clock) = (self.duties.clone(), self.store.clone(), self.clock.clone());
         let label = self.label.clone();
+        let rescue = self.rescue_after.is_none_or(|at| Instant::now() >= at);
         let passed = blocking(move || {
             let mut duties = lock(&duties);
             let now = clock.now();
-            let rescued = duties.rescuer.run_once(&store, now)?.rescued;
+            let rescued = if rescue {
+                duties.rescuer.run_once(&store, now)?.rescued
+            } else {
+                Vec::new()
+            };
             if !rescued.is_empty() {
                 tracing::warn!(worker = %label, "rescued the executions of dead workers (old, replacement): {rescued:?}");
             }
@@ -468,7 +515,7 @@ impl Run {
         .await;
         match passed {
             Ok(next_due) => {
-                self.check_unheld |= self.outage.ended();
+                self.database_answered();
                 if retention_due {
                     self.retention.ran();
                 }
@@ -528,7 +575,7 @@ impl Run {
         };
         match exchanged {
             Ok(exchange) => {
-                self.check_unheld |= self.outage.ended();
+                self.database_answered();
                 if !exchange.report.stale.is_empty() {
                     tracing::warn!(worker = %self.label, "dropped the outcome of executions another worker had rescued: {:?}", exchange.report.stale);
                 }
@@ -630,7 +677,7 @@ impl Run {
         let (store, label) = (self.store.clone(), self.label.clone());
         match blocking(move || store.release_claims(&label, &ids)).await {
             Ok(n) => {
-                self.check_unheld |= self.outage.ended();
+                self.database_answered();
                 let _ = self.producer.take_buffered();
                 tracing::info!(worker = %self.label, "handed back {n} claimed execution(s) that had not started");
             }

@@ -73,3 +73,25 @@ impl Outage {
         self.retry_at
     }
 }
+
+/// Whether a worker that cannot start because of `error` should wait for its database rather
+/// than exit: an outage (a server restarting or unreachable, a full disk, a dropped
+/// connection) ends by itself, while a wrong URL, role or password does not.
+pub(crate) fn worth_waiting_for(error: &Error) -> bool {
+    match error {
+        Error::DatabaseFull { .. } | Error::Pool { .. } | Error::Query { .. } => true,
+        Error::Connect { reason, .. } => {
+            let reason = reason.to_lowercase();
+            ![
+                "does not exist",
+                "authentication",
+                "permission denied",
+                "pg_hba.conf",
+                "password",
+            ]
+            .iter()
+            .any(|fatal| reason.contains(fatal))
+        }
+        _ => false,
+    }
+}
