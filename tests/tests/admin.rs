@@ -2,16 +2,19 @@
 //! on SQLite and PostgreSQL, the executions page on 100,000 rows, and a real headless Chromium
 //! driven through chromedriver.
 
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use axum::http::{Request, StatusCode, header};
 use chrono::{NaiveDateTime, TimeDelta, Utc};
 use diesel::prelude::*;
 use http_body_util::BodyExt;
 use serde_json::json;
-use toosimple_admin::{AdminConfig, Password, router};
+use toosimple_admin::{AdminConfig, Password, ROUTES, Secret, router};
 use toosimple_core::schema::{task_execs::dsl as te, worker_statuses::dsl as ws};
 use toosimple_core::{AnyConnection, State, TaskExec, TaskExecFilter};
 use toosimple_tests::tasks::{add, fail_with, morning, send, shout};
@@ -19,11 +22,11 @@ use toosimple_tests::{TestDb, backend_suite, wait_until};
 use tower::ServiceExt;
 
 backend_suite!(
-    pages_redirect_to_login_without_a_session,
+    every_route_needs_a_session,
     wrong_password_opens_no_session,
     login_sets_a_strict_http_only_cookie_and_logout_ends_it,
-    cookie_is_secure_behind_https,
-    post_without_or_with_a_wrong_csrf_token_is_forbidden,
+    cookies_are_http_only_strict_and_secure_behind_https,
+    every_post_without_a_valid_token_is_forbidden,
     overview_shows_counts_chart_and_online_workers,
     executions_filter_search_and_page,
     execution_page_shows_everything_and_the_replaced_by_chain,
@@ -34,7 +37,7 @@ backend_suite!(
     schedules_page_and_run_now,
     workers_page_shows_state_exit_code_and_log,
     tasks_page_lists_options,
-    user_data_is_html_escaped,
+    user_data_is_html_escaped_on_every_page,
     works_at_the_root_and_under_any_prefix,
     stylesheet_is_served_and_pages_forbid_scripts,
     executions_page_stays_fast_with_100k_rows,
@@ -44,6 +47,13 @@ backend_suite!(
 
 const PASSWORD: &str = "correct horse battery staple";
 const FAILED_LOGIN_DELAY: Duration = Duration::from_millis(300);
+/// The cookie that holds the session.
+const SESSION: &str = "toosimple_admin_session";
+
+/// A secret for routers that must share sessions.
+fn secret(fill: u8) -> Secret {
+    Secret::from_bytes(&[fill; 64]).unwrap()
+}
 
 /// A response, read whole.
 struct Resp {
@@ -84,14 +94,15 @@ impl Resp {
     }
 }
 
-/// A browser-like client of the admin router: keeps the session cookie, calls the router
-/// through `oneshot` (no socket).
+/// A browser-like client of the admin router: keeps the cookies, calls the router through
+/// `oneshot` (no socket), from the address `peer` when set.
 struct Client {
     rt: tokio::runtime::Runtime,
     app: Router,
     prefix: String,
-    cookie: Option<String>,
+    cookies: BTreeMap<String, String>,
     csrf: String,
+    peer: Option<SocketAddr>,
 }
 
 impl Client {
@@ -101,10 +112,7 @@ impl Client {
 
     /// The admin nested under `prefix` (or at the root for "").
     fn mounted(db: &TestDb, prefix: &str) -> Client {
-        let config = AdminConfig::new(db.store.clone(), Password::plain(PASSWORD))
-            .failed_login_delay(FAILED_LOGIN_DELAY)
-            .page_size(5);
-        Client::with_config(config, prefix)
+        Client::with_config(config(db), prefix)
     }
 
     fn with_config(config: AdminConfig, prefix: &str) -> Client {
@@ -122,8 +130,27 @@ impl Client {
                 .unwrap(),
             app,
             prefix: prefix.to_string(),
-            cookie: None,
+            cookies: BTreeMap::new(),
             csrf: String::new(),
+            peer: None,
+        }
+    }
+
+    /// The session cookie, as `name=value`.
+    fn session(&self) -> Option<String> {
+        self.cookies.get(SESSION).map(|v| format!("{SESSION}={v}"))
+    }
+
+    /// Sets (or drops) the session cookie, given as `name=value`.
+    fn set_session(&mut self, cookie: Option<String>) {
+        match cookie {
+            Some(cookie) => {
+                let (_, value) = cookie.split_once('=').unwrap();
+                self.cookies.insert(SESSION.to_string(), value.to_string());
+            }
+            None => {
+                self.cookies.remove(SESSION);
+            }
         }
     }
 
@@ -150,11 +177,11 @@ impl Client {
             .to_bytes();
         for cookie in headers.get_all(header::SET_COOKIE) {
             let cookie = cookie.to_str().unwrap();
-            let pair = cookie.split(';').next().unwrap();
-            if pair.ends_with('=') {
-                self.cookie = None;
+            let (name, value) = cookie.split(';').next().unwrap().split_once('=').unwrap();
+            if value.is_empty() {
+                self.cookies.remove(name);
             } else {
-                self.cookie = Some(pair.to_string());
+                self.cookies.insert(name.to_string(), value.to_string());
             }
         }
         Resp {
@@ -166,8 +193,16 @@ impl Client {
 
     fn request(&self, method: &str, path: &str) -> axum::http::request::Builder {
         let mut builder = Request::builder().method(method).uri(self.url(path));
-        if let Some(cookie) = &self.cookie {
-            builder = builder.header(header::COOKIE, cookie);
+        if !self.cookies.is_empty() {
+            let cookies: Vec<String> = self
+                .cookies
+                .iter()
+                .map(|(name, value)| format!("{name}={value}"))
+                .collect();
+            builder = builder.header(header::COOKIE, cookies.join("; "));
+        }
+        if let Some(peer) = self.peer {
+            builder = builder.extension(ConnectInfo(peer));
         }
         builder
     }
@@ -233,6 +268,14 @@ impl Client {
         self.csrf = home.csrf();
         self
     }
+}
+
+/// The tests' configuration: short failed-login delay, small pages, and no secret (each
+/// router makes up its own, as without `TOOSIMPLE_ADMIN_SECRET`).
+fn config(db: &TestDb) -> AdminConfig {
+    AdminConfig::new(db.store.clone(), Password::plain(PASSWORD))
+        .failed_login_delay(FAILED_LOGIN_DELAY)
+        .page_size(5)
 }
 
 fn form_body(fields: &[(&str, &str)]) -> String {
@@ -306,52 +349,6 @@ fn sets_finished(db: &TestDb, id: i64, state: State, finished: NaiveDateTime) {
 // ---------------------------------------------------------------------------------------------
 // Security
 
-fn pages_redirect_to_login_without_a_session(db: &TestDb) {
-    let id = add::queue(1, 2).unwrap().id();
-    let mut client = Client::new(db);
-    for page in [
-        "/",
-        "/execs",
-        "/execs?state=failed",
-        &format!("/execs/{id}"),
-        "/schedules",
-        "/workers",
-        "/tasks",
-    ] {
-        let r = client.get(page);
-        assert_eq!(r.status, StatusCode::SEE_OTHER, "{page}");
-        assert!(
-            r.location().starts_with("/admin/login?next="),
-            "{page} → {}",
-            r.location()
-        );
-    }
-    let r = client.get("/execs?state=failed");
-    assert_eq!(
-        r.location(),
-        "/admin/login?next=%2Fadmin%2Fexecs%3Fstate%3Dfailed"
-    );
-    for action in [
-        "/execs/requeue",
-        "/execs/cancel",
-        "/execs/delete",
-        "/execs/purge",
-        "/schedules/run",
-        "/logout",
-    ] {
-        let r = client.post_raw(action, &[("id", &id.to_string()), ("days", "0")]);
-        assert_eq!(r.status, StatusCode::SEE_OTHER, "{action}");
-        assert!(r.location().starts_with("/admin/login"), "{action}");
-    }
-    // Nothing happened.
-    assert_eq!(all_execs(db).len(), 1);
-    assert_eq!(exec(db, id).state, State::Queued);
-    // The login page itself is public.
-    let login = client.get("/login");
-    login.assert_ok();
-    assert!(login.body.contains("type=\"password\""));
-}
-
 fn wrong_password_opens_no_session(db: &TestDb) {
     let mut client = Client::new(db);
     let started = Instant::now();
@@ -375,10 +372,7 @@ fn wrong_password_opens_no_session(db: &TestDb) {
 fn login_sets_a_strict_http_only_cookie_and_logout_ends_it(db: &TestDb) {
     let mut client = Client::new(db);
     let login_page = client.get("/login?next=%2Fadmin%2Fworkers");
-    let anonymous = client
-        .cookie
-        .clone()
-        .expect("the login page opens a session");
+    let anonymous = client.session().expect("the login page opens a session");
     let csrf = login_page.csrf();
     let r = client.post_raw(
         "/login",
@@ -396,17 +390,17 @@ fn login_sets_a_strict_http_only_cookie_and_logout_ends_it(db: &TestDb) {
     assert!(cookie.contains("; Path=/admin"), "{cookie}");
     assert!(!cookie.contains("Secure"), "plain http: {cookie}");
     assert_ne!(
-        client.cookie.as_ref(),
-        Some(&anonymous),
+        client.session(),
+        Some(anonymous.clone()),
         "a new token on login"
     );
     client.get("/workers").assert_ok();
 
     // The token from before login is worth nothing.
-    let logged_in = client.cookie.clone();
-    client.cookie = Some(anonymous);
+    let logged_in = client.session();
+    client.set_session(Some(anonymous));
     assert_eq!(client.get("/workers").status, StatusCode::SEE_OTHER);
-    client.cookie = logged_in;
+    client.set_session(logged_in);
 
     // An open redirect is refused.
     let mut other = Client::new(db);
@@ -423,90 +417,171 @@ fn login_sets_a_strict_http_only_cookie_and_logout_ends_it(db: &TestDb) {
     assert_eq!(r.location(), "/admin");
 
     client.csrf = client.get("/").csrf();
-    let token = client.cookie.clone();
+    let token = client.session();
     let r = client.post("/logout", &[]);
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     assert_eq!(r.location(), "/admin/login");
     assert!(r.set_cookies()[0].contains("Max-Age=0"));
-    assert!(client.cookie.is_none());
-    // The old token no longer works either.
-    client.cookie = token;
+    assert!(client.session().is_none());
+    // A copy of the cookie no longer works either.
+    client.set_session(token);
     assert_eq!(client.get("/").status, StatusCode::SEE_OTHER);
 }
 
-fn cookie_is_secure_behind_https(db: &TestDb) {
-    let mut client = Client::new(db);
-    let request = client
-        .request("GET", "/login")
-        .header("x-forwarded-proto", "https")
-        .body(Body::empty())
-        .unwrap();
-    let r = client.send(request);
-    let cookie = &r.set_cookies()[0];
-    assert!(cookie.contains("; Secure"), "{cookie}");
-    let csrf = r.csrf();
-    let request = client
-        .request("POST", "/login")
-        .header("forwarded", "for=10.0.0.1;proto=https")
-        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .body(Body::from(form_body(&[
-            ("csrf", &csrf),
-            ("password", PASSWORD),
-        ])))
-        .unwrap();
-    let r = client.send(request);
-    assert_eq!(r.status, StatusCode::SEE_OTHER);
-    let cookie = &r.set_cookies()[0];
-    assert!(
-        cookie.contains("; Secure") && cookie.contains("HttpOnly"),
-        "{cookie}"
-    );
+/// Every (method, path, public) of the router, with `{id}` filled in.
+fn every_route(id: i64) -> Vec<(&'static str, String, bool)> {
+    ROUTES
+        .iter()
+        .flat_map(|route| {
+            let path = route.path.replace("{id}", &id.to_string());
+            route
+                .methods
+                .iter()
+                .map(move |method| (*method, path.clone(), route.public))
+        })
+        .collect()
 }
 
-fn post_without_or_with_a_wrong_csrf_token_is_forbidden(db: &TestDb) {
+/// Sends `method path` with `fields` (a form for a POST); panics on a method the test does
+/// not know, so that a new one gets a thought.
+fn call(client: &mut Client, method: &str, path: &str, fields: &[(&str, &str)]) -> Resp {
+    match method {
+        "GET" => client.get(path),
+        "POST" => client.post_raw(path, fields),
+        other => panic!("no test sends {other} {path}: add it to `call`"),
+    }
+}
+
+fn every_route_needs_a_session(db: &TestDb) {
+    let id = add::queue(1, 2).unwrap().id();
+    let id_text = id.to_string();
+    // The only routes without a session: a new public route must be listed here on purpose.
+    let public: Vec<&str> = ROUTES.iter().filter(|r| r.public).map(|r| r.path).collect();
+    assert_eq!(public, ["/login", "/static/admin.css"]);
+    let config = || config(db).secret(secret(1));
+    let other_secret = Client::with_config(config().secret(secret(2)), "/admin")
+        .login()
+        .session();
+    let garbage = Some(format!("{SESSION}=bm90IGEgc2Vzc2lvbg"));
+    for who in ["no cookie", "anonymous", "another secret", "garbage"] {
+        let mut client = Client::with_config(config(), "/admin");
+        let csrf = match who {
+            "anonymous" => client.get("/login").csrf(),
+            "another secret" => {
+                client.set_session(other_secret.clone());
+                String::new()
+            }
+            "garbage" => {
+                client.set_session(garbage.clone());
+                String::new()
+            }
+            _ => String::new(),
+        };
+        let fields = [
+            ("csrf", csrf.as_str()),
+            ("id", id_text.as_str()),
+            ("days", "0"),
+            ("name", "morning"),
+        ];
+        for (method, path, public) in every_route(id) {
+            if public {
+                continue;
+            }
+            let r = call(&mut client, method, &path, &fields);
+            let to_login =
+                r.status == StatusCode::SEE_OTHER && r.location().starts_with("/admin/login?next=");
+            assert!(
+                to_login
+                    || r.status == StatusCode::UNAUTHORIZED
+                    || r.status == StatusCode::FORBIDDEN,
+                "{who}: {method} {path} answered {} {}",
+                r.status,
+                r.location()
+            );
+            if method == "GET" {
+                let next = client.url(&path);
+                assert_eq!(
+                    r.location(),
+                    format!("/admin/login?next={}", encode(&next)),
+                    "{who}: {method} {path} comes back after login"
+                );
+            }
+        }
+    }
+    // Nothing happened.
+    assert_eq!(all_execs(db).len(), 1);
+    assert_eq!(exec(db, id).state, State::Queued);
+    // The next= of a page with a query.
+    let mut client = Client::new(db);
+    let r = client.get("/execs?state=failed");
+    assert_eq!(
+        r.location(),
+        "/admin/login?next=%2Fadmin%2Fexecs%3Fstate%3Dfailed"
+    );
+    // The public routes answer without a session.
+    let login = client.get("/login");
+    login.assert_ok();
+    assert!(login.body.contains("type=\"password\""));
+    client.get("/static/admin.css").assert_ok();
+}
+
+fn every_post_without_a_valid_token_is_forbidden(db: &TestDb) {
     let id = fail_with::queue("x".into()).unwrap().id();
     db.run_by_hand(id);
-    let mut client = Client::new(db).login();
     let id_text = id.to_string();
-    for action in [
-        "/execs/requeue",
-        "/execs/cancel",
-        "/execs/delete",
-        "/execs/purge",
-        "/schedules/run",
-        "/logout",
-    ] {
-        let fields = [("id", id_text.as_str()), ("days", "0"), ("name", "morning")];
-        let missing = client.post_raw(action, &fields);
+    let mut client = Client::new(db);
+    let before_login = client.get("/login").csrf();
+    let mut client = client.login();
+    let other = Client::new(db).login();
+    let posts: Vec<String> = every_route(id)
+        .into_iter()
+        .filter(|(method, _, _)| *method == "POST")
+        .map(|(_, path, _)| path)
+        .collect();
+    assert!(
+        posts.contains(&"/login".to_string()) && posts.len() >= 7,
+        "{posts:?}"
+    );
+    let fields = [
+        ("id", id_text.as_str()),
+        ("days", "0"),
+        ("name", "morning"),
+        ("password", PASSWORD),
+    ];
+    for path in &posts {
+        for (what, token) in [
+            ("no token", None),
+            ("an empty token", Some("")),
+            ("a wrong token", Some("0123456789abcdef")),
+            ("another session's token", Some(other.csrf.as_str())),
+            ("the token from before login", Some(before_login.as_str())),
+            (
+                "the token with a byte more",
+                Some(&*format!("{}0", client.csrf)),
+            ),
+        ] {
+            let mut all: Vec<(&str, &str)> = token.map(|t| ("csrf", t)).into_iter().collect();
+            all.extend_from_slice(&fields);
+            let r = client.post_raw(path, &all);
+            assert_eq!(r.status, StatusCode::FORBIDDEN, "POST {path} with {what}");
+            assert!(r.body.contains("security token"), "{path}: {}", r.body);
+        }
+        // Not a form at all.
+        let request = client
+            .request("POST", path)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(format!(r#"{{"id": {id}, "days": 0}}"#)))
+            .unwrap();
         assert_eq!(
-            missing.status,
+            client.send(request).status,
             StatusCode::FORBIDDEN,
-            "{action} without a token"
-        );
-        assert!(missing.body.contains("security token"));
-        let mut wrong = vec![("csrf", "0123456789abcdef")];
-        wrong.extend_from_slice(&fields);
-        let r = client.post_raw(action, &wrong);
-        assert_eq!(
-            r.status,
-            StatusCode::FORBIDDEN,
-            "{action} with a wrong token"
-        );
-        // Another session's token is wrong too.
-        let other = Client::new(db).login();
-        let mut foreign = vec![("csrf", other.csrf.as_str())];
-        foreign.extend_from_slice(&fields);
-        let r = client.post_raw(action, &foreign);
-        assert_eq!(
-            r.status,
-            StatusCode::FORBIDDEN,
-            "{action} with another session's token"
+            "JSON to {path}"
         );
     }
     // Nothing was requeued, deleted or purged, and the session still works.
     assert_eq!(all_execs(db).len(), 1);
     client.get("/").assert_ok();
-    // The login form checks its token too.
+    // The login form checks its token too, against the login page's anonymous session.
     let mut fresh = Client::new(db);
     fresh.get("/login");
     let r = fresh.post_raw("/login", &[("csrf", "nope"), ("password", PASSWORD)]);
@@ -517,6 +592,301 @@ fn post_without_or_with_a_wrong_csrf_token_is_forbidden(db: &TestDb) {
     let r = cookieless.post_raw("/login", &[("csrf", "x"), ("password", PASSWORD)]);
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert!(r.body.contains("cookie"));
+    // With the right token each POST route does its work (the checks above are not vacuous).
+    for path in posts
+        .iter()
+        .filter(|p| !p.ends_with("/login") && !p.ends_with("/logout"))
+    {
+        let r = client.post(path, &fields);
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "POST {path}: {}", r.body);
+    }
+}
+
+/// Whether a redirect to `location` stays on this site, under `/admin`.
+fn on_site(location: &str) -> bool {
+    (location == "/admin" || location.starts_with("/admin/") || location.starts_with("/admin?"))
+        && !location.contains("//")
+        && !location.contains('\\')
+}
+
+const OFF_SITE: &[&str] = &[
+    "https://evil.example",
+    "https://evil.example/admin",
+    "http:/evil.example",
+    "//evil.example",
+    "//evil.example/admin",
+    "///evil.example",
+    "/\\evil.example",
+    "\\\\evil.example",
+    "/admin/\\evil.example",
+    "/admin//evil.example",
+    "/admin/../..//evil.example",
+    "/admin/%2e%2e/%2e%2e//evil.example",
+    "javascript:alert(1)",
+    "JavaScript:alert(1)//%0a/admin",
+    "data:text/html,<script>alert(1)</script>",
+    " /admin",
+    "/admin\r\nLocation: https://evil.example",
+    "%2F%2Fevil.example",
+    "/administrator",
+    "evil.example",
+];
+
+#[test]
+fn next_never_redirects_off_site() {
+    let db = TestDb::sqlite();
+    let mut anonymous = Client::new(&db);
+    let mut client = Client::new(&db).login();
+    for evil in OFF_SITE {
+        // The login page puts only a local target in its form.
+        let page = anonymous.get(&format!("/login?next={}", encode(evil)));
+        page.assert_ok();
+        assert!(
+            page.body.contains(r#"name="next" value="/admin">"#),
+            "{evil:?}: {}",
+            page.body
+        );
+        // Logging in with it lands on the overview.
+        let mut fresh = Client::new(&db);
+        let csrf = fresh.get("/login").csrf();
+        let r = fresh.post_raw(
+            "/login",
+            &[("csrf", &csrf), ("password", PASSWORD), ("next", evil)],
+        );
+        assert_eq!(r.status, StatusCode::SEE_OTHER);
+        assert_eq!(r.location(), "/admin", "login with next={evil:?}");
+        // Already logged in, the login page redirects at once.
+        let r = client.get(&format!("/login?next={}", encode(evil)));
+        assert_eq!(
+            r.location(),
+            "/admin",
+            "logged-in login page, next={evil:?}"
+        );
+        // The actions' back= too.
+        for (action, fields) in [
+            ("/execs/requeue", vec![("back", *evil)]),
+            ("/execs/purge", vec![("days", "3650"), ("back", *evil)]),
+            ("/schedules/run", vec![("name", "nope"), ("back", *evil)]),
+        ] {
+            let r = client.post(action, &fields);
+            assert_eq!(r.status, StatusCode::SEE_OTHER, "{action}: {}", r.body);
+            assert!(
+                on_site(r.location()),
+                "{action} back={evil:?} → {}",
+                r.location()
+            );
+        }
+    }
+    // Local targets are kept.
+    let mut fresh = Client::new(&db);
+    let csrf = fresh.get("/login").csrf();
+    let r = fresh.post_raw(
+        "/login",
+        &[
+            ("csrf", &csrf),
+            ("password", PASSWORD),
+            ("next", "/admin/execs?state=failed"),
+        ],
+    );
+    assert_eq!(r.location(), "/admin/execs?state=failed");
+    // At the root, the same.
+    let mut root = Client::mounted(&db, "");
+    let csrf = root.get("/login").csrf();
+    let r = root.post_raw(
+        "/login",
+        &[
+            ("csrf", &csrf),
+            ("password", PASSWORD),
+            ("next", "//evil.example"),
+        ],
+    );
+    assert_eq!(r.location(), "/");
+}
+
+fn cookies_are_http_only_strict_and_secure_behind_https(db: &TestDb) {
+    for https in [false, true] {
+        let mut client = Client::new(db);
+        let mut seen = Vec::new();
+        let mut send = |client: &mut Client, method: &str, path: &str, fields: &[(&str, &str)]| {
+            let mut builder = client.request(method, path);
+            if https {
+                builder = builder.header("x-forwarded-proto", "https");
+            }
+            let request = if method == "POST" {
+                builder
+                    .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .body(Body::from(form_body(fields)))
+            } else {
+                builder.body(Body::empty())
+            }
+            .unwrap();
+            let r = client.send(request);
+            seen.extend(r.set_cookies());
+            r
+        };
+        let csrf = send(&mut client, "GET", "/login", &[]).csrf();
+        let r = send(
+            &mut client,
+            "POST",
+            "/login",
+            &[("csrf", &csrf), ("password", PASSWORD)],
+        );
+        assert_eq!(r.status, StatusCode::SEE_OTHER);
+        let csrf = send(&mut client, "GET", "/", &[]).csrf();
+        // An action leaves a message in the flash cookie; the next page drops it.
+        let r = send(&mut client, "POST", "/execs/requeue", &[("csrf", &csrf)]);
+        assert_eq!(r.status, StatusCode::SEE_OTHER);
+        assert!(client.cookies.contains_key("toosimple_admin_flash"));
+        send(&mut client, "GET", "/execs", &[]);
+        assert!(!client.cookies.contains_key("toosimple_admin_flash"));
+        send(&mut client, "POST", "/logout", &[("csrf", &csrf)]);
+        let names: Vec<&str> = seen.iter().map(|c| c.split('=').next().unwrap()).collect();
+        assert!(
+            names.contains(&SESSION) && names.contains(&"toosimple_admin_flash"),
+            "{seen:?}"
+        );
+        for cookie in &seen {
+            assert!(cookie.contains("; Path=/admin"), "{cookie}");
+            if cookie.contains("Max-Age=0") {
+                continue; // a removal: its value is empty
+            }
+            assert!(cookie.contains("; HttpOnly"), "{cookie}");
+            assert!(cookie.contains("; SameSite=Strict"), "{cookie}");
+            assert_eq!(
+                cookie.contains("; Secure"),
+                https,
+                "https={https}: {cookie}"
+            );
+            assert!(!cookie.contains("Domain="), "{cookie}");
+        }
+    }
+    // `Forwarded: proto=https` counts too.
+    let mut client = Client::new(db);
+    let request = client
+        .request("GET", "/login")
+        .header("forwarded", "for=10.0.0.1;proto=https")
+        .body(Body::empty())
+        .unwrap();
+    assert!(client.send(request).set_cookies()[0].contains("; Secure"));
+}
+
+#[test]
+fn sessions_hold_across_routers_with_the_same_secret() {
+    let db = TestDb::sqlite();
+    let replica = || Client::with_config(config(&db).secret(secret(7)), "/admin");
+    // The login page from one replica, the login posted to another.
+    let mut a = replica();
+    let csrf = a.get("/login").csrf();
+    let mut b = replica();
+    b.cookies = a.cookies.clone();
+    let r = b.post_raw("/login", &[("csrf", &csrf), ("password", PASSWORD)]);
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    // The session works on the first replica, and on a router started afresh ("a restart").
+    a.cookies = b.cookies.clone();
+    let page = a.get("/");
+    page.assert_ok();
+    let mut restarted = replica();
+    restarted.cookies = a.cookies.clone();
+    restarted.get("/tasks").assert_ok();
+    // A form from one replica is accepted by another, and its message shows on a third.
+    a.csrf = page.csrf();
+    let r = a.post("/execs/purge", &[("days", "1")]);
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    restarted.cookies = a.cookies.clone();
+    assert!(restarted.get("/execs").body.contains("Purged 0 executions"));
+    // A router with another secret refuses the session, and a tampered cookie is refused.
+    let mut other = Client::with_config(config(&db).secret(secret(8)), "/admin");
+    other.cookies = a.cookies.clone();
+    assert_eq!(other.get("/tasks").status, StatusCode::SEE_OTHER);
+    let mut tampered = replica();
+    let mut value = a.cookies[SESSION].clone().into_bytes();
+    let last = value.len() - 3;
+    value[last] = if value[last] == b'A' { b'B' } else { b'A' };
+    tampered.set_session(Some(format!(
+        "{SESSION}={}",
+        String::from_utf8(value).unwrap()
+    )));
+    assert_eq!(tampered.get("/tasks").status, StatusCode::SEE_OTHER);
+    // A logged-out session is refused by the router that logged it out.
+    let cookie = a.session();
+    a.post("/logout", &[]);
+    a.set_session(cookie);
+    assert_eq!(a.get("/tasks").status, StatusCode::SEE_OTHER);
+}
+
+#[test]
+fn failed_logins_are_slowed_per_client() {
+    let db = TestDb::sqlite();
+    let delay = FAILED_LOGIN_DELAY;
+    let mut a = Client::new(&db);
+    a.peer = Some("192.0.2.1:50000".parse().unwrap());
+    let mut b = Client {
+        app: a.app.clone(),
+        ..Client::new(&db)
+    };
+    b.peer = Some("198.51.100.2:50000".parse().unwrap());
+    let csrf_a = a.get("/login").csrf();
+    let csrf_b = b.get("/login").csrf();
+    let attempt = |client: &Client, csrf: &str, password: &str| {
+        client
+            .request("POST", "/login")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(form_body(&[
+                ("csrf", csrf),
+                ("password", password),
+            ])))
+            .unwrap()
+    };
+    let wrong: Vec<_> = (0..4)
+        .map(|i| attempt(&a, &csrf_a, &format!("guess {i}")))
+        .collect();
+    let b_wrong = attempt(&b, &csrf_b, "guess");
+    let a_right = attempt(&a, &csrf_a, PASSWORD);
+    let app = a.app.clone();
+    a.rt.block_on(async move {
+        let started = Instant::now();
+        let mut guesses: Vec<_> = wrong
+            .into_iter()
+            .map(|r| tokio::spawn(app.clone().oneshot(r)))
+            .collect();
+        // Another client's failed login waits its own delay, not behind a's four.
+        let b_started = Instant::now();
+        let r = app.clone().oneshot(b_wrong).await.unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        assert!(b_started.elapsed() >= delay, "b's failure waits too");
+        let pending = guesses.iter().filter(|g| !g.is_finished()).count();
+        assert!(
+            pending >= 2,
+            "b finished after {pending} of a's four failures were left"
+        );
+        // The right password from a, sent while a's guesses are queued, waits behind them:
+        // one client gets one guess per delay however many it sends at once.
+        let first = guesses.remove(0).await.unwrap().unwrap();
+        assert_eq!(first.status(), StatusCode::UNAUTHORIZED);
+        let right_started = Instant::now();
+        let r = app.clone().oneshot(a_right).await.unwrap();
+        assert_eq!(
+            r.status(),
+            StatusCode::SEE_OTHER,
+            "the right password still logs in"
+        );
+        assert!(
+            right_started.elapsed() >= delay,
+            "a's right password came back after {:?}, before a's queued failures",
+            right_started.elapsed()
+        );
+        for guess in guesses {
+            assert_eq!(
+                guess.await.unwrap().unwrap().status(),
+                StatusCode::UNAUTHORIZED
+            );
+        }
+        assert!(
+            started.elapsed() >= delay * 4,
+            "a's four failures took turns: {:?}",
+            started.elapsed()
+        );
+    });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -982,7 +1352,7 @@ fn tasks_page_lists_options(db: &TestDb) {
     assert!(body.contains("tests/src/tasks.rs"));
 }
 
-fn user_data_is_html_escaped(db: &TestDb) {
+fn user_data_is_html_escaped_on_every_page(db: &TestDb) {
     const XSS: &str = "<script>alert(1)</script>";
     let arg = shout::queue(XSS.to_string()).unwrap().id();
     let err = fail_with::queue(format!("\"><img src=x onerror=alert(2)>{XSS}"))
@@ -991,26 +1361,57 @@ fn user_data_is_html_escaped(db: &TestDb) {
     db.run_by_hand(err);
     db.run_by_hand(arg);
     insert_worker(db, XSS, Utc::now().naive_utc(), None);
+    insert_worker(
+        db,
+        "stopped <b>",
+        Utc::now().naive_utc(),
+        Some((1, Some(XSS))),
+    );
     let mut client = Client::new(db).login();
-    for page in [
-        "/".to_string(),
-        "/execs".to_string(),
-        format!("/execs/{arg}"),
-        format!("/execs/{err}"),
-        "/workers".to_string(),
+    let assert_inert = |page: &str, r: &Resp| {
+        for raw in ["<script", "<img", "\"><b>", "<b>"] {
+            assert!(!r.body.contains(raw), "{page} has a raw {raw}:\n{}", r.body);
+        }
+    };
+    // Every page of the router (each execution page for both executions), and the filters
+    // and errors that echo what they were given.
+    let mut pages = Vec::new();
+    for (method, path, _) in every_route(arg).into_iter().chain(every_route(err)) {
+        if method == "GET" && path != "/static/admin.css" && !pages.contains(&path) {
+            pages.push(path);
+        }
+    }
+    pages.extend([
         format!("/execs?task={}", encode(XSS)),
         format!("/execs?queue={}", encode("\"><b>q")),
-    ] {
-        let r = client.get(&page);
-        r.assert_ok();
+        format!("/execs?id={}", encode(XSS)),
+        format!("/execs/{}", encode(XSS)),
+        format!("/execs?state={}", encode(XSS)),
+    ]);
+    for page in &pages {
+        let r = client.get(page);
         assert!(
-            !r.body.contains("<script"),
-            "{page} has a raw script tag:\n{}",
-            r.body
+            r.status == StatusCode::OK
+                || r.status == StatusCode::NOT_FOUND
+                || r.status == StatusCode::BAD_REQUEST
+                // /login, logged in, sends the browser on
+                || r.status == StatusCode::SEE_OTHER,
+            "{page}: {}",
+            r.status
         );
-        assert!(!r.body.contains("<img"), "{page}");
-        assert!(!r.body.contains("\"><b>"), "{page}");
+        assert_inert(page, &r);
     }
+    // The login form, with a next= that is script.
+    let mut anonymous = Client::new(db);
+    let r = anonymous.get(&format!("/login?next={}", encode(&format!("/admin/{XSS}"))));
+    r.assert_ok();
+    assert_inert("/login", &r);
+    // What each page shows, as text.
+    let r = client.get("/execs");
+    assert!(
+        r.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "the list's arguments"
+    );
     let r = client.get(&format!("/execs/{arg}"));
     assert!(r.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
     assert!(
@@ -1022,11 +1423,26 @@ fn user_data_is_html_escaped(db: &TestDb) {
         r.body
             .contains("&quot;&gt;&lt;img src=x onerror=alert(2)&gt;")
     );
+    let workers = client.get("/workers").body;
+    assert!(workers.contains("<td>&lt;script&gt;alert(1)&lt;/script&gt;</td>"));
+    assert!(
+        workers.contains("<pre>&lt;script&gt;alert(1)&lt;/script&gt;</pre>"),
+        "the exit log"
+    );
     assert!(
         client
-            .get("/workers")
+            .get("/")
             .body
-            .contains("<td>&lt;script&gt;alert(1)&lt;/script&gt;</td>")
+            .contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "online"
+    );
+    // A message that repeats what the form said.
+    let page = client.act("/schedules/run", &[("name", XSS)]);
+    assert_inert("the flash", &page);
+    assert!(
+        page.body.contains("Could not run schedule &lt;script&gt;"),
+        "{}",
+        page.body
     );
 }
 

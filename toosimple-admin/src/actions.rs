@@ -1,15 +1,50 @@
-//! The POST actions. Each one checks the CSRF token (through [`ActionForm`]), does its work,
-//! leaves a sentence saying what it did for the next page, and redirects back.
+//! The POST actions. Each one needs a session ([`Authed`]) and checks the CSRF token (through
+//! [`CsrfForm`]), does its work, leaves a sentence saying what it did for the next page, and
+//! redirects back.
 
 use axum::response::Response;
 use chrono::{TimeDelta, Utc};
 use diesel::prelude::*;
+use serde::Deserialize;
 use toosimple_core::TaskExec;
 use toosimple_core::schema::task_execs::dsl as te;
 
-use crate::auth::ActionForm;
+use crate::auth::{Authed, CsrfForm, csrf_field};
 use crate::session::Flash;
 use crate::state::AppError;
+
+/// The executions ticked in a list, or the one of an execution's page. Fields are text, and
+/// parsed here, so that a wrong one gets a sentence rather than a deserializer's message.
+#[derive(Deserialize)]
+pub(crate) struct Selection {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    id: Vec<String>,
+    back: Option<String>,
+}
+
+/// The purge form.
+#[derive(Deserialize)]
+pub(crate) struct PurgeForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    days: String,
+    back: Option<String>,
+}
+
+/// A schedule's "run now" button.
+#[derive(Deserialize)]
+pub(crate) struct RunForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    name: String,
+    back: Option<String>,
+}
+
+csrf_field!(Selection, PurgeForm, RunForm);
 
 fn plural(n: usize, one: &str) -> String {
     if n == 1 {
@@ -19,9 +54,10 @@ fn plural(n: usize, one: &str) -> String {
     }
 }
 
-/// The `id` fields of the form, or the message saying none was chosen.
-fn ids(form: &ActionForm) -> Result<Vec<i64>, AppError> {
-    form.all("id")
+/// The `id` fields of the form, or the message saying which one is not an id.
+fn ids(form: &Selection) -> Result<Vec<i64>, AppError> {
+    form.id
+        .iter()
         .map(|v| {
             v.trim()
                 .parse::<i64>()
@@ -30,23 +66,29 @@ fn ids(form: &ActionForm) -> Result<Vec<i64>, AppError> {
         .collect()
 }
 
-fn redirect(form: &ActionForm, flash: Flash) -> Response {
-    let default = format!("{}/execs", form.authed.base);
-    form.authed.done(form.get("back"), &default, flash)
+fn redirect(a: &Authed, back: Option<&str>, flash: Flash) -> Response {
+    let default = format!("{}/execs", a.base);
+    a.done(back, &default, flash)
 }
 
-fn nothing_selected(form: &ActionForm) -> Response {
-    redirect(form, Flash::error("Select at least one execution first."))
+fn nothing_selected(a: &Authed, form: &Selection) -> Response {
+    redirect(
+        a,
+        form.back.as_deref(),
+        Flash::error("Select at least one execution first."),
+    )
 }
 
 /// `POST /execs/requeue`: a new execution with the same arguments for each `id`.
-pub(crate) async fn requeue(form: ActionForm) -> Result<Response, AppError> {
+pub(crate) async fn requeue(
+    a: Authed,
+    CsrfForm(form): CsrfForm<Selection>,
+) -> Result<Response, AppError> {
     let ids = ids(&form)?;
     if ids.is_empty() {
-        return Ok(nothing_selected(&form));
+        return Ok(nothing_selected(&a, &form));
     }
-    let (new, duplicates, errors) = form
-        .authed
+    let (new, duplicates, errors) = a
         .state
         .db(move |store| {
             let (mut new, mut duplicates, mut errors) = (Vec::new(), Vec::new(), Vec::new());
@@ -84,17 +126,19 @@ pub(crate) async fn requeue(form: ActionForm) -> Result<Response, AppError> {
         }
         Flash::error(text).with_links(links)
     };
-    Ok(redirect(&form, flash))
+    Ok(redirect(&a, form.back.as_deref(), flash))
 }
 
 /// `POST /execs/cancel`: cancels each pending `id`.
-pub(crate) async fn cancel(form: ActionForm) -> Result<Response, AppError> {
+pub(crate) async fn cancel(
+    a: Authed,
+    CsrfForm(form): CsrfForm<Selection>,
+) -> Result<Response, AppError> {
     let ids = ids(&form)?;
     if ids.is_empty() {
-        return Ok(nothing_selected(&form));
+        return Ok(nothing_selected(&a, &form));
     }
-    let (cancelled, not_pending, errors) = form
-        .authed
+    let (cancelled, not_pending, errors) = a
         .state
         .db(move |store| {
             let (mut cancelled, mut not_pending, mut errors) = (Vec::new(), Vec::new(), Vec::new());
@@ -128,18 +172,24 @@ pub(crate) async fn cancel(form: ActionForm) -> Result<Response, AppError> {
     } else {
         Flash::ok(text)
     };
-    Ok(redirect(&form, flash.with_links(cancelled)))
+    Ok(redirect(
+        &a,
+        form.back.as_deref(),
+        flash.with_links(cancelled),
+    ))
 }
 
 /// `POST /execs/delete`: deletes each `id`, whatever its state.
-pub(crate) async fn delete(form: ActionForm) -> Result<Response, AppError> {
+pub(crate) async fn delete(
+    a: Authed,
+    CsrfForm(form): CsrfForm<Selection>,
+) -> Result<Response, AppError> {
     let ids = ids(&form)?;
     if ids.is_empty() {
-        return Ok(nothing_selected(&form));
+        return Ok(nothing_selected(&a, &form));
     }
     let asked = ids.len();
-    let deleted = form
-        .authed
+    let deleted = a
         .state
         .db(move |store| {
             let mut conn = store.connection()?;
@@ -152,20 +202,21 @@ pub(crate) async fn delete(form: ActionForm) -> Result<Response, AppError> {
     if deleted < asked {
         text.push_str(&format!(" ({} no longer existed)", asked - deleted));
     }
-    Ok(redirect(&form, Flash::ok(text)))
+    Ok(redirect(&a, form.back.as_deref(), Flash::ok(text)))
 }
 
 /// `POST /execs/purge`: deletes finished executions older than `days` days.
-pub(crate) async fn purge(form: ActionForm) -> Result<Response, AppError> {
+pub(crate) async fn purge(
+    a: Authed,
+    CsrfForm(form): CsrfForm<PurgeForm>,
+) -> Result<Response, AppError> {
     let days: u32 = form
-        .get("days")
-        .unwrap_or("")
+        .days
         .trim()
         .parse()
         .map_err(|_| AppError::BadRequest("days must be a whole number of days".to_string()))?;
     let before = Utc::now() - TimeDelta::days(i64::from(days));
-    let deleted = form
-        .authed
+    let deleted = a
         .state
         .db(move |store| Ok(TaskExec::purge_in(store, before, &[])?))
         .await?;
@@ -174,17 +225,19 @@ pub(crate) async fn purge(form: ActionForm) -> Result<Response, AppError> {
         plural(deleted, "execution"),
         plural(days as usize, "day")
     );
-    Ok(redirect(&form, Flash::ok(text)))
+    Ok(redirect(&a, form.back.as_deref(), Flash::ok(text)))
 }
 
 /// `POST /schedules/run`: enqueues schedule `name`'s task now.
-pub(crate) async fn run_schedule(form: ActionForm) -> Result<Response, AppError> {
-    let name = form.get("name").unwrap_or("").to_string();
-    let default = format!("{}/schedules", form.authed.base);
+pub(crate) async fn run_schedule(
+    a: Authed,
+    CsrfForm(form): CsrfForm<RunForm>,
+) -> Result<Response, AppError> {
+    let name = form.name.clone();
+    let default = format!("{}/schedules", a.base);
     let outcome = {
         let name = name.clone();
-        form.authed
-            .state
+        a.state
             .db(move |store| Ok(toosimple_core::run_schedule(store, &name)))
             .await?
     };
@@ -194,5 +247,5 @@ pub(crate) async fn run_schedule(form: ActionForm) -> Result<Response, AppError>
         }
         Err(e) => Flash::error(format!("Could not run schedule {name}: {}", e.report())),
     };
-    Ok(form.authed.done(form.get("back"), &default, flash))
+    Ok(a.done(form.back.as_deref(), &default, flash))
 }

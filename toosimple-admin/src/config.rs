@@ -1,8 +1,12 @@
-//! `AdminConfig`: the store to show, the password that guards it, and the session settings.
+//! `AdminConfig`: the store to show, the password that guards it, the secret that seals its
+//! cookies, and the session settings.
 
 use std::time::Duration;
 
 use argon2::{Argon2, PasswordHash, PasswordVerifier};
+use axum::http::HeaderName;
+use axum_extra::extract::cookie::Key;
+use base64::Engine;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use toosimple_core::Store;
@@ -12,6 +16,9 @@ pub const PASSWORD_ENV: &str = "TOOSIMPLE_ADMIN_PASSWORD";
 /// The environment variable holding the admin password's argon2 hash (PHC string,
 /// `$argon2id$v=19$...`), used instead of [`PASSWORD_ENV`] when set.
 pub const PASSWORD_HASH_ENV: &str = "TOOSIMPLE_ADMIN_PASSWORD_HASH";
+/// The environment variable holding the secret that signs and encrypts the session cookies:
+/// at least 64 random bytes, in hex or base64 (`openssl rand -base64 64`).
+pub const SECRET_ENV: &str = "TOOSIMPLE_ADMIN_SECRET";
 
 /// Why an [`AdminConfig`] could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +37,15 @@ pub enum ConfigError {
     )]
     BadHash {
         /// What the parser said.
+        reason: String,
+    },
+    /// The cookie secret is too short or neither hex nor base64.
+    #[error(
+        "the admin secret is not usable ({reason}): set {SECRET_ENV} to at least 64 random bytes \
+         in hex or base64, e.g. `export {SECRET_ENV}=\"$(openssl rand -base64 64)\"`"
+    )]
+    BadSecret {
+        /// What was wrong with it.
         reason: String,
     },
 }
@@ -107,6 +123,85 @@ impl Password {
     }
 }
 
+/// The key that encrypts and authenticates the admin's cookies (AES-256-GCM, through
+/// axum-extra's private cookie jar).
+///
+/// Every admin process given the same secret accepts the sessions of the others, and its own
+/// after a restart; a new secret logs everyone out.
+///
+/// ```
+/// use toosimple_admin::Secret;
+///
+/// let secret = Secret::parse(&"ab".repeat(64))?; // 64 bytes in hex
+/// assert!(Secret::parse("too short").is_err());
+/// # Ok::<(), toosimple_admin::ConfigError>(())
+/// ```
+#[derive(Clone)]
+pub struct Secret(pub(crate) Key);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<hidden>)")
+    }
+}
+
+/// Fewest bytes of key material: what the cookie crate splits into its signing and
+/// encryption keys.
+const SECRET_MIN_BYTES: usize = 64;
+
+impl Secret {
+    /// A secret from raw bytes; at least 64 of them, and they must be random.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Secret, ConfigError> {
+        Key::try_from(bytes)
+            .map(Secret)
+            .map_err(|_| ConfigError::BadSecret {
+                reason: format!("{} bytes, fewer than {SECRET_MIN_BYTES}", bytes.len()),
+            })
+    }
+
+    /// A secret written in hex or base64 (standard or URL-safe, padded or not). Whitespace is
+    /// ignored, so `openssl rand -base64 64`'s wrapped lines can be pasted as they are.
+    pub fn parse(text: &str) -> Result<Secret, ConfigError> {
+        let text: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+        let bytes = decode_hex(&text)
+            .or_else(|| {
+                use base64::engine::general_purpose::{
+                    STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD,
+                };
+                [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD]
+                    .iter()
+                    .find_map(|engine| engine.decode(&text).ok())
+            })
+            .ok_or_else(|| ConfigError::BadSecret {
+                reason: "neither hex nor base64".to_string(),
+            })?;
+        Secret::from_bytes(&bytes)
+    }
+
+    /// A random secret, good for this process only.
+    pub fn generate() -> Secret {
+        Secret(Key::generate())
+    }
+
+    /// Reads [`SECRET_ENV`]; `None` when it is unset or empty.
+    pub fn from_env() -> Result<Option<Secret>, ConfigError> {
+        match std::env::var(SECRET_ENV) {
+            Ok(text) if !text.trim().is_empty() => Secret::parse(&text).map(Some),
+            _ => Ok(None),
+        }
+    }
+}
+
+fn decode_hex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
+        .collect()
+}
+
 /// What [`router`](crate::router) serves: the store, the password, and session settings.
 ///
 /// ```
@@ -127,11 +222,16 @@ pub struct AdminConfig {
     pub(crate) session_lifetime: Duration,
     pub(crate) failed_login_delay: Duration,
     pub(crate) page_size: i64,
+    pub(crate) secret: Option<Secret>,
+    pub(crate) client_ip_header: Option<HeaderName>,
 }
 
 impl AdminConfig {
     /// Serves `store`, guarded by `password`; sessions last 12 hours without use, and each
     /// failed login waits 1 second.
+    ///
+    /// Without a [`secret`](AdminConfig::secret), the router reads [`SECRET_ENV`] when it is
+    /// built, and makes up a random one (with a warning) when that is unset.
     pub fn new(store: Store, password: Password) -> AdminConfig {
         AdminConfig {
             store,
@@ -139,12 +239,36 @@ impl AdminConfig {
             session_lifetime: Duration::from_secs(12 * 3600),
             failed_login_delay: Duration::from_secs(1),
             page_size: 50,
+            secret: None,
+            client_ip_header: None,
         }
     }
 
-    /// Serves `store` with the password from the environment ([`Password::from_env`]).
+    /// Serves `store` with the password ([`Password::from_env`]) and the cookie secret
+    /// ([`Secret::from_env`]) from the environment.
     pub fn from_env(store: Store) -> Result<AdminConfig, ConfigError> {
-        Ok(AdminConfig::new(store, Password::from_env()?))
+        let config = AdminConfig::new(store, Password::from_env()?);
+        Ok(match Secret::from_env()? {
+            Some(secret) => config.secret(secret),
+            None => config,
+        })
+    }
+
+    /// The secret that seals the session cookies. Give every replica of the admin the same
+    /// one, and keep it across restarts, so that a login holds wherever the next request lands.
+    pub fn secret(mut self, secret: Secret) -> Self {
+        self.secret = Some(secret);
+        self
+    }
+
+    /// Behind a reverse proxy, the header it puts the client's address in (e.g.
+    /// `x-forwarded-for`), so that failed logins are slowed per client rather than for all
+    /// clients of the proxy at once. The last address of the header is used: the one the
+    /// proxy itself appended, which the client cannot choose. Set it only when a proxy that
+    /// appends to it is always in front: otherwise a client could name any address.
+    pub fn client_ip_header(mut self, header: HeaderName) -> Self {
+        self.client_ip_header = Some(header);
+        self
     }
 
     /// How long a session lasts without a request.
@@ -153,8 +277,9 @@ impl AdminConfig {
         self
     }
 
-    /// How long a failed login waits before answering. Failed logins take turns, so this
-    /// also bounds how many passwords per second anyone can try.
+    /// How long a failed login waits before answering. The logins of one client take turns
+    /// behind its failed ones, so this also bounds how many passwords per second one client
+    /// can try, without slowing anyone else's login.
     pub fn failed_login_delay(mut self, delay: Duration) -> Self {
         self.failed_login_delay = delay;
         self
@@ -192,5 +317,28 @@ mod tests {
         assert!(p.verify("secret"));
         assert!(!p.verify("Secret"));
         assert!(Password::argon2_hash("plain").is_err());
+    }
+
+    #[test]
+    fn secrets_are_hex_or_base64_of_64_bytes() {
+        let bytes: Vec<u8> = (0..64).collect();
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&bytes);
+        let url = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&bytes);
+        for text in [
+            hex,
+            b64.clone(),
+            url,
+            format!("{}\n{}\n", &b64[..64], &b64[64..]),
+        ] {
+            let secret = Secret::parse(&text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(secret.0.master(), &bytes[..]);
+        }
+        let short = Secret::parse(&"ab".repeat(63)).unwrap_err().to_string();
+        assert!(
+            short.contains("63 bytes") && short.contains(SECRET_ENV),
+            "{short}"
+        );
+        assert!(Secret::parse("not base64!").is_err());
     }
 }

@@ -55,7 +55,7 @@ pub(crate) fn bare(base: &str, title: &str, body: Markup) -> Markup {
 /// A logged-in page: navigation, the pending message, the title and `body`.
 pub(crate) fn page(a: &Authed, nav: Nav, title: &str, body: Markup) -> Response {
     let base = &a.base;
-    let flash = a.take_flash();
+    let (jar, flash) = a.take_flash();
     let link = |target: Nav, href: String, label: &str| {
         html! {
             a href=(href) aria-current=[(target == nav).then_some("page")] { (label) }
@@ -89,6 +89,9 @@ pub(crate) fn page(a: &Authed, nav: Nav, title: &str, body: Markup) -> Response 
                                 " "
                                 a href={ (base) "/execs/" (id) } { "#" (id) }
                             }
+                            @if flash.more > 0 {
+                                " and " (flash.more) " more"
+                            }
                         }
                     }
                     h1 { (title) }
@@ -98,7 +101,12 @@ pub(crate) fn page(a: &Authed, nav: Nav, title: &str, body: Markup) -> Response 
             }
         }
     };
-    ([(CACHE_CONTROL, "no-store")], Html(markup.into_string())).into_response()
+    (
+        jar,
+        [(CACHE_CONTROL, "no-store")],
+        Html(markup.into_string()),
+    )
+        .into_response()
 }
 
 /// The hidden CSRF field of a POST form.

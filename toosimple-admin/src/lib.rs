@@ -59,6 +59,11 @@ mod pages;
 mod serve;
 mod session;
 mod state;
+mod throttle;
 
-pub use crate::config::{AdminConfig, ConfigError, PASSWORD_ENV, PASSWORD_HASH_ENV, Password};
+pub use crate::config::{
+    AdminConfig, ConfigError, PASSWORD_ENV, PASSWORD_HASH_ENV, Password, SECRET_ENV, Secret,
+};
+#[doc(hidden)]
+pub use crate::serve::{ROUTES, Route};
 pub use crate::serve::{router, serve};

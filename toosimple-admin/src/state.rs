@@ -1,14 +1,17 @@
-//! What every handler shares: the configuration, the sessions, and running database work off
-//! the async threads.
+//! What every handler shares: the configuration, the cookie key, the logged-out sessions,
+//! the login turns, and running database work off the async threads.
 
 use std::sync::Arc;
 
+use axum::extract::FromRef;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
+use axum_extra::extract::cookie::Key;
 use toosimple_core::Store;
 
-use crate::config::AdminConfig;
+use crate::config::{AdminConfig, Secret};
 use crate::session::Sessions;
+use crate::throttle::Throttle;
 
 /// The router's state: cheap to clone.
 #[derive(Clone)]
@@ -16,16 +19,19 @@ pub(crate) struct AppState(pub Arc<Shared>);
 
 pub(crate) struct Shared {
     pub config: AdminConfig,
+    /// Seals the cookies.
+    pub key: Key,
     pub sessions: Sessions,
-    /// Failed logins take turns through their delay.
-    pub failed_logins: tokio::sync::Mutex<()>,
+    pub throttle: Throttle,
 }
 
 impl AppState {
-    pub(crate) fn new(config: AdminConfig) -> AppState {
+    /// The state of a router on `config`, sealing its cookies with `secret`.
+    pub(crate) fn new(config: AdminConfig, secret: Secret) -> AppState {
         AppState(Arc::new(Shared {
+            key: secret.0,
             sessions: Sessions::new(config.session_lifetime),
-            failed_logins: tokio::sync::Mutex::new(()),
+            throttle: Throttle::default(),
             config,
         }))
     }
@@ -39,6 +45,12 @@ impl AppState {
         tokio::task::spawn_blocking(move || f(&store))
             .await
             .map_err(|e| AppError::Internal(format!("the database task stopped: {e}")))?
+    }
+}
+
+impl FromRef<AppState> for Key {
+    fn from_ref(state: &AppState) -> Key {
+        state.0.key.clone()
     }
 }
 
