@@ -54,7 +54,9 @@ pub fn mask(url: &str) -> String {
     let mut out = url.to_string();
     if let Some(scheme_end) = url.find("://") {
         let rest = &url[scheme_end + 3..];
-        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+        // libpq looks for credentials up to the first `/` only: a `?` before the `@` is part
+        // of the password, not the start of the query.
+        let authority_end = rest.find('/').unwrap_or(rest.len());
         if let Some(at) = rest[..authority_end].rfind('@')
             && let Some(colon) = rest[..at].find(':')
         {
@@ -63,13 +65,15 @@ pub fn mask(url: &str) -> String {
             out.replace_range(start..end, "***");
         }
     }
-    // libpq also takes `?password=...`.
-    if let Some(pos) = out.find("password=") {
-        let value_start = pos + "password=".len();
+    // libpq also takes `?password=...`, and `sslpassword=...`: every one of them is hidden.
+    let mut from = 0;
+    while let Some(pos) = out[from..].find("password=") {
+        let value_start = from + pos + "password=".len();
         let value_end = out[value_start..]
             .find('&')
             .map_or(out.len(), |i| value_start + i);
         out.replace_range(value_start..value_end, "***");
+        from = value_start + "***".len();
     }
     out
 }
@@ -95,6 +99,32 @@ mod tests {
         );
     }
 
+    /// Finding: the credentials were looked for only up to the first `?`, so a password with a
+    /// `?` in it (which libpq reads as a password) was printed in full.
+    #[test]
+    fn a_question_mark_in_the_password_is_masked() {
+        assert_eq!(
+            mask("postgres://bob:pa?ss@db:5432/app"),
+            "postgres://bob:***@db:5432/app"
+        );
+        assert_eq!(mask("postgres://bob:pa?ss@db"), "postgres://bob:***@db");
+        assert_eq!(
+            mask("postgres://db/app?user=a@b"),
+            "postgres://db/app?user=a@b"
+        );
+    }
+
+    /// Finding: only the first `password=` of the query was masked, and `sslpassword=` (the
+    /// client key's passphrase) comes first when written first, so the password after it
+    /// was printed in full.
+    #[test]
+    fn every_password_parameter_is_masked() {
+        assert_eq!(
+            mask("postgres://db/app?sslpassword=k3y&user=a&password=pw"),
+            "postgres://db/app?sslpassword=***&user=a&password=***"
+        );
+    }
+
     #[test]
     fn parses_schemes() {
         assert_eq!(
@@ -113,5 +143,125 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("/no/such/folder"), "{err}");
+    }
+
+    mod fuzz {
+        //! Bad database URLs never panic: any string reads as a target or as an error that says
+        //! why, and masking never panics nor shows a password that libpq would read.
+
+        use proptest::prelude::*;
+        use proptest::test_runner::Config;
+
+        use super::super::*;
+
+        /// Few enough cases for the debug suite (`PROPTEST_CASES` runs a longer hunt); no
+        /// regression files: a finding becomes a named test.
+        fn config() -> Config {
+            Config {
+                cases: std::env::var("PROPTEST_CASES")
+                    .ok()
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(256),
+                failure_persistence: None,
+                ..Config::default()
+            }
+        }
+
+        /// Schemes, right and wrong, before any text.
+        fn url_like() -> impl Strategy<Value = String> {
+            let scheme = prop::sample::select(vec![
+                "sqlite://",
+                "sqlite:",
+                "sqlite:///",
+                "postgres://",
+                "postgresql://",
+                "POSTGRES://",
+                "mysql://",
+                "file:",
+                "",
+            ]);
+            let rest = prop_oneof![
+                any::<String>(),
+                "[a-z:/@?=&%.#\\\\0-9\\x00 ]{0,30}",
+                Just(":memory:".to_string()),
+                Just(String::new()),
+            ];
+            (scheme, rest).prop_map(|(scheme, rest)| format!("{scheme}{rest}"))
+        }
+
+        /// Text libpq reads as a password in `user:PASSWORD@host`: anything but `@` (its end)
+        /// and `/` (where libpq stops looking for one).
+        fn password() -> impl Strategy<Value = String> {
+            "[^@/]{1,20}".prop_map(|p| format!("S3CR3T{p}"))
+        }
+
+        fn check(url: &str) -> Result<(), TestCaseError> {
+            let masked = mask(url);
+            prop_assert_eq!(
+                mask(&masked),
+                masked.clone(),
+                "masking twice changes {:?}",
+                url
+            );
+            match Target::parse(url) {
+                Ok(Target::Postgres { url: kept }) => {
+                    prop_assert_eq!(kept, url);
+                    prop_assert!(
+                        url.starts_with("postgres://") || url.starts_with("postgresql://")
+                    );
+                }
+                Ok(Target::Sqlite { path }) => {
+                    prop_assert!(!path.is_empty());
+                    prop_assert!(url.ends_with(&path) && url.starts_with("sqlite:"));
+                }
+                Err(error) => prop_assert!(!error.to_string().is_empty()),
+            }
+            Ok(())
+        }
+
+        proptest! {
+            #![proptest_config(config())]
+
+            #[test]
+            fn any_string_is_a_target_or_an_error(url in any::<String>()) {
+                check(&url)?;
+            }
+
+            #[test]
+            fn url_like_strings_are_a_target_or_an_error(url in url_like()) {
+                check(&url)?;
+            }
+
+            #[test]
+            fn passwords_are_masked_wherever_libpq_reads_them(
+                user in "[a-z]{1,8}",
+                password in password(),
+                host in "[a-z0-9.]{1,12}(:[0-9]{1,5})?",
+                db in "(/[a-z0-9_]{0,10})?",
+                query in prop::collection::vec(
+                    prop_oneof![
+                        Just("sslmode=require".to_string()),
+                        "application_name=[a-z]{0,6}",
+                        password().prop_map(|p| format!("password={p}")),
+                        password().prop_map(|p| format!("sslpassword={p}")),
+                    ],
+                    0..4,
+                ),
+            ) {
+                let query: Vec<String> = query.iter().map(|q| q.replace(['&', '#'], "")).collect();
+                let url = format!(
+                    "postgres://{user}:{password}@{host}{db}{}{}",
+                    if query.is_empty() { "" } else if db.is_empty() { "/?" } else { "?" },
+                    query.join("&")
+                );
+                let masked = mask(&url);
+                for secret in std::iter::once(password.as_str()).chain(
+                    query.iter().filter_map(|q| q.split_once("password=").map(|(_, p)| p)),
+                ) {
+                    prop_assert!(!masked.contains(secret), "{secret:?} shown in {masked:?}");
+                }
+                prop_assert!(masked.contains(&host), "{masked:?} hides the host of {url:?}");
+            }
+        }
     }
 }
