@@ -43,6 +43,8 @@ Environment:
   DEMO_PUBLIC_URL         the site's address in emailed links [default: http://127.0.0.1:8000]
   TOOSIMPLE_ADMIN_PASSWORD  mounts the admin dashboard at /admin with this password
                           (or TOOSIMPLE_ADMIN_PASSWORD_HASH, its argon2 hash)
+  TOOSIMPLE_ADMIN_SECRET  seals the admin's session cookies: 64 random bytes, hex or
+                          base64 (without it, a restart logs everyone out)
   TOOSIMPLE_LOG           log filter (e.g. info, debug) [default: info]
 
 toosimple's command line:

@@ -105,7 +105,10 @@ pub fn run(options: Options) -> ExitCode {
             println!("demo: set TOOSIMPLE_ADMIN_PASSWORD to get the admin dashboard at /admin");
         }
         println!("demo: open http://{addr}/ (Ctrl-C to stop)");
-        let app = web::router(store.clone());
+        // With each connection's address, the admin slows failed logins per client rather
+        // than for everyone at once.
+        let app = web::router(store.clone())
+            .into_make_service_with_connect_info::<std::net::SocketAddr>();
         let served = axum::serve(listener, app)
             .with_graceful_shutdown(stop_signal())
             .await;

@@ -1641,27 +1641,76 @@ fn admin_subcommand_refuses_to_start_without_a_password(db: &TestDb) {
         String::from_utf8_lossy(&output.stderr)
             .contains("TOOSIMPLE_ADMIN_PASSWORD_HASH is not an argon2 hash")
     );
+    // So is a secret too short to seal cookies with.
+    let output = db
+        .app(APP)
+        .args(["admin", "--bind", "127.0.0.1:0"])
+        .env(toosimple_admin::PASSWORD_ENV, PASSWORD)
+        .env_remove(toosimple_admin::PASSWORD_HASH_ENV)
+        .env(toosimple_admin::SECRET_ENV, "short")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("the admin secret is not usable")
+            && stderr.contains("TOOSIMPLE_ADMIN_SECRET"),
+        "{stderr}"
+    );
 }
 
-fn admin_subcommand_serves_the_dashboard_until_sigterm(db: &TestDb) {
+/// Starts `app admin` on a free port with `secret` in `TOOSIMPLE_ADMIN_SECRET`; returns the
+/// process and its URL once it answers.
+fn start_admin(db: &TestDb, secret: &str) -> (std::process::Child, String) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let mut child = db
+    let child = db
         .app(APP)
         .args(["admin", "--bind", &format!("127.0.0.1:{port}")])
         .env(toosimple_admin::PASSWORD_ENV, PASSWORD)
         .env_remove(toosimple_admin::PASSWORD_HASH_ENV)
+        .env(toosimple_admin::SECRET_ENV, secret)
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let agent = ureq::AgentBuilder::new().redirects(0).build();
     let site = format!("http://127.0.0.1:{port}");
     wait_until("the admin answers", Duration::from_secs(20), || {
-        agent.get(&format!("{site}/login")).call().is_ok()
+        ureq::get(&format!("{site}/static/admin.css"))
+            .call()
+            .is_ok()
     });
+    (child, site)
+}
+
+/// Sends SIGTERM to `child` and waits for it to exit successfully.
+fn terminate(mut child: std::process::Child) {
+    let pid = child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut status = None;
+    wait_until(
+        "the admin stops on SIGTERM",
+        Duration::from_secs(20),
+        || {
+            status = child.try_wait().unwrap();
+            status.is_some()
+        },
+    );
+    assert!(status.unwrap().success());
+}
+
+fn admin_subcommand_serves_the_dashboard_until_sigterm(db: &TestDb) {
+    let secret = "5a".repeat(64);
+    let (child, site) = start_admin(db, &secret);
+    let agent = ureq::AgentBuilder::new().redirects(0).build();
     let home = agent.get(&format!("{site}/")).call().unwrap();
     assert_eq!(home.status(), 303);
     assert_eq!(home.header("location"), Some("/login?next=%2F"));
@@ -1693,33 +1742,32 @@ fn admin_subcommand_serves_the_dashboard_until_sigterm(db: &TestDb) {
         .next()
         .unwrap()
         .to_string();
-    let tasks = agent
-        .get(&format!("{site}/tasks"))
-        .set("cookie", &cookie)
-        .call()
-        .unwrap()
-        .into_string()
-        .unwrap();
-    assert!(tasks.contains("mail.send"), "the app's tasks are listed");
-
-    let pid = child.id().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
+    let tasks = |site: &str| {
+        agent
+            .get(&format!("{site}/tasks"))
+            .set("cookie", &cookie)
+            .call()
             .unwrap()
-            .success()
+    };
+    let page = tasks(&site);
+    assert_eq!(page.status(), 200);
+    assert!(
+        page.into_string().unwrap().contains("mail.send"),
+        "the app's tasks are listed"
     );
-    let mut status = None;
-    wait_until(
-        "the admin stops on SIGTERM",
-        Duration::from_secs(20),
-        || {
-            status = child.try_wait().unwrap();
-            status.is_some()
-        },
+    terminate(child);
+
+    // Restarted with the same secret, the admin still knows the session; with another, not.
+    let (child, site) = start_admin(db, &secret);
+    assert_eq!(tasks(&site).status(), 200, "the session survives a restart");
+    terminate(child);
+    let (child, site) = start_admin(db, &"a5".repeat(64));
+    assert_eq!(
+        tasks(&site).status(),
+        303,
+        "another secret, another set of sessions"
     );
-    assert!(status.unwrap().success());
+    terminate(child);
 }
 
 // ---------------------------------------------------------------------------------------------
