@@ -128,8 +128,11 @@ impl WorkerStatus {
 
     /// Whether its last heartbeat is older than its heartbeat timeout at `now`.
     pub fn is_silent_at(&self, now: DateTime<Utc>) -> bool {
-        let timeout = TimeDelta::milliseconds((self.heartbeat_timeout * 1000.0) as i64);
-        self.last_tick + timeout < now
+        // A timeout whose deadline chrono cannot hold (`--timeout 1e19`) is never reached:
+        // every other worker reads this row when it rescues, and must not panic on it.
+        TimeDelta::try_milliseconds((self.heartbeat_timeout * 1000.0) as i64)
+            .and_then(|timeout| self.last_tick.checked_add_signed(timeout))
+            .is_some_and(|deadline| deadline < now)
     }
 
     /// Every worker status of `store`, by label.
@@ -143,5 +146,41 @@ impl WorkerStatus {
             },
         )?;
         Ok(rows.into_iter().map(WorkerStatus::from).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(heartbeat_timeout: f64, last_tick: DateTime<Utc>) -> WorkerStatus {
+        WorkerStatus {
+            id: 1,
+            label: "w".into(),
+            queues: vec![],
+            excluded_queues: vec![],
+            heartbeat_timeout,
+            last_tick,
+            started: last_tick,
+            stopped: None,
+            exit_code: None,
+            exit_log: None,
+        }
+    }
+
+    /// Finding: `worker --timeout 1e19` is accepted, and adding that timeout to the last
+    /// heartbeat overflowed chrono, panicking every worker's rescue pass, `status` and the
+    /// admin's workers page as soon as they read that worker's row.
+    #[test]
+    fn a_heartbeat_timeout_past_chronos_range_is_never_reached_instead_of_a_panic() {
+        let now = Utc::now();
+        for timeout in [1e19, 1e13, f64::MAX] {
+            let worker = status(timeout, now);
+            assert!(!worker.is_silent_at(DateTime::<Utc>::MAX_UTC), "{timeout}");
+            assert_eq!(worker.state_at(now), WorkerState::Online);
+        }
+        let silent = status(300.0, now - TimeDelta::seconds(301));
+        assert_eq!(silent.state_at(now), WorkerState::TimedOut);
+        assert_eq!(status(300.0, now).state_at(now), WorkerState::Online);
     }
 }

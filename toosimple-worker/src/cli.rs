@@ -140,7 +140,19 @@ fn parse_age(text: &str) -> Result<Duration, String> {
         "w" => 604_800,
         other => return Err(format!("unknown unit {other:?}: use s, m, h, d or w")),
     };
-    Ok(Duration::from_secs(number * seconds))
+    number
+        .checked_mul(seconds)
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("{text:?} is more seconds than a duration holds"))
+}
+
+/// The finish time before which `purge --older-than` deletes, from `now`: the start of time
+/// when the age reaches back past it (nothing is that old).
+fn purge_cutoff(now: DateTime<Utc>, older_than: Duration) -> DateTime<Utc> {
+    chrono::TimeDelta::from_std(older_than)
+        .ok()
+        .and_then(|age| now.checked_sub_signed(age))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
 fn seconds(value: f64, what: &str) -> Result<Duration, Error> {
@@ -154,7 +166,9 @@ fn seconds(value: f64, what: &str) -> Result<Duration, Error> {
 pub(crate) fn run() -> ExitCode {
     let cli = Cli::parse();
     init_tracing("info");
+    // A worker opens its database itself, so that it can wait through an outage at start.
     if let Some(url) = &cli.database_url
+        && !matches!(cli.command, Command::Worker(_))
         && let Err(e) = toosimple_core::init(url)
     {
         eprintln!("error: {}", e.report());
@@ -164,7 +178,7 @@ pub(crate) fn run() -> ExitCode {
         });
     }
     match cli.command {
-        Command::Worker(args) => run_worker(args),
+        Command::Worker(args) => run_worker(args, cli.database_url),
         #[cfg(feature = "admin")]
         Command::Admin { bind } => crate::admin::run(bind),
         other => match run_command(other) {
@@ -193,9 +207,12 @@ pub fn init_tracing(default: &str) {
         .try_init();
 }
 
-fn run_worker(args: WorkerArgs) -> ExitCode {
+fn run_worker(args: WorkerArgs, database_url: Option<String>) -> ExitCode {
     let worker = match worker_from(&args) {
-        Ok(worker) => worker,
+        Ok(worker) => match database_url {
+            Some(url) => worker.database_url(url),
+            None => worker,
+        },
         Err(e) => {
             eprintln!("error: {}", e.report());
             return exit_code(toosimple_core::EXIT_CRASHED);
@@ -301,8 +318,7 @@ fn run_command(command: Command) -> Result<(), Error> {
         }
         Command::Purge { older_than, state } => {
             let store = toosimple_core::default_store()?;
-            let before = Utc::now()
-                - chrono::TimeDelta::from_std(older_than).unwrap_or(chrono::TimeDelta::MAX);
+            let before = purge_cutoff(Utc::now(), older_than);
             let deleted = TaskExec::purge_in(&store, before, &state)?;
             println!("deleted {deleted} finished execution(s) older than {older_than:?}");
         }
@@ -479,6 +495,9 @@ fn tasks() -> Result<(), Error> {
 }
 
 #[cfg(test)]
+mod fuzz;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -488,6 +507,38 @@ mod tests {
         assert_eq!(parse_age("30s"), Ok(Duration::from_secs(30)));
         assert!(parse_age("7").unwrap_err().contains("no unit"));
         assert!(parse_age("7y").unwrap_err().contains("unknown unit"));
+    }
+
+    /// Finding: a count that fits a `u64` but not once multiplied by its unit overflowed (a
+    /// panic in debug builds, a wrapped, much shorter age in release builds: purge deleted
+    /// recent executions).
+    #[test]
+    fn an_age_too_long_for_a_duration_is_an_error_not_an_overflow() {
+        let error = parse_age("40000000000000w").unwrap_err();
+        assert!(
+            error.contains("more seconds than a duration holds"),
+            "{error}"
+        );
+        let error = Cli::try_parse_from(["app", "purge", "--older-than", "18446744073709551615m"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("more seconds than a duration holds"),
+            "{error}"
+        );
+    }
+
+    /// Finding: an age reaching back past chrono's first date (`--older-than 100000000d`,
+    /// 273,790 years) panicked when subtracted from now.
+    #[test]
+    fn an_age_older_than_chronos_range_purges_before_the_start_of_time() {
+        let now = Utc::now();
+        let age = parse_age("100000000d").unwrap();
+        assert_eq!(purge_cutoff(now, age), DateTime::<Utc>::MIN_UTC);
+        assert_eq!(
+            purge_cutoff(now, Duration::from_secs(3_600)),
+            now - chrono::TimeDelta::hours(1)
+        );
     }
 
     #[test]
