@@ -304,6 +304,60 @@ fn worker_on_a_disk_that_fills_up_loses_and_repeats_nothing() {
     assert_eq!(reports, 1, "logged once per outage:\n{log_text}");
 }
 
+/// Found by the chaos run: a worker restarted while the disk was full exited 99 at its
+/// registration. It waits instead, as a running worker does, and runs once there is room.
+#[test]
+fn worker_started_on_a_full_disk_waits_and_runs_once_there_is_room() {
+    let Some((disk, db)) = sqlite_on_tmpfs("4m") else {
+        return;
+    };
+    const TASKS: i64 = 20;
+    let ledger_dir = tempfile::tempdir().unwrap();
+    let ledger = ledger_dir.path().join("ledger.txt");
+    let path = ledger.display().to_string();
+    append_line::queue_many((0..TASKS).map(|n| (path.clone(), n, 1))).unwrap();
+    let filler = disk.fill();
+    let log = ledger_dir.path().join("worker.log");
+    let mut worker = db
+        .app(env!("CARGO_BIN_EXE_testapp"))
+        .env(
+            "TOOSIMPLE_LOG",
+            "info,toosimple_worker::worker::outage=debug",
+        )
+        .args(["worker", "--until-done", "--tick", "0.2"])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    wait_until(
+        "the worker to log the full disk",
+        Duration::from_secs(30),
+        || read_log().contains("SQLITE_FULL"),
+    );
+    wait_until("the worker to retry twice", Duration::from_secs(30), || {
+        read_log().matches("still unavailable").count() >= 2 || !running(&mut worker)
+    });
+    assert!(
+        running(&mut worker),
+        "the worker gave up on a full disk:\n{}",
+        read_log()
+    );
+    std::fs::remove_file(&filler).unwrap();
+    wait_until(
+        "the worker to finish once there is room",
+        Duration::from_secs(60),
+        || !running(&mut worker),
+    );
+    let status = worker.wait().unwrap();
+    assert!(status.success(), "worker exited {status}: {}", read_log());
+    assert_eq!(db.count("state = 'succeeded'"), TASKS, "{}", read_log());
+}
+
+fn running(child: &mut std::process::Child) -> bool {
+    child.try_wait().unwrap().is_none()
+}
+
 /// The tables of a fresh PostgreSQL schema in a tablespace on a small tmpfs; dropped with it.
 struct FullTablespace {
     admin_url: String,

@@ -6,13 +6,13 @@
 //! file, outside the restarted database, so that every execution is counted whatever the
 //! database went through.
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::{NaiveDateTime, Utc};
 use diesel::prelude::*;
+use toosimple_chaos::postgres::PrivatePostgres;
 use toosimple_tests::tasks::{append_line, sleepy};
 
 const APP: &str = env!("CARGO_BIN_EXE_testapp");
@@ -30,10 +30,10 @@ const DOWN_FOR: Duration = Duration::from_secs(3);
 
 #[test]
 fn postgres_restart_while_a_worker_runs_loses_and_repeats_nothing() {
-    let Some(server) = PrivatePostgres::start() else {
+    let Some(server) = private_server() else {
         return;
     };
-    let url = server.create_database("toosimple");
+    let url = server.create_database("toosimple").unwrap();
     let store = toosimple_core::init(&url).expect("open the private database");
     {
         let mut conn = store.connection().expect("a connection");
@@ -75,12 +75,12 @@ fn postgres_restart_while_a_worker_runs_loses_and_repeats_nothing() {
     );
 
     let stopping = Utc::now().naive_utc();
-    server.pg_ctl(&["stop", "-m", "fast"]);
+    server.stop_server("fast").unwrap();
     let stopped = Utc::now().naive_utc();
     let ran_before_outage = line_count(&lines);
     std::thread::sleep(DOWN_FOR);
     let starting = Utc::now().naive_utc();
-    server.start_server();
+    server.start_server().unwrap();
     let started = Utc::now().naive_utc();
     eprintln!(
         "server down from {stopping} (stopped at {stopped}) to {starting} (up at {started}); \
@@ -182,191 +182,137 @@ fn postgres_restart_while_a_worker_runs_loses_and_repeats_nothing() {
     eprintln!("{failed} sleepy task(s) failed on a broken connection");
 }
 
-/// A private PostgreSQL server in a temporary folder, stopped and deleted when dropped.
-struct PrivatePostgres {
-    bin: PathBuf,
-    dir: tempfile::TempDir,
-    port: u16,
-    /// Whether the server's programs run as the `postgres` user (the tests run as root, which
-    /// `initdb` and `postgres` refuse).
-    as_postgres: bool,
+/// Found by the chaos run: a worker restarted while PostgreSQL was down exited 99 at its
+/// registration. It waits instead, as a running worker does, and runs once the server is up.
+#[test]
+fn worker_started_while_postgres_is_down_waits_and_then_runs() {
+    let Some(server) = private_server() else {
+        return;
+    };
+    let url = server.create_database("toosimple").unwrap();
+    toosimple_core::init(&url).expect("open the private database");
+    let sink = tempfile::tempdir().expect("a temporary folder");
+    let lines = sink.path().join("lines.txt");
+    let path = lines.display().to_string();
+    append_line::queue_many((0..5).map(|n| (path.clone(), n, 1))).unwrap();
+    server.stop_server("fast").unwrap();
+
+    let log = sink.path().join("worker.log");
+    let mut worker = WorkerProcess::spawn_with(&url, &log, &["--label", "late"]);
+    let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    wait_until(
+        "the worker to log the outage",
+        Duration::from_secs(30),
+        || read_log().contains("database unavailable"),
+    );
+    // Long enough for a worker that gives up to have exited.
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(worker.running(), "the worker gave up:\n{}", read_log());
+    server.start_server().unwrap();
+    wait_until("every task to run", Duration::from_secs(60), || {
+        unfinished(&url) == Some(0)
+    });
+    assert_eq!(line_count(&lines), 5, "each task ran once");
+    worker.signal("INT");
+    assert_eq!(
+        worker.exit_code(Duration::from_secs(20)),
+        0,
+        "{}",
+        read_log()
+    );
 }
 
-impl PrivatePostgres {
-    /// Initializes and starts a server on a free port; `None` (with the reason printed) when
-    /// PostgreSQL is not installed, except in CI.
-    fn start() -> Option<PrivatePostgres> {
-        let skip = |reason: String| {
-            if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
-                panic!("{reason} (CI=true: PostgreSQL tests must run)");
-            }
-            eprintln!("SKIPPED: {reason}");
-        };
-        let Some(bin) = server_bindir() else {
-            skip("no PostgreSQL server programs (initdb, pg_ctl) found".to_string());
-            return None;
-        };
-        let as_postgres = is_root();
-        if as_postgres && !succeeds(Command::new("id").arg("postgres")) {
-            skip("running as root without a `postgres` user to run PostgreSQL as".to_string());
-            return None;
-        }
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("find a free port")
-            .port();
-        let server = PrivatePostgres {
-            bin,
-            dir: tempfile::tempdir().expect("a temporary folder"),
-            port,
-            as_postgres,
-        };
-        if as_postgres {
-            let mut chown = Command::new("chown");
-            chown.arg("-R").arg("postgres").arg(server.dir.path());
-            assert!(
-                succeeds(&mut chown),
-                "chown the server's folder to postgres"
-            );
-        }
-        let data = server.data();
-        let initdb = server
-            .command("initdb")
-            .arg("-D")
-            .arg(&data)
-            .args([
-                "-A",
-                "trust",
-                "-U",
-                "postgres",
-                "-E",
-                "UTF8",
-                "--locale=C",
-                "--no-sync",
-            ])
-            .output()
-            .expect("run initdb");
-        assert!(initdb.status.success(), "initdb failed: {initdb:?}");
-        server.start_server();
-        Some(server)
-    }
-
-    fn data(&self) -> PathBuf {
-        self.dir.path().join("data")
-    }
-
-    /// A command running the server program `name`, as the `postgres` user when needed.
-    fn command(&self, name: &str) -> Command {
-        let program = self.bin.join(name);
-        if self.as_postgres {
-            let mut command = Command::new("runuser");
-            command.args(["-u", "postgres", "--"]).arg(program);
-            command
-        } else {
-            Command::new(program)
-        }
-    }
-
-    /// Runs `pg_ctl` on this server, panicking with the server's log when it fails.
-    fn pg_ctl(&self, args: &[&str]) {
-        let output = self
-            .command("pg_ctl")
-            .arg("-D")
-            .arg(self.data())
-            .args(["-w", "-t", "30"])
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run pg_ctl");
-        assert!(
-            output.status.success(),
-            "pg_ctl {args:?} failed: {output:?}\nserver log:\n{}",
-            std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
-        );
-    }
-
-    /// Starts the server (again) on its port, and waits until it accepts connections.
-    fn start_server(&self) {
-        // Durability against a machine crash is not what is tested: skip the fsyncs.
-        let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
-            self.port,
-            self.dir.path().display()
-        );
-        let log = self.dir.path().join("server.log").display().to_string();
-        self.pg_ctl(&["-l", &log, "-o", &options, "start"]);
-    }
-
-    fn url(&self, database: &str) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
-    }
-
-    /// Creates `database` and returns its URL.
-    fn create_database(&self, database: &str) -> String {
-        let mut admin =
-            PgConnection::establish(&self.url("postgres")).expect("connect to the private server");
-        diesel::sql_query(format!("CREATE DATABASE {database}"))
-            .execute(&mut admin)
-            .expect("create the database");
-        self.url(database)
-    }
-}
-
-impl Drop for PrivatePostgres {
-    fn drop(&mut self) {
-        // Whether or not it runs (the test may have failed while it was down); the temporary
-        // folder is deleted after.
-        let _ = self
-            .command("pg_ctl")
-            .arg("-D")
-            .arg(self.data())
-            .args(["-w", "-t", "30", "-m", "immediate", "stop"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-    }
-}
-
-/// The folder of `initdb` and `pg_ctl`: `pg_config --bindir`, else the newest
-/// `/usr/lib/postgresql/*/bin`.
-fn server_bindir() -> Option<PathBuf> {
-    let has_programs = |dir: &Path| dir.join("initdb").is_file() && dir.join("pg_ctl").is_file();
-    let from_pg_config = Command::new("pg_config")
-        .arg("--bindir")
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
-    if let Some(dir) = from_pg_config.filter(|d| has_programs(d)) {
-        return Some(dir);
-    }
-    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-        .ok()?
-        .filter_map(|entry| {
-            let entry = entry.ok()?;
-            let version = entry.file_name().to_str()?.parse().ok()?;
-            Some((version, entry.path().join("bin")))
+/// Found by the chaos run: after a PostgreSQL restart longer than the heartbeat timeout,
+/// every worker's heartbeat is stale, the live ones' too, and the first worker back rescued
+/// the running tasks of the others. Rescue waits a heartbeat timeout after an outage, so
+/// that live workers beat again first.
+#[test]
+fn an_outage_longer_than_the_heartbeat_timeout_rescues_no_live_worker() {
+    let Some(server) = private_server() else {
+        return;
+    };
+    let url = server.create_database("toosimple").unwrap();
+    toosimple_core::init(&url).expect("open the private database");
+    let sink = tempfile::tempdir().expect("a temporary folder");
+    let lines = sink.path().join("lines.txt");
+    let path = lines.display().to_string();
+    // Long tasks, so that both workers hold running ones through the outage.
+    append_line::queue_many((0..6).map(|n| (path.clone(), n, 8_000))).unwrap();
+    let logs = [sink.path().join("a.log"), sink.path().join("b.log")];
+    let workers: Vec<WorkerProcess> = ["a", "b"]
+        .iter()
+        .zip(&logs)
+        .map(|(label, log)| {
+            WorkerProcess::spawn_with(
+                &url,
+                log,
+                &[
+                    "--label",
+                    label,
+                    "--timeout",
+                    "1.5",
+                    "--concurrency",
+                    "3",
+                    "--claim-ahead",
+                    "0",
+                ],
+            )
         })
-        .filter(|(_, dir)| has_programs(dir))
         .collect();
-    versions.sort();
-    versions.pop().map(|(_, dir)| dir)
+    let processing = || {
+        use toosimple_core::schema::task_execs::dsl as te;
+        let mut conn = PgConnection::establish(&url).ok()?;
+        te::task_execs
+            .filter(te::state.eq("processing"))
+            .select(te::worker)
+            .load::<Option<String>>(&mut conn)
+            .ok()
+    };
+    wait_until("both workers to run tasks", Duration::from_secs(30), || {
+        processing().is_some_and(|w| {
+            w.contains(&Some("a".to_string())) && w.contains(&Some("b".to_string()))
+        })
+    });
+    server.stop_server("fast").unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    server.start_server().unwrap();
+    wait_until("every task to end", Duration::from_secs(60), || {
+        unfinished(&url) == Some(0)
+    });
+    for worker in &workers {
+        worker.signal("INT");
+    }
+    for worker in workers {
+        worker.exit_code(Duration::from_secs(20));
+    }
+    let text: String = logs
+        .iter()
+        .map(|l| std::fs::read_to_string(l).unwrap_or_default())
+        .collect();
+    assert!(!text.contains("rescued the executions"), "{text}");
+    let execs = Execs::load(&url);
+    assert_eq!(execs.rows.len(), 6, "no replacement: {:?}", execs.rows);
+    assert!(
+        execs.rows.iter().all(|r| r.state == "succeeded"),
+        "{:?}",
+        execs.rows
+    );
 }
 
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
-
-fn succeeds(command: &mut Command) -> bool {
-    command
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+/// A private PostgreSQL server (the chaos harness's), or `None` with the reason printed when
+/// PostgreSQL is not installed, except in CI.
+fn private_server() -> Option<PrivatePostgres> {
+    // Durability against a machine crash is not what is tested: skip the fsyncs.
+    match PrivatePostgres::start(&[], &["fsync=off"]) {
+        Ok(server) => Some(server),
+        Err(reason) if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") => {
+            panic!("{reason} (CI=true: PostgreSQL tests must run)")
+        }
+        Err(reason) => {
+            eprintln!("SKIPPED: {reason}");
+            None
+        }
+    }
 }
 
 /// A worker process, killed when dropped if it still runs (when the test fails).
@@ -374,17 +320,14 @@ struct WorkerProcess(Child);
 
 impl WorkerProcess {
     fn spawn(url: &str, log: &Path) -> WorkerProcess {
+        WorkerProcess::spawn_with(url, log, &["--label", "outage", "--concurrency", "4"])
+    }
+
+    fn spawn_with(url: &str, log: &Path, args: &[&str]) -> WorkerProcess {
         let stderr = std::fs::File::create(log).expect("create the worker's log");
         let child = Command::new(APP)
-            .args([
-                "worker",
-                "--tick",
-                "0.1",
-                "--concurrency",
-                "4",
-                "--label",
-                "outage",
-            ])
+            .args(["worker", "--tick", "0.1"])
+            .args(args)
             .env("TOOSIMPLE_DATABASE_URL", url)
             .env("TOOSIMPLE_LOG", "info")
             .env("NO_COLOR", "1")
@@ -401,6 +344,10 @@ impl WorkerProcess {
             .status()
             .expect("run kill");
         assert!(status.success());
+    }
+
+    fn running(&mut self) -> bool {
+        self.0.try_wait().unwrap().is_none()
     }
 
     fn exit_code(mut self, timeout: Duration) -> i32 {

@@ -52,6 +52,7 @@ use crate::clock::{Clock, DatabaseClock};
 #[derive(Debug)]
 pub struct Worker {
     store: Option<Store>,
+    database_url: Option<String>,
     queues: QueueSelection,
     tick: Duration,
     mode: RunMode,
@@ -80,6 +81,7 @@ impl Worker {
         let (shutdown, stop) = Shutdown::channel();
         Worker {
             store: None,
+            database_url: None,
             queues: QueueSelection::All,
             tick: maintenance::DEFAULT_INTERVAL,
             mode: RunMode::Forever,
@@ -98,6 +100,15 @@ impl Worker {
     /// Uses `store` instead of the default store.
     pub fn store(mut self, store: Store) -> Self {
         self.store = Some(store);
+        self
+    }
+
+    /// Opens the database at `url` when it starts, and makes it the process's default store
+    /// (as [`toosimple_core::init`] does), waiting through an outage as a running worker does:
+    /// a worker started while its database is down or full starts once it is back. Ignored
+    /// when [`store`](Self::store) is given.
+    pub fn database_url(mut self, url: impl Into<String>) -> Self {
+        self.database_url = Some(url.into());
         self
     }
 
@@ -351,6 +362,7 @@ impl Run {
         let mut outage = Outage::default();
         let outage_at_start;
         let (store, leftovers) = loop {
+            let url = worker.database_url.clone();
             let (given, clock, label) = (
                 worker.store.clone(),
                 worker.clock.clone(),
@@ -359,9 +371,10 @@ impl Run {
             let (queues, excluded) = (queues.clone(), excluded.clone());
             let timeout = worker.heartbeat_timeout;
             let attempt = blocking(move || {
-                let db = match given {
-                    Some(store) => store,
-                    None => toosimple_core::default_store()?,
+                let db = match (given, url) {
+                    (Some(store), _) => store,
+                    (None, Some(url)) => toosimple_core::init(&url)?,
+                    (None, None) => toosimple_core::default_store()?,
                 };
                 // Dated by the database's clock from the first row on.
                 clock.sync(&db)?;
@@ -490,7 +503,10 @@ impl Run {
         let retention_due = self.retention.is_due();
         let (duties, store, clock) = (self.duties.clone(), self.store.clone(), self.clock.clone());
         let label = self.label.clone();
-        let rescue = self.rescue_after.is_none_or(|at| Instant::now() >= at);
+        // The pass that ends an outage must not rescue either: it is the first to see the
+        // database again, before any live worker's heartbeat.
+        let rescue =
+            !self.outage.is_down() && self.rescue_after.is_none_or(|at| Instant::now() >= at);
         let passed = blocking(move || {
             let mut duties = lock(&duties);
             let now = clock.now();
