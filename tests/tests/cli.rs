@@ -19,6 +19,7 @@ backend_suite!(
     killed_worker_is_rescued_once_by_another,
     killed_worker_with_a_full_claim_ahead_buffer_loses_nothing,
     paused_worker_resumed_after_its_rescue_has_its_late_outcome_refused,
+    async_task_that_ends_as_its_paused_worker_resumes_is_not_timed_out,
     first_sigint_hands_back_the_claim_ahead_buffer_unstarted,
     until_done_and_once_exit_0,
     migrate_status_and_tasks,
@@ -351,6 +352,34 @@ fn first_sigint_hands_back_the_claim_ahead_buffer_unstarted(db: &TestDb) {
     assert_eq!(rest.status.code(), Some(0));
     assert_eq!(db.count("state = 'succeeded'"), 15);
     assert_each_ran_once(db);
+}
+
+/// Found by the chaos run: a worker paused while an async task slept, and resumed after the
+/// task's time limit, recorded the task as timed out although its body then ran to its end
+/// (its side effect happened, and the retry repeated it). The limit now races the task in
+/// the task itself, which is polled first: a task that gets to its end succeeds.
+fn async_task_that_ends_as_its_paused_worker_resumes_is_not_timed_out(db: &TestDb) {
+    use toosimple_tests::tasks::async_sleepy_with_timeout;
+    db.create_side_effects();
+    // Well within its 1 s limit when the worker is not paused.
+    let task = async_sleepy_with_timeout::queue(600, 7).unwrap();
+    let (worker, lines) = spawn_logged_worker(
+        db,
+        &["--timeout", "60", "--tick", "0.2", "--concurrency", "1"],
+    );
+    wait_for_line(&lines, "task started", Duration::from_secs(20));
+    signal(&worker, "STOP");
+    // The fault itself: a pause longer than the task's limit.
+    std::thread::sleep(Duration::from_millis(2_000));
+    signal(&worker, "CONT");
+    wait_until("the task to end", Duration::from_secs(20), || {
+        task.state().unwrap().is_finished()
+    });
+    signal(&worker, "INT");
+    assert_eq!(exit_code(worker, Duration::from_secs(20)), 0);
+    let exec = task.exec().unwrap();
+    assert_eq!((exec.state, exec.error), (State::Succeeded, None));
+    assert_eq!(db.side_effects(), vec![7]);
 }
 
 /// Fencing: a worker paused (SIGSTOP) past its heartbeat timeout has its task rescued by

@@ -88,14 +88,22 @@ async fn run(def: &'static TaskDef, exec: &ClaimedExec, tasks: &Handle) -> Outco
     let timeout = def.timeout().map(Duration::from_secs);
     let joined = match def.invoker() {
         Invoker::Async(call) => {
-            let handle = tasks.spawn(Watched {
+            let watched = Watched {
                 inner: call(args),
                 task: def.name(),
                 id: exec.id,
                 warned: false,
-            });
+            };
+            // The limit runs in the task itself, which polls the task first: when the process
+            // resumes from a pause with both the task's timers and the limit's expired, a task
+            // that gets to its end is not declared timed out after its side effects happened.
+            let handle = tasks.spawn(within(timeout, watched));
             let _abort = AbortOnDrop(handle.abort_handle());
-            within(timeout, handle).await
+            match handle.await {
+                Ok(Some(output)) => Some(Ok(output)),
+                Ok(None) => None,
+                Err(join_error) => Some(Err(join_error)),
+            }
         }
         Invoker::Sync(call) => {
             // A blocking-pool thread of its own: it shares no thread with the loop (each
