@@ -504,23 +504,46 @@ impl Run {
         }
     }
 
-    /// Stops slot `slot` with `signal`, waits for its exit, and starts its next process.
-    fn stop_and_restart(&mut self, slot: usize, signal: &str, faulted: bool) -> Result<(), String> {
-        let label = self.slots[slot].label.clone();
+    /// Sends `signal` to slot `slot`; the fault loop restarts it once it has exited.
+    fn stop(&mut self, slot: usize, signal: &str, faulted: bool) -> Stopping {
         if faulted {
-            self.faulted.insert(label.clone());
+            self.faulted.insert(self.slots[slot].label.clone());
         }
         self.signal(slot, signal);
-        if self.reap(slot, Duration::from_secs(60)).is_none() {
-            self.violations.push(format!(
-                "worker {label} did not exit within 60 s of SIG{signal}; see {}",
-                self.slots[slot].log.display()
-            ));
-            self.signal(slot, "KILL");
-            self.reap(slot, Duration::from_secs(10));
+        Stopping {
+            slot,
+            signal: signal.to_string(),
+            deadline: Instant::now() + Duration::from_secs(60),
         }
-        self.slots[slot] = self.spawn_worker(slot)?;
-        Ok(())
+    }
+
+    /// Restarts each stopping slot whose process has exited; kills, as a violation, one that
+    /// outlived its deadline. Returns the slots still stopping.
+    fn reap_stopped(&mut self, stopping: Vec<Stopping>) -> Result<Vec<Stopping>, String> {
+        let mut left = Vec::new();
+        for stop in stopping {
+            match self.slots[stop.slot].child.try_wait() {
+                Ok(Some(_)) => {}
+                Ok(None) if Instant::now() < stop.deadline => {
+                    left.push(stop);
+                    continue;
+                }
+                _ => {
+                    let worker = &self.slots[stop.slot];
+                    self.violations.push(format!(
+                        "worker {} did not exit within 60 s of SIG{}; see {}",
+                        worker.label,
+                        stop.signal,
+                        worker.log.display()
+                    ));
+                    self.faulted.insert(worker.label.clone());
+                    self.signal(stop.slot, "KILL");
+                    self.reap(stop.slot, Duration::from_secs(10));
+                }
+            }
+            self.slots[stop.slot] = self.spawn_worker(stop.slot)?;
+        }
+        Ok(left)
     }
 
     /// Injects faults for the run's seconds (and until each kind was injected once), healing
@@ -541,22 +564,19 @@ impl Run {
         let mut next = start + Duration::from_millis(500);
         let mut busy: BTreeSet<usize> = BTreeSet::new();
         let mut heals: Vec<(Instant, Heal)> = Vec::new();
+        let mut stopping: Vec<Stopping> = Vec::new();
         loop {
             let now = Instant::now();
             let (due, later): (Vec<_>, Vec<_>) = heals.drain(..).partition(|(at, _)| *at <= now);
             heals = later;
             for (_, heal) in due {
                 match heal {
-                    Heal::Resume(slot) => {
-                        self.signal(slot, "CONT");
-                        busy.remove(&slot);
-                    }
+                    Heal::Resume(slot) => self.signal(slot, "CONT"),
                     Heal::Link => {
                         self.partition
                             .as_ref()
                             .expect("a partition was made")
                             .set_link(true)?;
-                        busy.remove(&0);
                     }
                     Heal::Disk(filler) => {
                         std::fs::remove_file(&filler)
@@ -564,9 +584,14 @@ impl Run {
                     }
                 }
             }
+            stopping = self.reap_stopped(stopping)?;
+            busy.retain(|slot| {
+                heals.iter().any(|(_, h)| h.holds(*slot))
+                    || stopping.iter().any(|s| s.slot == *slot)
+            });
             self.restart_crashed(&busy)?;
             if now >= end && first_round.is_empty() {
-                if heals.is_empty() {
+                if heals.is_empty() && stopping.is_empty() {
                     return Ok(());
                 }
             } else if now >= next && !kinds.is_empty() {
@@ -578,16 +603,14 @@ impl Run {
                     .collect();
                 let victim = free.choose(&mut rng).copied();
                 let injected = match (fault, victim) {
-                    (Fault::Kill, Some(slot)) => {
-                        self.stop_and_restart(slot, "KILL", true)?;
-                        true
-                    }
-                    (Fault::Term, Some(slot)) => {
-                        self.stop_and_restart(slot, "TERM", true)?;
-                        true
-                    }
-                    (Fault::Int, Some(slot)) => {
-                        self.stop_and_restart(slot, "INT", false)?;
+                    (Fault::Kill | Fault::Term | Fault::Int, Some(slot)) => {
+                        let (signal, faulted) = match fault {
+                            Fault::Kill => ("KILL", true),
+                            Fault::Term => ("TERM", true),
+                            _ => ("INT", false),
+                        };
+                        stopping.push(self.stop(slot, signal, faulted));
+                        busy.insert(slot);
                         true
                     }
                     (Fault::Pause, Some(slot)) => {
@@ -786,6 +809,24 @@ enum Heal {
     Resume(usize),
     Link,
     Disk(PathBuf),
+}
+
+impl Heal {
+    /// Whether the fault it ends holds worker slot `slot`.
+    fn holds(&self, slot: usize) -> bool {
+        match self {
+            Heal::Resume(paused) => *paused == slot,
+            Heal::Link => slot == 0,
+            Heal::Disk(_) => false,
+        }
+    }
+}
+
+/// A worker asked to stop, restarted once it has exited.
+struct Stopping {
+    slot: usize,
+    signal: String,
+    deadline: Instant,
 }
 
 fn read_lines(path: &Path) -> Result<Vec<String>, String> {
