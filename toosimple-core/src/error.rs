@@ -40,7 +40,7 @@ pub enum Error {
     },
 
     /// No connection could be taken from the pool in time.
-    #[error("no database connection available for {url}")]
+    #[error("no database connection available for {url}: {source}")]
     Pool {
         /// The URL, password hidden.
         url: String,
@@ -59,7 +59,7 @@ pub enum Error {
     },
 
     /// A query failed.
-    #[error("database error while {action}")]
+    #[error("database error while {action}: {source}")]
     Query {
         /// What toosimple was doing, e.g. "enqueueing task `add`".
         action: String,
@@ -102,7 +102,7 @@ pub enum Error {
     },
 
     /// A task argument could not be encoded as JSON.
-    #[error("cannot encode argument `{arg}` of task `{task}` as JSON")]
+    #[error("cannot encode argument `{arg}` of task `{task}` as JSON: {source}")]
     EncodeArg {
         /// The task.
         task: String,
@@ -114,7 +114,7 @@ pub enum Error {
     },
 
     /// A finished task's result does not decode into the type the handle expects.
-    #[error("cannot decode the result of task execution {id}")]
+    #[error("cannot decode the result of task execution {id}: {source}")]
     DecodeResult {
         /// The execution.
         id: i64,
@@ -232,8 +232,9 @@ fn list_or_none(names: &[String]) -> String {
 }
 
 impl Error {
-    /// The message followed by each underlying cause, `: `-separated, for logs and the CLI
-    /// (the `Display` of an error is only its own message).
+    /// The message followed by each underlying cause, `: `-separated, for logs and the CLI.
+    /// The `Display` of each variant with a source already ends with that source's message
+    /// (a user printing `{e}` sees why), so this adds only deeper causes.
     pub fn report(&self) -> String {
         report(self)
     }
@@ -320,5 +321,36 @@ impl Error {
             },
             None => Error::Query { action, source },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_such_table() -> diesel::result::Error {
+        diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::Unknown,
+            Box::new("no such table: orders".to_string()),
+        )
+    }
+
+    /// Finding: `{e}` said "database error while running a transaction" and only `{e:?}` said
+    /// which table was missing.
+    #[test]
+    fn display_carries_the_cause_and_report_does_not_repeat_it() {
+        let error = Error::from(no_such_table());
+        assert_eq!(
+            error.to_string(),
+            "database error while running a transaction: no such table: orders"
+        );
+        assert_eq!(error.report(), error.to_string());
+        let encode = Error::EncodeArg {
+            task: "t".into(),
+            arg: "a".into(),
+            source: serde_json::from_str::<i64>("x").unwrap_err(),
+        };
+        assert!(encode.to_string().contains(": expected value"), "{encode}");
+        assert_eq!(encode.report(), encode.to_string());
     }
 }
