@@ -17,6 +17,18 @@ use crate::netns::Partitionable;
 use crate::postgres::PrivatePostgres;
 use crate::tasks::{DIR_ENV, EFFECTS, ENQUEUED, LABEL_ENV};
 
+/// Set by Ctrl-C (or SIGTERM) on the harness: the run stops its faults and workers and cleans
+/// up (server, namespace, tmpfs) instead of leaving them behind.
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn interrupted() -> Result<(), String> {
+    if INTERRUPTED.load(std::sync::atomic::Ordering::Relaxed) {
+        Err("interrupted: faults healed, workers stopped, everything cleaned up".to_string())
+    } else {
+        Ok(())
+    }
+}
+
 /// Set in the environment of the processes a run starts, to say which part they play.
 pub const ROLE_ENV: &str = "TOOSIMPLE_CHAOS_ROLE";
 /// The queue of the run's tasks (so that a user's own database may hold others).
@@ -269,6 +281,8 @@ struct Run {
 /// server programs, no root for a tmpfs or a namespace, …).
 pub fn run(options: Options) -> Result<Report, String> {
     let started = Instant::now();
+    // A second handler is refused when runs follow each other in one process: the first stays.
+    let _ = ctrlc::set_handler(|| INTERRUPTED.store(true, std::sync::atomic::Ordering::Relaxed));
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
     let folder = tempfile::Builder::new()
         .prefix("toosimple-chaos-")
@@ -567,7 +581,10 @@ impl Run {
         let mut stopping: Vec<Stopping> = Vec::new();
         loop {
             let now = Instant::now();
-            let (due, later): (Vec<_>, Vec<_>) = heals.drain(..).partition(|(at, _)| *at <= now);
+            let stop = interrupted();
+            let (due, later): (Vec<_>, Vec<_>) = heals
+                .drain(..)
+                .partition(|(at, _)| *at <= now || stop.is_err());
             heals = later;
             for (_, heal) in due {
                 match heal {
@@ -583,6 +600,9 @@ impl Run {
                             .map_err(|e| format!("cannot free the disk: {e}"))?;
                     }
                 }
+            }
+            if stop.is_err() {
+                return stop;
             }
             stopping = self.reap_stopped(stopping)?;
             busy.retain(|slot| {
@@ -709,6 +729,7 @@ impl Run {
                         break;
                     }
                     Ok(None) if Instant::now() < deadline => {
+                        interrupted()?;
                         std::thread::sleep(Duration::from_millis(50))
                     }
                     _ => return Err("the enqueuers did not finish in time".to_string()),
@@ -717,6 +738,7 @@ impl Run {
         }
         let busy = BTreeSet::new();
         loop {
+            interrupted()?;
             self.restart_crashed(&busy)?;
             let pending: i64 = TaskExec::counts_in(store)
                 .map_err(|e| e.to_string())?
