@@ -601,9 +601,7 @@ impl Run {
                     }
                 }
             }
-            if stop.is_err() {
-                return stop;
-            }
+            stop.clone()?;
             stopping = self.reap_stopped(stopping)?;
             busy.retain(|slot| {
                 heals.iter().any(|(_, h)| h.holds(*slot))
