@@ -30,6 +30,113 @@ backend_suite!(
     duplicate_schedule_names_stop_the_worker_at_startup,
 );
 
+/// The app run in `folder` on `url`, with no database of a test's: for what a user sees on a
+/// database that does not exist yet.
+fn app_in(folder: &std::path::Path, url: &str, args: &[&str]) -> Output {
+    let output = Command::new(APP)
+        .current_dir(folder)
+        .env("TOOSIMPLE_DATABASE_URL", url)
+        .env("TOOSIMPLE_LOG", "info")
+        .env("NO_COLOR", "1")
+        .env("TOOSIMPLE_ADMIN_PASSWORD", "correct horse battery staple")
+        .args(args)
+        .output()
+        .expect("run the app");
+    eprintln!(
+        "$ app {}\n{}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Finding: `status` (and the other commands that only look at executions) run from another
+/// folder created an empty `toosimple.sqlite3` there and answered "(no executions)".
+#[test]
+fn read_only_commands_do_not_create_a_sqlite_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = std::fs::canonicalize(dir.path()).unwrap();
+    let file = folder.join("toosimple.sqlite3");
+    for url in [
+        "sqlite://toosimple.sqlite3",
+        &format!("sqlite://{}", file.display()),
+    ] {
+        for args in [
+            &["status"][..],
+            &["schedules"],
+            &["cancel", "1"],
+            &["requeue", "1"],
+            &["purge", "--older-than", "7d"],
+            &["admin", "--bind", "127.0.0.1:0"],
+        ] {
+            let output = app_in(&folder, url, args);
+            assert_eq!(output.status.code(), Some(1), "{args:?}");
+            let stderr = stderr(&output);
+            assert!(
+                stderr.contains(&format!("there is no database at {}", file.display()))
+                    && stderr.contains("a worker, `enqueue` or `migrate` creates it"),
+                "{args:?}: {stderr}"
+            );
+            assert!(!file.exists(), "{args:?} created {}", file.display());
+        }
+        // `tasks` reads the binary, not the database.
+        let tasks = app_in(&folder, url, &["tasks"]);
+        assert!(tasks.status.success() && stdout(&tasks).contains("mail.send"));
+        assert!(!file.exists(), "`tasks` created {}", file.display());
+    }
+    // Once it exists, they answer from it.
+    let migrate = app_in(&folder, "sqlite://toosimple.sqlite3", &["migrate"]);
+    assert_eq!(
+        stdout(&migrate),
+        format!(
+            "created a new database at {0}\nmigrations applied to {0}\n",
+            file.display()
+        )
+    );
+    let status = app_in(&folder, "sqlite://toosimple.sqlite3", &["status"]);
+    assert!(status.status.success() && stdout(&status).contains("(no executions)"));
+}
+
+/// Finding: a worker run from another folder created a fresh database there and exited 0
+/// (`--until-done`), its log naming only the relative URL.
+#[test]
+fn a_worker_that_creates_its_database_says_where() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = std::fs::canonicalize(dir.path()).unwrap();
+    let file = folder.join("app.sqlite3");
+    let url = "sqlite://app.sqlite3";
+    let first = app_in(&folder, url, &["worker", "--until-done"]);
+    assert_eq!(first.status.code(), Some(0));
+    let log = stderr(&first);
+    assert!(
+        log.contains(&format!(
+            "created a new, empty database at {}; is this the one your app uses?",
+            file.display()
+        )) && log.contains(&format!("database={}", file.display())),
+        "{log}"
+    );
+    let again = app_in(&folder, url, &["worker", "--until-done"]);
+    let log = stderr(&again);
+    assert!(!log.contains("created a new"), "{log}");
+    assert!(
+        log.contains(&format!("database={}", file.display())),
+        "{log}"
+    );
+    // Enqueueing creates it too, and says nothing: that is where the work goes.
+    let other = folder.join("other.sqlite3");
+    let enqueue = app_in(
+        &folder,
+        "sqlite://other.sqlite3",
+        &["enqueue", "record", r#"{"n": 1}"#],
+    );
+    assert!(enqueue.status.success() && other.exists());
+}
+
 fn run(db: &TestDb, args: &[&str]) -> Output {
     let output = db.app(APP).args(args).output().expect("run the app");
     eprintln!(
@@ -600,6 +707,26 @@ fn enqueue_reports_bad_input_clearly(db: &TestDb) {
     let bad_json = run(db, &["enqueue", "add", "{a: 1"]);
     assert_eq!(bad_json.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad_json.stderr).contains("invalid ARGS: not valid JSON"));
+
+    // Arguments that would make the execution `Invalid` are refused before anything is stored.
+    for (args, reason) in [
+        (
+            r#"{"a": "x", "b": 1}"#,
+            "argument `a`: invalid type: string \"x\", expected i64",
+        ),
+        (r#"{"a": 1}"#, "argument `b` is missing"),
+        (r#"{"a": 1, "b": 2, "c": 3}"#, "unexpected argument `c`"),
+    ] {
+        let refused = run(db, &["enqueue", "add", args]);
+        assert_eq!(refused.status.code(), Some(1), "{args}");
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(
+            stderr.contains("invalid arguments for task `add`")
+                && stderr.contains(reason)
+                && stderr.contains("nothing was enqueued"),
+            "{stderr}"
+        );
+    }
 
     let bad_due = run(db, &["enqueue", "add", "{}", "--due", "tomorrow"]);
     assert!(String::from_utf8_lossy(&bad_due.stderr).contains("invalid --due"));

@@ -30,6 +30,16 @@ pub enum Error {
         folder: PathBuf,
     },
 
+    /// A command that reads existing executions was pointed at a SQLite file that does not
+    /// exist (see [`Store::connect_existing`](crate::Store::connect_existing)).
+    #[error(
+        "there is no database at {location}: a worker, `enqueue` or `migrate` creates it; is this the path your app uses (TOOSIMPLE_DATABASE_URL or --database-url, relative to the working directory)?"
+    )]
+    NoDatabase {
+        /// The SQLite file's absolute path.
+        location: String,
+    },
+
     /// The database refused or could not be reached. The message carries the server's reason.
     #[error("cannot connect to {url}: {reason}")]
     Connect {
@@ -111,6 +121,15 @@ pub enum Error {
         /// serde_json's error.
         #[source]
         source: serde_json::Error,
+    },
+
+    /// Arguments given by name (the CLI's `enqueue`) do not fit the task's parameter types.
+    #[error("invalid arguments for task `{task}`: {reason}; nothing was enqueued")]
+    InvalidArgs {
+        /// The task.
+        task: String,
+        /// What does not fit, as the worker would have said it.
+        reason: String,
     },
 
     /// A finished task's result does not decode into the type the handle expects.

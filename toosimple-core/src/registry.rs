@@ -59,6 +59,7 @@ pub struct TaskDef {
     unique: bool,
     timeout: Option<u64>,
     run: Invoker,
+    check: Option<fn(Value) -> std::result::Result<(), RunError>>,
     location: &'static str,
 }
 
@@ -75,8 +76,19 @@ impl TaskDef {
             unique: false,
             timeout: None,
             run,
+            check: None,
             location,
         }
+    }
+
+    /// Sets the argument check [`check_args`](Self::check_args) runs: the runner's decoding
+    /// of each argument into its type, without the call.
+    pub const fn with_check(
+        mut self,
+        check: fn(Value) -> std::result::Result<(), RunError>,
+    ) -> Self {
+        self.check = Some(check);
+        self
     }
 
     /// Sets the queue; workers choose the queues they serve.
@@ -153,6 +165,20 @@ impl TaskDef {
     /// How to call it.
     pub const fn invoker(&self) -> Invoker {
         self.run
+    }
+
+    /// Whether `args` would decode into the function's argument types, as a worker decodes
+    /// them before the call (a missing, extra or mistyped argument is the same error that
+    /// would make the execution `Invalid`). Nothing runs. A definition built without
+    /// [`with_check`](Self::with_check) accepts any arguments.
+    pub fn check_args(&self, args: &Value) -> Result<()> {
+        match self.check.map(|check| check(args.clone())) {
+            Some(Err(e)) => Err(Error::InvalidArgs {
+                task: self.name.to_string(),
+                reason: e.to_string(),
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// Where it is defined (`file:line`).

@@ -435,6 +435,7 @@ impl Task<'_> {
         if let Some(timeout) = o.timeout {
             setters.push(quote!(.with_timeout(#timeout)));
         }
+        setters.push(quote!(.with_check(self::check)));
         let location = location(self.func.sig.ident.span());
         quote! {
             pub const DEF: #p::TaskDef =
@@ -480,9 +481,20 @@ impl Task<'_> {
             #(#takes)*
             __reader.finish()?;
         };
+        // The same decoding without the call: `enqueue TASK JSON` refuses what cannot run.
+        let check = quote! {
+            #[allow(unused_variables)]
+            fn check(__json: #p::serde_json::Value)
+                -> ::core::result::Result<(), #p::RunError>
+            {
+                #decode
+                ::core::result::Result::Ok(())
+            }
+        };
         if self.func.sig.asyncness.is_some() {
             let outcome = Self::outcome(returns, quote!(super::super::#fname(#(#names),*).await));
             quote! {
+                #check
                 fn run(__json: #p::serde_json::Value) -> #p::BoxFuture<#p::RunResult> {
                     ::std::boxed::Box::pin(async move {
                         #decode
@@ -493,6 +505,7 @@ impl Task<'_> {
         } else {
             let outcome = Self::outcome(returns, quote!(super::super::#fname(#(#names),*)));
             quote! {
+                #check
                 fn run(__json: #p::serde_json::Value) -> #p::RunResult {
                     #decode
                     #outcome

@@ -6,7 +6,10 @@ use std::process::ExitCode;
 use toosimple_admin::{AdminConfig, Password};
 
 /// Checks the password, connects, and serves until Ctrl-C or SIGTERM.
-pub(crate) fn run(bind: SocketAddr) -> ExitCode {
+pub(crate) fn run(
+    bind: SocketAddr,
+    open: impl FnOnce() -> Result<toosimple_core::Store, toosimple_core::Error>,
+) -> ExitCode {
     // Refuse before touching the database: an unguarded admin must never start.
     let password = match Password::from_env() {
         Ok(password) => password,
@@ -15,7 +18,7 @@ pub(crate) fn run(bind: SocketAddr) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let store = match toosimple_core::default_store() {
+    let store = match open() {
         Ok(store) => store,
         Err(e) => {
             eprintln!("error: {}", e.report());

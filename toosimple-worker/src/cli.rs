@@ -166,28 +166,48 @@ fn seconds(value: f64, what: &str) -> Result<Duration, Error> {
 pub(crate) fn run() -> ExitCode {
     let cli = Cli::parse();
     init_tracing("info");
-    // A worker opens its database itself, so that it can wait through an outage at start.
-    if let Some(url) = &cli.database_url
-        && !matches!(cli.command, Command::Worker(_))
-        && let Err(e) = toosimple_core::init(url)
-    {
-        eprintln!("error: {}", e.report());
-        return exit_code(match cli.command {
-            Command::Worker(_) => toosimple_core::EXIT_CRASHED,
-            _ => 1,
-        });
-    }
+    // Each command opens its database itself: a worker so that it can wait through an outage
+    // at start, the others to choose whether a missing SQLite file may be created.
+    let db = Database {
+        url: cli.database_url,
+    };
     match cli.command {
-        Command::Worker(args) => run_worker(args, cli.database_url),
+        Command::Worker(args) => run_worker(args, db.url),
         #[cfg(feature = "admin")]
-        Command::Admin { bind } => crate::admin::run(bind),
-        other => match run_command(other) {
+        Command::Admin { bind } => crate::admin::run(bind, || db.existing()),
+        other => match run_command(other, &db) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: {}", e.report());
                 ExitCode::FAILURE
             }
         },
+    }
+}
+
+/// The database the command line names (`--database-url` or `TOOSIMPLE_DATABASE_URL`), if any.
+struct Database {
+    url: Option<String>,
+}
+
+impl Database {
+    /// For commands that add executions (`enqueue`, `migrate`, ...): created and migrated if
+    /// need be.
+    fn create(&self) -> Result<Store, Error> {
+        match &self.url {
+            Some(url) => toosimple_core::init(url),
+            None => toosimple_core::default_store(),
+        }
+    }
+
+    /// For commands that read or change existing executions: a SQLite file that does not
+    /// exist is an error, not a new, empty database left behind.
+    fn existing(&self) -> Result<Store, Error> {
+        Store::connect_existing(
+            self.url
+                .as_deref()
+                .unwrap_or(toosimple_core::store::DEFAULT_DATABASE_URL),
+        )
     }
 }
 
@@ -265,18 +285,21 @@ fn worker_from(args: &WorkerArgs) -> Result<Worker, Error> {
     Ok(worker)
 }
 
-fn run_command(command: Command) -> Result<(), Error> {
+fn run_command(command: Command, db: &Database) -> Result<(), Error> {
     match command {
         Command::Worker(_) => unreachable!("handled by run_worker"),
         #[cfg(feature = "admin")]
         Command::Admin { .. } => unreachable!("handled by admin::run"),
         Command::Migrate => {
-            let store = toosimple_core::default_store()?;
-            println!("migrations applied to {}", store.url());
+            let store = db.create()?;
+            if store.created() {
+                println!("created a new database at {}", store.location());
+            }
+            println!("migrations applied to {}", store.location());
         }
-        Command::Status { json } => status(&toosimple_core::default_store()?, json)?,
+        Command::Status { json } => status(&db.existing()?, json)?,
         Command::Enqueue { task, args, due } => {
-            let store = toosimple_core::default_store()?;
+            let store = db.create()?;
             let args: serde_json::Value =
                 serde_json::from_str(&args).map_err(|source| Error::InvalidOption {
                     option: "ARGS".to_string(),
@@ -290,6 +313,8 @@ fn run_command(command: Command) -> Result<(), Error> {
                 });
             }
             let due = due.map(|d| parse_due(&d)).transpose()?;
+            // Refused now rather than stored and found `Invalid` by a worker later.
+            toosimple_core::find_task(&task)?.check_args(&args)?;
             let handle = toosimple_core::enqueue_by_name(&store, &task, args, due)?;
             let exec = handle.exec()?;
             let duplicate = if handle.is_duplicate() {
@@ -303,12 +328,12 @@ fn run_command(command: Command) -> Result<(), Error> {
             );
         }
         Command::Requeue { id } => {
-            let store = toosimple_core::default_store()?;
+            let store = db.existing()?;
             let handle = TaskExec::requeue_in(&store, id)?;
             println!("requeued #{id} as #{}", handle.id());
         }
         Command::Cancel { id } => {
-            let store = toosimple_core::default_store()?;
+            let store = db.existing()?;
             if TaskExec::cancel_in(&store, id)? {
                 println!("cancelled #{id}");
             } else {
@@ -317,15 +342,15 @@ fn run_command(command: Command) -> Result<(), Error> {
             }
         }
         Command::Purge { older_than, state } => {
-            let store = toosimple_core::default_store()?;
+            let store = db.existing()?;
             let before = purge_cutoff(Utc::now(), older_than);
             let deleted = TaskExec::purge_in(&store, before, &state)?;
             println!("deleted {deleted} finished execution(s) older than {older_than:?}");
         }
         Command::Tasks => tasks()?,
-        Command::Schedules { json } => schedules(&toosimple_core::default_store()?, json)?,
+        Command::Schedules { json } => schedules(&db.existing()?, json)?,
         Command::RunSchedule { name } => {
-            let store = toosimple_core::default_store()?;
+            let store = db.create()?;
             let handle = toosimple_core::run_schedule(&store, &name)?;
             println!("enqueued schedule {name} as #{}", handle.id());
         }

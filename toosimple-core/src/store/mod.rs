@@ -141,6 +141,8 @@ struct Inner {
     location: String,
     backend: Backend,
     target: Target,
+    /// Whether connecting created the SQLite file.
+    created: bool,
 }
 
 /// The settings every pool of a store shares.
@@ -176,8 +178,35 @@ impl Store {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn connect(url: &str) -> Result<Store> {
+        Store::open(url, false)
+    }
+
+    /// Like [`connect`](Self::connect), but a SQLite file that does not exist is an error
+    /// ([`Error::NoDatabase`], naming its absolute path) instead of a new, empty database: for
+    /// commands that only read or change existing executions, which a mistyped path or
+    /// another working directory would otherwise answer from an empty file, and leave it
+    /// behind. An existing database is migrated as by `connect`; PostgreSQL is unchanged (its
+    /// server refuses a database that does not exist).
+    pub fn connect_existing(url: &str) -> Result<Store> {
+        Store::open(url, true)
+    }
+
+    fn open(url: &str, must_exist: bool) -> Result<Store> {
         let target = Target::parse(url)?;
         let masked = url::mask(url);
+        let created = match &target {
+            Target::Sqlite { path } if !target.is_memory() => {
+                let exists = std::path::Path::new(path).exists();
+                if must_exist && !exists {
+                    return Err(Error::NoDatabase {
+                        location: std::path::absolute(path)
+                            .map_or_else(|_| path.clone(), |p| p.display().to_string()),
+                    });
+                }
+                !exists
+            }
+            _ => false,
+        };
         let manager = ConnectionManager {
             target: target.clone(),
         };
@@ -235,8 +264,15 @@ impl Store {
                 url: masked,
                 backend,
                 target,
+                created,
             }),
         })
+    }
+
+    /// Whether connecting created this database: a SQLite file that did not exist (it now
+    /// holds the schema and nothing else). Always false for PostgreSQL and `:memory:`.
+    pub fn created(&self) -> bool {
+        self.inner.created
     }
 
     /// The same database through a pool of its own, holding at most `size` connections: for
@@ -260,6 +296,7 @@ impl Store {
                 location: self.inner.location.clone(),
                 backend: self.inner.backend,
                 target: self.inner.target.clone(),
+                created: self.inner.created,
             }),
         }
     }

@@ -412,9 +412,18 @@ impl Run {
                 leftovers.len()
             );
         }
+        if store.created() {
+            // A worker started from another folder, or before anything was enqueued, would
+            // otherwise wait on (or, `--until-done`, exit 0 from) an empty file of its own.
+            tracing::warn!(
+                worker = %label,
+                "created a new, empty database at {}; is this the one your app uses? Set TOOSIMPLE_DATABASE_URL (or --database-url) to its path",
+                store.location()
+            );
+        }
         tracing::info!(
             worker = %label,
-            database = store.url(),
+            database = %store.location(),
             tasks = ?defs.iter().map(|d| d.name()).collect::<Vec<_>>(),
             queues = ?worker.queues,
             concurrency = worker.concurrency,
