@@ -28,6 +28,7 @@ backend_suite!(
     schedules_and_run_schedule,
     a_worker_that_cannot_start_exits_99_with_the_reason_recorded,
     duplicate_schedule_names_stop_the_worker_at_startup,
+    until_done_warns_of_tasks_it_does_not_link_and_queues_no_task_uses,
 );
 
 /// The app run in `folder` on `url`, with no database of a test's: for what a user sees on a
@@ -812,4 +813,39 @@ fn duplicate_schedule_names_stop_the_worker_at_startup(db: &TestDb) {
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(0));
+}
+
+/// Finding: executions of a task the worker binary does not link (the README's mail example
+/// without `use toosimple_mail as _;`) stayed queued while `worker --until-done` exited 0
+/// without a word; so did `--queue nonexistent`.
+fn until_done_warns_of_tasks_it_does_not_link_and_queues_no_task_uses(db: &TestDb) {
+    record::queue_many((0..3).map(|n| (n,))).unwrap();
+    toosimple_core::enqueue_by_name(&db.store, "mail.send", json!({}), None).unwrap();
+    // schedapp links only its own task.
+    let output = db
+        .app(env!("CARGO_BIN_EXE_schedapp"))
+        .env("NO_COLOR", "1")
+        .args(["worker", "--until-done", "--no-schedules"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let log = stderr(&output);
+    let record = "3 queued executions of `record`, a task this binary does not link";
+    let mail = "1 queued execution of `mail.send`, a task this binary does not link: no worker of this binary will run it; add `use toosimple_mail as _;`";
+    // Once at start, once at the exit.
+    assert_eq!(log.matches(record).count(), 2, "{log}");
+    assert_eq!(log.matches(mail).count(), 2, "{log}");
+    assert_eq!(db.count("state = 'queued'"), 4);
+
+    let output = run(db, &["worker", "--until-done", "--queue", "nonexistent"]);
+    assert_eq!(output.status.code(), Some(0));
+    let log = stderr(&output);
+    assert!(
+        log.contains("no task linked into this binary uses queue `nonexistent`"),
+        "{log}"
+    );
+    // This binary links `record` and `mail.send`: nothing to say about them, and they run.
+    let output = run(db, &["worker", "--until-done"]);
+    let log = stderr(&output);
+    assert!(!log.contains("does not link"), "{log}");
 }

@@ -276,7 +276,38 @@ pub struct QueueCount {
     pub count: i64,
 }
 
+/// How many queued executions one task has in one queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskCount {
+    /// The task's name.
+    pub task: String,
+    /// The queue.
+    pub queue: String,
+    /// How many executions.
+    pub count: i64,
+}
+
 impl TaskExec {
+    /// Counts the `Queued` executions of `store` per task and queue: what a worker checks
+    /// against the tasks it links, to say which of them no worker of this binary can run.
+    pub fn queued_per_task_in(store: &Store) -> Result<Vec<TaskCount>> {
+        let rows: Vec<(String, String, i64)> = store.autocommit(
+            || "counting queued executions per task".to_string(),
+            |c| {
+                te::task_execs
+                    .filter(te::state.eq(State::Queued.as_str()))
+                    .group_by((te::task_name, te::queue))
+                    .select((te::task_name, te::queue, diesel::dsl::count_star()))
+                    .order((te::task_name, te::queue))
+                    .load(c)
+            },
+        )?;
+        Ok(rows
+            .into_iter()
+            .map(|(task, queue, count)| TaskCount { task, queue, count })
+            .collect())
+    }
+
     /// Counts the executions of `store` per queue and state.
     pub fn counts_in(store: &Store) -> Result<Vec<QueueCount>> {
         let rows: Vec<(String, String, i64)> = store.autocommit(

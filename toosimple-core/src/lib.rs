@@ -64,7 +64,7 @@ pub use toosimple_macros::{schedule, task};
 pub use crate::cron::CronSchedule;
 pub use crate::enqueue::enqueue_by_name;
 pub use crate::error::{Error, Result};
-pub use crate::exec::{QueueCount, TaskExec, TaskExecFilter};
+pub use crate::exec::{QueueCount, TaskCount, TaskExec, TaskExecFilter};
 pub use crate::handle::TaskHandle;
 pub use crate::registry::{TaskDef, find_task, tasks};
 pub use crate::schedule::{ScheduleDef, check_schedules, schedules};

@@ -12,6 +12,7 @@ pub mod maintenance;
 mod outage;
 mod producer;
 mod shutdown;
+mod unrunnable;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -269,6 +270,10 @@ impl Worker {
                 run.maintain().await;
                 run.start_round(stop);
                 if run.finished_for_good(stop) {
+                    // Exiting 0 with work left behind must not look like having done it all.
+                    if run.mode == RunMode::UntilDone && stop == StopRequest::None {
+                        run.warn_unrunnable().await;
+                    }
                     return run.stop(EXIT_STOPPED).await.map(|()| Exit::Stopped);
                 }
             }
@@ -280,6 +285,9 @@ impl Worker {
 /// A started worker: its parts and their state.
 struct Run {
     store: Store,
+    /// The tasks it links and the queues it serves, to say what it will never run.
+    defs: &'static [&'static toosimple_core::TaskDef],
+    queues: QueueSelection,
     clock: Arc<dyn Clock>,
     label: String,
     mode: RunMode,
@@ -438,7 +446,9 @@ impl Run {
         let listener = store.wakeups(wakeup.clone());
         let materializer = Materializer::new(label.clone(), schedules, &worker.queues);
         let next_schedule = (!materializer.is_empty()).then(Instant::now);
-        Ok(Run {
+        let run = Run {
+            defs,
+            queues: worker.queues.clone(),
             producer: Producer::new(
                 &label,
                 defs,
@@ -476,7 +486,26 @@ impl Run {
             wakeup,
             _listener: listener,
             _tasks: tasks,
-        })
+        };
+        run.warn_unrunnable().await;
+        Ok(run)
+    }
+
+    /// Warns about queued executions no worker of this binary can run, and served queues no
+    /// linked task uses (see `unrunnable`). A failed look is only logged: it must not stop a
+    /// worker that can run the rest.
+    async fn warn_unrunnable(&self) {
+        let store = self.store.clone();
+        match blocking(move || toosimple_core::TaskExec::queued_per_task_in(&store)).await {
+            Ok(queued) => {
+                for warning in unrunnable::warnings(self.defs, &self.queues, &queued) {
+                    tracing::warn!(worker = %self.label, "{warning}");
+                }
+            }
+            Err(e) => {
+                tracing::debug!(worker = %self.label, "could not count queued executions per task: {}", e.report())
+            }
+        }
     }
 
     /// Hands finished executions to the completer, which records them at the latest in the
