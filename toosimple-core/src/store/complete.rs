@@ -1,5 +1,6 @@
 //! Recording how executions ended, and replacing failed, interrupted and orphaned ones.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -114,8 +115,20 @@ pub(super) struct OutcomeRow<'a> {
     pub id: i64,
     pub state: State,
     pub result: Option<String>,
-    pub error: Option<&'a str>,
+    pub error: Option<Cow<'a, str>>,
     pub finished: chrono::NaiveDateTime,
+}
+
+/// `message` as a text column takes it on both backends: PostgreSQL refuses a NUL character,
+/// which error messages quote from the stored arguments (an argument named `"\u0000"`) or
+/// from task code, and a refused outcome would fail the whole batch it is recorded in, again
+/// at every retry. Written `\0`, as Rust would show it.
+fn storable(message: &str) -> Cow<'_, str> {
+    if message.contains('\0') {
+        Cow::Owned(message.replace('\0', "\\0"))
+    } else {
+        Cow::Borrowed(message)
+    }
 }
 
 fn record(
@@ -132,9 +145,11 @@ fn record(
         .map(|done| {
             let (state, result, error) = match &done.outcome {
                 Outcome::Succeeded(value) => (State::Succeeded, Some(value.to_string()), None),
-                Outcome::Failed(message) => (State::Failed, None, Some(message.as_str())),
-                Outcome::Invalid(message) => (State::Invalid, None, Some(message.as_str())),
-                Outcome::Interrupted(message) => (State::Interrupted, None, Some(message.as_str())),
+                Outcome::Failed(message) => (State::Failed, None, Some(storable(message))),
+                Outcome::Invalid(message) => (State::Invalid, None, Some(storable(message))),
+                Outcome::Interrupted(message) => {
+                    (State::Interrupted, None, Some(storable(message)))
+                }
             };
             OutcomeRow {
                 id: done.exec.id,

@@ -113,7 +113,9 @@ impl Driver for PgConnection {
         .bind::<Array<BigInt>, _>(rows.iter().map(|r| r.id).collect::<Vec<_>>())
         .bind::<Array<Text>, _>(rows.iter().map(|r| r.state.as_str()).collect::<Vec<_>>())
         .bind::<Array<Nullable<Text>>, _>(rows.iter().map(|r| r.result.clone()).collect::<Vec<_>>())
-        .bind::<Array<Nullable<Text>>, _>(rows.iter().map(|r| r.error).collect::<Vec<_>>())
+        .bind::<Array<Nullable<Text>>, _>(
+            rows.iter().map(|r| r.error.as_deref()).collect::<Vec<_>>(),
+        )
         .bind::<Array<Timestamp>, _>(rows.iter().map(|r| r.finished).collect::<Vec<_>>())
         .bind::<Text, _>(worker)
         .load(self)?;

@@ -97,7 +97,7 @@ impl Driver for SqliteConnection {
             .set((
                 te::state.eq(row.state.as_str()),
                 te::result.eq(&row.result),
-                te::error.eq(row.error),
+                te::error.eq(row.error.as_deref()),
                 te::finished.eq(row.finished),
             ))
             .execute(self)?;
