@@ -29,6 +29,8 @@ backend_suite!(
     a_worker_that_cannot_start_exits_99_with_the_reason_recorded,
     duplicate_schedule_names_stop_the_worker_at_startup,
     until_done_warns_of_tasks_it_does_not_link_and_queues_no_task_uses,
+    output_into_a_closed_pipe_ends_quietly,
+    logs_into_a_pipe_have_no_colour_codes,
 );
 
 /// The app run in `folder` on `url`, with no database of a test's: for what a user sees on a
@@ -848,4 +850,46 @@ fn until_done_warns_of_tasks_it_does_not_link_and_queues_no_task_uses(db: &TestD
     let output = run(db, &["worker", "--until-done"]);
     let log = stderr(&output);
     assert!(!log.contains("does not link"), "{log}");
+}
+
+/// Finding: `status | head` panicked with "failed printing to stdout: Broken pipe" and a
+/// backtrace once `head` had read its lines.
+fn output_into_a_closed_pipe_ends_quietly(db: &TestDb) {
+    add::queue(1, 2).unwrap();
+    for args in [
+        &["status"][..],
+        &["status", "--json"],
+        &["tasks"],
+        &["schedules"],
+        &["schedules", "--json"],
+    ] {
+        // The reading end is gone before the app writes: its first line meets the closed pipe.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let output = db
+            .app(APP)
+            .args(args)
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = stderr(&output);
+        assert_eq!(output.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(stderr.is_empty(), "{args:?}: {stderr}");
+    }
+}
+
+/// Finding: ANSI colour codes went into log files and pipes unless NO_COLOR was set.
+fn logs_into_a_pipe_have_no_colour_codes(db: &TestDb) {
+    record::queue(1).unwrap();
+    db.create_side_effects();
+    let output = db
+        .app(APP)
+        .env_remove("NO_COLOR")
+        .args(["worker", "--until-done"])
+        .output()
+        .unwrap();
+    let log = stderr(&output);
+    assert!(log.contains("worker started"), "{log}");
+    assert!(!log.contains('\x1b'), "{log:?}");
 }

@@ -9,6 +9,27 @@ use toosimple_core::{DATABASE_URL_ENV, Error, QueueCount, State, Store, TaskExec
 
 use crate::worker::{RunMode, Worker};
 
+/// `println!` that hands a failed write back (`println!` panics): `status | head` closes
+/// the pipe before the output ends.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*).map_err(Failure::Stdout)?
+    }};
+}
+
+/// Why a command failed: its own error, or its output could not be written.
+enum Failure {
+    Error(Error),
+    Stdout(std::io::Error),
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Failure::Error(e)
+    }
+}
+
 /// Background tasks of this application: run workers and manage executions.
 #[derive(Debug, Parser)]
 #[command(version, about, long_about = None)]
@@ -177,8 +198,16 @@ pub(crate) fn run() -> ExitCode {
         Command::Admin { bind } => crate::admin::run(bind, || db.existing()),
         other => match run_command(other, &db) {
             Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
+            Err(Failure::Error(e)) => {
                 eprintln!("error: {}", e.report());
+                ExitCode::FAILURE
+            }
+            // The reader has all it wanted (`| head`): nothing to report.
+            Err(Failure::Stdout(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                ExitCode::SUCCESS
+            }
+            Err(Failure::Stdout(e)) => {
+                eprintln!("error: cannot write the output: {e}");
                 ExitCode::FAILURE
             }
         },
@@ -221,8 +250,13 @@ fn exit_code(code: i32) -> ExitCode {
 pub fn init_tracing(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("TOOSIMPLE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // Escape codes only where a terminal reads them, not into files and pipes; NO_COLOR
+    // (https://no-color.org) turns them off on a terminal too.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr)
         .try_init();
 }
@@ -285,7 +319,7 @@ fn worker_from(args: &WorkerArgs) -> Result<Worker, Error> {
     Ok(worker)
 }
 
-fn run_command(command: Command, db: &Database) -> Result<(), Error> {
+fn run_command(command: Command, db: &Database) -> Result<(), Failure> {
     match command {
         Command::Worker(_) => unreachable!("handled by run_worker"),
         #[cfg(feature = "admin")]
@@ -293,9 +327,9 @@ fn run_command(command: Command, db: &Database) -> Result<(), Error> {
         Command::Migrate => {
             let store = db.create()?;
             if store.created() {
-                println!("created a new database at {}", store.location());
+                out!("created a new database at {}", store.location());
             }
-            println!("migrations applied to {}", store.location());
+            out!("migrations applied to {}", store.location());
         }
         Command::Status { json } => status(&db.existing()?, json)?,
         Command::Enqueue { task, args, due } => {
@@ -306,11 +340,11 @@ fn run_command(command: Command, db: &Database) -> Result<(), Error> {
                     reason: format!("not valid JSON: {source}"),
                 })?;
             if !args.is_object() {
-                return Err(Error::InvalidOption {
+                return Err(Failure::Error(Error::InvalidOption {
                     option: "ARGS".to_string(),
                     reason: "must be a JSON object keyed by parameter name, e.g. '{\"a\": 1}'"
                         .to_string(),
-                });
+                }));
             }
             let due = due.map(|d| parse_due(&d)).transpose()?;
             // Refused now rather than stored and found `Invalid` by a worker later.
@@ -322,37 +356,38 @@ fn run_command(command: Command, db: &Database) -> Result<(), Error> {
             } else {
                 ""
             };
-            println!(
+            out!(
                 "enqueued {task} as #{} ({}){duplicate}",
-                exec.id, exec.state
+                exec.id,
+                exec.state
             );
         }
         Command::Requeue { id } => {
             let store = db.existing()?;
             let handle = TaskExec::requeue_in(&store, id)?;
-            println!("requeued #{id} as #{}", handle.id());
+            out!("requeued #{id} as #{}", handle.id());
         }
         Command::Cancel { id } => {
             let store = db.existing()?;
             if TaskExec::cancel_in(&store, id)? {
-                println!("cancelled #{id}");
+                out!("cancelled #{id}");
             } else {
                 let state = TaskExec::get_in(&store, id)?.state;
-                println!("#{id} is {state}: only sleeping or queued executions can be cancelled");
+                out!("#{id} is {state}: only sleeping or queued executions can be cancelled");
             }
         }
         Command::Purge { older_than, state } => {
             let store = db.existing()?;
             let before = purge_cutoff(Utc::now(), older_than);
             let deleted = TaskExec::purge_in(&store, before, &state)?;
-            println!("deleted {deleted} finished execution(s) older than {older_than:?}");
+            out!("deleted {deleted} finished execution(s) older than {older_than:?}");
         }
         Command::Tasks => tasks()?,
         Command::Schedules { json } => schedules(&db.existing()?, json)?,
         Command::RunSchedule { name } => {
             let store = db.create()?;
             let handle = toosimple_core::run_schedule(&store, &name)?;
-            println!("enqueued schedule {name} as #{}", handle.id());
+            out!("enqueued schedule {name} as #{}", handle.id());
         }
     }
     Ok(())
@@ -367,7 +402,7 @@ fn parse_due(text: &str) -> Result<DateTime<Utc>, Error> {
         })
 }
 
-fn status(store: &Store, json: bool) -> Result<(), Error> {
+fn status(store: &Store, json: bool) -> Result<(), Failure> {
     let counts = TaskExec::counts_in(store)?;
     let workers = WorkerStatus::list_in(store)?;
     let now = Utc::now();
@@ -382,14 +417,14 @@ fn status(store: &Store, json: bool) -> Result<(), Error> {
             .collect();
         let out =
             serde_json::json!({ "database": store.url(), "counts": counts, "workers": workers });
-        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+        out!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
         return Ok(());
     }
-    println!("database: {}", store.url());
-    println!();
-    println!("{:<20} {:<12} {:>8}", "queue", "state", "count");
+    out!("database: {}", store.url());
+    out!();
+    out!("{:<20} {:<12} {:>8}", "queue", "state", "count");
     if counts.is_empty() {
-        println!("(no executions)");
+        out!("(no executions)");
     }
     for QueueCount {
         queue,
@@ -397,15 +432,17 @@ fn status(store: &Store, json: bool) -> Result<(), Error> {
         count,
     } in &counts
     {
-        println!("{queue:<20} {:<12} {count:>8}", state.as_str());
+        out!("{queue:<20} {:<12} {count:>8}", state.as_str());
     }
-    println!();
-    println!(
+    out!();
+    out!(
         "{:<24} {:<11} {:<26} queues",
-        "worker", "state", "last tick"
+        "worker",
+        "state",
+        "last tick"
     );
     if workers.is_empty() {
-        println!("(no workers)");
+        out!("(no workers)");
     }
     for w in &workers {
         let queues = if !w.queues.is_empty() {
@@ -415,7 +452,7 @@ fn status(store: &Store, json: bool) -> Result<(), Error> {
         } else {
             "all".to_string()
         };
-        println!(
+        out!(
             "{:<24} {:<11} {:<26} {queues}",
             w.label,
             w.state_at(now).as_str(),
@@ -425,7 +462,7 @@ fn status(store: &Store, json: bool) -> Result<(), Error> {
     Ok(())
 }
 
-fn schedules(store: &Store, json: bool) -> Result<(), Error> {
+fn schedules(store: &Store, json: bool) -> Result<(), Failure> {
     let rows = toosimple_core::ScheduleExec::list_in(store)?;
     let now = Utc::now();
     let registered = toosimple_core::schedules();
@@ -460,15 +497,20 @@ fn schedules(store: &Store, json: bool) -> Result<(), Error> {
         }));
     }
     if json {
-        println!(
+        out!(
             "{}",
             serde_json::to_string_pretty(&listed).unwrap_or_default()
         );
         return Ok(());
     }
-    println!(
+    out!(
         "{:<20} {:<18} {:<14} {:<22} {:<22} {:<11} description",
-        "schedule", "cron", "tz", "last due", "next due", "last task"
+        "schedule",
+        "cron",
+        "tz",
+        "last due",
+        "next due",
+        "last task"
     );
     let time = |v: &serde_json::Value| {
         v.as_str()
@@ -478,7 +520,7 @@ fn schedules(store: &Store, json: bool) -> Result<(), Error> {
             })
     };
     for s in &listed {
-        println!(
+        out!(
             "{:<20} {:<18} {:<14} {:<22} {:<22} {:<11} {}",
             s["name"].as_str().unwrap_or("-"),
             s["cron"].as_str().unwrap_or("-"),
@@ -494,17 +536,23 @@ fn schedules(store: &Store, json: bool) -> Result<(), Error> {
     Ok(())
 }
 
-fn tasks() -> Result<(), Error> {
+fn tasks() -> Result<(), Failure> {
     let tasks = toosimple_core::tasks()?;
     if tasks.is_empty() {
-        return Err(Error::NoTasks);
+        return Err(Error::NoTasks.into());
     }
-    println!(
+    out!(
         "{:<28} {:<12} {:>8} {:>7} {:>11} {:>6} {:>7}  defined at",
-        "task", "queue", "priority", "retries", "retry_delay", "unique", "timeout"
+        "task",
+        "queue",
+        "priority",
+        "retries",
+        "retry_delay",
+        "unique",
+        "timeout"
     );
     for t in tasks {
-        println!(
+        out!(
             "{:<28} {:<12} {:>8} {:>7} {:>10}s {:>6} {:>7}  {}",
             t.name(),
             t.queue(),
