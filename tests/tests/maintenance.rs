@@ -13,6 +13,7 @@ use toosimple_worker::maintenance::{heartbeat, rescue, retention, wake};
 backend_suite!(
     heartbeat_writes_the_chosen_time,
     rescue_spares_a_worker_within_its_heartbeat_timeout_and_takes_it_after,
+    rescue_spares_rows_a_silent_worker_claimed_within_its_heartbeat_timeout,
     wake_queues_what_is_due_at_the_chosen_time,
     a_round_wakes_due_rows_only_when_its_claim_comes_up_short,
     retention_is_a_stub_that_deletes_nothing,
@@ -85,6 +86,39 @@ fn rescue_spares_a_worker_within_its_heartbeat_timeout_and_takes_it_after(db: &T
     let me = rescue::Rescuer::new("self", rescue::Config::default());
     let later = start + TimeDelta::seconds(60);
     assert_eq!(me.run_once(&db.store, later).unwrap().rescued, vec![]);
+}
+
+/// Found by the chaos run: a worker back from an outage claims before its heartbeat lands,
+/// and a worker started just then (its own start saw no outage to wait out) rescued the rows
+/// claimed a moment before. A claim is dated by the database: rows claimed within the
+/// worker's heartbeat timeout show it alive and are left alone.
+fn rescue_spares_rows_a_silent_worker_claimed_within_its_heartbeat_timeout(db: &TestDb) {
+    static ALL: QueueSelection = QueueSelection::All;
+    let start = Utc::now();
+    register(db, "back", 5.0, start);
+    let task = record::queue(1).unwrap();
+    // Its heartbeat is 10 s old, but it claimed the row just now.
+    let claimed_at = start + TimeDelta::seconds(10);
+    let claimed = db
+        .store
+        .claim(&ClaimRequest {
+            worker: "back",
+            task_names: &["record"],
+            queues: &ALL,
+            limit: 1,
+            now: claimed_at,
+        })
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    let rescuer = rescue::Rescuer::new("newcomer", rescue::Config::default());
+    let soon = claimed_at + TimeDelta::milliseconds(4_900);
+    assert_eq!(rescuer.run_once(&db.store, soon).unwrap().rescued, vec![]);
+    assert_eq!(task.state().unwrap(), State::Processing);
+    // Silent for its whole heartbeat timeout since the claim too: dead, and rescued.
+    let later = claimed_at + TimeDelta::milliseconds(5_100);
+    let rescued = rescuer.run_once(&db.store, later).unwrap().rescued;
+    assert_eq!(rescued.len(), 1, "{rescued:?}");
+    assert_eq!(task.state().unwrap(), State::Interrupted);
 }
 
 fn wake_queues_what_is_due_at_the_chosen_time(db: &TestDb) {

@@ -3,13 +3,14 @@
 use std::borrow::Cow;
 use std::collections::HashSet;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
 use diesel::prelude::*;
 use serde_json::Value;
 
 use super::claim::{CLAIMED_COLUMNS, ClaimRequest, ClaimedExec, claim, in_claim_order, wake};
 use super::driver::driver;
 use super::enqueue::{EnqueueConnection, NewTaskExec};
+use super::to_completion::RunToCompletion;
 use super::{AnyConnection, Store};
 use crate::State;
 use crate::error::Result;
@@ -276,6 +277,13 @@ impl Store {
     /// row becomes `Interrupted` with one replacement. However many workers rescue at once,
     /// each row is rescued once: the update only matches rows still `Processing`.
     pub fn rescue(&self, rescuer: &str, now: DateTime<Utc>) -> Result<Vec<(i64, i64)>> {
+        Ok(self.rescue_pass(rescuer, now)?.rescued)
+    }
+
+    /// [`rescue`](Self::rescue), also counting the rows of silent workers left alone because
+    /// they were claimed within their worker's heartbeat timeout: a worker run `--until-done`
+    /// waits for them to become rescuable rather than leave them `Processing`.
+    pub fn rescue_pass(&self, rescuer: &str, now: DateTime<Utc>) -> Result<RescuePass> {
         self.write(
             || "rescuing the tasks of dead workers".to_string(),
             |c| {
@@ -285,6 +293,7 @@ impl Store {
                     .map(WorkerStatus::from)
                     .collect();
                 let mut rescued = Vec::new();
+                let mut awaiting = 0;
                 for status in &statuses {
                     let dead = status.label != rescuer
                         && (status.stopped.is_some() || status.is_silent_at(now));
@@ -302,12 +311,28 @@ impl Store {
                             status.label, status.heartbeat_timeout
                         )
                     };
-                    rescued.extend(interrupt_rows(
-                        c,
-                        Holder::Worker(&status.label),
-                        &reason,
-                        now,
-                    )?);
+                    // A silent worker's rows claimed within its heartbeat timeout are left
+                    // alone: the claim itself, dated by the database, shows it was alive
+                    // then (after an outage a live worker claims before it beats again).
+                    let holder = match status.stopped {
+                        Some(_) => Holder::Worker(&status.label),
+                        None => Holder::WorkerClaimedBefore(
+                            &status.label,
+                            TimeDelta::try_milliseconds((status.heartbeat_timeout * 1000.0) as i64)
+                                .and_then(|timeout| now.checked_sub_signed(timeout))
+                                .unwrap_or(DateTime::<Utc>::MIN_UTC)
+                                .naive_utc(),
+                        ),
+                    };
+                    rescued.extend(interrupt_rows(c, holder, &reason, now)?);
+                    if status.stopped.is_none() {
+                        let left: i64 = te::task_execs
+                            .filter(te::state.eq(State::Processing.as_str()))
+                            .filter(te::worker.eq(&status.label))
+                            .count()
+                            .one_to_completion(c)?;
+                        awaiting += left as usize;
+                    }
                 }
                 let labels: Vec<&str> = statuses.iter().map(|s| s.label.as_str()).collect();
                 rescued.extend(interrupt_rows(
@@ -316,16 +341,30 @@ impl Store {
                     &format!("its worker has no status row; rescued by {rescuer}"),
                     now,
                 )?);
-                replace_all(c, &rescued, now)
+                Ok(RescuePass {
+                    rescued: replace_all(c, &rescued, now)?,
+                    awaiting,
+                })
             },
         )
     }
+}
+
+/// What one [`Store::rescue_pass`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RescuePass {
+    /// `(interrupted, replacement)` execution ids.
+    pub rescued: Vec<(i64, i64)>,
+    /// Rows of silent workers not rescued yet: claimed within their heartbeat timeout.
+    pub awaiting: usize,
 }
 
 /// Whose `Processing` rows to interrupt.
 enum Holder<'a> {
     /// Those of this worker.
     Worker(&'a str),
+    /// Those of this worker claimed (`started`) before this time.
+    WorkerClaimedBefore(&'a str, NaiveDateTime),
     /// Those among these ids that this worker holds.
     WorkerIds(&'a str, &'a [i64]),
     /// Those of no worker among these labels (or of none at all).
@@ -349,6 +388,14 @@ fn interrupt_rows(
             .set(set)
             .returning(CLAIMED_COLUMNS)
             .get_results(c),
+        Holder::WorkerClaimedBefore(label, before) => diesel::update(
+            processing
+                .filter(te::worker.eq(label))
+                .filter(te::started.is_null().or(te::started.lt(before))),
+        )
+        .set(set)
+        .returning(CLAIMED_COLUMNS)
+        .get_results(c),
         Holder::WorkerIds(label, ids) => diesel::update(
             processing
                 .filter(te::worker.eq(label))

@@ -30,7 +30,7 @@ pub use self::claim::QueueSelection;
 #[doc(hidden)]
 pub use self::claim::{ClaimRequest, ClaimedExec};
 #[doc(hidden)]
-pub use self::complete::{Completion, CompletionReport, Exchange, Outcome};
+pub use self::complete::{Completion, CompletionReport, Exchange, Outcome, RescuePass};
 pub use self::driver::MinuteCount;
 use self::driver::driver;
 pub use self::enqueue::EnqueueConnection;

@@ -305,6 +305,9 @@ struct Run {
     /// No rescue before this: after an outage every worker's heartbeat is stale, the live ones'
     /// too, until each has had a heartbeat timeout to beat again.
     rescue_after: Option<Instant>,
+    /// Whether the last maintenance pass left rows of silent workers to rescue later (or
+    /// skipped rescue): `--until-done` is not done while they wait.
+    awaiting_rescue: bool,
     heartbeat_timeout: Duration,
     heartbeat: Option<Beating>,
     /// The round running on a blocking thread, and how many rows it claims: the loop goes on
@@ -481,6 +484,7 @@ impl Run {
             outage: Outage::default(),
             check_unheld: false,
             rescue_after: outage_at_start.then(|| Instant::now() + worker.heartbeat_timeout),
+            awaiting_rescue: false,
             heartbeat_timeout: worker.heartbeat_timeout,
             heartbeat: Some(heartbeat),
             wakeup,
@@ -548,10 +552,11 @@ impl Run {
         let passed = blocking(move || {
             let mut duties = lock(&duties);
             let now = clock.now();
-            let rescued = if rescue {
-                duties.rescuer.run_once(&store, now)?.rescued
+            let (rescued, awaiting) = if rescue {
+                let report = duties.rescuer.run_once(&store, now)?;
+                (report.rescued, report.awaiting)
             } else {
-                Vec::new()
+                (Vec::new(), 0)
             };
             if !rescued.is_empty() {
                 tracing::warn!(worker = %label, "rescued the executions of dead workers (old, replacement): {rescued:?}");
@@ -564,11 +569,12 @@ impl Run {
             if retention_due {
                 duties.retention.run_once(&store, now)?;
             }
-            Ok::<_, Error>(duties.materializer.next_due(clock.now()))
+            Ok::<_, Error>((duties.materializer.next_due(clock.now()), awaiting))
         })
         .await;
         match passed {
-            Ok(next_due) => {
+            Ok((next_due, awaiting)) => {
+                self.awaiting_rescue = awaiting > 0 || !rescue;
                 self.database_answered();
                 if retention_due {
                     self.retention.ran();
@@ -672,7 +678,9 @@ impl Run {
         match self.mode {
             _ if stop == StopRequest::Graceful => true,
             RunMode::Once => rounds > 0,
-            RunMode::UntilDone => rounds > 0 && self.producer.last_claimed == 0,
+            RunMode::UntilDone => {
+                rounds > 0 && self.producer.last_claimed == 0 && !self.awaiting_rescue
+            }
             RunMode::Forever => false,
         }
     }

@@ -39,6 +39,9 @@ impl Config {
 pub struct Report {
     /// `(interrupted, replacement)` execution ids.
     pub rescued: Vec<(i64, i64)>,
+    /// Rows of silent workers that are not rescuable yet (claimed within their worker's
+    /// heartbeat timeout): a later pass takes them if the worker stays silent.
+    pub awaiting: usize,
 }
 
 /// The rescue duty of worker `label` (which never rescues its own executions).
@@ -65,8 +68,10 @@ impl Rescuer {
     /// One pass at `now`: each dead worker's execution is rescued once, however many workers
     /// rescue at the same time.
     pub fn run_once(&self, store: &Store, now: DateTime<Utc>) -> Result<Report, Error> {
+        let pass = store.rescue_pass(&self.label, now)?;
         Ok(Report {
-            rescued: store.rescue(&self.label, now)?,
+            rescued: pass.rescued,
+            awaiting: pass.awaiting,
         })
     }
 }
