@@ -1,6 +1,6 @@
 //! `TaskExec`: one execution of a task, as stored in `task_execs`.
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Datelike, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -211,6 +211,16 @@ impl TaskExec {
 
     /// Lists executions of `store` matching `filter`, newest first.
     pub fn list_in(store: &Store, filter: &TaskExecFilter) -> Result<Vec<TaskExec>> {
+        // No row holds a NUL in its queue or task name (PostgreSQL cannot store one, and both
+        // come from Rust identifiers and literals), and PostgreSQL refuses one in a query: a
+        // filter typed into the admin's search must find nothing, not fail.
+        let names = [&filter.queue, &filter.task_name];
+        if names
+            .iter()
+            .any(|n| n.as_ref().is_some_and(|n| n.contains('\0')))
+        {
+            return Ok(Vec::new());
+        }
         let rows = store.autocommit(
             || "listing task executions".to_string(),
             |c| {
@@ -346,6 +356,12 @@ impl TaskExec {
     /// Deletes finished executions (in `states`, or any finished state when empty) that
     /// finished before `before`. Returns how many.
     pub fn purge_in(store: &Store, before: DateTime<Utc>, states: &[State]) -> Result<usize> {
+        // Nothing finished before year 1, and a date before it is out of PostgreSQL's range
+        // (4713 BC) or sorts wrongly as SQLite's text: `purge --older-than 3000000d` and the
+        // admin's purge of 36,500,000 days deleted nothing with an error before.
+        if before.year() < 1 {
+            return Ok(0);
+        }
         let states: Vec<&str> = if states.is_empty() {
             State::ALL
                 .iter()
