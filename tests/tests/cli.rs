@@ -626,6 +626,31 @@ fn migrate_status_and_tasks(db: &TestDb) {
     assert_eq!(value["workers"][0]["label"], "status-check");
     assert_eq!(value["workers"][0]["state"], "stopped");
 
+    // Finding: `status` listed every worker that ever stopped. One stopped long ago is
+    // hidden, and counted; `--all` lists it.
+    run(db, &["worker", "--until-done", "--label", "long-gone"]);
+    db.execute(
+        "UPDATE worker_statuses SET stopped = '2020-01-01 00:00:00', \
+         last_tick = '2020-01-01 00:00:00' WHERE label = 'long-gone'",
+    );
+    let text = stdout(&run(db, &["status"]));
+    assert!(
+        text.contains("status-check")
+            && !text.contains("long-gone")
+            && text.contains(
+                "(1 worker stopped over an hour ago not shown: `status --all` lists every worker)"
+            ),
+        "{text}"
+    );
+    let text = stdout(&run(db, &["status", "--all"]));
+    assert!(
+        text.contains("status-check") && text.contains("long-gone"),
+        "{text}"
+    );
+    let value: serde_json::Value =
+        serde_json::from_slice(&run(db, &["status", "--json"]).stdout).unwrap();
+    assert_eq!(value["workers"].as_array().unwrap().len(), 1);
+
     let tasks = run(db, &["tasks"]);
     let text = stdout(&tasks);
     let send = text
@@ -678,17 +703,33 @@ fn enqueue_requeue_cancel_and_purge(db: &TestDb) {
 
     let cancel = run(db, &["cancel", &copy.id.to_string()]);
     assert_eq!(stdout(&cancel).trim(), format!("cancelled #{}", copy.id));
+    // Finding: cancelling a finished execution exited 0, as if it had worked.
     let again = run(db, &["cancel", &first.id.to_string()]);
-    assert!(stdout(&again).contains("is succeeded: only sleeping or queued"));
+    assert_eq!(again.status.code(), Some(1));
+    assert_eq!(
+        stderr(&again).trim(),
+        format!(
+            "error: cannot cancel #{}: it has already finished (succeeded); only sleeping or queued executions can be cancelled",
+            first.id
+        )
+    );
+    assert_eq!(stdout(&again), "");
     let missing = run(db, &["cancel", "987654"]);
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no task execution with id 987654"));
 
     // Nothing is old enough yet; then everything finished is.
+    // Finding: the age was shown as "604800s".
     let keep = run(db, &["purge", "--older-than", "7d"]);
-    assert!(stdout(&keep).contains("deleted 0"));
+    assert_eq!(
+        stdout(&keep).trim(),
+        "deleted 0 finished execution(s) older than 7 days"
+    );
     let keep = run(db, &["purge", "--older-than", "1h"]);
-    assert!(stdout(&keep).contains("deleted 0"));
+    assert_eq!(
+        stdout(&keep).trim(),
+        "deleted 0 finished execution(s) older than 1 hour"
+    );
     // Two hours pass for the finished rows (their times moved back, not waited for).
     db.age_finished(chrono::TimeDelta::hours(2));
     let purge = run(db, &["purge", "--older_than", "1h", "--state", "cancelled"]);
@@ -740,6 +781,22 @@ fn enqueue_reports_bad_input_clearly(db: &TestDb) {
 }
 
 fn schedules_and_run_schedule(db: &TestDb) {
+    // Finding: with none linked, `schedules` printed only its header.
+    let none = db
+        .app(env!("CARGO_BIN_EXE_dupapp"))
+        .arg("schedules")
+        .output()
+        .unwrap();
+    assert!(none.status.success());
+    assert!(
+        stdout(&none).contains("(no schedules: none is linked into this binary"),
+        "{}",
+        stdout(&none)
+    );
+
+    // A worker registers the schedule. Finding: the registration time was shown as its last
+    // occurrence.
+    run(db, &["worker", "--until-done"]);
     let listed = run(db, &["schedules"]);
     assert!(listed.status.success());
     let text = stdout(&listed);
@@ -751,6 +808,10 @@ fn schedules_and_run_schedule(db: &TestDb) {
         morning.contains("manual") && morning.contains("Manual: only when run on demand"),
         "{text}"
     );
+    assert_eq!(morning.split_whitespace().nth(3), Some("never"), "{text}");
+    let value: serde_json::Value =
+        serde_json::from_slice(&run(db, &["schedules", "--json"]).stdout).unwrap();
+    assert_eq!(value[0]["last_due"], serde_json::Value::Null);
 
     let ran = run(db, &["run-schedule", "morning"]);
     assert!(ran.status.success());
@@ -821,8 +882,13 @@ fn duplicate_schedule_names_stop_the_worker_at_startup(db: &TestDb) {
 /// without `use toosimple_mail as _;`) stayed queued while `worker --until-done` exited 0
 /// without a word; so did `--queue nonexistent`.
 fn until_done_warns_of_tasks_it_does_not_link_and_queues_no_task_uses(db: &TestDb) {
+    db.create_side_effects();
     record::queue_many((0..3).map(|n| (n,))).unwrap();
+    // toosimple-mail's task, which the test binaries do not link.
     toosimple_core::enqueue_by_name(&db.store, "mail.send", json!({}), None).unwrap();
+    db.execute(
+        "UPDATE task_execs SET task_name = 'toosimple_mail.send' WHERE task_name = 'mail.send'",
+    );
     // schedapp links only its own task.
     let output = db
         .app(env!("CARGO_BIN_EXE_schedapp"))
@@ -833,7 +899,7 @@ fn until_done_warns_of_tasks_it_does_not_link_and_queues_no_task_uses(db: &TestD
     assert_eq!(output.status.code(), Some(0));
     let log = stderr(&output);
     let record = "3 queued executions of `record`, a task this binary does not link";
-    let mail = "1 queued execution of `mail.send`, a task this binary does not link: no worker of this binary will run it; add `use toosimple_mail as _;`";
+    let mail = "1 queued execution of `toosimple_mail.send`, a task this binary does not link: no worker of this binary will run it; add `use toosimple_mail as _;`";
     // Once at start, once at the exit.
     assert_eq!(log.matches(record).count(), 2, "{log}");
     assert_eq!(log.matches(mail).count(), 2, "{log}");
@@ -846,10 +912,11 @@ fn until_done_warns_of_tasks_it_does_not_link_and_queues_no_task_uses(db: &TestD
         log.contains("no task linked into this binary uses queue `nonexistent`"),
         "{log}"
     );
-    // This binary links `record` and `mail.send`: nothing to say about them, and they run.
+    // This binary links `record`: nothing to say about it, and it runs.
     let output = run(db, &["worker", "--until-done"]);
     let log = stderr(&output);
-    assert!(!log.contains("does not link"), "{log}");
+    assert!(!log.contains("of `record`") && log.contains(mail), "{log}");
+    assert_eq!(db.count("task_name = 'record' AND state = 'succeeded'"), 3);
 }
 
 /// Finding: `status | head` panicked with "failed printing to stdout: Broken pipe" and a

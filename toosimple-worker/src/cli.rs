@@ -22,6 +22,8 @@ macro_rules! out {
 enum Failure {
     Error(Error),
     Stdout(std::io::Error),
+    /// The command cannot do what was asked; the message says why.
+    Refused(String),
 }
 
 impl From<Error> for Failure {
@@ -55,11 +57,14 @@ enum Command {
     },
     /// Apply the database migrations and exit.
     Migrate,
-    /// Show executions per queue and state, and the workers.
+    /// Show executions per queue and state, and the workers (running, and stopped in the last hour).
     Status {
         /// Print JSON instead of tables.
         #[arg(long)]
         json: bool,
+        /// List every worker ever recorded, including those stopped over an hour ago.
+        #[arg(long)]
+        all: bool,
     },
     /// Enqueue a task by name with JSON arguments: `enqueue add '{"a": 1, "b": 2}'`.
     Enqueue {
@@ -210,6 +215,10 @@ pub(crate) fn run() -> ExitCode {
                 eprintln!("error: cannot write the output: {e}");
                 ExitCode::FAILURE
             }
+            Err(Failure::Refused(message)) => {
+                eprintln!("error: {message}");
+                ExitCode::FAILURE
+            }
         },
     }
 }
@@ -331,7 +340,7 @@ fn run_command(command: Command, db: &Database) -> Result<(), Failure> {
             }
             out!("migrations applied to {}", store.location());
         }
-        Command::Status { json } => status(&db.existing()?, json)?,
+        Command::Status { json, all } => status(&db.existing()?, json, all)?,
         Command::Enqueue { task, args, due } => {
             let store = db.create()?;
             let args: serde_json::Value =
@@ -373,14 +382,24 @@ fn run_command(command: Command, db: &Database) -> Result<(), Failure> {
                 out!("cancelled #{id}");
             } else {
                 let state = TaskExec::get_in(&store, id)?.state;
-                out!("#{id} is {state}: only sleeping or queued executions can be cancelled");
+                let why = if state.is_finished() {
+                    format!("it has already finished ({state})")
+                } else {
+                    format!("it is {state}")
+                };
+                return Err(Failure::Refused(format!(
+                    "cannot cancel #{id}: {why}; only sleeping or queued executions can be cancelled"
+                )));
             }
         }
         Command::Purge { older_than, state } => {
             let store = db.existing()?;
             let before = purge_cutoff(Utc::now(), older_than);
             let deleted = TaskExec::purge_in(&store, before, &state)?;
-            out!("deleted {deleted} finished execution(s) older than {older_than:?}");
+            out!(
+                "deleted {deleted} finished execution(s) older than {}",
+                age_text(older_than)
+            );
         }
         Command::Tasks => tasks()?,
         Command::Schedules { json } => schedules(&db.existing()?, json)?,
@@ -402,10 +421,29 @@ fn parse_due(text: &str) -> Result<DateTime<Utc>, Error> {
         })
 }
 
-fn status(store: &Store, json: bool) -> Result<(), Failure> {
+/// An age as `purge` was given it, in words: "7 days", not "604800s".
+fn age_text(age: Duration) -> String {
+    let seconds = age.as_secs();
+    let (count, unit) = [("day", 86_400), ("hour", 3_600), ("minute", 60)]
+        .into_iter()
+        .find(|&(_, size)| seconds >= size && seconds.is_multiple_of(size))
+        .map_or((seconds, "second"), |(unit, size)| (seconds / size, unit));
+    format!("{count} {unit}{}", if count == 1 { "" } else { "s" })
+}
+
+/// How long `status` keeps listing a stopped worker: a deployment's restarts add a row each,
+/// and years of them would bury the live ones.
+const RECENTLY_STOPPED: chrono::TimeDelta = chrono::TimeDelta::hours(1);
+
+fn status(store: &Store, json: bool, all: bool) -> Result<(), Failure> {
     let counts = TaskExec::counts_in(store)?;
-    let workers = WorkerStatus::list_in(store)?;
+    let mut workers = WorkerStatus::list_in(store)?;
     let now = Utc::now();
+    let listed = workers.len();
+    if !all {
+        workers.retain(|w| w.stopped.is_none_or(|at| at >= now - RECENTLY_STOPPED));
+    }
+    let hidden = listed - workers.len();
     if json {
         let workers: Vec<serde_json::Value> = workers
             .iter()
@@ -441,7 +479,7 @@ fn status(store: &Store, json: bool) -> Result<(), Failure> {
         "state",
         "last tick"
     );
-    if workers.is_empty() {
+    if workers.is_empty() && hidden == 0 {
         out!("(no workers)");
     }
     for w in &workers {
@@ -457,6 +495,12 @@ fn status(store: &Store, json: bool) -> Result<(), Failure> {
             w.label,
             w.state_at(now).as_str(),
             w.last_tick.format("%Y-%m-%d %H:%M:%S%.3f UTC")
+        );
+    }
+    if hidden > 0 {
+        out!(
+            "({hidden} worker{} stopped over an hour ago not shown: `status --all` lists every worker)",
+            if hidden == 1 { "" } else { "s" }
         );
     }
     Ok(())
@@ -480,7 +524,9 @@ fn schedules(store: &Store, json: bool) -> Result<(), Failure> {
             "description": def.describe(),
             "tz": def.tz(),
             "catch_up": def.catch_up(),
-            "last_due": row.and_then(|r| r.last_due),
+            // Until its task is first enqueued, the row's `last_due` is only the time the
+            // schedule was registered (where catching up starts), not an occurrence.
+            "last_due": row.filter(|r| r.last_task.is_some()).and_then(|r| r.last_due),
             "next_due": def.next_due(now),
             "last_task": row.and_then(|r| r.last_task),
             "last_task_state": last_task_state,
@@ -512,6 +558,11 @@ fn schedules(store: &Store, json: bool) -> Result<(), Failure> {
         "next due",
         "last task"
     );
+    if listed.is_empty() {
+        out!(
+            "(no schedules: none is linked into this binary; a #[schedule] in a library crate needs `use that_crate as _;` in main.rs)"
+        );
+    }
     let time = |v: &serde_json::Value| {
         v.as_str()
             .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
@@ -525,7 +576,11 @@ fn schedules(store: &Store, json: bool) -> Result<(), Failure> {
             s["name"].as_str().unwrap_or("-"),
             s["cron"].as_str().unwrap_or("-"),
             s["tz"].as_str().unwrap_or("-"),
-            time(&s["last_due"]),
+            if s["last_task"].is_null() && s["last_due"].is_null() {
+                "never".to_string()
+            } else {
+                time(&s["last_due"])
+            },
             time(&s["next_due"]),
             s["last_task_state"].as_str().unwrap_or("-"),
             s["description"]
@@ -580,6 +635,16 @@ mod tests {
         assert_eq!(parse_age("30s"), Ok(Duration::from_secs(30)));
         assert!(parse_age("7").unwrap_err().contains("no unit"));
         assert!(parse_age("7y").unwrap_err().contains("unknown unit"));
+    }
+
+    #[test]
+    fn ages_are_said_in_words() {
+        assert_eq!(age_text(parse_age("7d").unwrap()), "7 days");
+        assert_eq!(age_text(parse_age("2w").unwrap()), "14 days");
+        assert_eq!(age_text(parse_age("1h").unwrap()), "1 hour");
+        assert_eq!(age_text(parse_age("90m").unwrap()), "90 minutes");
+        assert_eq!(age_text(parse_age("45s").unwrap()), "45 seconds");
+        assert_eq!(age_text(parse_age("0s").unwrap()), "0 seconds");
     }
 
     /// Finding: a count that fits a `u64` but not once multiplied by its unit overflowed (a

@@ -24,11 +24,18 @@ pub(crate) fn warnings(
         }
     }
     for (task, count) in unlinked {
-        let fix = if task == "mail.send" {
-            "add `use toosimple_mail as _;` to this binary's main.rs".to_string()
-        } else {
-            "link the crate that defines it: `use that_crate as _;` in this binary's main.rs"
-                .to_string()
+        // Library tasks are named `crate.function` by convention (toosimple-mail's are).
+        let fix = match task.split_once('.') {
+            Some(("toosimple_mail", _)) => {
+                "add `use toosimple_mail as _;` to this binary's main.rs".to_string()
+            }
+            Some((krate, _)) if krate.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => {
+                format!(
+                    "link the crate that defines it (`use {krate} as _;` in this binary's main.rs, if that is its crate)"
+                )
+            }
+            _ => "link the crate that defines it: `use that_crate as _;` in this binary's main.rs"
+                .to_string(),
         };
         out.push(format!(
             "{count} queued execution{} of `{task}`, a task this binary does not link: no worker of this binary will run {}; {fix}",
@@ -77,14 +84,16 @@ mod tests {
         let defs = [&ADD];
         let queued = [
             count("add", "default", 5),
-            count("mail.send", "emails", 3),
+            count("toosimple_mail.send", "emails", 3),
+            count("billing.invoice", "other", 2),
             count("gone", "default", 1),
             count("gone", "other", 1),
         ];
         assert_eq!(
             warnings(&defs, &QueueSelection::All, &queued),
             [
-                "3 queued executions of `mail.send`, a task this binary does not link: no worker of this binary will run them; add `use toosimple_mail as _;` to this binary's main.rs",
+                "3 queued executions of `toosimple_mail.send`, a task this binary does not link: no worker of this binary will run them; add `use toosimple_mail as _;` to this binary's main.rs",
+                "2 queued executions of `billing.invoice`, a task this binary does not link: no worker of this binary will run them; link the crate that defines it (`use billing as _;` in this binary's main.rs, if that is its crate)",
                 "2 queued executions of `gone`, a task this binary does not link: no worker of this binary will run them; link the crate that defines it: `use that_crate as _;` in this binary's main.rs",
             ]
         );
