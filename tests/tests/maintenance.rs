@@ -14,6 +14,7 @@ backend_suite!(
     heartbeat_writes_the_chosen_time,
     rescue_spares_a_worker_within_its_heartbeat_timeout_and_takes_it_after,
     rescue_spares_rows_a_silent_worker_claimed_within_its_heartbeat_timeout,
+    rescue_that_waited_for_the_database_defers,
     wake_queues_what_is_due_at_the_chosen_time,
     a_round_wakes_due_rows_only_when_its_claim_comes_up_short,
     retention_is_a_stub_that_deletes_nothing,
@@ -119,6 +120,49 @@ fn rescue_spares_rows_a_silent_worker_claimed_within_its_heartbeat_timeout(db: &
     let rescued = rescuer.run_once(&db.store, later).unwrap().rescued;
     assert_eq!(rescued.len(), 1, "{rescued:?}");
     assert_eq!(task.state().unwrap(), State::Interrupted);
+}
+
+/// Found by the long chaos run on SQLite: a worker paused while it held the write lock
+/// stalled every writer, heartbeats included; when it resumed, the first rescue pass saw
+/// every live worker silent and rescued them all. A pass that waited for the database rescues
+/// nothing, since the others' heartbeats waited too.
+fn rescue_that_waited_for_the_database_defers(db: &TestDb) {
+    use diesel::connection::SimpleConnection;
+    let start = Utc::now();
+    register(db, "stalled", 1.0, start);
+    let task = record::queue(1).unwrap();
+    db.execute(&format!(
+        "UPDATE task_execs SET state = 'processing', worker = 'stalled' WHERE id = {}",
+        task.id()
+    ));
+    let dead = start + TimeDelta::seconds(60);
+    // Another connection holds what a rescue needs (SQLite's write lock, PostgreSQL's
+    // heartbeat table) for longer than a rescue may wait.
+    let mut holder = db.store.with_own_pool(1).connection().unwrap();
+    let (lock, unlock) = if db.store.backend() == toosimple_core::Backend::Sqlite {
+        ("BEGIN IMMEDIATE", "COMMIT")
+    } else {
+        (
+            "BEGIN; LOCK TABLE worker_statuses IN ACCESS EXCLUSIVE MODE",
+            "COMMIT",
+        )
+    };
+    holder.batch_execute(lock).unwrap();
+    let hold = toosimple_core::store::RESCUE_MAX_WAIT + Duration::from_millis(500);
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(hold);
+        holder.batch_execute(unlock).unwrap();
+    });
+    let rescuer = rescue::Rescuer::new("rescuer", rescue::Config::default());
+    let waited = rescuer.run_once(&db.store, dead).unwrap();
+    release.join().unwrap();
+    assert!(waited.deferred, "{waited:?}");
+    assert_eq!(waited.rescued, vec![]);
+    assert_eq!(task.state().unwrap(), State::Processing);
+    // With the database free again, the next pass rescues.
+    let next = rescuer.run_once(&db.store, dead).unwrap();
+    assert!(!next.deferred);
+    assert_eq!(next.rescued.len(), 1, "{next:?}");
 }
 
 fn wake_queues_what_is_due_at_the_chosen_time(db: &TestDb) {

@@ -283,7 +283,13 @@ impl Store {
     /// [`rescue`](Self::rescue), also counting the rows of silent workers left alone because
     /// they were claimed within their worker's heartbeat timeout: a worker run `--until-done`
     /// waits for them to become rescuable rather than leave them `Processing`.
+    ///
+    /// A pass that waited [`RESCUE_MAX_WAIT`] or more for the database (SQLite's write lock
+    /// held by a paused process, a server busy for everyone) rescues nothing and says so
+    /// (`deferred`): while it waited, the others' heartbeats waited too, and their silence
+    /// proves nothing.
     pub fn rescue_pass(&self, rescuer: &str, now: DateTime<Utc>) -> Result<RescuePass> {
+        let asked = std::time::Instant::now();
         self.write(
             || "rescuing the tasks of dead workers".to_string(),
             |c| {
@@ -292,6 +298,14 @@ impl Store {
                     .into_iter()
                     .map(WorkerStatus::from)
                     .collect();
+                // Measured once the heartbeats are read: SQLite waits for its write lock at
+                // the transaction's start, PostgreSQL for a table's lock at the first read.
+                if asked.elapsed() >= RESCUE_MAX_WAIT {
+                    return Ok(RescuePass {
+                        deferred: true,
+                        ..RescuePass::default()
+                    });
+                }
                 let mut rescued = Vec::new();
                 let mut awaiting = 0;
                 for status in &statuses {
@@ -344,6 +358,7 @@ impl Store {
                 Ok(RescuePass {
                     rescued: replace_all(c, &rescued, now)?,
                     awaiting,
+                    deferred: false,
                 })
             },
         )
@@ -357,7 +372,13 @@ pub struct RescuePass {
     pub rescued: Vec<(i64, i64)>,
     /// Rows of silent workers not rescued yet: claimed within their heartbeat timeout.
     pub awaiting: usize,
+    /// Whether the pass rescued nothing because it waited too long for the database.
+    pub deferred: bool,
 }
+
+/// How long a rescue pass may wait for the database before it defers (see
+/// [`Store::rescue_pass`]).
+pub const RESCUE_MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Whose `Processing` rows to interrupt.
 enum Holder<'a> {

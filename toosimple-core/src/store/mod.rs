@@ -30,7 +30,9 @@ pub use self::claim::QueueSelection;
 #[doc(hidden)]
 pub use self::claim::{ClaimRequest, ClaimedExec};
 #[doc(hidden)]
-pub use self::complete::{Completion, CompletionReport, Exchange, Outcome, RescuePass};
+pub use self::complete::{
+    Completion, CompletionReport, Exchange, Outcome, RESCUE_MAX_WAIT, RescuePass,
+};
 pub use self::driver::MinuteCount;
 use self::driver::driver;
 pub use self::enqueue::EnqueueConnection;

@@ -552,11 +552,11 @@ impl Run {
         let passed = blocking(move || {
             let mut duties = lock(&duties);
             let now = clock.now();
-            let (rescued, awaiting) = if rescue {
+            let (rescued, awaiting, deferred) = if rescue {
                 let report = duties.rescuer.run_once(&store, now)?;
-                (report.rescued, report.awaiting)
+                (report.rescued, report.awaiting, report.deferred)
             } else {
-                (Vec::new(), 0)
+                (Vec::new(), 0, false)
             };
             if !rescued.is_empty() {
                 tracing::warn!(worker = %label, "rescued the executions of dead workers (old, replacement): {rescued:?}");
@@ -569,12 +569,20 @@ impl Run {
             if retention_due {
                 duties.retention.run_once(&store, now)?;
             }
-            Ok::<_, Error>((duties.materializer.next_due(clock.now()), awaiting))
+            Ok::<_, Error>((
+                duties.materializer.next_due(clock.now()),
+                awaiting,
+                deferred,
+            ))
         })
         .await;
         match passed {
-            Ok((next_due, awaiting)) => {
-                self.awaiting_rescue = awaiting > 0 || !rescue;
+            Ok((next_due, awaiting, deferred)) => {
+                if deferred {
+                    // As after an outage: live workers need a heartbeat timeout to beat again.
+                    self.rescue_after = Some(Instant::now() + self.heartbeat_timeout);
+                }
+                self.awaiting_rescue = awaiting > 0 || !rescue || deferred;
                 self.database_answered();
                 if retention_due {
                     self.retention.ran();

@@ -42,6 +42,9 @@ pub struct Report {
     /// Rows of silent workers that are not rescuable yet (claimed within their worker's
     /// heartbeat timeout): a later pass takes them if the worker stays silent.
     pub awaiting: usize,
+    /// Whether the pass rescued nothing because it waited too long for the database: the
+    /// worker then waits a heartbeat timeout before it rescues again.
+    pub deferred: bool,
 }
 
 /// The rescue duty of worker `label` (which never rescues its own executions).
@@ -72,6 +75,7 @@ impl Rescuer {
         Ok(Report {
             rescued: pass.rescued,
             awaiting: pass.awaiting,
+            deferred: pass.deferred,
         })
     }
 }
