@@ -254,6 +254,19 @@ struct WorkerProcess {
     child: Child,
     label: String,
     log: PathBuf,
+    /// Whether it logged its start: a process signalled before it listens for signals may
+    /// lose a SIGINT (one started with SIGINT ignored, as background jobs of a shell are).
+    started: bool,
+}
+
+impl WorkerProcess {
+    fn has_started(&mut self) -> bool {
+        if !self.started {
+            self.started =
+                std::fs::read_to_string(&self.log).is_ok_and(|log| log.contains("worker started"));
+        }
+        self.started
+    }
 }
 
 /// Everything a run holds while it runs.
@@ -474,7 +487,12 @@ impl Run {
             .spawn()
             .map_err(|e| format!("cannot start a worker: {e}"))?;
         self.logs.push(log.clone());
-        Ok(WorkerProcess { child, label, log })
+        Ok(WorkerProcess {
+            child,
+            label,
+            log,
+            started: false,
+        })
     }
 
     /// Starts an enqueuing process for keys `from..from + count` over `seconds`.
@@ -618,6 +636,7 @@ impl Run {
                     .unwrap_or_else(|| *kinds.choose(&mut rng).expect("some kinds"));
                 let free: Vec<usize> = (0..self.slots.len())
                     .filter(|s| !busy.contains(s))
+                    .filter(|s| self.slots[*s].has_started())
                     .collect();
                 let victim = free.choose(&mut rng).copied();
                 let injected = match (fault, victim) {
