@@ -91,12 +91,62 @@ proptest! {
         if let Some(latest) = schedule.latest_at_or_before(at) {
             prop_assert!(latest <= at, "{expr:?} in {tz}: latest at {at} is {latest}");
         }
+        // Without names, `L`, `W` or `#`, an accepted schedule runs some day: the macros must
+        // not let through one that never does. (In UTC only: a time in a DST gap every year
+        // is skipped on purpose.)
+        let plain = !expr.contains(|c: char| c.is_ascii_alphabetic() || c == '#');
+        if plain && tz == "UTC" && !schedule.is_manual() {
+            let start: DateTime<Utc> = "2026-01-01T00:00:00Z".parse().unwrap();
+            prop_assert!(schedule.next_after(start).is_some(), "{expr:?} never runs");
+        }
         let until = at.checked_add_signed(TimeDelta::days(2)).unwrap_or(DateTime::<Utc>::MAX_UTC);
         let found = schedule.occurrences(at, until, 5);
         prop_assert!(found.len() <= 5);
         prop_assert!(found.windows(2).all(|w| w[0] < w[1]));
         prop_assert!(found.iter().all(|t| *t > at && *t <= until));
     }
+}
+
+/// A day-of-month or month field: a value, a range or a list. (Empty list items are refused
+/// although croner runs `1,,2` as `1,2`: `a_field_with_an_empty_list_item_is_an_error_...`.)
+fn calendar_field(max: u32) -> impl Strategy<Value = String> {
+    let item = prop_oneof![
+        (1..=max).prop_map(|n| n.to_string()),
+        (1..=max, 1..=max).prop_map(|(a, b)| format!("{}-{}", a.min(b), a.max(b))),
+    ];
+    prop_oneof![
+        4 => (1..=max).prop_map(|n| n.to_string()),
+        2 => prop::collection::vec(item, 1..4).prop_map(|items| items.join(",")),
+        1 => Just("*".to_string()),
+    ]
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// The schedules the macros accept are those that run: a day-of-month and month pair is
+    /// accepted exactly when searching finds an occurrence (the search is croner's, the check
+    /// at parse time is ours).
+    #[test]
+    fn a_schedule_is_accepted_exactly_when_it_runs(
+        dom in calendar_field(31),
+        month in calendar_field(12),
+    ) {
+        let expr = format!("0 0 {dom} {month} *");
+        let start: DateTime<Utc> = "2026-01-01T00:00:00Z".parse().unwrap();
+        let accepted = CronSchedule::parse(&expr, "UTC");
+        let runs = croner_runs(&expr, start);
+        prop_assert_eq!(accepted.is_ok(), runs, "{:?}: {:?}", expr, accepted.err());
+    }
+}
+
+/// Whether croner alone, without our checks, finds an occurrence of `expr` after `start`
+/// (`None` when croner refuses it).
+fn croner_runs(expr: &str, start: DateTime<Utc>) -> bool {
+    let Ok(cron) = expr.parse::<toosimple_cron::Cron>() else {
+        return false;
+    };
+    cron.find_next_occurrence(&start, false).is_ok()
 }
 
 /// Finding: an instant within a day of the end of chrono's range, in a zone ahead of UTC, has

@@ -62,9 +62,28 @@ pub fn parse(expr: &str) -> Result<Option<Cron>, CronError> {
             found: fields.len(),
         });
     }
+    // croner takes an empty list item (`"1,,2"`, `"1,"`), and a field of commas alone
+    // (`","`) as one that matches no time: a schedule that compiles and never runs.
+    if let Some((i, text)) = fields
+        .iter()
+        .enumerate()
+        .find(|(_, f)| !nickname && f.split(',').any(str::is_empty))
+    {
+        let reason =
+            "a list has an empty item: write values between commas, as in 1,15".to_string();
+        return Err(CronError::Invalid {
+            reason: reason.clone(),
+            field: Some(Field {
+                name: FIELDS[i],
+                text: text.to_string(),
+                reason,
+            }),
+        });
+    }
     let parser = croner::parser::CronParser::new();
     let error = match parser.parse(&rotate_seconds(trimmed)) {
-        Ok(cron) => return Ok(Some(cron)),
+        Ok(cron) if nickname => return Ok(Some(cron)),
+        Ok(cron) => return never_due(&cron, &fields).map(|()| Some(cron)),
         Err(error) => error,
     };
     // Name the field at fault: the first that fails with every other field set to `*`.
@@ -84,6 +103,48 @@ pub fn parse(expr: &str) -> Result<Option<Cron>, CronError> {
     Err(CronError::Invalid {
         reason: error.to_string(),
         field,
+    })
+}
+
+/// The longest month `month` (1-12) has, leap years counted.
+fn days_in(month: u16) -> u16 {
+    match month {
+        2 => 29,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Refuses an expression croner accepts whose days of the month fall in none of its months
+/// (`"0 0 30 2 *"`): it would compile and never run. Only when the day of the week is
+/// unrestricted, since a restricted one also selects days (vixie cron ORs the two), and only
+/// for plain days (`L`, `W` move them).
+fn never_due(cron: &Cron, fields: &[&str]) -> Result<(), CronError> {
+    let pattern = &cron.pattern;
+    let any_weekday = pattern.days_of_week.values().len() >= 7;
+    if !any_weekday || pattern.days.has_modifiers() {
+        return Ok(());
+    }
+    let days = pattern.days.values();
+    let possible = pattern
+        .months
+        .values()
+        .into_iter()
+        .any(|month| days.iter().any(|&day| day <= days_in(month)));
+    if possible {
+        return Ok(());
+    }
+    let reason = format!(
+        "day {} never falls in month {}: the schedule would never run",
+        fields[2], fields[3]
+    );
+    Err(CronError::Invalid {
+        reason: reason.clone(),
+        field: Some(Field {
+            name: FIELDS[2],
+            text: fields[2].to_string(),
+            reason,
+        }),
     })
 }
 

@@ -59,3 +59,54 @@ proptest! {
         check(&expr)?;
     }
 }
+
+/// Finding: croner accepts an empty list item, and reads a field of commas alone as one that
+/// matches nothing, so `#[schedule(cron = "0 0 * * ,")]` compiled and never ran ("At 00:00,
+/// on ." was its description).
+#[test]
+fn a_field_with_an_empty_list_item_is_an_error_not_a_schedule_that_never_runs() {
+    for (expr, name, text) in [
+        ("0 0 * * ,", "day-of-week", ","),
+        (", * * * *", "minute", ","),
+        ("0 0 1,,2 * *", "day-of-month", "1,,2"),
+        ("0 0 * * 1,", "day-of-week", "1,"),
+        ("* * * * * ,5", "second", ",5"),
+    ] {
+        let error = parse(expr).unwrap_err();
+        let field = error.field().unwrap_or_else(|| panic!("{expr}: {error}"));
+        assert_eq!((field.name, field.text.as_str()), (name, text), "{expr}");
+        assert!(error.to_string().contains("empty item"), "{expr}: {error}");
+    }
+    assert!(parse("0 0 1,2 * *").unwrap().is_some());
+}
+
+/// Finding: croner accepts days of the month that fall in none of the months, so
+/// `#[schedule(cron = "0 0 30 2 *")]` compiled and never ran.
+#[test]
+fn days_that_fall_in_none_of_the_months_are_an_error_not_a_schedule_that_never_runs() {
+    for expr in [
+        "0 0 30 2 *",
+        "0 0 31 4,6,9,11 *",
+        "0 0 30-31 2 *",
+        "* * 31 2 * 0",
+    ] {
+        let error = parse(expr).unwrap_err();
+        assert_eq!(
+            error.field().map(|f| f.name),
+            Some("day-of-month"),
+            "{expr}"
+        );
+        assert!(error.to_string().contains("never run"), "{expr}: {error}");
+    }
+    // February 29th comes every four years; a weekday, the last day or a month with the
+    // 31st widens the days.
+    for expr in [
+        "0 0 29 2 *",
+        "0 0 30 2 MON",
+        "0 0 L 2 *",
+        "0 0 31 2,3 *",
+        "0 0 31 * *",
+    ] {
+        assert!(parse(expr).unwrap().is_some(), "{expr}");
+    }
+}
