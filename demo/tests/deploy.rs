@@ -200,15 +200,23 @@ fn readme_shell_commands_exist() {
             assert_documented(&args, &top_help);
             commands += 1;
         } else if line.starts_with("cargo ") {
+            // Each member's package is named after its folder.
+            let manifest = read("Cargo.toml");
+            let members = manifest
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("members = ["))
+                .expect("the workspace lists its members");
             let package_ok = !line.contains(" -p ")
-                || [
-                    "demo",
-                    "toosimple-tests",
-                    "toosimple-mail",
-                    "toosimple-core",
-                ]
-                .iter()
-                .any(|p| line.contains(&format!("-p {p}")));
+                || members
+                    .trim_end_matches(']')
+                    .split(',')
+                    .map(|m| m.trim().trim_matches('"'))
+                    .any(|p| {
+                        line.split_whitespace()
+                            .collect::<Vec<_>>()
+                            .windows(2)
+                            .any(|w| w == ["-p", p])
+                    });
             assert!(package_ok, "unknown package in `{line}`");
         }
     }
