@@ -31,6 +31,7 @@ backend_suite!(
     release_unheld_requeues_only_this_workers_claims_it_does_not_run,
     the_heartbeat_goes_on_while_the_shared_pool_is_exhausted,
     idle_workers_start_new_work_at_once,
+    unbounded_concurrency_and_claim_ahead_run_instead_of_overflowing,
 );
 
 fn worker(db: &TestDb) -> Worker {
@@ -471,4 +472,21 @@ fn the_heartbeat_goes_on_while_the_shared_pool_is_exhausted(db: &TestDb) {
     drop(held);
     shutdown.graceful();
     assert_eq!(running.join().unwrap(), Exit::Stopped);
+}
+
+/// Found by the property tests: `concurrency(usize::MAX)` (or `--concurrency
+/// 18446744073709551615`) overflowed the claim's size (a panic in debug builds, a wrapped
+/// limit in release); it means "as many as there are".
+fn unbounded_concurrency_and_claim_ahead_run_instead_of_overflowing(db: &TestDb) {
+    db.create_side_effects();
+    record::queue_many((0..5).map(|n| (n,))).unwrap();
+    let exit = worker(db)
+        .concurrency(usize::MAX)
+        .claim_ahead(usize::MAX)
+        .until_done()
+        .run();
+    assert_eq!(exit, Exit::Stopped);
+    let mut effects = db.side_effects();
+    effects.sort_unstable();
+    assert_eq!(effects, vec![0, 1, 2, 3, 4]);
 }

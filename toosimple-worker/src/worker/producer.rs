@@ -123,7 +123,9 @@ impl Producer {
         let claiming =
             stop == StopRequest::None && !(self.mode == RunMode::Once && self.rounds > 0);
         if claiming {
-            (self.concurrency + self.ahead()).saturating_sub(self.running.len() + self.buffer.len())
+            // Saturating: `concurrency(usize::MAX)` means "no limit", not an overflow.
+            (self.concurrency.saturating_add(self.ahead()))
+                .saturating_sub(self.running.len() + self.buffer.len())
         } else {
             0
         }

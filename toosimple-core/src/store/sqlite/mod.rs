@@ -176,7 +176,9 @@ fn claim(c: &mut SqliteConnection, request: &ClaimRequest<'_>) -> QueryResult<Ve
             }
         }
     }
-    let mut claimed: Vec<ClaimedExec> = query.bind::<BigInt, _>(request.limit as i64).load(c)?;
+    let mut claimed: Vec<ClaimedExec> = query
+        .bind::<BigInt, _>(i64::try_from(request.limit).unwrap_or(i64::MAX))
+        .load(c)?;
     in_claim_order(&mut claimed);
     Ok(claimed)
 }
