@@ -268,3 +268,70 @@ fn configs_have_named_defaults_and_refuse_nonsense() {
     );
     assert!(retention::Config::default().validate().is_ok());
 }
+
+/// Found by the long chaos run on PostgreSQL: a rescue reads the heartbeats, then updates the
+/// rows in a later statement, which sees the commits made in between. A worker that
+/// registered and claimed there had its fresh rows rescued as those of "a worker with no
+/// status row", and one that beat there was rescued as silent. Each update now checks its
+/// judgement again in its own statement. (On SQLite the rescue holds the write lock
+/// throughout: nothing can commit in between.)
+#[test]
+fn postgres_rescue_spares_what_a_worker_committed_while_it_was_judging() {
+    use toosimple_core::store::AFTER_RESCUE_JUDGED;
+    let Some(db) = TestDb::postgres() else { return };
+    static ALL: QueueSelection = QueueSelection::All;
+    let start = Utc::now();
+    // "silent" looks dead at the rescue's `now`, and beats while the rescue judges it.
+    register(&db, "silent", 1.0, start);
+    let silent_task = record::queue(1).unwrap();
+    let claim = |worker: &'static str, now| {
+        db.store
+            .claim(&ClaimRequest {
+                worker,
+                task_names: &["record"],
+                queues: &ALL,
+                limit: 1,
+                now,
+            })
+            .unwrap()
+    };
+    assert_eq!(claim("silent", start).len(), 1);
+    let newcomer_task = record::queue(2).unwrap();
+    let now = start + TimeDelta::seconds(60);
+    let store = db.store.with_own_pool(1);
+    *AFTER_RESCUE_JUDGED.lock().unwrap() = Some(Box::new(move || {
+        // What two other workers commit while the rescue judges: a beat, and a newcomer's
+        // registration and claim.
+        heartbeat::Heartbeat::new("silent", heartbeat::Config::default())
+            .run_once(&store, now)
+            .unwrap();
+        store
+            .register_worker(&WorkerRegistration {
+                label: "newcomer",
+                queues: &[],
+                excluded_queues: &[],
+                heartbeat_timeout: 5.0,
+                now,
+            })
+            .unwrap();
+        store
+            .claim(&ClaimRequest {
+                worker: "newcomer",
+                task_names: &["record"],
+                queues: &ALL,
+                limit: 1,
+                now,
+            })
+            .unwrap();
+    }));
+    let rescuer = rescue::Rescuer::new("rescuer", rescue::Config::default());
+    let report = rescuer.run_once(&db.store, now);
+    *AFTER_RESCUE_JUDGED.lock().unwrap() = None;
+    assert_eq!(report.unwrap().rescued, vec![]);
+    assert_eq!(silent_task.state().unwrap(), State::Processing);
+    assert_eq!(newcomer_task.state().unwrap(), State::Processing);
+    assert_eq!(
+        newcomer_task.exec().unwrap().worker.as_deref(),
+        Some("newcomer")
+    );
+}

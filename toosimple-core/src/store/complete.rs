@@ -298,6 +298,9 @@ impl Store {
                     .into_iter()
                     .map(WorkerStatus::from)
                     .collect();
+                if let Some(hook) = lock_hook(&AFTER_RESCUE_JUDGED).as_ref() {
+                    hook();
+                }
                 // Measured once the heartbeats are read: SQLite waits for its write lock at
                 // the transaction's start, PostgreSQL for a table's lock at the first read.
                 if asked.elapsed() >= RESCUE_MAX_WAIT {
@@ -328,15 +331,14 @@ impl Store {
                     // A silent worker's rows claimed within its heartbeat timeout are left
                     // alone: the claim itself, dated by the database, shows it was alive
                     // then (after an outage a live worker claims before it beats again).
+                    let cutoff =
+                        TimeDelta::try_milliseconds((status.heartbeat_timeout * 1000.0) as i64)
+                            .and_then(|timeout| now.checked_sub_signed(timeout))
+                            .unwrap_or(DateTime::<Utc>::MIN_UTC)
+                            .naive_utc();
                     let holder = match status.stopped {
-                        Some(_) => Holder::Worker(&status.label),
-                        None => Holder::WorkerClaimedBefore(
-                            &status.label,
-                            TimeDelta::try_milliseconds((status.heartbeat_timeout * 1000.0) as i64)
-                                .and_then(|timeout| now.checked_sub_signed(timeout))
-                                .unwrap_or(DateTime::<Utc>::MIN_UTC)
-                                .naive_utc(),
-                        ),
+                        Some(_) => Holder::StoppedWorker(&status.label),
+                        None => Holder::SilentWorker(&status.label, cutoff),
                     };
                     rescued.extend(interrupt_rows(c, holder, &reason, now)?);
                     if status.stopped.is_none() {
@@ -376,6 +378,16 @@ pub struct RescuePass {
     pub deferred: bool,
 }
 
+/// Not API: called by each rescue pass between reading the heartbeats and updating the rows,
+/// so that a test can commit in between what a concurrent worker would.
+#[doc(hidden)]
+pub static AFTER_RESCUE_JUDGED: std::sync::Mutex<Option<Box<dyn Fn() + Send>>> =
+    std::sync::Mutex::new(None);
+
+fn lock_hook<T>(hook: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    hook.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// How long a rescue pass may wait for the database before it defers (see
 /// [`Store::rescue_pass`]).
 pub const RESCUE_MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
@@ -384,8 +396,11 @@ pub const RESCUE_MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(
 enum Holder<'a> {
     /// Those of this worker.
     Worker(&'a str),
-    /// Those of this worker claimed (`started`) before this time.
-    WorkerClaimedBefore(&'a str, NaiveDateTime),
+    /// Those of this worker while its status row says it stopped.
+    StoppedWorker(&'a str),
+    /// Those of this worker claimed (`started`) before this time, while its status row says
+    /// it has not beaten since then either.
+    SilentWorker(&'a str, NaiveDateTime),
     /// Those among these ids that this worker holds.
     WorkerIds(&'a str, &'a [i64]),
     /// Those of no worker among these labels (or of none at all).
@@ -398,6 +413,8 @@ fn interrupt_rows(
     reason: &str,
     now: DateTime<Utc>,
 ) -> QueryResult<Vec<ClaimedExec>> {
+    use diesel::dsl::sql;
+    use diesel::sql_types::{Bool, Text, Timestamp};
     let processing = te::task_execs.filter(te::state.eq(State::Processing.as_str()));
     let set = (
         te::state.eq(State::Interrupted.as_str()),
@@ -409,10 +426,31 @@ fn interrupt_rows(
             .set(set)
             .returning(CLAIMED_COLUMNS)
             .get_results(c),
-        Holder::WorkerClaimedBefore(label, before) => diesel::update(
+        // The rescues judge a worker from its status row, then update its rows; on PostgreSQL
+        // each statement sees the newest commits, so the update checks the judgement again in
+        // its own statement: a worker that beat, or registered and claimed, in between (the
+        // long chaos run saw both) keeps its rows.
+        Holder::StoppedWorker(label) => diesel::update(
+            processing.filter(te::worker.eq(label)).filter(
+                sql::<Bool>("EXISTS (SELECT 1 FROM worker_statuses WHERE label = ")
+                    .bind::<Text, _>(label)
+                    .sql(" AND stopped IS NOT NULL)"),
+            ),
+        )
+        .set(set)
+        .returning(CLAIMED_COLUMNS)
+        .get_results(c),
+        Holder::SilentWorker(label, before) => diesel::update(
             processing
                 .filter(te::worker.eq(label))
-                .filter(te::started.is_null().or(te::started.lt(before))),
+                .filter(te::started.is_null().or(te::started.lt(before)))
+                .filter(
+                    sql::<Bool>("EXISTS (SELECT 1 FROM worker_statuses WHERE label = ")
+                        .bind::<Text, _>(label)
+                        .sql(" AND stopped IS NULL AND last_tick < ")
+                        .bind::<Timestamp, _>(before)
+                        .sql(")"),
+                ),
         )
         .set(set)
         .returning(CLAIMED_COLUMNS)
@@ -425,12 +463,15 @@ fn interrupt_rows(
         .set(set)
         .returning(CLAIMED_COLUMNS)
         .get_results(c),
-        Holder::NoneOf(labels) => {
-            diesel::update(processing.filter(te::worker.is_null().or(te::worker.ne_all(labels))))
-                .set(set)
-                .returning(CLAIMED_COLUMNS)
-                .get_results(c)
-        }
+        Holder::NoneOf(labels) => diesel::update(processing.filter(te::worker.is_null().or(
+            te::worker.ne_all(labels).and(sql::<Bool>(
+                "NOT EXISTS (SELECT 1 FROM worker_statuses \
+                     WHERE worker_statuses.label = task_execs.worker)",
+            )),
+        )))
+        .set(set)
+        .returning(CLAIMED_COLUMNS)
+        .get_results(c),
     }
 }
 

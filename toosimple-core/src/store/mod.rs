@@ -31,7 +31,8 @@ pub use self::claim::QueueSelection;
 pub use self::claim::{ClaimRequest, ClaimedExec};
 #[doc(hidden)]
 pub use self::complete::{
-    Completion, CompletionReport, Exchange, Outcome, RESCUE_MAX_WAIT, RescuePass,
+    AFTER_RESCUE_JUDGED, Completion, CompletionReport, Exchange, Outcome, RESCUE_MAX_WAIT,
+    RescuePass,
 };
 pub use self::driver::MinuteCount;
 use self::driver::driver;
