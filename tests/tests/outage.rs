@@ -186,15 +186,9 @@ fn postgres_restart_while_a_worker_runs_loses_and_repeats_nothing() {
 /// registration. It waits instead, as a running worker does, and runs once the server is up.
 #[test]
 fn worker_started_while_postgres_is_down_waits_and_then_runs() {
-    let Some(server) = private_server() else {
+    let Some((server, url, sink, lines)) = server_with_line_tasks(5, 1) else {
         return;
     };
-    let url = server.create_database("toosimple").unwrap();
-    toosimple_core::init(&url).expect("open the private database");
-    let sink = tempfile::tempdir().expect("a temporary folder");
-    let lines = sink.path().join("lines.txt");
-    let path = lines.display().to_string();
-    append_line::queue_many((0..5).map(|n| (path.clone(), n, 1))).unwrap();
     server.stop_server("fast").unwrap();
 
     let log = sink.path().join("worker.log");
@@ -228,16 +222,10 @@ fn worker_started_while_postgres_is_down_waits_and_then_runs() {
 /// that live workers beat again first.
 #[test]
 fn an_outage_longer_than_the_heartbeat_timeout_rescues_no_live_worker() {
-    let Some(server) = private_server() else {
+    // Long tasks, so that both workers hold running ones through the outage.
+    let Some((server, url, sink, _lines)) = server_with_line_tasks(6, 8_000) else {
         return;
     };
-    let url = server.create_database("toosimple").unwrap();
-    toosimple_core::init(&url).expect("open the private database");
-    let sink = tempfile::tempdir().expect("a temporary folder");
-    let lines = sink.path().join("lines.txt");
-    let path = lines.display().to_string();
-    // Long tasks, so that both workers hold running ones through the outage.
-    append_line::queue_many((0..6).map(|n| (path.clone(), n, 8_000))).unwrap();
     let logs = [sink.path().join("a.log"), sink.path().join("b.log")];
     let workers: Vec<WorkerProcess> = ["a", "b"]
         .iter()
@@ -297,6 +285,28 @@ fn an_outage_longer_than_the_heartbeat_timeout_rescues_no_live_worker() {
         "{:?}",
         execs.rows
     );
+}
+
+/// A private server with a migrated database holding `count` `append_line` tasks of `ms`
+/// each, writing to a file in a temporary folder: the server, the URL, the folder and the
+/// file.
+fn server_with_line_tasks(
+    count: i64,
+    ms: u64,
+) -> Option<(
+    PrivatePostgres,
+    String,
+    tempfile::TempDir,
+    std::path::PathBuf,
+)> {
+    let server = private_server()?;
+    let url = server.create_database("toosimple").unwrap();
+    toosimple_core::init(&url).expect("open the private database");
+    let sink = tempfile::tempdir().expect("a temporary folder");
+    let lines = sink.path().join("lines.txt");
+    let path = lines.display().to_string();
+    append_line::queue_many((0..count).map(|n| (path.clone(), n, ms))).unwrap();
+    Some((server, url, sink, lines))
 }
 
 /// A private PostgreSQL server (the chaos harness's), or `None` with the reason printed when
