@@ -48,6 +48,16 @@ fn attempt_all(count: i64, mut attempt: impl FnMut(i64) -> Result<usize, Error>)
     (stored, first_error.expect("the disk never filled up"))
 }
 
+/// Enqueues `count` `append_line` tasks of `ms` each, writing to a ledger file off the
+/// database's disk: the ledger's folder and path.
+fn line_tasks(count: i64, ms: u64) -> (tempfile::TempDir, std::path::PathBuf) {
+    let ledger_dir = tempfile::tempdir().unwrap();
+    let ledger = ledger_dir.path().join("ledger.txt");
+    let path = ledger.display().to_string();
+    append_line::queue_many((0..count).map(|n| (path.clone(), n, ms))).unwrap();
+    (ledger_dir, ledger)
+}
+
 fn sqlite_on_tmpfs(size: &str) -> Option<(Tmpfs, TestDb)> {
     let disk = Tmpfs::mount(size)?;
     let db = TestDb::sqlite_in(disk.path());
@@ -221,10 +231,7 @@ fn worker_on_a_disk_that_fills_up_loses_and_repeats_nothing() {
         return;
     };
     const TASKS: i64 = 300;
-    let ledger_dir = tempfile::tempdir().unwrap();
-    let ledger = ledger_dir.path().join("ledger.txt");
-    let path = ledger.display().to_string();
-    append_line::queue_many((0..TASKS).map(|n| (path.clone(), n, 5))).unwrap();
+    let (ledger_dir, ledger) = line_tasks(TASKS, 5);
     let lines = || -> Vec<i64> {
         std::fs::read_to_string(&ledger)
             .unwrap_or_default()
@@ -312,10 +319,7 @@ fn worker_started_on_a_full_disk_waits_and_runs_once_there_is_room() {
         return;
     };
     const TASKS: i64 = 20;
-    let ledger_dir = tempfile::tempdir().unwrap();
-    let ledger = ledger_dir.path().join("ledger.txt");
-    let path = ledger.display().to_string();
-    append_line::queue_many((0..TASKS).map(|n| (path.clone(), n, 1))).unwrap();
+    let (ledger_dir, _ledger) = line_tasks(TASKS, 1);
     let filler = disk.fill();
     let log = ledger_dir.path().join("worker.log");
     let mut worker = db

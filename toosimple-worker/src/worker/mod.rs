@@ -305,8 +305,8 @@ struct Run {
     /// No rescue before this: after an outage every worker's heartbeat is stale, the live ones'
     /// too, until each has had a heartbeat timeout to beat again.
     rescue_after: Option<Instant>,
-    /// Whether the last maintenance pass left rows of silent workers to rescue later (or
-    /// skipped rescue): `--until-done` is not done while they wait.
+    /// Whether the last maintenance pass left rows of silent workers to rescue later:
+    /// `--until-done` is not done while they wait.
     awaiting_rescue: bool,
     heartbeat_timeout: Duration,
     heartbeat: Option<Beating>,
@@ -582,7 +582,9 @@ impl Run {
                     // As after an outage: live workers need a heartbeat timeout to beat again.
                     self.rescue_after = Some(Instant::now() + self.heartbeat_timeout);
                 }
-                self.awaiting_rescue = awaiting > 0 || !rescue || deferred;
+                // Only rows known to wait: a hold-off after an outage lasts a heartbeat
+                // timeout (300 s by default), too long to keep `--until-done` from ending.
+                self.awaiting_rescue = awaiting > 0;
                 self.database_answered();
                 if retention_due {
                     self.retention.ran();
