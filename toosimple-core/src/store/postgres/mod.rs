@@ -26,7 +26,57 @@ const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 const MIGRATION_LOCK: i64 = 0x746f_6f73_696d_706c;
 
 pub(super) fn establish(url: &str) -> ConnectionResult<PgConnection> {
-    PgConnection::establish(url)
+    PgConnection::establish(&with_keepalives(url))
+}
+
+/// TCP keepalives for a connection whose URL does not choose them: a worker waiting for a
+/// reply from a server that went away behind a network partition (restarted while the link
+/// was down, its goodbye lost) would otherwise wait for ever, since a socket that only reads
+/// never learns its peer is gone. Probes after 10 s idle, every 3 s, 3 tries: a dead peer is
+/// noticed within about 20 s, and the worker's outage handling takes over. Sent data left
+/// unacknowledged for 20 s closes the connection too (`tcp_user_timeout`).
+fn with_keepalives(url: &str) -> String {
+    const DEFAULTS: [(&str, &str); 5] = [
+        ("keepalives", "1"),
+        ("keepalives_idle", "10"),
+        ("keepalives_interval", "3"),
+        ("keepalives_count", "3"),
+        // Data sent but never acknowledged (the link went down mid-query): closed after 20 s.
+        ("tcp_user_timeout", "20000"),
+    ];
+    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    let chosen: Vec<&str> = query
+        .split('&')
+        .filter_map(|pair| pair.split('=').next())
+        .collect();
+    let mut params: Vec<String> = query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
+        .collect();
+    for (name, value) in DEFAULTS {
+        if !chosen.contains(&name) {
+            params.push(format!("{name}={value}"));
+        }
+    }
+    format!("{base}?{}", params.join("&"))
+}
+
+#[cfg(test)]
+mod keepalive_tests {
+    use super::with_keepalives;
+
+    #[test]
+    fn keepalives_are_added_unless_the_url_chooses_them() {
+        assert_eq!(
+            with_keepalives("postgres://u@h/db"),
+            "postgres://u@h/db?keepalives=1&keepalives_idle=10&keepalives_interval=3&keepalives_count=3&tcp_user_timeout=20000"
+        );
+        assert_eq!(
+            with_keepalives("postgres://u@h/db?sslmode=disable&keepalives_idle=60"),
+            "postgres://u@h/db?sslmode=disable&keepalives_idle=60&keepalives=1&keepalives_interval=3&keepalives_count=3&tcp_user_timeout=20000"
+        );
+    }
 }
 
 #[derive(QueryableByName)]
