@@ -106,3 +106,31 @@ fn sqlite_file_is_created_and_migrated_on_first_connect() {
     // Connecting again finds the migrations applied.
     Store::connect(&format!("sqlite://{}", path.display())).unwrap();
 }
+
+/// Found by the long chaos run: a worker's session whose client vanished behind a partition
+/// held its row locks until the server's own keepalive (two hours), and every other worker's
+/// claim and rescue waited on them. Each session of the store sets server-side keepalives
+/// and a time limit on idle transactions.
+#[test]
+fn postgres_sessions_guard_against_vanished_clients() {
+    use diesel::prelude::*;
+    let Some(db) = TestDb::postgres() else {
+        return;
+    };
+    #[derive(QueryableByName)]
+    struct Setting {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        value: String,
+    }
+    let mut conn = db.store.connection().unwrap();
+    let mut show = |name: &str| {
+        diesel::sql_query(format!("SELECT current_setting('{name}') AS value"))
+            .get_result::<Setting>(&mut *conn)
+            .unwrap()
+            .value
+    };
+    assert_eq!(show("idle_in_transaction_session_timeout"), "1min");
+    assert_eq!(show("tcp_keepalives_idle"), "10");
+    assert_eq!(show("tcp_keepalives_interval"), "3");
+    assert_eq!(show("tcp_keepalives_count"), "3");
+}

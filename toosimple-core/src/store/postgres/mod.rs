@@ -26,7 +26,18 @@ const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 const MIGRATION_LOCK: i64 = 0x746f_6f73_696d_706c;
 
 pub(super) fn establish(url: &str) -> ConnectionResult<PgConnection> {
-    PgConnection::establish(&with_keepalives(url))
+    let mut conn = PgConnection::establish(&with_keepalives(url))?;
+    // The server's side of the same guard: a session whose client vanished behind a partition
+    // (its goodbye lost) would hold its transaction's row locks until the server's own
+    // keepalive, two hours by default, and every worker's claim and rescue would wait on them.
+    // Our transactions last milliseconds: one idle for a minute has lost its client.
+    diesel::connection::SimpleConnection::batch_execute(
+        &mut conn,
+        "SET tcp_keepalives_idle = 10; SET tcp_keepalives_interval = 3; \
+         SET tcp_keepalives_count = 3; SET idle_in_transaction_session_timeout = '60s'",
+    )
+    .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
+    Ok(conn)
 }
 
 /// TCP keepalives for a connection whose URL does not choose them: a worker waiting for a
