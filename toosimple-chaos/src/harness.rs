@@ -700,6 +700,17 @@ impl Run {
                 };
                 if injected {
                     *self.injected.entry(fault).or_default() += 1;
+                    // A timeline to read beside the workers' logs when a run fails.
+                    let target =
+                        victim.map_or(String::new(), |slot| self.slots[slot].label.clone());
+                    let _ = crate::tasks::append_synced(
+                        &self.dir.join("faults.log"),
+                        &format!(
+                            "{} {} {target}\n",
+                            chrono::Utc::now().to_rfc3339(),
+                            fault.name()
+                        ),
+                    );
                 } else if !first_round.contains(&fault) {
                     // Its target is busy with another fault: try it again later.
                     first_round.insert(0, fault);
