@@ -701,8 +701,13 @@ impl Run {
                 if injected {
                     *self.injected.entry(fault).or_default() += 1;
                     // A timeline to read beside the workers' logs when a run fails.
-                    let target =
-                        victim.map_or(String::new(), |slot| self.slots[slot].label.clone());
+                    let target = match (fault, victim) {
+                        (Fault::Partition, _) => self.slots[0].label.clone(),
+                        (Fault::Kill | Fault::Term | Fault::Int | Fault::Pause, Some(slot)) => {
+                            self.slots[slot].label.clone()
+                        }
+                        _ => String::new(),
+                    };
                     let _ = crate::tasks::append_synced(
                         &self.dir.join("faults.log"),
                         &format!(
