@@ -264,19 +264,27 @@ fn an_outage_longer_than_the_heartbeat_timeout_rescues_no_live_worker() {
     server.stop_server("fast").unwrap();
     std::thread::sleep(Duration::from_secs(3));
     server.start_server().unwrap();
-    wait_until("every task to end", Duration::from_secs(60), || {
-        unfinished(&url) == Some(0)
-    });
+    let logs_text = || -> String {
+        logs.iter()
+            .map(|l| std::fs::read_to_string(l).unwrap_or_default())
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while unfinished(&url) != Some(0) {
+        assert!(
+            Instant::now() < deadline,
+            "not every task ended within 60 s of the restart:\n{}",
+            logs_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     for worker in &workers {
         worker.signal("INT");
     }
     for worker in workers {
         worker.exit_code(Duration::from_secs(20));
     }
-    let text: String = logs
-        .iter()
-        .map(|l| std::fs::read_to_string(l).unwrap_or_default())
-        .collect();
+    let text = logs_text();
     assert!(!text.contains("rescued the executions"), "{text}");
     let execs = Execs::load(&url);
     assert_eq!(execs.rows.len(), 6, "no replacement: {:?}", execs.rows);
@@ -339,7 +347,10 @@ impl WorkerProcess {
             .args(["worker", "--tick", "0.1"])
             .args(args)
             .env("TOOSIMPLE_DATABASE_URL", url)
-            .env("TOOSIMPLE_LOG", "info")
+            .env(
+                "TOOSIMPLE_LOG",
+                "info,toosimple_worker::worker::outage=debug",
+            )
             .env("NO_COLOR", "1")
             .stdout(Stdio::null())
             .stderr(stderr)

@@ -378,7 +378,10 @@ impl Store {
         f: impl FnOnce(&mut AnyConnection) -> QueryResult<T>,
     ) -> Result<T> {
         let mut conn = self.connection()?;
-        f(&mut conn).map_err(|source| self.failed(action(), source))
+        f(&mut conn).map_err(|source| {
+            discard_if_dead(&mut conn);
+            self.failed(action(), source)
+        })
     }
 
     /// The error for a failed statement: [`Error::DatabaseFull`] when the database ran out of
@@ -390,6 +393,28 @@ impl Store {
             |action| format!("nothing was stored while {action}"),
             source,
         )
+    }
+}
+
+/// After a failed statement outside a transaction, makes sure a dead connection does not go
+/// back to the pool: diesel marks a connection broken only when a transaction fails, so a
+/// connection the server closed (a restart) was handed out again and again, each statement
+/// failing with "no connection to the server" (found by the outage test's second worker).
+/// The ping costs a round trip on the error path only.
+fn discard_if_dead(conn: &mut AnyConnection) {
+    use diesel::connection::TransactionManager;
+    if conn.ping().is_ok() {
+        return;
+    }
+    match conn {
+        AnyConnection::Postgresql(pg) => {
+            diesel::connection::AnsiTransactionManager::transaction_manager_status_mut(pg)
+                .set_in_error();
+        }
+        AnyConnection::Sqlite(sqlite) => {
+            diesel::connection::AnsiTransactionManager::transaction_manager_status_mut(sqlite)
+                .set_in_error();
+        }
     }
 }
 

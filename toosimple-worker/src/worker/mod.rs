@@ -547,8 +547,9 @@ impl Run {
         let label = self.label.clone();
         // The pass that ends an outage must not rescue either: it is the first to see the
         // database again, before any live worker's heartbeat.
-        let rescue =
-            !self.outage.is_down() && self.rescue_after.is_none_or(|at| Instant::now() >= at);
+        let rescue = !self.outage.is_down()
+            && self.rescue_after.is_none_or(|at| Instant::now() >= at)
+            && !self.heartbeat.as_ref().is_some_and(|beat| beat.troubled());
         let passed = blocking(move || {
             let mut duties = lock(&duties);
             let now = clock.now();
@@ -556,7 +557,14 @@ impl Run {
                 let report = duties.rescuer.run_once(&store, now)?;
                 (report.rescued, report.awaiting, report.deferred)
             } else {
-                (Vec::new(), 0, false)
+                // Not judging now: rows running elsewhere may be a dead worker's, which
+                // `--until-done` must not leave behind (this worker runs none when it asks).
+                let elsewhere: i64 = toosimple_core::TaskExec::counts_in(&store)?
+                    .iter()
+                    .filter(|c| c.state == toosimple_core::State::Processing)
+                    .map(|c| c.count)
+                    .sum();
+                (Vec::new(), usize::try_from(elsewhere).unwrap_or(0), false)
             };
             if !rescued.is_empty() {
                 tracing::warn!(worker = %label, "rescued the executions of dead workers (old, replacement): {rescued:?}");

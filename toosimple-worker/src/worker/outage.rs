@@ -38,7 +38,11 @@ impl Outage {
             self.pause = FIRST_PAUSE;
         } else {
             self.pause = (self.pause * 2).min(MAX_PAUSE);
-            tracing::debug!("database still unavailable, next try in {:?}", self.pause);
+            tracing::debug!(
+                "database still unavailable, next try in {:?}: {}",
+                self.pause,
+                error.report()
+            );
         }
         self.retry_at = Some(Instant::now() + self.pause);
     }

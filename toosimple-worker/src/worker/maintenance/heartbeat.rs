@@ -5,9 +5,9 @@
 //! stop it and get the worker's tasks rescued (run twice) while it is alive. Before each beat it
 //! re-measures the database's clock, so that every worker dates its beats by one clock.
 
-use std::sync::Arc;
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use toosimple_core::{Error, Store};
@@ -91,20 +91,30 @@ impl Heartbeat {
     /// Beats on a thread of its own until the returned handle is stopped or dropped.
     pub(crate) fn spawn(self, store: Store, clock: Arc<dyn Clock>) -> Result<Beating, Error> {
         let (stop, stopped) = mpsc::channel::<()>();
+        let troubled = Arc::new(Mutex::new(None));
+        let trouble = troubled.clone();
         let thread = std::thread::Builder::new()
             .name(format!("toosimple-heartbeat-{}", self.label))
-            .spawn(move || self.beat_until(&store, &*clock, &stopped))
+            .spawn(move || self.beat_until(&store, &*clock, &stopped, &trouble))
             .map_err(|e| Error::Runtime(format!("cannot start the heartbeat thread: {e}")))?;
         Ok(Beating {
             stop: Some(stop),
             thread: Some(thread),
+            troubled,
         })
     }
 
-    fn beat_until(&self, store: &Store, clock: &dyn Clock, stopped: &mpsc::Receiver<()>) {
+    fn beat_until(
+        &self,
+        store: &Store,
+        clock: &dyn Clock,
+        stopped: &mpsc::Receiver<()>,
+        troubled: &Mutex<Option<Instant>>,
+    ) {
         let mut failing = false;
         let mut logged_offset = TimeDelta::zero();
         loop {
+            let asked = Instant::now();
             let beat = clock.sync(store).and_then(|offset| {
                 if (offset - logged_offset).abs() >= NOTABLE_OFFSET {
                     log_offset(&self.label, offset);
@@ -112,6 +122,11 @@ impl Heartbeat {
                 }
                 self.run_once(store, clock.now())
             });
+            if beat.is_err() || asked.elapsed() >= TROUBLED_BEAT {
+                // Others' beats likely met the same trouble: no rescue judges them for a while.
+                *troubled.lock().unwrap_or_else(|e| e.into_inner()) =
+                    Some(Instant::now() + self.config.heartbeat_timeout);
+            }
             match beat {
                 Ok(_) if failing => {
                     tracing::debug!(worker = %self.label, "heartbeat recorded again");
@@ -152,14 +167,29 @@ fn log_offset(label: &str, offset: TimeDelta) {
     }
 }
 
+/// A beat that took this long (or failed) means the database was slow or unreachable for
+/// this worker, and likely for the others' beats too.
+const TROUBLED_BEAT: Duration = Duration::from_secs(1);
+
 /// A running heartbeat thread.
 #[derive(Debug)]
 pub(crate) struct Beating {
     stop: Option<mpsc::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// Until when its recent trouble (a failed or slow beat) keeps rescue from judging others.
+    troubled: Arc<Mutex<Option<Instant>>>,
 }
 
 impl Beating {
+    /// Whether one of its beats failed or was slow within the last heartbeat timeout: while
+    /// this worker could not beat on time, the silence of others proves nothing.
+    pub(crate) fn troubled(&self) -> bool {
+        self.troubled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some_and(|until| Instant::now() < until)
+    }
+
     /// Stops the thread and waits for it (blocking: a beat in flight finishes first), so that
     /// no beat lands after the worker recorded its stop.
     pub(crate) fn stop(mut self) {
