@@ -20,6 +20,7 @@ backend_suite!(
     killed_worker_with_a_full_claim_ahead_buffer_loses_nothing,
     paused_worker_resumed_after_its_rescue_has_its_late_outcome_refused,
     async_task_that_ends_as_its_paused_worker_resumes_is_not_timed_out,
+    workers_paused_together_rescue_none_of_each_other,
     first_sigint_hands_back_the_claim_ahead_buffer_unstarted,
     until_done_and_once_exit_0,
     migrate_status_and_tasks,
@@ -462,6 +463,51 @@ fn first_sigint_hands_back_the_claim_ahead_buffer_unstarted(db: &TestDb) {
     assert_eq!(rest.status.code(), Some(0));
     assert_eq!(db.count("state = 'succeeded'"), 15);
     assert_each_ran_once(db);
+}
+
+/// Found by the long chaos run: a worker paused (or starved, or its whole machine frozen) past
+/// the heartbeat timeout came back to find every other worker's heartbeat stale, theirs
+/// having stalled with it (on SQLite, behind the write lock it held), and rescued their
+/// running tasks. A worker whose own loop or heartbeat stalled waits a heartbeat timeout
+/// before it judges others.
+fn workers_paused_together_rescue_none_of_each_other(db: &TestDb) {
+    db.create_side_effects();
+    sleepy::queue_many((1..=4).map(|n| (6_000, n))).unwrap();
+    let args = |label: &'static str| {
+        [
+            "--label",
+            label,
+            "--timeout",
+            "1.5",
+            "--tick",
+            "0.2",
+            "--concurrency",
+            "2",
+            "--claim-ahead",
+            "0",
+        ]
+    };
+    let a = spawn_worker(db, &args("a"));
+    let b = spawn_worker(db, &args("b"));
+    wait_until("both workers to run tasks", Duration::from_secs(30), || {
+        db.count("state = 'processing' AND worker = 'a'") > 0
+            && db.count("state = 'processing' AND worker = 'b'") > 0
+    });
+    signal(&a, "STOP");
+    signal(&b, "STOP");
+    // The fault itself: the whole "machine" frozen for twice the heartbeat timeout.
+    std::thread::sleep(Duration::from_secs(3));
+    signal(&a, "CONT");
+    signal(&b, "CONT");
+    wait_until("every task to end", Duration::from_secs(60), || {
+        db.count("state IN ('queued', 'sleeping', 'processing')") == 0
+    });
+    signal(&a, "INT");
+    signal(&b, "INT");
+    assert_eq!(exit_code(a, Duration::from_secs(20)), 0);
+    assert_eq!(exit_code(b, Duration::from_secs(20)), 0);
+    assert_eq!(db.count("state = 'interrupted'"), 0, "a live worker was rescued");
+    assert_eq!(db.count("state = 'succeeded'"), 4);
 }
 
 /// Found by the chaos run: a worker paused while an async task slept, and resumed after the

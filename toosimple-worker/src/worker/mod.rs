@@ -36,6 +36,10 @@ use self::shutdown::StopRequest;
 pub use self::shutdown::{Exit, RunMode, Shutdown};
 use crate::clock::{Clock, DatabaseClock};
 
+/// How much later than its tick a maintenance pass may come before this worker takes itself
+/// for stalled.
+const STALLED: Duration = Duration::from_secs(1);
+
 /// A worker, configured with builder methods, then [`run`](Worker::run).
 ///
 /// ```no_run
@@ -305,6 +309,9 @@ struct Run {
     /// No rescue before this: after an outage every worker's heartbeat is stale, the live ones'
     /// too, until each has had a heartbeat timeout to beat again.
     rescue_after: Option<Instant>,
+    /// When the last maintenance pass started, and the tick they follow.
+    last_pass: Option<Instant>,
+    tick_interval: Duration,
     /// Whether the last maintenance pass left rows of silent workers to rescue later:
     /// `--until-done` is not done while they wait.
     awaiting_rescue: bool,
@@ -484,6 +491,8 @@ impl Run {
             outage: Outage::default(),
             check_unheld: false,
             rescue_after: outage_at_start.then(|| Instant::now() + worker.heartbeat_timeout),
+            last_pass: None,
+            tick_interval: worker.tick,
             awaiting_rescue: false,
             heartbeat_timeout: worker.heartbeat_timeout,
             heartbeat: Some(heartbeat),
@@ -542,6 +551,15 @@ impl Run {
             return;
         }
         self.tick.ran();
+        // A pass far later than its tick means this worker itself stalled (paused, starved of
+        // CPU, a whole machine frozen): the others' beats may have stalled with it, and their
+        // silence proves nothing until they have had a heartbeat timeout to beat again.
+        let started = Instant::now();
+        if let Some(previous) = self.last_pass.replace(started)
+            && started.duration_since(previous) > self.tick_interval + STALLED
+        {
+            self.rescue_after = Some(started + self.heartbeat_timeout);
+        }
         let retention_due = self.retention.is_due();
         let (duties, store, clock) = (self.duties.clone(), self.store.clone(), self.clock.clone());
         let label = self.label.clone();

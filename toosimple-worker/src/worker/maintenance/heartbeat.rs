@@ -113,8 +113,14 @@ impl Heartbeat {
     ) {
         let mut failing = false;
         let mut logged_offset = TimeDelta::zero();
+        let mut previous: Option<Instant> = None;
         loop {
             let asked = Instant::now();
+            // Woken far later than its interval: this process stalled (paused, starved), and
+            // so, likely, did the beats of the workers it would judge.
+            let stalled = previous
+                .replace(asked)
+                .is_some_and(|at| asked.duration_since(at) > self.config.interval + TROUBLED_BEAT);
             let beat = clock.sync(store).and_then(|offset| {
                 if (offset - logged_offset).abs() >= NOTABLE_OFFSET {
                     log_offset(&self.label, offset);
@@ -122,7 +128,7 @@ impl Heartbeat {
                 }
                 self.run_once(store, clock.now())
             });
-            if beat.is_err() || asked.elapsed() >= TROUBLED_BEAT {
+            if stalled || beat.is_err() || asked.elapsed() >= TROUBLED_BEAT {
                 // Others' beats likely met the same trouble: no rescue judges them for a while.
                 *troubled.lock().unwrap_or_else(|e| e.into_inner()) =
                     Some(Instant::now() + self.config.heartbeat_timeout);
