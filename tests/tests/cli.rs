@@ -506,7 +506,11 @@ fn workers_paused_together_rescue_none_of_each_other(db: &TestDb) {
     signal(&b, "INT");
     assert_eq!(exit_code(a, Duration::from_secs(20)), 0);
     assert_eq!(exit_code(b, Duration::from_secs(20)), 0);
-    assert_eq!(db.count("state = 'interrupted'"), 0, "a live worker was rescued");
+    assert_eq!(
+        db.count("state = 'interrupted'"),
+        0,
+        "a live worker was rescued"
+    );
     assert_eq!(db.count("state = 'succeeded'"), 4);
 }
 
