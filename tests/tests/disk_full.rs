@@ -240,24 +240,18 @@ fn worker_on_a_disk_that_fills_up_loses_and_repeats_nothing() {
             .collect()
     };
     let log = ledger_dir.path().join("worker.log");
-    let mut worker = db
-        .app(env!("CARGO_BIN_EXE_testapp"))
-        .env(
-            "TOOSIMPLE_LOG",
-            "info,toosimple_worker::worker::outage=debug",
-        )
-        .args([
+    let mut worker = spawn_worker_logging_outages(
+        &db,
+        &log,
+        &[
             "worker",
             "--until-done",
             "--concurrency",
             "4",
             "--tick",
             "1",
-        ])
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
+        ],
+    );
     let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
     wait_until(
         "the worker to run some tasks",
@@ -326,17 +320,8 @@ fn worker_started_on_a_full_disk_waits_and_runs_once_there_is_room() {
     let (ledger_dir, _ledger) = line_tasks(TASKS, 1);
     let filler = disk.fill();
     let log = ledger_dir.path().join("worker.log");
-    let mut worker = db
-        .app(env!("CARGO_BIN_EXE_testapp"))
-        .env(
-            "TOOSIMPLE_LOG",
-            "info,toosimple_worker::worker::outage=debug",
-        )
-        .args(["worker", "--until-done", "--tick", "0.2"])
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
+    let mut worker =
+        spawn_worker_logging_outages(&db, &log, &["worker", "--until-done", "--tick", "0.2"]);
     let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
     wait_until(
         "the worker to log the full disk",
@@ -360,6 +345,20 @@ fn worker_started_on_a_full_disk_waits_and_runs_once_there_is_room() {
     let status = worker.wait().unwrap();
     assert!(status.success(), "worker exited {status}: {}", read_log());
     assert_eq!(db.count("state = 'succeeded'"), TASKS, "{}", read_log());
+}
+
+/// The test app's worker with `args`, its log (outage retries included) in `log`.
+fn spawn_worker_logging_outages(db: &TestDb, log: &Path, args: &[&str]) -> std::process::Child {
+    db.app(env!("CARGO_BIN_EXE_testapp"))
+        .env(
+            "TOOSIMPLE_LOG",
+            "info,toosimple_worker::worker::outage=debug",
+        )
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap()
 }
 
 fn running(child: &mut std::process::Child) -> bool {
