@@ -13,7 +13,10 @@ use toosimple_tests::{TestDb, backend_suite, wait_until};
 
 const APP: &str = env!("CARGO_BIN_EXE_testapp");
 
-backend_suite!(worker_with_blocking_async_tasks_keeps_its_heartbeat);
+backend_suite!(
+    worker_with_blocking_async_tasks_keeps_its_heartbeat,
+    worker_started_after_a_stall_rescues_nobody_who_beats_again,
+);
 
 /// A worker process whose stderr goes to a file; killed if the test ends first.
 struct WorkerProcess {
@@ -167,6 +170,56 @@ fn worker_with_blocking_async_tasks_keeps_its_heartbeat(db: &TestDb) {
             && blocked_log.contains("spawn_blocking"),
         "{blocked_log}"
     );
+}
+
+/// Found by the long chaos run on SQLite: a worker started just after a stall (there, a
+/// worker paused while it held the write lock had kept every other worker from beating) ran
+/// its first rescue pass at once, found every live worker's heartbeat stale, and rescued
+/// their running tasks. A worker that runs until stopped now waits a heartbeat timeout before
+/// it first judges others; one that stays silent is still rescued (see
+/// `killed_worker_is_rescued_once_by_another` in `cli.rs`).
+fn worker_started_after_a_stall_rescues_nobody_who_beats_again(db: &TestDb) {
+    db.create_side_effects();
+    let dir = tempfile::tempdir().unwrap();
+    let task = sleepy::queue(4_000, 1).unwrap();
+    let stalled = WorkerProcess::spawn(
+        db,
+        dir.path(),
+        "stalled",
+        &["--timeout", "1.5", "--claim-ahead", "0"],
+        None,
+    );
+    wait_until("the task to start", Duration::from_secs(30), || {
+        task.state().unwrap() == State::Processing
+    });
+    let pid = stalled.child.as_ref().unwrap().id().to_string();
+    let kill = |signal: &str| {
+        let status = Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .expect("run kill");
+        assert!(status.success());
+    };
+    kill("-STOP");
+    // The stall itself: silent past its heartbeat timeout.
+    std::thread::sleep(Duration::from_millis(2_500));
+    let newcomer = WorkerProcess::spawn(db, dir.path(), "newcomer", &["--timeout", "1.5"], None);
+    wait_until("the newcomer to register", Duration::from_secs(30), || {
+        registered(db, "newcomer")
+    });
+    kill("-CONT");
+    wait_for_every_execution(db, &[&stalled, &newcomer]);
+    let newcomer_log = newcomer.stop();
+    stalled.stop();
+    let exec = task.exec().unwrap();
+    assert_eq!(
+        exec.state,
+        State::Succeeded,
+        "a live worker was rescued: {exec:?}\n{newcomer_log}"
+    );
+    assert_eq!(all_execs(db).len(), 1, "no replacement");
+    assert_eq!(db.side_effects(), vec![1]);
+    assert!(!newcomer_log.contains("rescued"), "{newcomer_log}");
 }
 
 /// Debian's libfaketime (package `faketime`), multi-threaded flavour; `None` (with the reason

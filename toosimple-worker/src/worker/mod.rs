@@ -490,7 +490,15 @@ impl Run {
             stop: worker.stop,
             outage: Outage::default(),
             check_unheld: false,
-            rescue_after: outage_at_start.then(|| Instant::now() + worker.heartbeat_timeout),
+            // A worker just started has watched nobody beat: the others' heartbeats may be
+            // stale from a stall that ended as it started (on SQLite, a paused worker holding
+            // the write lock stalls every beat), so it judges them only once they have had a
+            // heartbeat timeout to beat again. Their rescue comes no later than a timeout after
+            // their death anyway when this worker replaces one that crashed. `--until-done` and
+            // `--once` keep their first pass: they are run by hand or by tests, and
+            // `--until-done` waits for rows it spares rather than leave them behind.
+            rescue_after: (outage_at_start || worker.mode == RunMode::Forever)
+                .then(|| Instant::now() + worker.heartbeat_timeout),
             last_pass: None,
             tick_interval: worker.tick,
             awaiting_rescue: false,
