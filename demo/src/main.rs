@@ -9,8 +9,9 @@
 //!   the same process; Ctrl-C stops both cleanly.
 //! - `demo tour`: queues examples of every task, runs a worker until they are done, prints
 //!   the executions, exits 0.
-//! - anything else goes to `toosimple_worker::main()`: `demo worker --queue emails`,
-//!   `demo status`, `demo enqueue flaky_import '{"batch": 7}'`, ...
+//! - toosimple's subcommands, beside these two in `demo --help` through
+//!   [`toosimple_worker::Cli`]: `demo worker --queue emails`, `demo status`,
+//!   `demo enqueue flaky_import '{"batch": 7}'`, ...
 //!
 //! The database is `TOOSIMPLE_DATABASE_URL` (default `sqlite://toosimple.sqlite3`); mail goes
 //! to `TOOSIMPLE_SMTP_URL`, or into `TOOSIMPLE_MAIL_DIR` (default `./outbox`) as `.eml` files.
@@ -23,72 +24,59 @@ mod web;
 
 use std::process::ExitCode;
 
-/// `demo --help`: the demo's own commands, then toosimple's command line.
-const HELP: &str = "\
-The toosimple demo: a newsletter sign-up site whose welcome emails are background tasks.
+use toosimple_worker::Parsed;
+use toosimple_worker::clap::{Arg, ArgAction, Command};
 
-Usage: demo [--bind ADDR] [--no-worker]   run the site (default 127.0.0.1:8000) and a worker
-       demo tour                          a scripted walk-through; exits 0
-       demo <COMMAND> ...                 toosimple's command line (below)
+/// `demo --help`'s notes: what no subcommand does, and the environment the demo reads
+/// besides toosimple's.
+const ENVIRONMENT: &str = "\
+Without a command, demo runs the site (--bind, --no-worker) and a worker in one process;
+Ctrl-C stops both.
 
-Site options:
-  --bind <ADDR>   where the web server listens [default: 127.0.0.1:8000]
-  --no-worker     serve the site only; run `demo worker` processes separately
-
-Environment:
-  TOOSIMPLE_DATABASE_URL  the database: sqlite://path or postgres://user:password@host/db
-                          [default: sqlite://toosimple.sqlite3]
+The demo's environment:
   TOOSIMPLE_SMTP_URL      deliver mail through this SMTP server (smtp://host:port)
   TOOSIMPLE_MAIL_DIR      otherwise write .eml files into this folder [default: ./outbox]
   DEMO_PUBLIC_URL         the site's address in emailed links [default: http://127.0.0.1:8000]
   TOOSIMPLE_ADMIN_PASSWORD  mounts the admin dashboard at /admin with this password
                           (or TOOSIMPLE_ADMIN_PASSWORD_HASH, its argon2 hash)
   TOOSIMPLE_ADMIN_SECRET  seals the admin's session cookies: 64 random bytes, hex or
-                          base64 (without it, a restart logs everyone out)
-  TOOSIMPLE_LOG           log filter (e.g. info, debug) [default: info]
+                          base64 (without it, a restart logs everyone out)";
 
-toosimple's command line:
-";
-
-/// What the first arguments ask for.
-#[derive(Debug, PartialEq, Eq)]
-enum Action {
-    Serve(serve::Options),
-    Tour,
-    Help,
-    Toosimple,
+/// The demo's command line: the site (no subcommand) and `tour`, beside toosimple's.
+fn cli() -> toosimple_worker::Cli {
+    toosimple_worker::cli!()
+        .after_help(ENVIRONMENT)
+        .subcommand(
+            Command::new("tour")
+                .about("A scripted walk-through: queues examples of every task, runs a worker until they are done, prints the executions; exits 0"),
+        )
+        .augment(|command| {
+            command
+                // No subcommand runs the site.
+                .subcommand_required(false)
+                .arg_required_else_help(false)
+                .args_conflicts_with_subcommands(true)
+                .arg(
+                    Arg::new("bind")
+                        .long("bind")
+                        .value_name("ADDR")
+                        .default_value(serve::DEFAULT_BIND)
+                        .help("Where the site listens (no subcommand)"),
+                )
+                .arg(
+                    Arg::new("no_worker")
+                        .long("no-worker")
+                        .action(ArgAction::SetTrue)
+                        .help("Serve the site only; run `demo worker` processes separately"),
+                )
+        })
 }
 
-fn action(args: &[String]) -> Result<Action, String> {
-    match args.first().map(String::as_str) {
-        None => Ok(Action::Serve(serve::Options::default())),
-        Some(first) if first.starts_with("--bind") || first == "--no-worker" => {
-            serve::Options::parse(args).map(Action::Serve)
-        }
-        Some("tour") if args.len() == 1 => Ok(Action::Tour),
-        Some("tour") => Err(format!(
-            "`demo tour` takes no arguments, got {:?}",
-            &args[1..]
-        )),
-        Some("-h" | "--help" | "help") if args.len() == 1 => Ok(Action::Help),
-        Some(_) => Ok(Action::Toosimple),
-    }
-}
-
-/// Opens the database named by `--database-url` (anywhere in `args`) or the environment, and
-/// creates the demo's own table: `demo worker` and `demo migrate` need it too.
-fn migrate_app_tables(args: &[String]) {
-    let flag = args.iter().enumerate().find_map(|(i, a)| {
-        a.strip_prefix("--database-url=")
-            .map(str::to_string)
-            .or_else(|| {
-                (a == "--database-url")
-                    .then(|| args.get(i + 1).cloned())
-                    .flatten()
-            })
-    });
-    let store = match flag {
-        Some(url) => toosimple_core::init(&url),
+/// Opens the database named by `--database-url` or the environment, and creates the demo's
+/// own table: `demo worker` and `demo migrate` need it too.
+fn migrate_app_tables(url: Option<&str>) {
+    let store = match url {
+        Some(url) => toosimple_core::init(url),
         None => toosimple_core::default_store(),
     };
     // A connection failure is left for toosimple's command line to report as it does.
@@ -100,24 +88,27 @@ fn migrate_app_tables(args: &[String]) {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match action(&args) {
-        Ok(Action::Serve(options)) => serve::run(options),
-        Ok(Action::Tour) => tour::run(),
-        Ok(Action::Help) => {
-            print!("{HELP}");
-            toosimple_worker::main()
-        }
-        Ok(Action::Toosimple) => {
-            if matches!(args[0].as_str(), "worker" | "migrate") {
-                migrate_app_tables(&args);
+    match cli().parse() {
+        Parsed::Toosimple(command) => {
+            if matches!(command.name(), "worker" | "migrate") {
+                migrate_app_tables(command.database_url());
             }
-            toosimple_worker::main()
+            command.run()
         }
-        Err(message) => {
-            eprintln!("demo: {message}\n\nRun `demo --help` for usage.");
-            ExitCode::from(2)
-        }
+        Parsed::App {
+            matches,
+            database_url,
+        } => match matches.subcommand_name() {
+            Some("tour") => tour::run(),
+            _ => serve::run(serve::Options {
+                bind: matches
+                    .get_one::<String>("bind")
+                    .cloned()
+                    .unwrap_or_else(|| serve::DEFAULT_BIND.to_string()),
+                worker: !matches.get_flag("no_worker"),
+                database_url,
+            }),
+        },
     }
 }
 
@@ -125,29 +116,51 @@ fn main() -> ExitCode {
 mod tests {
     use super::*;
 
-    fn args(text: &str) -> Vec<String> {
-        text.split_whitespace().map(String::from).collect()
+    fn parse(text: &str) -> Parsed {
+        cli()
+            .try_parse_from(std::iter::once("demo").chain(text.split_whitespace()))
+            .unwrap_or_else(|e| panic!("{text}: {e}"))
+    }
+
+    fn app(text: &str) -> toosimple_worker::clap::ArgMatches {
+        match parse(text) {
+            Parsed::App { matches, .. } => matches,
+            other => panic!("{text}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_command_definition_is_consistent() {
+        cli().command().clone().debug_assert();
     }
 
     #[test]
     fn arguments_choose_the_action() {
-        assert_eq!(action(&[]), Ok(Action::Serve(serve::Options::default())));
+        let site = app("");
+        assert_eq!(site.subcommand_name(), None);
         assert_eq!(
-            action(&args("--bind 0.0.0.0:9000 --no-worker")),
-            Ok(Action::Serve(serve::Options {
-                bind: "0.0.0.0:9000".into(),
-                worker: false
-            }))
+            site.get_one::<String>("bind").map(String::as_str),
+            Some(serve::DEFAULT_BIND)
         );
-        assert_eq!(action(&args("tour")), Ok(Action::Tour));
-        assert!(action(&args("tour extra")).is_err());
-        assert_eq!(action(&args("--help")), Ok(Action::Help));
+        let site = app("--bind 0.0.0.0:9000 --no-worker");
         assert_eq!(
-            action(&args("worker --queue emails")),
-            Ok(Action::Toosimple)
+            site.get_one::<String>("bind").map(String::as_str),
+            Some("0.0.0.0:9000")
         );
-        assert_eq!(action(&args("status")), Ok(Action::Toosimple));
-        assert!(action(&args("--bind")).is_err());
-        assert!(action(&args("--bind 1.2.3.4:5 --what")).is_err());
+        assert!(site.get_flag("no_worker"));
+        assert_eq!(app("tour").subcommand_name(), Some("tour"));
+        match parse("worker --queue emails") {
+            Parsed::Toosimple(command) => assert_eq!(command.name(), "worker"),
+            other => panic!("{other:?}"),
+        }
+        let wrong = |text: &str| {
+            cli()
+                .try_parse_from(std::iter::once("demo").chain(text.split_whitespace()))
+                .is_err()
+        };
+        assert!(wrong("tour extra"));
+        assert!(wrong("--bind"));
+        assert!(wrong("--bind 1.2.3.4:5 --what"));
+        assert!(wrong("--no-worker status"));
     }
 }

@@ -16,46 +16,17 @@ pub struct Options {
     pub bind: String,
     /// Whether to run a worker in the same process.
     pub worker: bool,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            bind: DEFAULT_BIND.into(),
-            worker: true,
-        }
-    }
-}
-
-impl Options {
-    /// Parses `--bind ADDR`, `--bind=ADDR` and `--no-worker`.
-    pub fn parse(args: &[String]) -> Result<Options, String> {
-        let mut options = Options::default();
-        let mut args = args.iter();
-        while let Some(arg) = args.next() {
-            if arg == "--bind" {
-                options.bind = args
-                    .next()
-                    .ok_or("--bind needs an address, e.g. --bind 0.0.0.0:8000")?
-                    .clone();
-            } else if let Some(addr) = arg.strip_prefix("--bind=") {
-                options.bind = addr.to_string();
-            } else if arg == "--no-worker" {
-                options.worker = false;
-            } else {
-                return Err(format!(
-                    "unexpected argument {arg:?}: the site takes --bind ADDR and --no-worker"
-                ));
-            }
-        }
-        Ok(options)
-    }
+    /// `--database-url`, else `TOOSIMPLE_DATABASE_URL` or the default.
+    pub database_url: Option<String>,
 }
 
 /// Runs the site (and the worker) until Ctrl-C or SIGTERM.
 pub fn run(options: Options) -> ExitCode {
     toosimple_worker::init_tracing("info");
-    let store = match toosimple_core::default_store()
+    let store = match options
+        .database_url
+        .as_deref()
+        .map_or_else(toosimple_core::default_store, toosimple_core::init)
         .and_then(|store| subscribers::migrate(&store).map(|()| store))
     {
         Ok(store) => store,

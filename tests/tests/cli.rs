@@ -141,6 +141,164 @@ fn a_worker_that_creates_its_database_says_where() {
     assert!(enqueue.status.success() && other.exists());
 }
 
+/// Finding: `--tick 0` busy-looped, `--concurrency 0` became 1, `--timeout 5 --tick 10` was
+/// taken, `--tick 1s` was refused while `purge` took units. Each bad flag exits 2 before any
+/// database is touched, saying what to write.
+#[test]
+fn flags_that_make_no_sense_are_refused_with_what_to_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("toosimple.sqlite3");
+    let url = format!("sqlite://{}", file.display());
+    for (args, says) in [
+        (
+            &["worker", "--tick", "0"][..],
+            &[
+                "invalid value '0' for '--tick <DURATION>'",
+                "at least 10ms",
+                "busy loop",
+                "1s",
+            ][..],
+        ),
+        (&["worker", "--tick=-1"], &["cannot be negative", "500ms"]),
+        (
+            &["worker", "--tick", "1x"],
+            &["unknown time unit \"x\"", "write e.g. 500ms, 1s"],
+        ),
+        (
+            &["worker", "--concurrency", "0"],
+            &["for '--concurrency <N>'", "runs nothing: write 1 or more"],
+        ),
+        (
+            &["worker", "--timeout", "5", "--tick", "10"],
+            &[
+                "the heartbeat timeout (--timeout 5s) must be longer than the tick (--tick 10s)",
+                "write e.g. --timeout 30s or a shorter --tick",
+                "Usage: testapp worker",
+            ],
+        ),
+        // The default tick (1s) against a timeout written with a unit.
+        (
+            &["worker", "--timeout", "500ms"],
+            &["(--timeout 500ms) must be longer than the tick (--tick 1s)"],
+        ),
+        (
+            &["worker", "--queue", "emails,,default"],
+            &["an empty queue name", "emails,default"],
+        ),
+        (&["worker", "--exclude-queue", ""], &["an empty queue name"]),
+        (&["worker", "--label", " "], &["a worker needs a name"]),
+        (
+            &["purge", "--older-than", "7"],
+            &["\"7\" has no unit", "7d, 7h, 7m or 7s"],
+        ),
+        (
+            &["purge", "--older-than", "7 days ago"],
+            &["write e.g. 500ms"],
+        ),
+        (&["cancel", "0"], &["a number from 1 up"]),
+        (
+            &["admin", "--bind", "8001"],
+            &["write an address and port, e.g. 127.0.0.1:8001"],
+        ),
+    ] {
+        let output = app_in(dir.path(), &url, args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let stderr = stderr(&output);
+        for text in says {
+            assert!(
+                stderr.contains(text),
+                "{args:?} should say {text:?}:\n{stderr}"
+            );
+        }
+        assert!(!file.exists(), "{args:?} touched the database");
+    }
+}
+
+/// Finding: `--queue emails,default` served one queue named "emails,default"; `--tick 1s`
+/// was refused. Commas split, the flag repeats, and durations take units.
+#[test]
+fn queues_split_on_commas_and_durations_take_units() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("app.sqlite3").display());
+    let once = app_in(
+        dir.path(),
+        &url,
+        &[
+            "worker",
+            "--once",
+            "--queue",
+            "emails,default",
+            "--queue",
+            "reports",
+            "--tick",
+            "250ms",
+            "--timeout",
+            "1m",
+            "--label",
+            "split",
+        ],
+    );
+    assert_eq!(once.status.code(), Some(0), "{}", stderr(&once));
+    let status = app_in(dir.path(), &url, &["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let worker = &status["workers"][0];
+    assert_eq!(worker["label"], "split");
+    assert_eq!(worker["queues"], json!(["emails", "default", "reports"]));
+    assert_eq!(worker["heartbeat_timeout"], json!(60.0));
+    let purge = app_in(dir.path(), &url, &["purge", "--older-than", "1h 30m"]);
+    assert_eq!(
+        stdout(&purge),
+        "deleted 0 finished execution(s) older than 90 minutes\n"
+    );
+}
+
+/// Finding: `app --help` and `--version` said "Worker runtime and manage-style CLI for
+/// toosimple" and "toosimple-worker 0.1.0". Through `toosimple_worker::main()`, which cannot
+/// know the app's version, they name the binary; the help tells exit codes, signals and
+/// `TOOSIMPLE_LOG`.
+#[test]
+fn help_and_version_are_the_applications() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = "sqlite://toosimple.sqlite3";
+    let version = app_in(dir.path(), url, &["--version"]);
+    assert_eq!(version.status.code(), Some(0));
+    assert_eq!(stdout(&version), "testapp (toosimple-worker 0.1.0)\n");
+    let help = app_in(dir.path(), url, &["--help"]);
+    assert_eq!(help.status.code(), Some(0));
+    let help = stdout(&help);
+    assert!(!help.contains("manage-style"), "{help}");
+    for text in [
+        "Background tasks of this application",
+        "Usage: testapp [OPTIONS] <COMMAND>",
+        "TOOSIMPLE_LOG ",
+        "TOOSIMPLE_DATABASE_URL",
+        "SIGTERM or a second SIGINT",
+        "  2   the command line is wrong",
+        "  77  a worker terminated",
+        "  99  a worker crashed",
+    ] {
+        assert!(help.contains(text), "--help should say {text:?}:\n{help}");
+    }
+    let worker = stdout(&app_in(dir.path(), url, &["worker", "--help"]));
+    for text in [
+        "first SIGINT",
+        "(exit 77)",
+        "exits 99",
+        "TOOSIMPLE_LOG",
+        "500ms",
+    ] {
+        assert!(
+            worker.contains(text),
+            "worker --help should say {text:?}:\n{worker}"
+        );
+    }
+    // Without a command, the help, and a usage error's code.
+    let bare = app_in(dir.path(), url, &[]);
+    assert_eq!(bare.status.code(), Some(2));
+    assert!(stderr(&bare).contains("Usage: testapp [OPTIONS] <COMMAND>"));
+    assert!(!dir.path().join("toosimple.sqlite3").exists());
+}
+
 fn run(db: &TestDb, args: &[&str]) -> Output {
     let output = db.app(APP).args(args).output().expect("run the app");
     eprintln!(
@@ -823,7 +981,13 @@ fn enqueue_reports_bad_input_clearly(db: &TestDb) {
     }
 
     let bad_due = run(db, &["enqueue", "add", "{}", "--due", "tomorrow"]);
-    assert!(String::from_utf8_lossy(&bad_due.stderr).contains("invalid --due"));
+    assert_eq!(bad_due.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&bad_due.stderr);
+    assert!(
+        said.contains("for '--due <DUE>'")
+            && said.contains("write an RFC 3339 date such as 2030-01-01T08:00:00Z"),
+        "{said}"
+    );
     assert_eq!(db.count("1 = 1"), 0, "nothing was enqueued");
 
     let bad_flag = run(db, &["worker", "--once", "--until-done"]);

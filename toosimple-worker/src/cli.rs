@@ -3,11 +3,15 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
+pub use app::{Builtin, Cli, Parsed};
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 use toosimple_core::{DATABASE_URL_ENV, Error, QueueCount, State, Store, TaskExec, WorkerStatus};
 
 use crate::worker::{RunMode, Worker};
+
+mod app;
+mod values;
 
 /// `println!` that hands a failed write back (`println!` panics): `status | head` closes
 /// the pipe before the output ends.
@@ -32,10 +36,10 @@ impl From<Error> for Failure {
     }
 }
 
-/// Background tasks of this application: run workers and manage executions.
+/// Toosimple's command line as clap derives it; [`Cli`] gives it the application's name,
+/// version and about text.
 #[derive(Debug, Parser)]
-#[command(version, about, long_about = None)]
-struct Cli {
+struct Manage {
     /// The database (sqlite://path or postgres://...); default sqlite://toosimple.sqlite3.
     #[arg(long, global = true, env = DATABASE_URL_ENV, value_name = "URL")]
     database_url: Option<String>,
@@ -52,7 +56,7 @@ enum Command {
     #[cfg(feature = "admin")]
     Admin {
         /// The address to listen on.
-        #[arg(long, default_value = "127.0.0.1:8001")]
+        #[arg(long, default_value = "127.0.0.1:8001", value_parser = values::bind)]
         bind: std::net::SocketAddr,
     },
     /// Apply the database migrations and exit.
@@ -74,23 +78,25 @@ enum Command {
         #[arg(default_value = "{}")]
         args: String,
         /// When it may run (RFC 3339, e.g. 2030-01-01T08:00:00Z); now when absent.
-        #[arg(long)]
-        due: Option<String>,
+        #[arg(long, value_parser = values::due)]
+        due: Option<DateTime<Utc>>,
     },
     /// Enqueue a new execution with the same task and arguments as execution ID.
     Requeue {
         /// The execution to copy.
+        #[arg(value_parser = values::exec_id)]
         id: i64,
     },
     /// Cancel execution ID if it has not started.
     Cancel {
         /// The execution to cancel.
+        #[arg(value_parser = values::exec_id)]
         id: i64,
     },
     /// Delete finished executions older than a duration.
     Purge {
-        /// Age of the executions to delete: 30s, 15m, 12h, 7d, 2w.
-        #[arg(long = "older-than", alias = "older_than", value_parser = parse_age)]
+        /// Age of the executions to delete, with its unit: 30s, 15m, 12h, 7d, 2w.
+        #[arg(long = "older-than", alias = "older_than", value_name = "AGE", value_parser = values::age)]
         older_than: Duration,
         /// Only executions in this state (repeatable); any finished state by default.
         #[arg(long)]
@@ -112,14 +118,46 @@ enum Command {
     },
 }
 
+impl Command {
+    /// The subcommand's name, as typed.
+    fn name(&self) -> &'static str {
+        match self {
+            Command::Worker(_) => "worker",
+            #[cfg(feature = "admin")]
+            Command::Admin { .. } => "admin",
+            Command::Migrate => "migrate",
+            Command::Status { .. } => "status",
+            Command::Enqueue { .. } => "enqueue",
+            Command::Requeue { .. } => "requeue",
+            Command::Cancel { .. } => "cancel",
+            Command::Purge { .. } => "purge",
+            Command::Tasks => "tasks",
+            Command::Schedules { .. } => "schedules",
+            Command::RunSchedule { .. } => "run-schedule",
+        }
+    }
+}
+
 /// The `worker` subcommand's options (django-toosimple-q's underscore spellings work too).
 #[derive(Debug, Args)]
 struct WorkerArgs {
-    /// Serve only this queue (repeatable).
-    #[arg(long = "queue", value_name = "QUEUE", conflicts_with = "exclude_queue")]
+    /// Serve only these queues (comma-separated, or repeat the flag).
+    #[arg(
+        long = "queue",
+        value_name = "QUEUE",
+        value_delimiter = ',',
+        value_parser = values::queue,
+        conflicts_with = "exclude_queue"
+    )]
     queue: Vec<String>,
-    /// Serve every queue but this one (repeatable).
-    #[arg(long = "exclude-queue", alias = "exclude_queue", value_name = "QUEUE")]
+    /// Serve every queue but these (comma-separated, or repeat the flag).
+    #[arg(
+        long = "exclude-queue",
+        alias = "exclude_queue",
+        value_name = "QUEUE",
+        value_delimiter = ',',
+        value_parser = values::queue
+    )]
     exclude_queue: Vec<String>,
     /// Run one round, then stop.
     #[arg(long, conflicts_with = "until_done")]
@@ -127,18 +165,18 @@ struct WorkerArgs {
     /// Stop once nothing is left to run.
     #[arg(long = "until-done", alias = "until_done")]
     until_done: bool,
-    /// Seconds between heartbeats and idle looks for work.
-    #[arg(long, default_value_t = 1.0)]
-    tick: f64,
+    /// Time between heartbeats and idle looks for work (at least 10ms).
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = values::tick)]
+    tick: Duration,
     /// This worker's label; `{pid}` is replaced by the process id.
-    #[arg(long, default_value = "worker-{pid}")]
+    #[arg(long, default_value = "worker-{pid}", value_parser = values::label)]
     label: String,
-    /// Heartbeat timeout: seconds without a heartbeat after which other workers rescue this
-    /// one's tasks (not a task's run limit, `#[task(timeout)]`).
-    #[arg(long = "timeout", value_name = "SECS", default_value_t = 300.0)]
-    heartbeat_timeout: f64,
-    /// How many tasks run at once; default: the number of CPUs.
-    #[arg(long)]
+    /// Heartbeat timeout, longer than the tick: time without a heartbeat after which other
+    /// workers rescue this one's tasks (not a task's run limit, `#[task(timeout)]`).
+    #[arg(long = "timeout", value_name = "DURATION", default_value = "300s", value_parser = values::duration)]
+    heartbeat_timeout: Duration,
+    /// How many tasks run at once (1 or more); default: the number of CPUs.
+    #[arg(long, value_name = "N", value_parser = values::concurrency)]
     concurrency: Option<usize>,
     /// How many rows to claim beyond the free slots while tasks are short (under 20 ms), so a
     /// freed slot starts its next task without a round trip; default: the concurrency; 0 off.
@@ -149,27 +187,23 @@ struct WorkerArgs {
     no_schedules: bool,
 }
 
-fn parse_age(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(|| format!("{text:?} has no unit: write e.g. 7d, 12h, 30m, 45s or 2w"))?;
-    let (number, unit) = text.split_at(split);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} does not start with a number"))?;
-    let seconds = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3_600,
-        "d" => 86_400,
-        "w" => 604_800,
-        other => return Err(format!("unknown unit {other:?}: use s, m, h, d or w")),
-    };
-    number
-        .checked_mul(seconds)
-        .map(Duration::from_secs)
-        .ok_or_else(|| format!("{text:?} is more seconds than a duration holds"))
+impl WorkerArgs {
+    /// The checks across options, which no single flag's parser can make.
+    fn check(&self) -> Result<(), String> {
+        if self.heartbeat_timeout <= self.tick {
+            return Err(format!(
+                "the heartbeat timeout (--timeout {}) must be longer than the tick (--tick {}): \
+                 other workers would take this one for dead between two of its heartbeats and \
+                 rescue its tasks while they run; write e.g. --timeout {} or a shorter --tick",
+                humantime::format_duration(self.heartbeat_timeout),
+                humantime::format_duration(self.tick),
+                humantime::format_duration(Duration::from_secs(
+                    self.tick.as_secs().saturating_mul(3).max(30)
+                )),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// The finish time before which `purge --older-than` deletes, from `now`: the start of time
@@ -181,16 +215,8 @@ fn purge_cutoff(now: DateTime<Utc>, older_than: Duration) -> DateTime<Utc> {
         .unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
-fn seconds(value: f64, what: &str) -> Result<Duration, Error> {
-    Duration::try_from_secs_f64(value).map_err(|_| Error::InvalidOption {
-        option: what.to_string(),
-        reason: format!("{value} is not a number of seconds"),
-    })
-}
-
-/// Parses the process's arguments and runs the subcommand. See [`crate::main`].
-pub(crate) fn run() -> ExitCode {
-    let cli = Cli::parse();
+/// Runs one of toosimple's subcommands, parsed and checked.
+fn run(cli: Manage) -> ExitCode {
     init_tracing("info");
     // Each command opens its database itself: a worker so that it can wait through an outage
     // at start, the others to choose whether a missing SQLite file may be created.
@@ -303,9 +329,9 @@ fn run_worker(args: WorkerArgs, database_url: Option<String>) -> ExitCode {
 
 fn worker_from(args: &WorkerArgs) -> Result<Worker, Error> {
     let mut worker = Worker::new()
-        .tick(seconds(args.tick, "--tick")?)
+        .tick(args.tick)
         .label(&args.label)
-        .heartbeat_timeout(seconds(args.heartbeat_timeout, "--timeout")?)
+        .heartbeat_timeout(args.heartbeat_timeout)
         .schedules(!args.no_schedules)
         .mode(if args.once {
             RunMode::Once
@@ -355,7 +381,6 @@ fn run_command(command: Command, db: &Database) -> Result<(), Failure> {
                         .to_string(),
                 }));
             }
-            let due = due.map(|d| parse_due(&d)).transpose()?;
             // Refused now rather than stored and found `Invalid` by a worker later.
             toosimple_core::find_task(&task)?.check_args(&args)?;
             let handle = toosimple_core::enqueue_by_name(&store, &task, args, due)?;
@@ -410,15 +435,6 @@ fn run_command(command: Command, db: &Database) -> Result<(), Failure> {
         }
     }
     Ok(())
-}
-
-fn parse_due(text: &str) -> Result<DateTime<Utc>, Error> {
-    DateTime::parse_from_rfc3339(text)
-        .map(|d| d.with_timezone(&Utc))
-        .map_err(|e| Error::InvalidOption {
-            option: "--due".to_string(),
-            reason: format!("{text:?} is not an RFC 3339 date such as 2030-01-01T08:00:00Z: {e}"),
-        })
 }
 
 /// An age as `purge` was given it, in words: "7 days", not "604800s".
@@ -628,13 +644,31 @@ mod fuzz;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use values::age as parse_age;
+
+    fn parse(argv: &[&str]) -> Result<Parsed, clap::Error> {
+        Cli::new("app", "0.0.0").try_parse_from(argv)
+    }
+
+    fn worker_args(argv: &[&str]) -> WorkerArgs {
+        match parse(argv) {
+            Ok(Parsed::Toosimple(Builtin {
+                manage:
+                    Manage {
+                        command: Command::Worker(args),
+                        ..
+                    },
+            })) => args,
+            other => panic!("{argv:?}: {other:?}"),
+        }
+    }
 
     #[test]
     fn ages_parse_with_units() {
         assert_eq!(parse_age("7d"), Ok(Duration::from_secs(7 * 86_400)));
         assert_eq!(parse_age("30s"), Ok(Duration::from_secs(30)));
         assert!(parse_age("7").unwrap_err().contains("no unit"));
-        assert!(parse_age("7y").unwrap_err().contains("unknown unit"));
+        assert!(parse_age("7x").unwrap_err().contains("unknown time unit"));
     }
 
     #[test]
@@ -653,17 +687,11 @@ mod tests {
     #[test]
     fn an_age_too_long_for_a_duration_is_an_error_not_an_overflow() {
         let error = parse_age("40000000000000w").unwrap_err();
-        assert!(
-            error.contains("more seconds than a duration holds"),
-            "{error}"
-        );
-        let error = Cli::try_parse_from(["app", "purge", "--older-than", "18446744073709551615m"])
+        assert!(error.contains("longer than a duration holds"), "{error}");
+        let error = parse(&["app", "purge", "--older-than", "18446744073709551615m"])
             .unwrap_err()
             .to_string();
-        assert!(
-            error.contains("more seconds than a duration holds"),
-            "{error}"
-        );
+        assert!(error.contains("longer than a duration holds"), "{error}");
     }
 
     /// Finding: an age reaching back past chrono's first date (`--older-than 100000000d`,
@@ -681,23 +709,101 @@ mod tests {
 
     #[test]
     fn underscore_aliases_parse() {
-        let cli = Cli::try_parse_from([
+        let args = worker_args(&[
             "app",
             "worker",
             "--until_done",
             "--exclude_queue",
             "slow",
             "--no_schedules",
-        ])
-        .unwrap();
-        let Command::Worker(args) = cli.command else {
-            panic!("worker")
-        };
+        ]);
         assert!(args.until_done && args.no_schedules);
         assert_eq!(args.exclude_queue, ["slow"]);
-        assert!(Cli::try_parse_from(["app", "worker", "--once", "--until-done"]).is_err());
-        assert!(
-            Cli::try_parse_from(["app", "worker", "--queue", "a", "--exclude-queue", "b"]).is_err()
+        assert!(parse(&["app", "worker", "--once", "--until-done"]).is_err());
+        assert!(parse(&["app", "worker", "--queue", "a", "--exclude-queue", "b"]).is_err());
+    }
+
+    #[test]
+    fn queues_split_on_commas_and_the_flag_repeats() {
+        let args = worker_args(&[
+            "app",
+            "worker",
+            "--queue",
+            "emails,default",
+            "--queue",
+            "reports",
+        ]);
+        assert_eq!(args.queue, ["emails", "default", "reports"]);
+        let args = worker_args(&["app", "worker", "--exclude-queue", "slow, big"]);
+        assert_eq!(args.exclude_queue, ["slow", "big"]);
+        let error = parse(&["app", "worker", "--queue", "emails,,default"])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("an empty queue name"), "{error}");
+    }
+
+    #[test]
+    fn worker_durations_take_units_and_the_timeout_must_exceed_the_tick() {
+        let args = worker_args(&["app", "worker", "--tick", "500ms", "--timeout", "2m"]);
+        assert_eq!(args.tick, Duration::from_millis(500));
+        assert_eq!(args.heartbeat_timeout, Duration::from_secs(120));
+        let args = worker_args(&["app", "worker", "--tick", "0.2", "--timeout", "1"]);
+        assert_eq!(args.tick, Duration::from_millis(200));
+        let defaults = worker_args(&["app", "worker"]);
+        assert_eq!(defaults.tick, Duration::from_secs(1));
+        assert_eq!(
+            defaults.heartbeat_timeout,
+            crate::worker::maintenance::heartbeat::DEFAULT_HEARTBEAT_TIMEOUT
         );
+        let error = parse(&["app", "worker", "--timeout", "5", "--tick", "10"]).unwrap_err();
+        assert_eq!(error.kind(), clap::error::ErrorKind::ArgumentConflict);
+        assert!(
+            error
+                .to_string()
+                .contains("(--timeout 5s) must be longer than the tick (--tick 10s)"),
+            "{error}"
+        );
+    }
+
+    /// The help is the application's: its name, version and about text, then toosimple's
+    /// notes.
+    #[test]
+    fn help_and_version_are_the_applications() {
+        let cli = Cli::new("shop", "2.3.4").about("The shop's back office");
+        let mut command = cli.command().clone();
+        assert_eq!(command.render_version(), "shop 2.3.4\n");
+        let help = command.render_help().to_string();
+        assert!(help.starts_with("The shop's back office"), "{help}");
+        assert!(
+            help.contains("TOOSIMPLE_LOG") && help.contains("77"),
+            "{help}"
+        );
+        // Cargo's empty description keeps the default.
+        let help = Cli::new("shop", "1")
+            .about("")
+            .command()
+            .clone()
+            .render_help();
+        assert!(help.to_string().starts_with(app::DEFAULT_ABOUT), "{help}");
+    }
+
+    #[test]
+    fn an_applications_subcommand_comes_back_to_it() {
+        let cli = Cli::new("shop", "1").subcommand(clap::Command::new("report"));
+        match cli.try_parse_from(["shop", "--database-url", "sqlite://x", "report"]) {
+            Ok(Parsed::App {
+                matches,
+                database_url,
+            }) => {
+                assert_eq!(matches.subcommand_name(), Some("report"));
+                assert_eq!(database_url.as_deref(), Some("sqlite://x"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let cli = Cli::new("shop", "1").subcommand(clap::Command::new("report"));
+        match cli.try_parse_from(["shop", "migrate"]) {
+            Ok(Parsed::Toosimple(builtin)) => assert_eq!(builtin.name(), "migrate"),
+            other => panic!("{other:?}"),
+        }
     }
 }

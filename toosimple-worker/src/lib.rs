@@ -13,6 +13,17 @@
 //! (`app --help` lists them). A [`Worker`] can also run inside the application, on its own
 //! runtime ([`Worker::run`]) or on the application's ([`Worker::run_async`]).
 //!
+//! # The application's command line
+//! [`cli!`] gives the command line the application's name, version and description from its
+//! `Cargo.toml` (`app --version` says "app 1.2.0", not toosimple's), and a [`Cli`] takes the
+//! application's own subcommands beside toosimple's ([`Cli::subcommand`], [`Cli::parse`]):
+//!
+//! ```no_run
+//! fn main() -> std::process::ExitCode {
+//!     toosimple_worker::cli!().run()
+//! }
+//! ```
+//!
 //! # The worker's round
 //! Each round, in one database transaction, it records the outcomes of the tasks that
 //! finished, wakes the sleeping executions whose due has come, and claims as many queued
@@ -36,7 +47,10 @@ mod worker;
 
 use std::process::ExitCode;
 
-pub use crate::cli::init_tracing;
+/// The clap version [`Cli`] is built with, for the application's own subcommands.
+pub use clap;
+
+pub use crate::cli::{Builtin, Cli, Parsed, init_tracing};
 pub use crate::worker::{Exit, RunMode, Shutdown, Worker, completer, maintenance};
 
 /// Runs one execution, already claimed, exactly as a worker's slot does (the task on its
@@ -52,6 +66,29 @@ pub fn run_claimed(
 
 /// Runs the command line of an application that defines tasks: parses the process's
 /// arguments, runs the subcommand, and returns its exit code.
+///
+/// A function cannot know the calling crate's version: `--help` and `--version` name the
+/// binary and say "(toosimple-worker 0.1.0)". [`cli!`]`().run()` does the same with the
+/// application's name, version and description, and [`Cli`] adds its own subcommands.
+///
+/// ```no_run
+/// fn main() -> std::process::ExitCode {
+///     toosimple_worker::main()
+/// }
+/// ```
 pub fn main() -> ExitCode {
-    cli::run()
+    // The name the user typed, as clap's usage line shows it.
+    let name = std::env::args_os()
+        .next()
+        .and_then(|arg0| {
+            std::path::Path::new(&arg0)
+                .file_name()
+                .map(|name| name.to_string_lossy().into_owned())
+        })
+        .unwrap_or_else(|| "app".to_string());
+    Cli::new(
+        name,
+        concat!("(toosimple-worker ", env!("CARGO_PKG_VERSION"), ")"),
+    )
+    .run()
 }

@@ -1,11 +1,10 @@
 //! Bad command lines never panic: any argv is parsed by clap or refused with its message, and
 //! what clap accepts goes through the checks the subcommand makes before touching the database
-//! (the worker's options, `purge`'s age, `enqueue`'s date) without a panic.
+//! (the worker's options, `purge`'s age) without a panic.
 
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 
-use clap::CommandFactory;
 use proptest::prelude::*;
 use proptest::test_runner::Config;
 use toosimple_core::WorkerStatus;
@@ -163,41 +162,52 @@ fn worker_argv() -> impl Strategy<Value = Vec<OsString>> {
     })
 }
 
-/// What the subcommand checks before it opens the database, as `run` would.
-fn check_parsed(cli: Cli) -> Result<(), TestCaseError> {
-    match cli.command {
+/// The command line as an application's binary builds it.
+fn try_parse(argv: &[OsString]) -> Result<Parsed, clap::Error> {
+    Cli::new("app", "0.0.0").try_parse_from(argv)
+}
+
+/// What the subcommand checks before it opens the database, as `run` would, and what the
+/// parsers promise: a worker's options make sense together.
+fn check_parsed(parsed: Parsed) -> Result<(), TestCaseError> {
+    let Parsed::Toosimple(Builtin { manage }) = parsed else {
+        return Err(TestCaseError::fail("only toosimple's subcommands exist"));
+    };
+    match manage.command {
         Command::Worker(args) => {
+            prop_assert!(args.tick >= values::MIN_TICK);
+            prop_assert!(args.heartbeat_timeout > args.tick);
+            prop_assert!(args.concurrency != Some(0));
+            prop_assert!(
+                args.queue
+                    .iter()
+                    .chain(&args.exclude_queue)
+                    .all(|q| !q.is_empty() && !q.contains(',') && q.trim() == q)
+            );
             if let Err(error) = worker_from(&args) {
                 prop_assert!(!error.report().is_empty());
             }
             // Other workers read this worker's timeout from its status row to tell whether it
             // is alive: any timeout the CLI takes must be readable by them.
-            if let Ok(timeout) = seconds(args.heartbeat_timeout, "--timeout") {
-                let now = Utc::now();
-                let status = WorkerStatus {
-                    id: 1,
-                    label: args.label.clone(),
-                    queues: args.queue.clone(),
-                    excluded_queues: args.exclude_queue.clone(),
-                    heartbeat_timeout: timeout.as_secs_f64(),
-                    last_tick: now,
-                    started: now,
-                    stopped: None,
-                    exit_code: None,
-                    exit_log: None,
-                };
-                let _ = status.state_at(now);
-                let _ = status.is_silent_at(DateTime::<Utc>::MAX_UTC);
-            }
+            let now = Utc::now();
+            let status = WorkerStatus {
+                id: 1,
+                label: args.label.clone(),
+                queues: args.queue.clone(),
+                excluded_queues: args.exclude_queue.clone(),
+                heartbeat_timeout: args.heartbeat_timeout.as_secs_f64(),
+                last_tick: now,
+                started: now,
+                stopped: None,
+                exit_code: None,
+                exit_log: None,
+            };
+            let _ = status.state_at(now);
+            let _ = status.is_silent_at(DateTime::<Utc>::MAX_UTC);
         }
         Command::Purge { older_than, .. } => {
             let now = Utc::now();
             prop_assert!(purge_cutoff(now, older_than) <= now);
-        }
-        Command::Enqueue { due: Some(due), .. } => {
-            if let Err(error) = parse_due(&due) {
-                prop_assert!(error.to_string().contains("--due"));
-            }
         }
         _ => {}
     }
@@ -206,7 +216,7 @@ fn check_parsed(cli: Cli) -> Result<(), TestCaseError> {
 
 #[test]
 fn the_command_definition_is_consistent() {
-    Cli::command().debug_assert();
+    Cli::new("app", "0.0.0").command().clone().debug_assert();
 }
 
 proptest! {
@@ -214,7 +224,7 @@ proptest! {
 
     #[test]
     fn any_command_line_parses_or_is_refused_with_a_message(argv in argv()) {
-        match Cli::try_parse_from(&argv) {
+        match try_parse(&argv) {
             Ok(cli) => check_parsed(cli)?,
             Err(error) => prop_assert!(!error.to_string().is_empty()),
         }
@@ -222,7 +232,7 @@ proptest! {
 
     #[test]
     fn any_worker_options_parse_or_are_refused_with_a_message(argv in worker_argv()) {
-        match Cli::try_parse_from(&argv) {
+        match try_parse(&argv) {
             Ok(cli) => check_parsed(cli)?,
             Err(error) => prop_assert!(!error.to_string().is_empty()),
         }
@@ -234,7 +244,7 @@ proptest! {
         "[0-9]{0,25}[smhdwy]?",
         "[ 0-9smhdw+\\-.]{0,12}",
     ]) {
-        match parse_age(&text) {
+        match values::age(&text) {
             Ok(age) => prop_assert!(purge_cutoff(Utc::now(), age) <= Utc::now()),
             Err(reason) => prop_assert!(!reason.is_empty()),
         }
