@@ -11,6 +11,15 @@
 //! [croner](https://docs.rs/croner) is the engine; [`rotate_seconds`] moves our seconds field to
 //! the front, where croner reads it.
 //!
+//! # Seconds last, and the one shape that reads both ways
+//!
+//! Quartz, Spring and croner put seconds *first*. Most six-field expressions written that way
+//! are invalid or absurd in ours, but one shape is valid and plausible in both:
+//! [`seconds_first_reading`] finds it (six fields, the sixth `*` or `?`, not every field `*`,
+//! and valid read seconds first). `"*/15 * * * * *"` is, for us, every second during minutes
+//! 0, 15, 30 and 45, and seconds first every 15 seconds. The macros refuse it unless told which
+//! is meant.
+//!
 //! ```
 //! assert!(toosimple_cron::parse("manual").unwrap().is_none());
 //! assert!(toosimple_cron::parse("30 8 * * *").unwrap().is_some());
@@ -46,6 +55,83 @@ pub fn rotate_seconds(expr: &str) -> String {
     } else {
         fields.join(" ")
     }
+}
+
+/// The two meanings of an expression that reads differently seconds last (ours) and seconds
+/// first (Quartz, Spring, croner), from [`seconds_first_reading`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecondsFirst {
+    /// Our reading, every second (the sixth field) while the restricted fields match: their
+    /// names and values as written, such as `[("minute", "*/15")]`.
+    pub as_written: Vec<(&'static str, String)>,
+    /// The seconds-first reading's restricted fields, named seconds first:
+    /// `[("second", "*/15")]`.
+    pub seconds_first: Vec<(&'static str, String)>,
+    /// The seconds-first meaning in our syntax (the first field moved to the end):
+    /// `"* * * * * */15"`.
+    pub seconds_first_rewrite: String,
+    /// Our meaning with every second spelled out (`0-59` for the sixth field), which no
+    /// seconds-first reader takes for a day of the week: `"*/15 * * * * 0-59"`.
+    pub seconds_last_rewrite: String,
+}
+
+/// The field names of a seconds-first expression, in the order they are written.
+const SECONDS_FIRST_FIELDS: [&str; 6] = [
+    "second",
+    "minute",
+    "hour",
+    "day-of-month",
+    "month",
+    "day-of-week",
+];
+
+/// Whether `expr` is the shape that means one thing seconds last and another seconds first:
+/// six fields whose sixth is `*` (or `?`), with some other field restricted, that croner also
+/// accepts read seconds first. `None` for every other expression (valid or not).
+///
+/// Why exactly this shape: read our way, a sixth field `*` runs the task every second for whole
+/// minutes, which one rarely means (a sixth field is written to pick seconds); read seconds
+/// first, the same `*` is the day of the week, which nearly every expression leaves `*`. Other
+/// sixth fields are read as seconds without question: a number, range or list beyond 7 cannot
+/// be a day of the week, names (`MON`) cannot be seconds, and `0 9 * * * 5` is an ordinary
+/// "09:00:05" that refusing would punish. `* * * * * *` means every second both ways.
+///
+/// ```
+/// let both = toosimple_cron::seconds_first_reading("*/15 * * * * *").unwrap();
+/// assert_eq!(both.seconds_first_rewrite, "* * * * * */15");
+/// assert_eq!(both.seconds_last_rewrite, "*/15 * * * * 0-59");
+/// assert!(toosimple_cron::seconds_first_reading("* * * * * */15").is_none());
+/// assert!(toosimple_cron::seconds_first_reading("* * * * * *").is_none());
+/// ```
+pub fn seconds_first_reading(expr: &str) -> Option<SecondsFirst> {
+    let fields: Vec<&str> = expr.split_whitespace().collect();
+    if fields.len() != 6 || !matches!(fields[5], "*" | "?") || fields.iter().all(|f| *f == "*") {
+        return None;
+    }
+    // Valid our way, and valid when croner reads the fields as written (seconds first).
+    parse(expr).ok()??;
+    croner::parser::CronParser::new()
+        .parse(&fields.join(" "))
+        .ok()?;
+    let restricted = |names: &[&'static str; 6]| {
+        names
+            .iter()
+            .zip(&fields)
+            .filter(|(_, f)| !matches!(**f, "*" | "?"))
+            .map(|(n, f)| (*n, f.to_string()))
+            .collect::<Vec<_>>()
+    };
+    let mut seconds_first_rewrite = fields[1..].to_vec();
+    // Every second, moved last, would be this same shape again.
+    seconds_first_rewrite.push(if fields[0] == "*" { "0-59" } else { fields[0] });
+    let mut seconds_last_rewrite = fields[..5].to_vec();
+    seconds_last_rewrite.push("0-59");
+    Some(SecondsFirst {
+        as_written: restricted(&FIELDS),
+        seconds_first: restricted(&SECONDS_FIRST_FIELDS),
+        seconds_first_rewrite: seconds_first_rewrite.join(" "),
+        seconds_last_rewrite: seconds_last_rewrite.join(" "),
+    })
 }
 
 /// Parses `expr` in our syntax (see the crate docs): `Ok(None)` for `"manual"`, `Ok(Some(cron))`
@@ -225,6 +311,44 @@ mod tests {
             assert_eq!(parse(ok).err(), None, "{ok}");
         }
         assert!(parse("manual").unwrap().is_none());
+    }
+
+    #[test]
+    fn finds_the_shape_that_reads_seconds_first() {
+        let both = seconds_first_reading(" */15 * * * *  * ").unwrap();
+        assert_eq!(both.as_written, [("minute", "*/15".to_string())]);
+        assert_eq!(both.seconds_first, [("second", "*/15".to_string())]);
+        assert_eq!(both.seconds_first_rewrite, "* * * * * */15");
+        assert_eq!(both.seconds_last_rewrite, "*/15 * * * * 0-59");
+        for expr in [
+            "0 * * * * *",
+            "30 8 * * * *",
+            "* 8 * * 1-5 *",
+            "0,30 * * * * ?",
+        ] {
+            let Some(both) = seconds_first_reading(expr) else {
+                // `?` is not a second: already an error.
+                assert!(parse(expr).is_err(), "{expr}");
+                continue;
+            };
+            // Each rewrite is valid and reads one way only.
+            for rewrite in [&both.seconds_first_rewrite, &both.seconds_last_rewrite] {
+                assert!(parse(rewrite).is_ok(), "{rewrite}");
+                assert_eq!(seconds_first_reading(rewrite), None, "{rewrite}");
+            }
+        }
+        for one_way in [
+            "* * * * * *",    // every second both ways
+            "* * * * * */15", // a day of the week `*/15` is nobody's meaning
+            "0 9 * * * 30",   // 30 cannot be a day of the week
+            "0 9 * * * 5",    // seconds, though 5 could be Friday
+            "0 12 L * * *",   // seconds first, `L` would be an hour
+            "30 8 * * *",     // five fields
+            "61 * * * * *",   // invalid our way
+            "@daily",
+        ] {
+            assert_eq!(seconds_first_reading(one_way), None, "{one_way}");
+        }
     }
 
     #[test]

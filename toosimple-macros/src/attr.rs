@@ -156,6 +156,10 @@ options! {
             renamed ["datetime_kwarg", "datetime_param", "date_arg"];
         /// The IANA time zone the cron expression is read in.
         tz: LitStr = non_empty_str, example "\"Europe/Paris\"", renamed ["timezone", "time_zone"];
+        /// `true`: the `cron` expression's 6th field is seconds, as written, even in the shape
+        /// a seconds-first reader takes otherwise (`toosimple_cron::seconds_first_reading`).
+        seconds_last: LitBool = lit_bool, example "true",
+            renamed ["seconds_at_end", "sixth_field_seconds"];
     }
 }
 
@@ -389,6 +393,17 @@ fn boolean(option: &OptionKey, value: &Expr) -> syn::Result<bool> {
     }
 }
 
+/// `true` or `false`, kept as written for errors about the option itself.
+fn lit_bool(option: &OptionKey, value: &Expr) -> syn::Result<LitBool> {
+    match unwrap_group(value) {
+        Expr::Lit(ExprLit {
+            lit: Lit::Bool(lit),
+            ..
+        }) => Ok(lit.clone()),
+        other => boolean(option, other).map(|value| LitBool::new(value, other.span())),
+    }
+}
+
 /// An integer literal, possibly negated, within `min..=max`, as a `T` (`unit` names it).
 fn int<T: TryFrom<i128>>(
     option: &OptionKey,
@@ -570,7 +585,7 @@ mod tests {
         assert_eq!(
             message,
             "expected one of: `cron`, `name`, `args`, `queue`, `run_on_creation`, `catch_up`, \
-             `datetime_arg`, `tz`"
+             `datetime_arg`, `tz`, `seconds_last`"
         );
     }
 }

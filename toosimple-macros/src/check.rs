@@ -3,7 +3,9 @@
 
 use syn::ext::IdentExt;
 use syn::visit_mut::{self, VisitMut};
-use syn::{FnArg, GenericArgument, Ident, LitStr, Pat, PathArguments, ReturnType, Signature, Type};
+use syn::{
+    FnArg, GenericArgument, Ident, LitBool, LitStr, Pat, PathArguments, ReturnType, Signature, Type,
+};
 
 use toosimple_cron::CronError;
 
@@ -242,11 +244,14 @@ pub(crate) fn returns(sig: &Signature, errors: &mut Errors) -> Option<Returns> {
 
 /// Validates a `cron = "..."` string as the runtime will read it (`toosimple_cron`'s syntax:
 /// `"manual"`, a `@nickname`, 5 fields, or 6 with seconds last). The error quotes the
-/// expression and, when one field alone is wrong, names it.
-pub(crate) fn cron(lit: &LitStr) -> syn::Result<()> {
+/// expression and, when one field alone is wrong, names it. The one shape that also reads as
+/// seconds first (`toosimple_cron::seconds_first_reading`) is refused with both readings unless
+/// `seconds_last = true` says which is meant.
+pub(crate) fn cron(lit: &LitStr, seconds_last: Option<&LitBool>) -> syn::Result<()> {
     let expr = lit.value();
+    let fields: Vec<&str> = expr.split_whitespace().collect();
     let message = match toosimple_cron::parse(&expr) {
-        Ok(_) => return Ok(()),
+        Ok(_) => return seconds(lit, &expr, &fields, seconds_last),
         Err(CronError::FieldCount { found }) => format!(
             "invalid cron expression {expr:?}: expected 5 fields (minute hour day-of-month \
              month day-of-week) and an optional 6th for seconds, found {found}; or write \
@@ -255,15 +260,114 @@ pub(crate) fn cron(lit: &LitStr) -> syn::Result<()> {
         Err(CronError::Invalid {
             field: Some(field), ..
         }) => format!(
-            "invalid cron expression {expr:?}: {} field `{}`: {}",
-            field.name, field.text, field.reason
+            "invalid cron expression {expr:?}: {} field `{}`: {}{}",
+            field.name,
+            field.text,
+            field.reason,
+            seconds_first_hint(&fields)
         ),
         Err(CronError::Invalid {
             reason,
             field: None,
-        }) => format!("invalid cron expression {expr:?}: {reason}"),
+        }) => format!(
+            "invalid cron expression {expr:?}: {reason}{}",
+            seconds_first_hint(&fields)
+        ),
     };
     Err(syn::Error::new(lit.span(), message))
+}
+
+/// `fields` moved seconds last: the first one to the end.
+fn first_to_last(fields: &[&str]) -> String {
+    let mut moved = fields[1..].to_vec();
+    moved.push(fields[0]);
+    moved.join(" ")
+}
+
+/// For six fields that are wrong our way and right seconds first (`"0 30 9 * * MON-FRI"`): what
+/// to write seconds last.
+fn seconds_first_hint(fields: &[&str]) -> String {
+    if fields.len() != 6 || toosimple_cron::parse(&first_to_last(fields)).is_err() {
+        return String::new();
+    }
+    format!(
+        "; toosimple reads a 6th field as seconds (seconds last): if the first field is seconds \
+         (Quartz, Spring), write {:?}",
+        first_to_last(fields)
+    )
+}
+
+/// The checks of a valid expression about its seconds: the shape that reads both ways, and
+/// `seconds_last` where it means nothing.
+fn seconds(
+    lit: &LitStr,
+    expr: &str,
+    fields: &[&str],
+    seconds_last: Option<&LitBool>,
+) -> syn::Result<()> {
+    match seconds_last {
+        Some(flag) if !flag.value => {
+            let rewrite = if fields.len() == 6 {
+                format!(
+                    ": move the first field to the end, {:?}",
+                    first_to_last(fields)
+                )
+            } else {
+                String::new()
+            };
+            return Err(syn::Error::new_spanned(
+                flag,
+                format!(
+                    "toosimple always reads a 6th cron field as seconds, so `seconds_last = \
+                     false` cannot be honoured; remove it and write the seconds last{rewrite}"
+                ),
+            ));
+        }
+        Some(flag) if fields.len() != 6 => {
+            return Err(syn::Error::new_spanned(
+                flag,
+                format!(
+                    "`seconds_last` is about a 6th (seconds) cron field, and {expr:?} has none: \
+                     remove it"
+                ),
+            ));
+        }
+        Some(_) => return Ok(()),
+        None => {}
+    }
+    let Some(both) = toosimple_cron::seconds_first_reading(expr) else {
+        return Ok(());
+    };
+    let list = |fields: &[(&str, String)]| {
+        fields
+            .iter()
+            .map(|(name, text)| format!("{name} `{text}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let seconds_first = match both.seconds_first.split_first() {
+        Some(((name, text), rest)) if *name == "second" => {
+            let rest = list(rest);
+            format!(
+                "at second `{text}`{}{rest}",
+                if rest.is_empty() { "" } else { " of " }
+            )
+        }
+        _ => format!("every second of {}", list(&both.seconds_first)),
+    };
+    Err(syn::Error::new(
+        lit.span(),
+        format!(
+            "ambiguous cron expression {expr:?}: toosimple reads a 6th field as seconds, \
+             Quartz and Spring read the 1st; it has two meanings:\n\
+             - seconds last (as toosimple reads it): every second of {}, 60 runs a minute; to \
+             mean that, write {:?} or add `seconds_last = true`\n\
+             - seconds first: {seconds_first}; to mean that, write {:?}",
+            list(&both.as_written),
+            both.seconds_last_rewrite,
+            both.seconds_first_rewrite,
+        ),
+    ))
 }
 
 /// Whether `ty` is written `Option<DateTime<Utc>>` (any path prefix on each).
@@ -304,7 +408,11 @@ pub(crate) fn schedule(
     errors: &mut Errors,
 ) -> Option<usize> {
     let options = &schedule.options;
-    if let Some(Err(e)) = options.cron.as_ref().map(cron) {
+    if let Some(Err(e)) = options
+        .cron
+        .as_ref()
+        .map(|lit| cron(lit, options.seconds_last.as_ref()))
+    {
         errors.push(e);
     }
     let mut datetime_index = None;
@@ -403,7 +511,7 @@ mod tests {
     use super::*;
 
     fn cron_error(expr: &str) -> Option<String> {
-        cron(&LitStr::new(expr, proc_macro2::Span::call_site()))
+        cron(&LitStr::new(expr, proc_macro2::Span::call_site()), None)
             .err()
             .map(|e| e.to_string())
     }
@@ -435,6 +543,80 @@ mod tests {
         assert!(e.contains("found 4"), "{e}");
         let e = cron_error("* * * * * * *").unwrap();
         assert!(e.contains("found 7"), "{e}");
+    }
+
+    /// Finding: `*/15 * * * * *`, a seconds-first "every 15 seconds", compiled as every second
+    /// of minutes 0, 15, 30 and 45.
+    #[test]
+    fn the_shape_that_reads_seconds_first_is_refused_with_both_readings() {
+        let e = cron_error("*/15 * * * * *").unwrap();
+        assert_eq!(
+            e,
+            "ambiguous cron expression \"*/15 * * * * *\": toosimple reads a 6th field as \
+             seconds, Quartz and Spring read the 1st; it has two meanings:\n\
+             - seconds last (as toosimple reads it): every second of minute `*/15`, 60 runs a \
+             minute; to mean that, write \"*/15 * * * * 0-59\" or add `seconds_last = true`\n\
+             - seconds first: at second `*/15`; to mean that, write \"* * * * * */15\""
+        );
+        let e = cron_error("30 8 * * * *").unwrap();
+        assert!(
+            e.contains("every second of minute `30`, hour `8`, 60 runs a minute"),
+            "{e}"
+        );
+        assert!(
+            e.contains(
+                "seconds first: at second `30` of minute `8`; to mean that, write \"8 * * * * 30\""
+            ),
+            "{e}"
+        );
+        let e = cron_error("* 8 * * * *").unwrap();
+        assert!(
+            e.contains(
+                "seconds first: every second of minute `8`; to mean that, write \"8 * * * * 0-59\""
+            ),
+            "{e}"
+        );
+        // Both ways every second, and seconds that cannot be a day of the week.
+        for ok in [
+            "* * * * * *",
+            "* * * * * */15",
+            "0 9 * * * 30",
+            "0 12 L * * *",
+        ] {
+            assert_eq!(cron_error(ok), None, "{ok}");
+        }
+    }
+
+    #[test]
+    fn seconds_last_true_accepts_the_shape_and_false_is_refused() {
+        let lit = |expr| LitStr::new(expr, proc_macro2::Span::call_site());
+        let flag = |value| LitBool::new(value, proc_macro2::Span::call_site());
+        assert!(cron(&lit("*/15 * * * * *"), Some(&flag(true))).is_ok());
+        assert!(cron(&lit("0 * * * * 30"), Some(&flag(true))).is_ok());
+        let e = cron(&lit("*/15 * * * * *"), Some(&flag(false)))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("move the first field to the end, \"* * * * * */15\""),
+            "{e}"
+        );
+        let e = cron(&lit("30 8 * * *"), Some(&flag(true)))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("\"30 8 * * *\" has none: remove it"), "{e}");
+    }
+
+    #[test]
+    fn a_seconds_first_expression_invalid_our_way_says_how_to_write_it() {
+        let e = cron_error("0 30 9 * * MON-FRI").unwrap();
+        assert!(
+            e.ends_with(
+                "if the first field is seconds (Quartz, Spring), write \"30 9 * * MON-FRI 0\""
+            ),
+            "{e}"
+        );
+        let e = cron_error("61 * * * * 0").unwrap();
+        assert!(!e.contains("Quartz"), "{e}");
     }
 
     #[test]

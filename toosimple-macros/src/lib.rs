@@ -110,6 +110,7 @@ pub fn task(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// | `catch_up` | `true`/`false` | `false` | enqueue every missed occurrence, not only the latest |
 /// | `datetime_arg` | string | none | the parameter (of type `Option<DateTime<Utc>>`) that receives the occurrence's date |
 /// | `tz` | string | `"UTC"` | the IANA time zone the cron expression is read in |
+/// | `seconds_last` | `true` | none | says that a six-field `cron` whose 6th field is `*` means what it says (every second, seconds last) and not a seconds-first `"*/15 * * * * *"` (every 15 s to Quartz): without it that shape is a compile error showing both readings; `"*/15 * * * * 0-59"` says the same without the option |
 #[proc_macro_attribute]
 pub fn schedule(attr: TokenStream, item: TokenStream) -> TokenStream {
     schedule::expand(attr.into(), item.into()).into()
