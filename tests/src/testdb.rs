@@ -1,18 +1,14 @@
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
 use toosimple_core::schema::task_execs::dsl as te;
 use toosimple_core::store::ClaimedExec;
+use toosimple_core::testing::TestStore;
 use toosimple_core::{State, Store, TaskExec};
 
 /// The environment variable naming the PostgreSQL server tests create their schemas on.
 pub const POSTGRES_URL_ENV: &str = "TOOSIMPLE_TEST_POSTGRES_URL";
 const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
-
-/// The default store is process-wide. nextest runs each test in its own process; under
-/// `cargo test` tests share one, so they take turns.
-static SHARED_PROCESS: Mutex<()> = Mutex::new(());
 
 /// An isolated database for one test, made the default store; dropped with the test.
 pub struct TestDb {
@@ -21,7 +17,9 @@ pub struct TestDb {
     /// Its URL.
     pub url: String,
     cleanup: Cleanup,
-    _turn: Option<MutexGuard<'static, ()>>,
+    // The default store is process-wide: under `cargo test` tests on threads of one process
+    // take turns through it (nextest runs each test in its own process).
+    _default: TestStore,
 }
 
 enum Cleanup {
@@ -30,39 +28,29 @@ enum Cleanup {
     None,
 }
 
-fn take_turn() -> Option<MutexGuard<'static, ()>> {
-    if std::env::var_os("NEXTEST").is_some() {
-        None
-    } else {
-        Some(SHARED_PROCESS.lock().unwrap_or_else(|e| e.into_inner()))
-    }
-}
-
 impl TestDb {
     /// A fresh SQLite file in a temporary folder.
     pub fn sqlite() -> TestDb {
-        let turn = take_turn();
         let dir = tempfile::tempdir().expect("create a temporary folder");
         let url = format!("sqlite://{}", dir.path().join("test.sqlite3").display());
-        let store = toosimple_core::init(&url).expect("open the test SQLite database");
+        let default = TestStore::connect(&url).expect("open the test SQLite database");
         TestDb {
-            store,
+            store: default.store().clone(),
             url,
             cleanup: Cleanup::Sqlite(dir),
-            _turn: turn,
+            _default: default,
         }
     }
 
     /// A fresh SQLite file `test.sqlite3` in `folder`, which the caller keeps and removes.
     pub fn sqlite_in(folder: &std::path::Path) -> TestDb {
-        let turn = take_turn();
         let url = format!("sqlite://{}", folder.join("test.sqlite3").display());
-        let store = toosimple_core::init(&url).expect("open the test SQLite database");
+        let default = TestStore::connect(&url).expect("open the test SQLite database");
         TestDb {
-            store,
+            store: default.store().clone(),
             url,
             cleanup: Cleanup::None,
-            _turn: turn,
+            _default: default,
         }
     }
 
@@ -86,19 +74,18 @@ impl TestDb {
                 return None;
             }
         };
-        let turn = take_turn();
         let schema = format!("t_{}_{:08x}", std::process::id(), rand::random::<u32>());
         diesel::sql_query(format!("CREATE SCHEMA {schema}"))
             .execute(&mut admin)
             .expect("create the test schema");
         let separator = if admin_url.contains('?') { '&' } else { '?' };
         let url = format!("{admin_url}{separator}options=-csearch_path%3D{schema}");
-        let store = toosimple_core::init(&url).expect("open the test PostgreSQL schema");
+        let default = TestStore::connect(&url).expect("open the test PostgreSQL schema");
         Some(TestDb {
-            store,
+            store: default.store().clone(),
             url,
             cleanup: Cleanup::Postgres { admin_url, schema },
-            _turn: turn,
+            _default: default,
         })
     }
 

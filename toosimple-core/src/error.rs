@@ -40,6 +40,18 @@ pub enum Error {
         location: String,
     },
 
+    /// [`init`](crate::init) was called again with another database than the default store's.
+    #[error(
+        "the default store is already {current}; init({requested}) would send the next enqueues to another database: call init once, at start (tests: one toosimple_core::testing::TestStore per test)"
+    )]
+    AlreadyInitialized {
+        /// The default store's URL (set by an earlier `init`, or on first use from
+        /// `TOOSIMPLE_DATABASE_URL`), password hidden.
+        current: String,
+        /// The URL given to this `init`, password hidden.
+        requested: String,
+    },
+
     /// The database refused or could not be reached. The message carries the server's reason.
     #[error("cannot connect to {url}: {reason}")]
     Connect {

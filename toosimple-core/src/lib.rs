@@ -33,6 +33,12 @@
 //! # Following executions
 //! A [`TaskHandle`] reads the row back, waits for the result, or cancels a pending execution;
 //! [`TaskExec::get`] and [`TaskExec::list`] read rows by id or filter.
+//!
+//! # Testing
+//! [`testing::TestStore`] gives each test a database of its own as the default store, so that
+//! tests of your tasks run under `cargo test`'s parallel threads.
+
+#![warn(missing_docs)]
 
 mod cron;
 mod enqueue;
@@ -45,6 +51,7 @@ mod schedule_exec;
 pub mod schema;
 mod state;
 pub mod store;
+pub mod testing;
 mod worker_status;
 
 #[doc(hidden)]

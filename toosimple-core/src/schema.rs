@@ -3,6 +3,10 @@
 //! Times are `TIMESTAMP` without time zone holding UTC, on both backends, because diesel's
 //! multi-backend connection supports no `TIMESTAMPTZ`; JSON is `TEXT` for the same reason.
 
+// diesel's table! makes a struct per column and takes no doc comment for them: each column's
+// meaning is on the model's field of the same name (`TaskExec`, `ScheduleExec`, ...).
+#![allow(missing_docs)]
+
 diesel::table! {
     /// One row per execution of a task: its arguments, state, timings and outcome.
     task_execs (id) {

@@ -1,5 +1,7 @@
-//! The `#[task]` and `#[schedule]` attributes of toosimple. Use them through `toosimple_core`,
-//! which re-exports them: the code they generate calls `::toosimple_core::__private`.
+//! The `#[task]` and `#[schedule]` attributes of toosimple. Use them through `toosimple` (or
+//! `toosimple_core`), which re-export them: the code they generate calls
+//! `::toosimple_core::__private`, or `::toosimple::__private` when the caller depends only on
+//! the facade (found in its `Cargo.toml`, renamed or not).
 //!
 //! The crate is split by phase: `attr` parses option lists (one table per attribute), `check`
 //! validates the function, cron strings (with `toosimple_cron`, the runtime's own syntax) and
@@ -13,6 +15,7 @@ mod check;
 mod fuzz;
 mod schedule;
 mod task;
+mod krate;
 
 use proc_macro::TokenStream;
 

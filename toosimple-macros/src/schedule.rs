@@ -6,7 +6,8 @@
 //!   removes them, checks them against the function and emits their registrations;
 //! - `#[schedule]` above `#[task]`: `#[schedule]` moves itself below `#[task]` (appended after the
 //!   item's other attributes, keeping the written order of several schedules, by its full path
-//!   `::toosimple_core::schedule` since it may not be imported), so that the case above applies.
+//!   `::toosimple_core::schedule`, or the facade's `::toosimple::schedule`, since it may not be
+//!   imported), so that the case above applies.
 //!
 //! Either way, one code path checks and emits schedules: [`registration`].
 
@@ -37,7 +38,8 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
         .any(|a| a.path().segments.last().is_some_and(|s| s.ident == "task"));
     if has_task {
         // By its full path: `schedule` may not be imported (`#[toosimple_core::schedule]`).
-        let moved: Attribute = syn::parse_quote!(#[::toosimple_core::schedule(#attr)]);
+        let root = crate::krate::root();
+        let moved: Attribute = syn::parse_quote!(#[#root::schedule(#attr)]);
         func.attrs.push(moved);
         return func.into_token_stream();
     }

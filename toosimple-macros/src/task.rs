@@ -193,7 +193,8 @@ fn item_head(item: &Item) -> TokenStream {
 
 /// The path of the hidden runtime API every generated item goes through.
 pub(crate) fn private() -> TokenStream {
-    quote!(::toosimple_core::__private)
+    let root = crate::krate::root();
+    quote!(#root::__private)
 }
 
 /// `file:line` of `span`, for registry error messages.

@@ -57,16 +57,26 @@ pub const QUEUED_CHANNEL: &str = "toosimple_queued";
 /// The database used when [`DATABASE_URL_ENV`] is unset: a file in the working directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://toosimple.sqlite3";
 
-/// A connection to either backend, as diesel's `MultiConnection` builds it.
-///
-/// Application code that enqueues inside its own transaction can pass this, a
-/// `SqliteConnection` or a `PgConnection` to a task's `queue_in`.
-#[derive(diesel::MultiConnection)]
-pub enum AnyConnection {
-    /// A PostgreSQL connection.
-    Postgresql(PgConnection),
-    /// A SQLite connection.
-    Sqlite(SqliteConnection),
+pub use self::any::AnyConnection;
+
+mod any {
+    // diesel's MultiConnection derive adds public items (its backend, its raw values) that it
+    // does not document and we cannot.
+    #![allow(missing_docs)]
+
+    use diesel::{PgConnection, SqliteConnection};
+
+    /// A connection to either backend, as diesel's `MultiConnection` builds it.
+    ///
+    /// Application code that enqueues inside its own transaction can pass this, a
+    /// `SqliteConnection` or a `PgConnection` to a task's `queue_in`.
+    #[derive(diesel::MultiConnection)]
+    pub enum AnyConnection {
+        /// A PostgreSQL connection.
+        Postgresql(PgConnection),
+        /// A SQLite connection.
+        Sqlite(SqliteConnection),
+    }
 }
 
 /// The database kind behind a [`Store`].
@@ -315,6 +325,21 @@ impl Store {
         &self.inner.url
     }
 
+    /// Whether `url` names this store's database: the same SQLite file however its path is
+    /// written (`./a.sqlite3`, an absolute path), or the same PostgreSQL URL.
+    fn is_at(&self, url: &str) -> Result<bool> {
+        let target = Target::parse(url)?;
+        Ok(match (&target, &self.inner.target) {
+            (Target::Sqlite { path }, Target::Sqlite { .. })
+                if !target.is_memory() && !self.inner.target.is_memory() =>
+            {
+                std::fs::canonicalize(path)
+                    .is_ok_and(|p| p.display().to_string() == self.inner.location)
+            }
+            (new, current) => new == current,
+        })
+    }
+
     /// Wakes `wake` each time executions are inserted into this database, for as long as the
     /// returned [`Wakeups`] lives: on PostgreSQL through `LISTEN` on [`QUEUED_CHANNEL`]
     /// (reconnecting by itself), on SQLite by reading the file's change counter
@@ -450,15 +475,48 @@ static DEFAULT_STORE: Mutex<Option<Store>> = Mutex::new(None);
 /// Without a call to `init`, the default store is opened on first use from
 /// `TOOSIMPLE_DATABASE_URL` (or `sqlite://toosimple.sqlite3`).
 ///
+/// Call it once, at start: a second call with the same database returns the same store, and
+/// one naming another database is [`Error::AlreadyInitialized`], since switching under running
+/// code would send its next enqueue to another database. Tests that each want a database of
+/// their own use [`TestStore`](crate::testing::TestStore).
+///
 /// ```
 /// let dir = tempfile::tempdir()?;
-/// toosimple_core::init(&format!("sqlite://{}", dir.path().join("app.sqlite3").display()))?;
+/// let url = format!("sqlite://{}", dir.path().join("app.sqlite3").display());
+/// let store = toosimple_core::init(&url)?;
+/// assert_eq!(toosimple_core::init(&url)?.location(), store.location()); // the same store
+///
+/// let other = format!("sqlite://{}", dir.path().join("other.sqlite3").display());
+/// assert!(matches!(
+///     toosimple_core::init(&other),
+///     Err(toosimple_core::Error::AlreadyInitialized { .. })
+/// ));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn init(url: &str) -> Result<Store> {
+    let mut slot = DEFAULT_STORE.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(current) = &*slot {
+        if current.is_at(url)? {
+            return Ok(current.clone());
+        }
+        return Err(Error::AlreadyInitialized {
+            current: current.url().to_string(),
+            requested: url::mask(url),
+        });
+    }
     let store = Store::connect(url)?;
-    *DEFAULT_STORE.lock().unwrap_or_else(|e| e.into_inner()) = Some(store.clone());
+    *slot = Some(store.clone());
     Ok(store)
+}
+
+/// Puts `store` in the default store's slot and returns what was there, bypassing [`init`]'s
+/// once-only rule: how [`TestStore`](crate::testing::TestStore) lends a test its database and
+/// gives the previous one back. The caller serialises users of the default store.
+pub(crate) fn replace_default(store: Option<Store>) -> Option<Store> {
+    std::mem::replace(
+        &mut *DEFAULT_STORE.lock().unwrap_or_else(|e| e.into_inner()),
+        store,
+    )
 }
 
 /// The store set by [`init`], or opened from the environment on first use.
