@@ -77,6 +77,8 @@
 //! All data is HTML-escaped by the templates (maud), and pages are sent with a
 //! `Content-Security-Policy` that allows no script at all.
 
+#![warn(missing_docs)]
+
 mod actions;
 mod auth;
 mod chart;

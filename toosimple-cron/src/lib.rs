@@ -27,6 +27,8 @@
 //! assert_eq!(error.field().map(|f| (f.name, f.text.as_str())), Some(("minute", "61")));
 //! ```
 
+#![warn(missing_docs)]
+
 use std::fmt;
 
 /// A parsed cron expression (croner's), to find its occurrences.

@@ -9,13 +9,15 @@
 //! of them reported together; on error the function and its module are still emitted (the one
 //! generator, run with the default options), so that the attribute's error is the only one.
 
+#![warn(missing_docs)]
+
 mod attr;
 mod check;
 #[cfg(test)]
 mod fuzz;
+mod krate;
 mod schedule;
 mod task;
-mod krate;
 
 use proc_macro::TokenStream;
 

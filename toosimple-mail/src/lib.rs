@@ -21,7 +21,7 @@
 //! ```
 //!
 //! # The task
-//! [`deliver`] is registered as `toosimple_mail.send`: unique, 10 retries, first retry after 3
+//! [`deliver`](fn@deliver) is registered as `toosimple_mail.send`: unique, 10 retries, first retry after 3
 //! seconds, doubling (3 s, 6 s, 12 s, … about 51 minutes in all), as the seed's `send_email`. A
 //! failed attempt (the server refuses the connection, answers with an error, times out) fails
 //! the execution, whose replacement tries again later: an unreachable SMTP server delays the
@@ -37,6 +37,8 @@
 //! The execution's arguments hold a [`QueuedEmail`]: the envelope and the message formatted as
 //! RFC 5322 text, exactly the bytes lettre would have sent, so any header, attachment and
 //! non-ASCII text survives the round trip.
+
+#![warn(missing_docs)]
 
 mod email;
 mod error;

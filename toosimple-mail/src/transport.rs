@@ -23,7 +23,7 @@ pub const DEFAULT_MAIL_DIR: &str = "./outbox";
 /// How long one SMTP conversation may take before the attempt fails (and is retried).
 const SMTP_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Where [`deliver`](crate::deliver) sends mail.
+/// Where [`deliver`](fn@crate::deliver) sends mail.
 ///
 /// ```
 /// use toosimple_mail::Transport;

@@ -38,6 +38,8 @@
 //! `Interrupted`, each with a replacement: exit code 77. An error it cannot recover from is
 //! recorded in its status row: exit code 99.
 
+#![warn(missing_docs)]
+
 #[cfg(feature = "admin")]
 mod admin;
 mod cli;
