@@ -26,7 +26,7 @@ const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 const MIGRATION_LOCK: i64 = 0x746f_6f73_696d_706c;
 
 pub(super) fn establish(url: &str) -> ConnectionResult<PgConnection> {
-    let mut conn = PgConnection::establish(&with_keepalives(url))?;
+    let mut conn = PgConnection::establish(&with_keepalives(url)).map_err(tls_hint)?;
     // The server's side of the same guard: a session whose client vanished behind a partition
     // (its goodbye lost) would hold its transaction's row locks until the server's own
     // keepalive, two hours by default, and every worker's claim and rescue would wait on them.
@@ -38,6 +38,26 @@ pub(super) fn establish(url: &str) -> ConnectionResult<PgConnection> {
     )
     .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
     Ok(conn)
+}
+
+/// libpq's words when a URL asks for TLS (`sslmode=require`, `verify-full`) and this build's
+/// libpq has none.
+const NO_TLS_IN_LIBPQ: &str = "SSL support is not compiled in";
+
+/// Says how to get TLS when libpq was built without it: libpq's message names neither
+/// toosimple nor the feature.
+fn tls_hint(error: diesel::ConnectionError) -> diesel::ConnectionError {
+    match error {
+        diesel::ConnectionError::BadConnection(message) if message.contains(NO_TLS_IN_LIBPQ) => {
+            diesel::ConnectionError::BadConnection(format!(
+                "{}: this build of toosimple has no TLS for PostgreSQL; enable the `tls` feature \
+                 of toosimple-core (on by default: `default-features = false` turned it off), \
+                 or connect with `sslmode=disable` on a trusted network",
+                message.trim_end()
+            ))
+        }
+        other => other,
+    }
 }
 
 /// TCP keepalives for a connection whose URL does not choose them: a worker waiting for a
@@ -71,6 +91,31 @@ fn with_keepalives(url: &str) -> String {
         }
     }
     format!("{base}?{}", params.join("&"))
+}
+
+#[cfg(test)]
+mod tls_hint_tests {
+    use super::tls_hint;
+    use diesel::ConnectionError;
+
+    /// What a libpq built without OpenSSL answers (seen from a build without the `tls`
+    /// feature), which names neither toosimple nor the feature.
+    #[test]
+    fn a_libpq_without_tls_names_the_feature() {
+        let libpq = "sslmode value \"require\" invalid when SSL support is not compiled in\n";
+        let ConnectionError::BadConnection(message) =
+            tls_hint(ConnectionError::BadConnection(libpq.into()))
+        else {
+            panic!("still a connection error");
+        };
+        assert!(message.starts_with(libpq.trim_end()), "{message}");
+        assert!(
+            message.contains("enable the `tls` feature of toosimple-core"),
+            "{message}"
+        );
+        let other = tls_hint(ConnectionError::BadConnection("refused".into()));
+        assert_eq!(other.to_string(), "refused");
+    }
 }
 
 #[cfg(test)]
