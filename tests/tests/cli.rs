@@ -292,6 +292,22 @@ fn help_and_version_are_the_applications() {
             "worker --help should say {text:?}:\n{worker}"
         );
     }
+    // A mistyped log filter is said, not taken for silence.
+    let output = Command::new(APP)
+        .current_dir(dir.path())
+        .env("TOOSIMPLE_DATABASE_URL", url)
+        .env("TOOSIMPLE_LOG", "info,toosimple_worker=loud")
+        .args(["tasks"])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    assert!(
+        stderr(&output)
+            .contains("warning: TOOSIMPLE_LOG=\"info,toosimple_worker=loud\" is not a log filter")
+            && stderr(&output).contains("write e.g. info, debug or info,toosimple_worker=debug"),
+        "{}",
+        stderr(&output)
+    );
     // Without a command, the help, and a usage error's code.
     let bare = app_in(dir.path(), url, &[]);
     assert_eq!(bare.status.code(), Some(2));

@@ -280,11 +280,21 @@ fn exit_code(code: i32) -> ExitCode {
 }
 
 /// Logs to stderr, filtered by `TOOSIMPLE_LOG` (tracing's env-filter syntax, e.g.
-/// `info,toosimple_worker=debug`), `default` when unset. Does nothing if a subscriber is
-/// already installed.
+/// `info,toosimple_worker=debug`), `default` when unset or not a filter (said on stderr).
+/// Does nothing if a subscriber is already installed.
 pub fn init_tracing(default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("TOOSIMPLE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let filter = match std::env::var("TOOSIMPLE_LOG") {
+        Ok(text) if !text.trim().is_empty() => tracing_subscriber::EnvFilter::try_new(&text)
+            .unwrap_or_else(|e| {
+                // Said before any log line: a mistyped filter otherwise looks like a quiet app.
+                eprintln!(
+                    "warning: TOOSIMPLE_LOG={text:?} is not a log filter ({e}): write e.g. \
+                     info, debug or info,toosimple_worker=debug; logging at {default}"
+                );
+                tracing_subscriber::EnvFilter::new(default)
+            }),
+        _ => tracing_subscriber::EnvFilter::new(default),
+    };
     // Escape codes only where a terminal reads them, not into files and pipes; NO_COLOR
     // (https://no-color.org) turns them off on a terminal too.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
