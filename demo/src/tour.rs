@@ -25,6 +25,17 @@ pub fn run() -> ExitCode {
     }
 }
 
+/// How the reader starts this binary again: `cargo run -p demo --` when cargo ran it (what a
+/// newcomer following the README types), `demo` when it was run directly (an installed binary,
+/// the container).
+fn demo_command() -> &'static str {
+    if std::env::var("CARGO_PKG_NAME").is_ok_and(|name| name == env!("CARGO_PKG_NAME")) {
+        "cargo run -p demo --"
+    } else {
+        "demo"
+    }
+}
+
 fn step(text: &str) {
     println!("\n== {text}");
 }
@@ -123,14 +134,16 @@ fn tour() -> Result<(), toosimple_core::Error> {
     );
     if !finished {
         println!(
-            "some executions are still pending after {DEADLINE:?} (a mail server down?): `demo worker` will run them"
+            "some executions are still pending after {DEADLINE:?} (a mail server down?): `{} worker` will run them",
+            demo_command()
         );
     }
 
     step("The executions, oldest first");
     print_table(&store, first_id)?;
 
-    step("Schedules (run by `demo` and `demo worker`)");
+    let demo = demo_command();
+    step(&format!("Schedules (run by `{demo}` and `{demo} worker`)"));
     for schedule in toosimple_core::schedules() {
         println!(
             "{:<22} {:<12} {}; next {}",
@@ -144,9 +157,9 @@ fn tour() -> Result<(), toosimple_core::Error> {
     }
 
     step("Next");
-    println!("demo status        counts per queue and state, and the workers");
-    println!("demo               the sign-up site on http://127.0.0.1:8000 with a worker");
-    println!("demo worker --queue emails --until-done");
+    println!("{demo} status    counts per queue and state, and the workers");
+    println!("{demo}           the sign-up site on http://127.0.0.1:8000 with a worker");
+    println!("{demo} worker --queue emails --until-done");
     Ok(())
 }
 

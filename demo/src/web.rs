@@ -88,14 +88,14 @@ fn home_page(form: &SignupForm, error: Option<&str>, welcome: Option<&str>) -> H
             h1 { "Toosimple Weekly" }
             p { "Sign up: your row and your welcome email's task are written in one transaction, and a worker sends the email." }
             @if let Some(email) = welcome {
-                p.ok { "Thanks! A welcome email to " (email) " is on its way." }
+                p.ok { "Thanks! A welcome email to " (shorten(email, MAX_EMAIL)) " is on its way." }
             }
             form method="post" action="/signup" {
                 @if let Some(error) = error {
                     p.error role="alert" { (error) }
                 }
-                label { "Email " input type="email" name="email" required value=(form.email); }
-                label { "Name " input type="text" name="name" value=(form.name); }
+                label { "Email " input type="email" name="email" required maxlength=(MAX_EMAIL) value=(shorten(&form.email, MAX_EMAIL)); }
+                label { "Name " input type="text" name="name" maxlength=(MAX_NAME) value=(shorten(&form.name, MAX_NAME)); }
                 button type="submit" { "Subscribe" }
             }
             h2 { "Latest subscribers" }
@@ -188,14 +188,43 @@ async fn subscriber_list(State(store): State<Store>) -> Response {
     Html(body.into_string()).into_response()
 }
 
+/// The longest address SMTP carries (RFC 5321's 256-octet path, less its brackets).
+const MAX_EMAIL: usize = 254;
+/// The longest name a subscriber may give.
+const MAX_NAME: usize = 100;
+/// How much of a refused address an error message quotes.
+const QUOTED_EMAIL: usize = 60;
+
+/// `text`, cut to `max` characters (the last one an ellipsis) when longer: what the page echoes
+/// of the user's input, so that a 10,000-character field does not come back whole.
+fn shorten(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut short: String = text.chars().take(max.saturating_sub(1)).collect();
+    short.push('…');
+    short
+}
+
 /// Checks the form; the cleaned address and name, or what to fix.
 pub fn validate(form: &SignupForm) -> Result<(String, String), String> {
     let email = form.email.trim();
     if email.is_empty() {
         return Err("Please enter your email address.".into());
     }
+    let length = email.chars().count();
+    if length > MAX_EMAIL {
+        return Err(format!(
+            "{:?} is not an email address: it has {length} characters, and an address has at \
+             most {MAX_EMAIL}.",
+            shorten(email, QUOTED_EMAIL)
+        ));
+    }
     if email.parse::<lettre::Address>().is_err() {
-        return Err(format!("{email:?} is not an email address."));
+        return Err(format!(
+            "{:?} is not an email address.",
+            shorten(email, QUOTED_EMAIL)
+        ));
     }
     let name = form.name.trim();
     let name = if name.is_empty() {
@@ -203,8 +232,10 @@ pub fn validate(form: &SignupForm) -> Result<(String, String), String> {
     } else {
         name
     };
-    if name.chars().count() > 100 {
-        return Err("Please use a name of at most 100 characters.".into());
+    if name.chars().count() > MAX_NAME {
+        return Err(format!(
+            "Please use a name of at most {MAX_NAME} characters."
+        ));
     }
     Ok((email.to_lowercase(), name.to_string()))
 }

@@ -222,3 +222,48 @@ fn readme_shell_commands_exist() {
     }
     assert!(commands >= 3, "the README shows how to run the demo");
 }
+
+/// Finding: the README sent readers to `shared/seeds/`, files outside the repository. Every
+/// repository path it names (a lowercase relative path in backticks, or a relative link)
+/// exists.
+#[test]
+fn readme_paths_exist() {
+    // Prose only: code blocks hold commands and URLs, checked by the tests above.
+    let mut in_code = false;
+    let readme: String = read("README.md")
+        .lines()
+        .filter(|line| {
+            in_code ^= line.starts_with("```");
+            !in_code && !line.starts_with("```")
+        })
+        .map(|line| format!("{line}\n"))
+        .collect();
+    let is_path = |text: &str| {
+        text.contains('/')
+            && !text.starts_with('/')
+            && !text.starts_with("./")
+            && text.chars().all(|c| {
+                c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '/' | '.' | '_' | '-')
+            })
+    };
+    let mut paths: Vec<&str> = readme
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|text| is_path(text))
+        .collect();
+    paths.extend(
+        readme
+            .split("](")
+            .skip(1)
+            .filter_map(|rest| rest.split(')').next())
+            .filter(|target| !target.contains(':') && !target.starts_with('#'))
+            .map(|target| target.split('#').next().unwrap()),
+    );
+    assert!(paths.contains(&".ci/run"), "{paths:?}");
+    let missing: Vec<&&str> = paths.iter().filter(|p| !root().join(p).exists()).collect();
+    assert!(
+        missing.is_empty(),
+        "the README names missing paths: {missing:?}"
+    );
+}

@@ -134,6 +134,29 @@ fn sign_up_sends_the_welcome_email_and_ctrl_c_stops_cleanly(db: &TestDb) {
     let (status, page) = post_signup(&base, "not an address", "");
     assert_eq!(status, 422);
     assert!(page.contains("is not an email address"), "{page}");
+    // Finding: a 10,000-character address came back whole in the error and in the form.
+    let long = format!("{}@example.com", "x".repeat(10_000));
+    let (status, page) = post_signup(&base, &long, &"y".repeat(10_000));
+    assert_eq!(status, 422);
+    assert!(
+        page.contains("has 10012 characters, and an address has at most 254"),
+        "{page}"
+    );
+    assert!(
+        !page.contains(&"x".repeat(255)) && !page.contains(&"y".repeat(101)),
+        "the page echoes at most a field's limit of what was typed ({} bytes)",
+        page.len()
+    );
+    assert!(page.len() < 4_000, "{} bytes", page.len());
+    let (status, page) = post_signup(&base, &format!("{}@", "x".repeat(200)), "");
+    assert_eq!(status, 422);
+    assert!(
+        page.contains(&format!(
+            "{}…&quot; is not an email address.",
+            "x".repeat(59)
+        )),
+        "a refused address is quoted shortened: {page}"
+    );
     assert_eq!(db.count("task_name = 'send_welcome'"), 1);
 
     // The confirmation link works.
