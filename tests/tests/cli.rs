@@ -262,7 +262,10 @@ fn help_and_version_are_the_applications() {
     let url = "sqlite://toosimple.sqlite3";
     let version = app_in(dir.path(), url, &["--version"]);
     assert_eq!(version.status.code(), Some(0));
-    assert_eq!(stdout(&version), "testapp (toosimple-worker 0.1.0)\n");
+    assert_eq!(
+        stdout(&version),
+        format!("testapp (toosimple-worker {})\n", env!("CARGO_PKG_VERSION"))
+    );
     let help = app_in(dir.path(), url, &["--help"]);
     assert_eq!(help.status.code(), Some(0));
     let help = stdout(&help);
@@ -313,6 +316,22 @@ fn help_and_version_are_the_applications() {
     assert_eq!(bare.status.code(), Some(2));
     assert!(stderr(&bare).contains("Usage: testapp [OPTIONS] <COMMAND>"));
     assert!(!dir.path().join("toosimple.sqlite3").exists());
+}
+
+/// `cli!()` reads the calling crate's Cargo metadata, not toosimple-worker's: here this test
+/// crate's (an integration test has no binary name, so the package's).
+#[test]
+fn the_cli_macro_names_the_calling_crate() {
+    let mut command = toosimple_worker::cli!().command().clone();
+    assert_eq!(
+        command.render_version(),
+        format!("toosimple-tests {}\n", env!("CARGO_PKG_VERSION"))
+    );
+    let help = command.render_help().to_string();
+    assert!(
+        help.starts_with("End-to-end tests of toosimple on SQLite and PostgreSQL"),
+        "{help}"
+    );
 }
 
 fn run(db: &TestDb, args: &[&str]) -> Output {
