@@ -7,7 +7,7 @@
 //! lives, and tests holding one take turns: the others wait in `TestStore::new` until it is
 //! dropped. Under `cargo nextest`, which runs each test in its own process, nobody waits.
 //!
-//! ```
+//! ```standalone_crate
 //! use toosimple_core::testing::TestStore;
 //! use toosimple_core::{State, task};
 //!

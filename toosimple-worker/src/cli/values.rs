@@ -39,6 +39,18 @@ pub(crate) fn duration(text: &str) -> Result<Duration, String> {
     })
 }
 
+/// A duration above zero (`enqueue --timeout`: a limit of 0 would fail every run).
+pub(crate) fn positive_duration(text: &str) -> Result<Duration, String> {
+    let limit = duration(text)?;
+    if limit.is_zero() {
+        return Err(format!(
+            "a time limit of 0 fails every run: leave the flag out for the task's own, or \
+             write e.g. 30s ({DURATION_EXAMPLES})"
+        ));
+    }
+    Ok(limit)
+}
+
 /// `--tick`: a duration of at least [`MIN_TICK`].
 pub(crate) fn tick(text: &str) -> Result<Duration, String> {
     let tick = duration(text)?;
@@ -120,6 +132,7 @@ pub(crate) fn due(text: &str) -> Result<DateTime<Utc>, String> {
 }
 
 /// `admin --bind`: an address and port.
+#[cfg(feature = "admin")]
 pub(crate) fn bind(text: &str) -> Result<std::net::SocketAddr, String> {
     text.trim().parse().map_err(|_| {
         "write an address and port, e.g. 127.0.0.1:8001 (this machine only) or 0.0.0.0:8001"
