@@ -183,32 +183,46 @@ impl TestDb {
         .execute(&mut *conn)
         .expect("claim the execution");
         assert_eq!(claimed, 1, "execution {id} is not waiting nor processing");
-        let (task_name, args, queue, priority, due, retries, retry_delay, unique_key) =
-            te::task_execs
-                .find(id)
-                .select((
-                    te::task_name,
-                    te::args,
-                    te::queue,
-                    te::priority,
-                    te::due,
-                    te::retries,
-                    te::retry_delay,
-                    te::unique_key,
-                ))
-                .load::<(
-                    String,
-                    String,
-                    String,
-                    i32,
-                    chrono::NaiveDateTime,
-                    i32,
-                    i64,
-                    Option<String>,
-                )>(&mut *conn)
-                .expect("read the claimed execution")
-                .pop()
-                .expect("the execution exists");
+        let (
+            task_name,
+            args,
+            queue,
+            priority,
+            due,
+            retries,
+            retry_delay,
+            unique_key,
+            timeout_ms,
+            result_ttl,
+        ) = te::task_execs
+            .find(id)
+            .select((
+                te::task_name,
+                te::args,
+                te::queue,
+                te::priority,
+                te::due,
+                te::retries,
+                te::retry_delay,
+                te::unique_key,
+                te::timeout_ms,
+                te::result_ttl,
+            ))
+            .load::<(
+                String,
+                String,
+                String,
+                i32,
+                chrono::NaiveDateTime,
+                i32,
+                i64,
+                Option<String>,
+                Option<i64>,
+                Option<i64>,
+            )>(&mut *conn)
+            .expect("read the claimed execution")
+            .pop()
+            .expect("the execution exists");
         drop(conn);
         let claimed = ClaimedExec {
             id,
@@ -220,6 +234,8 @@ impl TestDb {
             retries,
             retry_delay,
             unique_key,
+            timeout_ms,
+            result_ttl,
         };
         let completion = toosimple_worker::run_claimed(claimed).expect("the task is registered");
         let report = self

@@ -228,6 +228,8 @@ fn claimed(id: i64, task: &str, args: String) -> ClaimedExec {
         retries: 0,
         retry_delay: 0,
         unique_key: None,
+        timeout_ms: None,
+        result_ttl: None,
     }
 }
 

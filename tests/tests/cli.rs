@@ -5,7 +5,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use toosimple_core::{State, TaskExec};
+use toosimple_core::{State, TaskExec, TaskExecFilter};
 use toosimple_tests::tasks::{add, record, sleepy};
 use toosimple_tests::{TestDb, backend_suite, wait_until};
 
@@ -26,6 +26,7 @@ backend_suite!(
     migrate_status_and_tasks,
     enqueue_requeue_cancel_and_purge,
     enqueue_reports_bad_input_clearly,
+    enqueue_takes_one_calls_options,
     schedules_and_run_schedule,
     a_worker_that_cannot_start_exits_99_with_the_reason_recorded,
     duplicate_schedule_names_stop_the_worker_at_startup,
@@ -980,6 +981,55 @@ fn enqueue_requeue_cancel_and_purge(db: &TestDb) {
     let purge = run(db, &["purge", "--older-than", "1h"]);
     assert!(stdout(&purge).contains("deleted 1"), "{}", stdout(&purge));
     assert_eq!(db.count("1 = 1"), 1, "only the sleeping one is left");
+}
+
+/// `enqueue`'s options for one call are stored on the row; options no worker could honour exit
+/// 2 with what to write, and store nothing.
+fn enqueue_takes_one_calls_options(db: &TestDb) {
+    let done = run(
+        db,
+        &[
+            "enqueue",
+            "add",
+            r#"{"a": 1, "b": 2}"#,
+            "--queue",
+            "bulk",
+            "--priority",
+            "-1",
+            "--retries",
+            "2",
+            "--retry-delay",
+            "5s",
+            "--timeout",
+            "1500ms",
+            "--ttl",
+            "7d",
+            "--due",
+            "2030-01-01T08:00:00Z",
+        ],
+    );
+    assert_eq!(done.status.code(), Some(0));
+    assert!(stdout(&done).contains("(sleeping)"), "{}", stdout(&done));
+    let exec = &TaskExec::list_in(&db.store, &TaskExecFilter::default()).unwrap()[0];
+    assert_eq!(exec.queue, "bulk");
+    assert_eq!(exec.priority, -1);
+    assert_eq!(exec.retries, 2);
+    assert_eq!(exec.retry_delay, 5);
+    assert_eq!(exec.timeout, Some(Duration::from_millis(1_500)));
+    assert_eq!(exec.ttl, Some(Duration::from_secs(7 * 86_400)));
+    assert_eq!(exec.due.to_rfc3339(), "2030-01-01T08:00:00+00:00");
+    for (flag, value, says) in [
+        ("--timeout", "0", "a time limit of 0 fails every run"),
+        ("--retries", "-2", "-2"),
+        ("--queue", "", "queue"),
+        ("--ttl", "soon", "soon"),
+    ] {
+        let refused = run(db, &["enqueue", "add", r#"{"a": 1, "b": 2}"#, flag, value]);
+        assert_eq!(refused.status.code(), Some(2), "{flag} {value}");
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(stderr.contains(flag) && stderr.contains(says), "{stderr}");
+    }
+    assert_eq!(db.count("1 = 1"), 1);
 }
 
 fn enqueue_reports_bad_input_clearly(db: &TestDb) {

@@ -17,7 +17,7 @@ backend_suite!(
     rescue_that_waited_for_the_database_defers,
     wake_queues_what_is_due_at_the_chosen_time,
     a_round_wakes_due_rows_only_when_its_claim_comes_up_short,
-    retention_is_a_stub_that_deletes_nothing,
+    retention_keeps_executions_whose_call_set_no_ttl,
     database_clock_reads_the_database_time,
 );
 
@@ -208,7 +208,7 @@ fn a_round_wakes_due_rows_only_when_its_claim_comes_up_short(db: &TestDb) {
     assert_eq!(sleeping.state().unwrap(), State::Processing);
 }
 
-fn retention_is_a_stub_that_deletes_nothing(db: &TestDb) {
+fn retention_keeps_executions_whose_call_set_no_ttl(db: &TestDb) {
     let task = record::queue(1).unwrap();
     db.run_by_hand(task.id());
     let duty = retention::Retention::new(retention::Config::default());

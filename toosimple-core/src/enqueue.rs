@@ -5,6 +5,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
+use crate::options::CallOptions;
 use crate::registry::{TaskDef, find_task};
 use crate::store::{EnqueueConnection, NewTaskExec, Store, default_store};
 use crate::{State, TaskHandle};
@@ -52,14 +53,26 @@ fn unique_key(task: &str, args_json: &str) -> String {
 
 /// The row for one call of `def` with `args`; `due: None` means now, `Queued`.
 pub(crate) fn new_row(def: &TaskDef, args: &Value, due: Option<DateTime<Utc>>) -> NewTaskExec {
+    let options = due.map_or_else(CallOptions::new, |due| CallOptions::new().at(due));
+    new_row_with(def, args, &options).expect("a task's own options are valid")
+}
+
+/// The row for one call of `def` with `args` and `options` over the task's own.
+pub(crate) fn new_row_with(
+    def: &TaskDef,
+    args: &Value,
+    options: &CallOptions,
+) -> Result<NewTaskExec> {
     let now = now();
+    let resolved = options.resolve(def)?;
     let args_json = canonical_json(args);
-    NewTaskExec {
+    let due = options.due(now);
+    Ok(NewTaskExec {
         task_name: def.name().to_string(),
         unique_key: def.is_unique().then(|| unique_key(def.name(), &args_json)),
         args: args_json,
-        queue: def.queue().to_string(),
-        priority: def.priority(),
+        queue: resolved.queue,
+        priority: resolved.priority,
         state: if due.is_some() {
             State::Sleeping.as_str()
         } else {
@@ -72,11 +85,13 @@ pub(crate) fn new_row(def: &TaskDef, args: &Value, due: Option<DateTime<Utc>>) -
             })
             .naive_utc(),
         created: now.naive_utc(),
-        retries: def.retries(),
-        retry_delay: def.retry_delay(),
+        retries: resolved.retries,
+        retry_delay: resolved.retry_delay,
         replaced_by: None,
         schedule: None,
-    }
+        timeout_ms: resolved.timeout_ms,
+        result_ttl: resolved.result_ttl,
+    })
 }
 
 fn enqueue_action(def: &TaskDef) -> impl FnOnce() -> String {
@@ -134,8 +149,24 @@ pub fn enqueue_by_name(
     args: Value,
     due: Option<DateTime<Utc>>,
 ) -> Result<TaskHandle<Value>> {
+    let options = due.map_or_else(CallOptions::new, |due| CallOptions::new().at(due));
+    enqueue_by_name_with(store, task, args, &options)
+}
+
+/// [`enqueue_by_name`] with [`CallOptions`] over the task's own (the CLI's `enqueue --queue
+/// … --timeout …`).
+///
+/// # Errors
+/// Fails when no linked task has that name, when the options cannot be honoured
+/// ([`Error::InvalidOptions`]), or when the database cannot store the row.
+pub fn enqueue_by_name_with(
+    store: &Store,
+    task: &str,
+    args: Value,
+    options: &CallOptions,
+) -> Result<TaskHandle<Value>> {
     let def = find_task(task)?;
-    let row = new_row(def, &args, due);
+    let row = new_row_with(def, &args, options)?;
     let mut handles = enqueue_rows(store, def, std::slice::from_ref(&row))?;
     Ok(handles.remove(0))
 }
@@ -150,8 +181,16 @@ pub mod __private {
         args: Result<Value>,
         due: Option<DateTime<Utc>>,
     ) -> Result<TaskHandle<T>> {
+        enqueue_with(def, args, &due_options(due))
+    }
+
+    pub fn enqueue_with<T>(
+        def: &'static TaskDef,
+        args: Result<Value>,
+        options: &CallOptions,
+    ) -> Result<TaskHandle<T>> {
         let store = default_store()?;
-        let row = new_row(def, &args?, due);
+        let row = new_row_with(def, &args?, options)?;
         let mut handles = enqueue_rows(&store, def, std::slice::from_ref(&row))?;
         Ok(handles.remove(0))
     }
@@ -160,9 +199,17 @@ pub mod __private {
         def: &'static TaskDef,
         args: impl Iterator<Item = Result<Value>>,
     ) -> Result<Vec<TaskHandle<T>>> {
+        enqueue_many_with(def, args, &CallOptions::new())
+    }
+
+    pub fn enqueue_many_with<T>(
+        def: &'static TaskDef,
+        args: impl Iterator<Item = Result<Value>>,
+        options: &CallOptions,
+    ) -> Result<Vec<TaskHandle<T>>> {
         let store = default_store()?;
         let rows = args
-            .map(|a| a.map(|a| new_row(def, &a, None)))
+            .map(|a| new_row_with(def, &a?, options))
             .collect::<Result<Vec<_>>>()?;
         enqueue_rows(&store, def, &rows)
     }
@@ -173,8 +220,17 @@ pub mod __private {
         args: Result<Value>,
         due: Option<DateTime<Utc>>,
     ) -> Result<TaskHandle<T>> {
+        enqueue_in_with(conn, def, args, &due_options(due))
+    }
+
+    pub fn enqueue_in_with<T, C: EnqueueConnection + ?Sized>(
+        conn: &mut C,
+        def: &'static TaskDef,
+        args: Result<Value>,
+        options: &CallOptions,
+    ) -> Result<TaskHandle<T>> {
         crate::registry::tasks()?;
-        let row = new_row(def, &args?, due);
+        let row = new_row_with(def, &args?, options)?;
         let enqueued = match conn.__enqueue(std::slice::from_ref(&row)) {
             Ok(enqueued) => enqueued,
             Err(source) => {
@@ -191,6 +247,10 @@ pub mod __private {
             enqueued[0].id,
             enqueued[0].duplicate,
         ))
+    }
+
+    fn due_options(due: Option<DateTime<Utc>>) -> CallOptions {
+        due.map_or_else(CallOptions::new, |due| CallOptions::new().at(due))
     }
 }
 

@@ -144,6 +144,15 @@ pub enum Error {
         reason: String,
     },
 
+    /// A call's options ([`CallOptions`](crate::CallOptions)) cannot be honoured.
+    #[error("invalid options for task `{task}`: {reason}; nothing was enqueued")]
+    InvalidOptions {
+        /// The task.
+        task: String,
+        /// What is wrong and what to write instead.
+        reason: String,
+    },
+
     /// A finished task's result does not decode into the type the handle expects.
     #[error("cannot decode the result of task execution {id}: {source}")]
     DecodeResult {

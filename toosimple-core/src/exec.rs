@@ -50,6 +50,10 @@ pub struct TaskExec {
     pub replaced_by: Option<i64>,
     /// The label of the worker that ran it.
     pub worker: Option<String>,
+    /// This call's time limit, when it set one ([`CallOptions::timeout`](crate::CallOptions::timeout)).
+    pub timeout: Option<std::time::Duration>,
+    /// How long it is kept once finished, when the call set it ([`CallOptions::ttl`](crate::CallOptions::ttl)).
+    pub ttl: Option<std::time::Duration>,
 }
 
 /// The row as diesel reads it, columns in `schema.rs` order.
@@ -74,6 +78,8 @@ pub(crate) struct TaskExecRow {
     worker: Option<String>,
     unique_key: Option<String>,
     schedule: Option<String>,
+    timeout_ms: Option<i64>,
+    result_ttl: Option<i64>,
 }
 
 impl TryFrom<TaskExecRow> for TaskExec {
@@ -102,6 +108,12 @@ impl TryFrom<TaskExecRow> for TaskExec {
             retry_delay: row.retry_delay,
             replaced_by: row.replaced_by,
             worker: row.worker,
+            timeout: row
+                .timeout_ms
+                .map(|ms| std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0))),
+            ttl: row
+                .result_ttl
+                .map(|s| std::time::Duration::from_secs(u64::try_from(s).unwrap_or(0))),
         })
     }
 }
@@ -382,6 +394,18 @@ impl TaskExec {
                 .execute(c)
             },
         )
+    }
+}
+
+impl TaskExec {
+    /// Deletes up to `limit` finished executions whose TTL ([`CallOptions::ttl`]) has run out
+    /// at `now`, a retry chain from its end back (an execution stays while the one that
+    /// replaced it does). Returns how many; the worker's retention pass calls it in batches.
+    ///
+    /// [`CallOptions::ttl`]: crate::CallOptions::ttl
+    pub fn delete_expired_in(store: &Store, now: DateTime<Utc>, limit: usize) -> Result<usize> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        store.delete_expired(now.naive_utc(), limit)
     }
 }
 

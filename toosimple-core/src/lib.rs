@@ -45,6 +45,7 @@ mod enqueue;
 mod error;
 mod exec;
 mod handle;
+mod options;
 mod registry;
 mod schedule;
 mod schedule_exec;
@@ -69,10 +70,11 @@ pub mod runtime {
 pub use toosimple_macros::{schedule, task};
 
 pub use crate::cron::CronSchedule;
-pub use crate::enqueue::enqueue_by_name;
+pub use crate::enqueue::{enqueue_by_name, enqueue_by_name_with};
 pub use crate::error::{Error, Result};
 pub use crate::exec::{QueueCount, TaskCount, TaskExec, TaskExecFilter};
 pub use crate::handle::TaskHandle;
+pub use crate::options::CallOptions;
 pub use crate::registry::{TaskDef, find_task, tasks};
 pub use crate::schedule::{ScheduleDef, check_schedules, schedules};
 pub use crate::schedule_exec::{ScheduleExec, ScheduleState};

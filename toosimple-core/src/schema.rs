@@ -28,6 +28,8 @@ diesel::table! {
         worker -> Nullable<Text>,
         unique_key -> Nullable<Text>,
         schedule -> Nullable<Text>,
+        timeout_ms -> Nullable<BigInt>,
+        result_ttl -> Nullable<BigInt>,
     }
 }
 

@@ -80,6 +80,9 @@ enum Command {
         /// When it may run (RFC 3339, e.g. 2030-01-01T08:00:00Z); now when absent.
         #[arg(long, value_parser = values::due)]
         due: Option<DateTime<Utc>>,
+        /// This call's options over the task's own.
+        #[command(flatten)]
+        options: CallArgs,
     },
     /// Enqueue a new execution with the same task and arguments as execution ID.
     Requeue {
@@ -135,6 +138,57 @@ impl Command {
             Command::Schedules { .. } => "schedules",
             Command::RunSchedule { .. } => "run-schedule",
         }
+    }
+}
+
+/// `enqueue`'s options for one call, over the task's own (`CallOptions`).
+#[derive(Debug, Args)]
+struct CallArgs {
+    /// Run on this queue instead of the task's.
+    #[arg(long, value_parser = values::queue)]
+    queue: Option<String>,
+    /// Claimed before lower priorities.
+    #[arg(long, allow_hyphen_values = true)]
+    priority: Option<i32>,
+    /// Retries after a failure (-1: for ever).
+    #[arg(long, allow_hyphen_values = true, value_parser = clap::value_parser!(i32).range(-1..))]
+    retries: Option<i32>,
+    /// The first retry's delay (it doubles after each): 30s, 5m, or seconds.
+    #[arg(long = "retry-delay", alias = "retry_delay", value_name = "DELAY", value_parser = values::duration)]
+    retry_delay: Option<Duration>,
+    /// Fail a run that takes longer than this: 30s, 500ms, or seconds.
+    #[arg(long, value_name = "LIMIT", value_parser = values::positive_duration)]
+    timeout: Option<Duration>,
+    /// Delete the finished execution this long after it finished: 1h, 7d, or seconds.
+    #[arg(long, value_parser = values::duration)]
+    ttl: Option<Duration>,
+}
+
+impl CallArgs {
+    fn options(&self, due: Option<DateTime<Utc>>) -> toosimple_core::CallOptions {
+        let mut options = toosimple_core::CallOptions::new();
+        if let Some(queue) = &self.queue {
+            options = options.on_queue(queue.clone());
+        }
+        if let Some(priority) = self.priority {
+            options = options.priority(priority);
+        }
+        if let Some(due) = due {
+            options = options.at(due);
+        }
+        if let Some(retries) = self.retries {
+            options = options.retries(retries);
+        }
+        if let Some(delay) = self.retry_delay {
+            options = options.retry_delay(delay);
+        }
+        if let Some(limit) = self.timeout {
+            options = options.timeout(limit);
+        }
+        if let Some(ttl) = self.ttl {
+            options = options.ttl(ttl);
+        }
+        options
     }
 }
 
@@ -377,7 +431,12 @@ fn run_command(command: Command, db: &Database) -> Result<(), Failure> {
             out!("migrations applied to {}", store.location());
         }
         Command::Status { json, all } => status(&db.existing()?, json, all)?,
-        Command::Enqueue { task, args, due } => {
+        Command::Enqueue {
+            task,
+            args,
+            due,
+            options,
+        } => {
             let store = db.create()?;
             let args: serde_json::Value =
                 serde_json::from_str(&args).map_err(|source| Error::InvalidOption {
@@ -393,7 +452,8 @@ fn run_command(command: Command, db: &Database) -> Result<(), Failure> {
             }
             // Refused now rather than stored and found `Invalid` by a worker later.
             toosimple_core::find_task(&task)?.check_args(&args)?;
-            let handle = toosimple_core::enqueue_by_name(&store, &task, args, due)?;
+            let handle =
+                toosimple_core::enqueue_by_name_with(&store, &task, args, &options.options(due))?;
             let exec = handle.exec()?;
             let duplicate = if handle.is_duplicate() {
                 " (a duplicate of a pending unique execution)"

@@ -69,6 +69,10 @@ pub struct ClaimedExec {
     pub retry_delay: i64,
     /// A unique task's key.
     pub unique_key: Option<String>,
+    /// This call's time limit, milliseconds (`None`: the task's).
+    pub timeout_ms: Option<i64>,
+    /// How long the finished row is kept, seconds (`None`: until purged).
+    pub result_ttl: Option<i64>,
 }
 
 pub(super) type ClaimedColumns = (
@@ -81,6 +85,8 @@ pub(super) type ClaimedColumns = (
     te::retries,
     te::retry_delay,
     te::unique_key,
+    te::timeout_ms,
+    te::result_ttl,
 );
 
 pub(super) const CLAIMED_COLUMNS: ClaimedColumns = (
@@ -93,6 +99,8 @@ pub(super) const CLAIMED_COLUMNS: ClaimedColumns = (
     te::retries,
     te::retry_delay,
     te::unique_key,
+    te::timeout_ms,
+    te::result_ttl,
 );
 
 /// Claims per `request` through the backend's driver; nothing to claim asks nothing of the

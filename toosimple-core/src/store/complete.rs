@@ -93,6 +93,8 @@ fn replacement(exec: &ClaimedExec, retry: bool, now: DateTime<Utc>) -> NewTaskEx
         replaced_by: None,
         unique_key: exec.unique_key.clone(),
         schedule: None,
+        timeout_ms: exec.timeout_ms,
+        result_ttl: exec.result_ttl,
     }
 }
 

@@ -78,6 +78,11 @@ pub(crate) trait Driver {
 
     /// Counts succeeded and failed executions per minute finished since `since`.
     fn finished_per_minute(&mut self, since: NaiveDateTime) -> QueryResult<Vec<MinuteCount>>;
+
+    /// Deletes up to `limit` finished executions whose TTL (`result_ttl` seconds after
+    /// `finished`) has run out at `now` and that no remaining execution replaced: a retry
+    /// chain goes from its last execution back, so it never loses its end first.
+    fn delete_expired(&mut self, now: NaiveDateTime, limit: i64) -> QueryResult<usize>;
 }
 
 /// Opens a connection to `target` with the backend's own settings.

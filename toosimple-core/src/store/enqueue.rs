@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use super::AnyConnection;
 use super::driver::{Driver, driver};
 
-/// Rows per multi-row `INSERT`: 11 bound columns each stays under both backends' limits on
+/// Rows per multi-row `INSERT`: 13 bound columns each stays under both backends' limits on
 /// bound parameters (SQLite 32,766, PostgreSQL 65,535).
 pub(super) const INSERT_BATCH: usize = 1_000;
 
@@ -27,6 +27,8 @@ pub struct NewTaskExec {
     pub replaced_by: Option<i64>,
     pub unique_key: Option<String>,
     pub schedule: Option<String>,
+    pub timeout_ms: Option<i64>,
+    pub result_ttl: Option<i64>,
 }
 
 /// Where an enqueued row went.

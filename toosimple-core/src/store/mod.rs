@@ -529,3 +529,13 @@ pub fn default_store() -> Result<Store> {
     *slot = Some(store.clone());
     Ok(store)
 }
+
+impl Store {
+    /// See [`TaskExec::delete_expired_in`](crate::TaskExec::delete_expired_in).
+    pub(crate) fn delete_expired(&self, now: chrono::NaiveDateTime, limit: i64) -> Result<usize> {
+        self.write(
+            || "deleting expired task executions".to_string(),
+            |c| driver::driver(c).delete_expired(now, limit),
+        )
+    }
+}

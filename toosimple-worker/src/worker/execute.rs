@@ -85,7 +85,11 @@ async fn run(def: &'static TaskDef, exec: &ClaimedExec, tasks: &Handle) -> Outco
         Ok(args) => args,
         Err(e) => return Outcome::Invalid(format!("arguments are not valid JSON: {e}")),
     };
-    let timeout = def.timeout().map(Duration::from_secs);
+    // The call's own limit (`CallOptions::timeout`) over the task's.
+    let timeout = exec
+        .timeout_ms
+        .map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(1)))
+        .or(def.timeout().map(Duration::from_secs));
     let joined = match def.invoker() {
         Invoker::Async(call) => {
             let watched = Watched {
@@ -115,7 +119,7 @@ async fn run(def: &'static TaskDef, exec: &ClaimedExec, tasks: &Handle) -> Outco
     match joined {
         None => Outcome::Failed(format!(
             "timed out after {} s",
-            timeout.map_or(0, |t| t.as_secs())
+            timeout.map_or(0.0, |t| t.as_secs_f64())
         )),
         Some(Err(join_error)) => match join_error.try_into_panic() {
             Ok(payload) => Outcome::Failed(format!("panicked: {}", panic_message(&*payload))),

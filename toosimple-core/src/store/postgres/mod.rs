@@ -268,6 +268,20 @@ impl Driver for PgConnection {
             .bind::<diesel::sql_types::Timestamp, _>(since)
             .load(self)
     }
+
+    fn delete_expired(&mut self, now: NaiveDateTime, limit: i64) -> QueryResult<usize> {
+        // SKIP LOCKED: two workers' retention passes delete different rows without waiting.
+        diesel::sql_query(
+            "DELETE FROM task_execs WHERE id IN (SELECT t.id FROM task_execs t \
+             WHERE t.result_ttl IS NOT NULL AND t.finished IS NOT NULL \
+             AND t.finished + t.result_ttl * interval '1 second' <= $1 \
+             AND NOT EXISTS (SELECT 1 FROM task_execs n WHERE n.id = t.replaced_by) \
+             LIMIT $2 FOR UPDATE SKIP LOCKED)",
+        )
+        .bind::<diesel::sql_types::Timestamp, _>(now)
+        .bind::<diesel::sql_types::BigInt, _>(limit)
+        .execute(self)
+    }
 }
 
 /// From this many rows on, a bulk enqueue of non-unique rows goes through `COPY FROM`
@@ -292,6 +306,8 @@ struct CopiedTaskExec<'a> {
     replaced_by: Option<i64>,
     unique_key: Option<&'a str>,
     schedule: Option<&'a str>,
+    timeout_ms: Option<i64>,
+    result_ttl: Option<i64>,
 }
 
 #[derive(QueryableByName)]
@@ -332,6 +348,8 @@ fn copy_rows(c: &mut PgConnection, rows: &[NewTaskExec]) -> QueryResult<Vec<Enqu
             replaced_by: row.replaced_by,
             unique_key: row.unique_key.as_deref(),
             schedule: row.schedule.as_deref(),
+            timeout_ms: row.timeout_ms,
+            result_ttl: row.result_ttl,
         })
         .collect();
     let stored = diesel::copy_from(te::task_execs)

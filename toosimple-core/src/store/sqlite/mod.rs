@@ -135,6 +135,20 @@ impl Driver for SqliteConnection {
             .bind::<diesel::sql_types::Timestamp, _>(since)
             .load(self)
     }
+
+    fn delete_expired(&mut self, now: NaiveDateTime, limit: i64) -> QueryResult<usize> {
+        // julianday() reads the stored text timestamps; a TTL in days is seconds / 86400.
+        diesel::sql_query(
+            "DELETE FROM task_execs WHERE id IN (SELECT t.id FROM task_execs t \
+             WHERE t.result_ttl IS NOT NULL AND t.finished IS NOT NULL \
+             AND julianday(t.finished) + t.result_ttl / 86400.0 <= julianday(?) \
+             AND NOT EXISTS (SELECT 1 FROM task_execs n WHERE n.id = t.replaced_by) \
+             LIMIT ?)",
+        )
+        .bind::<diesel::sql_types::Timestamp, _>(now)
+        .bind::<diesel::sql_types::BigInt, _>(limit)
+        .execute(self)
+    }
 }
 
 /// The claim, written out: SQLite's planner, without statistics, takes the index on
@@ -158,7 +172,8 @@ fn claim(c: &mut SqliteConnection, request: &ClaimRequest<'_>) -> QueryResult<Ve
          WHERE id IN (SELECT id FROM task_execs INDEXED BY task_execs_claim \
          WHERE state = 'queued' AND task_name IN ({names}){queues} \
          ORDER BY priority DESC, due, id LIMIT ?) \
-         RETURNING id, task_name, args, queue, priority, due, retries, retry_delay, unique_key",
+         RETURNING id, task_name, args, queue, priority, due, retries, retry_delay, unique_key, \
+         timeout_ms, result_ttl",
         names = placeholders(request.task_names.len()),
     );
     let mut query = diesel::sql_query(sql)

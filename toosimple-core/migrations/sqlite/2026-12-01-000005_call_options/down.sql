@@ -1,0 +1,3 @@
+DROP INDEX task_execs_expiring;
+ALTER TABLE task_execs DROP COLUMN result_ttl;
+ALTER TABLE task_execs DROP COLUMN timeout_ms;
