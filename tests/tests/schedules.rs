@@ -353,3 +353,23 @@ fn eight_worker_processes_run_a_one_second_schedule_once_per_second(db: &TestDb)
         "an occurrence waited for the tick: {late:?}"
     );
 }
+
+/// The seed's schedules belong to a queue (`default` unless set), and a `--queue x` worker
+/// materializes only x's: a schedule without a queue of its own follows its task's. It used
+/// to be materialized by every worker, `--queue reports` ones too.
+#[test]
+fn a_schedule_without_a_queue_of_its_own_follows_its_tasks_queue() {
+    use toosimple_core::store::QueueSelection;
+    use toosimple_worker::maintenance::schedules::{Config, Materializer};
+    // The one schedule linked here is `morning`'s, a task of queue `default`, with no queue.
+    let morning = toosimple_core::schedules();
+    assert_eq!(morning.len(), 1, "{morning:?}");
+    assert_eq!(morning[0].queue(), None);
+    let serves =
+        |queues: QueueSelection| !Materializer::new("w", Config::default(), &queues).is_empty();
+    assert!(serves(QueueSelection::All));
+    assert!(serves(QueueSelection::Only(vec!["default".to_string()])));
+    assert!(!serves(QueueSelection::Only(vec!["reports".to_string()])));
+    assert!(!serves(QueueSelection::Except(vec!["default".to_string()])));
+    assert!(serves(QueueSelection::Except(vec!["reports".to_string()])));
+}

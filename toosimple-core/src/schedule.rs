@@ -98,7 +98,7 @@ impl ScheduleDef {
         (self.args)()
     }
 
-    /// The queue of the workers that materialize it (`None`: every worker).
+    /// The queue of the workers that materialize it (`None`: its task's queue's workers).
     pub const fn queue(&self) -> Option<&'static str> {
         self.queue
     }

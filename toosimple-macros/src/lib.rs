@@ -110,7 +110,7 @@ pub fn task(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// | `cron` | string | required | 5 fields (minute hour day-of-month month day-of-week), an optional 6th for seconds (`"* * * * * */15"`: every 15 s), a `@daily`-style nickname, or `"manual"` (never due: only run when triggered); checked at compile time |
 /// | `name` | string | the task's name | the schedule's unique name |
 /// | `args` | tuple | `()` | the task's arguments, in order, leaving out the `datetime_arg` one; type-checked against the function |
-/// | `queue` | string | every worker | only workers of this queue materialize the schedule |
+/// | `queue` | string | its task's queue | only workers serving this queue materialize the schedule |
 /// | `run_on_creation` | `true`/`false` | `false` | run the latest occurrence when the schedule is first seen |
 /// | `catch_up` | `true`/`false` | `false` | enqueue every missed occurrence, not only the latest |
 /// | `datetime_arg` | string | none | the parameter (of type `Option<DateTime<Utc>>`) that receives the occurrence's date |

@@ -55,13 +55,23 @@ pub struct Materializer {
 
 impl Materializer {
     /// The schedules duty of worker `label` serving `queues`: the linked schedules of those
-    /// queues, or of none in particular; none at all when `config.enabled` is false.
+    /// queues (a schedule without a queue of its own is its task's queue's, as the seed's
+    /// schedules are); none at all when `config.enabled` is false.
     pub fn new(label: impl Into<String>, config: Config, queues: &QueueSelection) -> Materializer {
         let all = toosimple_core::schedules();
         let registered = all.iter().map(|s| s.name()).collect();
         let schedules = if config.enabled {
             all.into_iter()
-                .filter(|s| s.queue().is_none_or(|q| queues.includes(q)))
+                .filter(|s| {
+                    // A schedule of a task this binary does not link stays with every worker,
+                    // whose pass reports it.
+                    let queue = s.queue().or_else(|| {
+                        toosimple_core::find_task(s.task())
+                            .ok()
+                            .map(|task| task.queue())
+                    });
+                    queue.is_none_or(|q| queues.includes(q))
+                })
                 .collect()
         } else {
             Arc::from([])
