@@ -39,6 +39,9 @@ fn certificate(dir: &Path) -> Result<(PathBuf, PathBuf), String> {
             "2",
             "-subj",
             "/CN=127.0.0.1",
+            // `verify-full` checks the address against the certificate's names.
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
         ])
         .args(["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"])
         .arg("-keyout")
@@ -119,5 +122,56 @@ fn sslmode_require_connects_over_tls_and_runs_a_task() {
     assert_eq!(handle.wait(Duration::from_secs(10)).unwrap(), 5, "{log}");
     let exec = handle.exec().unwrap();
     assert!(exec.worker.is_some(), "run by the worker process");
+
+    // An idle worker is woken through LISTEN over TLS as well (its tick is 30 s), with the
+    // server's certificate checked as `verify-full` asks. The LISTEN connection used to
+    // speak plain TCP only: "no LISTEN wake-ups for now", and new work waited for the tick.
+    let verified = format!(
+        "{}?sslmode=verify-full&sslrootcert={}",
+        server.url("tls"),
+        cert.display()
+    );
+    let log_path = certs.path().join("idle.log");
+    let mut idle = Command::new(APP)
+        .args([
+            "worker",
+            "--tick",
+            "30s",
+            "--timeout",
+            "60s",
+            "--label",
+            "idle",
+        ])
+        .env("TOOSIMPLE_DATABASE_URL", &verified)
+        .env("TOOSIMPLE_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .expect("start a worker");
+    let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    toosimple_tests::wait_until(
+        "the idle worker to register",
+        Duration::from_secs(30),
+        || {
+            toosimple_core::WorkerStatus::list_in(&store)
+                .unwrap()
+                .iter()
+                .any(|w| w.label == "idle")
+        },
+    );
+    let woken = add::queue(20, 22).unwrap();
+    let result = woken.wait(Duration::from_secs(10));
+    let _ = Command::new("kill")
+        .args(["-INT", &idle.id().to_string()])
+        .status();
+    let status = idle.wait().expect("the worker stops");
+    assert_eq!(
+        result.ok(),
+        Some(42),
+        "woken at once, not at the tick:\n{}",
+        log()
+    );
+    assert!(status.success(), "{}", log());
+    assert!(!log().contains("no LISTEN wake-ups"), "{}", log());
     drop(store);
 }
