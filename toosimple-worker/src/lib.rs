@@ -45,6 +45,7 @@ mod admin;
 mod cli;
 pub mod clock;
 mod signals;
+pub mod testing;
 mod worker;
 
 use std::process::ExitCode;
