@@ -15,6 +15,7 @@ use toosimple_worker::{Exit, Worker};
 
 backend_suite!(
     runs_by_priority_then_due,
+    runs_by_priority_then_due_across_the_queues_it_serves,
     serves_only_its_queues,
     excludes_queues,
     retries_with_doubling_delays_chained_by_replaced_by,
@@ -58,6 +59,44 @@ fn runs_by_priority_then_due(db: &TestDb) {
     record_high::queue_at(now - TimeDelta::seconds(6), 10).unwrap();
     assert_eq!(worker(db).concurrency(1).until_done().run(), Exit::Stopped);
     assert_eq!(db.side_effects(), vec![10, 20, 1, 2, 3]);
+}
+
+/// The claim takes each served queue's best rows and merges them: the order is global, as if
+/// all were one queue, whether the worker names its queues or excludes some.
+fn runs_by_priority_then_due_across_the_queues_it_serves(db: &TestDb) {
+    db.create_side_effects();
+    let now = Utc::now();
+    let at = |queue: &str, priority: i32, ago: i64, n: i64| {
+        record::with()
+            .on_queue(queue)
+            .priority(priority)
+            .at(now - TimeDelta::seconds(ago))
+            .queue(n)
+            .unwrap();
+    };
+    at("q1", 0, 10, 3);
+    at("q2", 0, 30, 1);
+    at("default", 2, 5, 20);
+    at("q2", 2, 6, 10);
+    at("q1", 0, 20, 2);
+    // First in claim order, in a queue the workers do not serve.
+    at("q3", 9, 60, 99);
+    let excluding = worker(db).exclude_queues(["q3"]).concurrency(1);
+    assert_eq!(excluding.until_done().run(), Exit::Stopped);
+    assert_eq!(db.side_effects(), vec![10, 20, 1, 2, 3]);
+
+    at("q1", 0, 10, 6);
+    at("q2", 1, 1, 5);
+    at("default", 7, 60, 98);
+    at("q1", 0, 40, 4);
+    let naming = worker(db).queues(["q1", "q2"]).concurrency(1);
+    assert_eq!(naming.until_done().run(), Exit::Stopped);
+    assert_eq!(db.side_effects(), vec![10, 20, 1, 2, 3, 5, 4, 6]);
+    assert_eq!(
+        db.count("state = 'queued'"),
+        2,
+        "q3's and default's rows wait"
+    );
 }
 
 fn serves_only_its_queues(db: &TestDb) {

@@ -186,20 +186,36 @@ struct ClaimedId {
     id: i64,
 }
 
-/// The plain-SQL claim of up to `limit` rows through the partial index of queued rows in claim
-/// order, as the framework's claim does (the state as a literal: with a bound parameter the
-/// planner would sort every queued row on each claim), with `SKIP LOCKED` on PostgreSQL.
+/// The plain-SQL claim of up to `limit` rows of the `default` queue through the claim's partial
+/// index (queue, then claim order), as the framework's claim does for a worker of one queue
+/// (the state as a literal: with a bound parameter the planner would sort every queued row on
+/// each claim), with `SKIP LOCKED` on PostgreSQL.
 fn baseline_claim_sql(store: &Store, limit: usize) -> String {
-    // SQLite's planner prefers the index on (state, id) and sorts, even with the literal.
-    let (index, lock) = if store.url().starts_with("postgres") {
-        ("", " FOR UPDATE SKIP LOCKED")
-    } else {
-        (" INDEXED BY task_execs_claim", "")
-    };
     format!(
         "UPDATE task_execs SET state = 'processing' WHERE id IN (SELECT id FROM task_execs{index} \
-         WHERE state = 'queued' ORDER BY priority DESC, due, id LIMIT {limit}{lock}) RETURNING id"
+         WHERE state = 'queued' AND queue = 'default' ORDER BY priority DESC, due, id \
+         LIMIT {limit}{lock}) RETURNING id",
+        index = claim_index(store),
+        lock = if is_postgres(store) {
+            " FOR UPDATE SKIP LOCKED"
+        } else {
+            ""
+        },
     )
+}
+
+fn is_postgres(store: &Store) -> bool {
+    store.url().starts_with("postgres")
+}
+
+/// SQLite's planner prefers the index on (state, id) and sorts, even with the literal: name
+/// the claim's index.
+fn claim_index(store: &Store) -> &'static str {
+    if is_postgres(store) {
+        ""
+    } else {
+        " INDEXED BY task_execs_queued"
+    }
 }
 
 /// Plain SQL: claims up to `per_claim` rows per transaction (one `UPDATE … RETURNING`), then
@@ -261,18 +277,13 @@ fn drain_beside_backlog(store: &Store, n: usize, args: &Args) -> f64 {
     let start = Instant::now();
     let running = std::thread::spawn(move || worker.run());
     // Done when no noop row is queued or running: two look-ups on the partial indexes of
-    // those states (the first row in claim order, a noop unless only the backlog is left, and
-    // the index of running rows by worker), with literal states so that PostgreSQL's plans
-    // use them, every few milliseconds. A filter on the queue would walk the whole backlog on
-    // each look-up and load the database under measurement.
-    let index = if store.url().starts_with("postgres") {
-        ""
-    } else {
-        " INDEXED BY task_execs_claim"
-    };
+    // those states (the first queued row of the noop's queue, and the index of running rows
+    // by worker), with literal states so that PostgreSQL's plans use them, every few
+    // milliseconds: neither reads the backlog.
     let first_queued = format!(
-        "SELECT id FROM (SELECT id, priority FROM task_execs{index} WHERE state = 'queued' \
-         ORDER BY priority DESC, due, id LIMIT 1) AS top WHERE priority = 0"
+        "SELECT id FROM task_execs{index} WHERE state = 'queued' AND queue = 'default' \
+         ORDER BY priority DESC, due, id LIMIT 1",
+        index = claim_index(store)
     );
     let mut conn = store.connection().unwrap();
     let mut pending = |sql: &str| {
@@ -320,7 +331,7 @@ fn add_history(store: &Store, n: usize) {
     let columns = "task_name, args, queue, priority, state, due, created, started, finished, \
                    result, retries, retry_delay, worker";
     let values = "'noop', '{}', 'default', 0, 'succeeded', t, t, t, t, 'null', 0, 0, 'history'";
-    let sql = if store.url().starts_with("postgres") {
+    let sql = if is_postgres(store) {
         format!(
             "INSERT INTO task_execs ({columns}) SELECT {values} FROM \
              (SELECT now()::timestamp - interval '1 hour' AS t FROM generate_series(1, {n})) s"
@@ -341,7 +352,7 @@ fn add_history(store: &Store, n: usize) {
 /// megabytes, PostgreSQL's vacuum and statistics) is done before the drain, not during it.
 fn settle(store: &Store) {
     let mut conn = store.connection().unwrap();
-    let sql = if store.url().starts_with("postgres") {
+    let sql = if is_postgres(store) {
         "VACUUM ANALYZE task_execs"
     } else {
         "PRAGMA wal_checkpoint(TRUNCATE)"

@@ -75,6 +75,10 @@ pub struct ClaimedExec {
     pub result_ttl: Option<i64>,
 }
 
+/// The columns a claim returns, as SQL, in [`ClaimedExec`]'s order.
+pub(super) const CLAIMED_SQL: &str = "id, task_name, args, queue, priority, due, retries, retry_delay, unique_key, timeout_ms, \
+     result_ttl";
+
 pub(super) type ClaimedColumns = (
     te::id,
     te::task_name,

@@ -11,6 +11,7 @@ mod complete;
 mod driver;
 mod enqueue;
 mod postgres;
+mod prepared;
 mod schedules;
 mod sqlite;
 pub(crate) mod to_completion;

@@ -5,13 +5,16 @@ use chrono::NaiveDateTime;
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::prelude::*;
 use diesel::result::{ConnectionError, ConnectionResult};
+use diesel::sql_types::{BigInt, Integer, Text, Timestamp};
+use diesel::sqlite::Sqlite;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use super::Backend;
-use super::claim::{ClaimRequest, ClaimedExec, QueueSelection, in_claim_order};
+use super::claim::{CLAIMED_SQL, ClaimRequest, ClaimedExec, QueueSelection, in_claim_order};
 use super::complete::OutcomeRow;
 use super::driver::{Driver, MinuteCount};
 use super::enqueue::{Enqueued, NewTaskExec, enqueue_body, location_of};
+use super::prepared::Prepared;
 use super::to_completion::RunToCompletion;
 use crate::State;
 use crate::schedule_exec::ScheduleExecRow;
@@ -151,49 +154,97 @@ impl Driver for SqliteConnection {
     }
 }
 
-/// The claim, written out: SQLite's planner, without statistics, takes the index on
-/// `task_name` (or `state`) for the filter and sorts every queued row for the `ORDER BY`, so
-/// a claim slows with the backlog (4× at 100,000 rows). `INDEXED BY` makes it walk the
-/// partial index made for the claim and stop after `limit` rows; SQLite refuses the statement
-/// rather than ignore the index, so a change that made it unusable fails every claim test.
+/// The queued rows' queues, through the claim index: one seek per queue (a skip scan), whatever
+/// the number of rows.
+const QUEUED_QUEUES: &str = "WITH RECURSIVE q(queue) AS (\
+     SELECT (SELECT queue FROM task_execs INDEXED BY task_execs_queued \
+             WHERE state = 'queued' ORDER BY queue LIMIT 1) \
+     UNION ALL \
+     SELECT (SELECT t.queue FROM task_execs AS t INDEXED BY task_execs_queued \
+             WHERE t.state = 'queued' AND t.queue > q.queue ORDER BY t.queue LIMIT 1) \
+     FROM q WHERE q.queue IS NOT NULL) \
+     SELECT queue FROM q WHERE queue IS NOT NULL";
+
+#[derive(QueryableByName)]
+struct QueuedQueue {
+    #[diesel(sql_type = Text)]
+    queue: String,
+}
+
+/// A row the claim may take, in claim order.
+#[derive(QueryableByName)]
+struct Candidate {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = Integer)]
+    priority: i32,
+    #[diesel(sql_type = Timestamp)]
+    due: NaiveDateTime,
+}
+
+/// The claim: inside `BEGIN IMMEDIATE`, which already serialises writers, so it can read then
+/// write. For each served queue that has queued rows, the first `limit` rows of its range of
+/// the claim index (`task_execs_queued`: queue, then claim order); the best `limit` of those
+/// are claimed. Rows of queues the worker does not serve are never read, however many.
+///
+/// `INDEXED BY`: SQLite's planner, without statistics, prefers the index on `task_name` or
+/// `state` and sorts every queued row; SQLite refuses a statement whose named index it cannot
+/// use rather than ignore it, so a change that made it unusable fails every claim test.
 fn claim(c: &mut SqliteConnection, request: &ClaimRequest<'_>) -> QueryResult<Vec<ClaimedExec>> {
-    use diesel::sql_types::{BigInt, Text, Timestamp};
-    let placeholders = |n: usize| vec!["?"; n].join(", ");
-    let queues = match request.queues {
-        QueueSelection::All => String::new(),
-        QueueSelection::Only(only) => format!(" AND queue IN ({})", placeholders(only.len())),
-        QueueSelection::Except(except) if except.is_empty() => String::new(),
-        QueueSelection::Except(except) => {
-            format!(" AND queue NOT IN ({})", placeholders(except.len()))
-        }
+    let queues: Vec<String> = match request.queues {
+        QueueSelection::Only(only) => only.clone(),
+        selection => Prepared::<Sqlite>::sql(QUEUED_QUEUES)
+            .load::<QueuedQueue>(c)?
+            .into_iter()
+            .map(|q| q.queue)
+            .filter(|q| selection.includes(q))
+            .collect(),
     };
-    let sql = format!(
-        "UPDATE task_execs SET state = 'processing', started = ?, worker = ? \
-         WHERE id IN (SELECT id FROM task_execs INDEXED BY task_execs_claim \
-         WHERE state = 'queued' AND task_name IN ({names}){queues} \
-         ORDER BY priority DESC, due, id LIMIT ?) \
-         RETURNING id, task_name, args, queue, priority, due, retries, retry_delay, unique_key, \
-         timeout_ms, result_ttl",
-        names = placeholders(request.task_names.len()),
-    );
-    let mut query = diesel::sql_query(sql)
-        .into_boxed::<diesel::sqlite::Sqlite>()
-        .bind::<Timestamp, _>(request.now.naive_utc())
-        .bind::<Text, _>(request.worker.to_string());
-    for name in request.task_names {
-        query = query.bind::<Text, _>(*name);
-    }
-    match request.queues {
-        QueueSelection::All => {}
-        QueueSelection::Only(queues) | QueueSelection::Except(queues) => {
-            for queue in queues {
-                query = query.bind::<Text, _>(queue.clone());
+    let limit = i64::try_from(request.limit).unwrap_or(i64::MAX);
+    let mut candidates = Vec::new();
+    for queue in &queues {
+        let mut select = Prepared::<Sqlite>::sql(
+            "SELECT id, priority, due FROM task_execs INDEXED BY task_execs_queued \
+             WHERE state = 'queued' AND queue = ",
+        )
+        .bind::<Text, _>(queue.as_str())
+        .then(" AND task_name IN (");
+        for (i, name) in request.task_names.iter().enumerate() {
+            if i > 0 {
+                select = select.then(", ");
             }
+            select = select.bind::<Text, _>(*name);
         }
+        candidates.extend(
+            select
+                .then(") ORDER BY priority DESC, due, id LIMIT ")
+                .bind::<BigInt, _>(limit)
+                .load::<Candidate>(c)?,
+        );
     }
-    let mut claimed: Vec<ClaimedExec> = query
-        .bind::<BigInt, _>(i64::try_from(request.limit).unwrap_or(i64::MAX))
-        .load(c)?;
+    if candidates.is_empty() {
+        return Ok(Vec::new());
+    }
+    candidates.sort_by(|a, b| {
+        b.priority
+            .cmp(&a.priority)
+            .then(a.due.cmp(&b.due))
+            .then(a.id.cmp(&b.id))
+    });
+    candidates.truncate(request.limit);
+    // One bind for any number of ids: one statement to keep prepared.
+    let ids = serde_json::to_string(&candidates.iter().map(|c| c.id).collect::<Vec<_>>())
+        .unwrap_or_default();
+    let mut claimed: Vec<ClaimedExec> =
+        Prepared::<Sqlite>::sql("UPDATE task_execs SET state = 'processing', started = ")
+            .bind::<Timestamp, _>(request.now.naive_utc())
+            .then(", worker = ")
+            .bind::<Text, _>(request.worker)
+            .then(" WHERE id IN (SELECT value FROM json_each(")
+            .bind::<Text, _>(ids)
+            .then(")) RETURNING ")
+            .then(CLAIMED_SQL)
+            .load(c)?;
     in_claim_order(&mut claimed);
     Ok(claimed)
 }
