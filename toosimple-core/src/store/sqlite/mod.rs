@@ -22,17 +22,18 @@ use crate::schema::schedule_execs::dsl as se;
 use crate::schema::task_execs::dsl as te;
 
 pub(super) mod watch;
+mod writers;
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 
 /// Opens a connection set up for many processes sharing one file: WAL lets readers run beside
-/// the writer, `busy_timeout` makes writers queue instead of failing, and `synchronous=NORMAL`
-/// is durable under WAL except for the last commits on a power loss.
+/// the writer, writers wait for the lock in turn (`writers`) instead of failing, and
+/// `synchronous=NORMAL` is durable under WAL except for the last commits on a power loss.
 pub(super) fn establish(path: &str) -> ConnectionResult<SqliteConnection> {
-    let mut conn = SqliteConnection::establish(path)?;
+    // No `busy_timeout` below: it would replace the busy handler `writers` installs.
+    let mut conn = writers::open(|| SqliteConnection::establish(path))?;
     conn.batch_execute(
-        "PRAGMA busy_timeout = 30000; PRAGMA journal_mode = WAL; \
-         PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
     )
     .map_err(ConnectionError::CouldntSetupConfiguration)?;
     Ok(conn)
