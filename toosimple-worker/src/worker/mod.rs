@@ -517,7 +517,10 @@ impl Run {
     /// worker that can run the rest.
     async fn warn_unrunnable(&self) {
         let store = self.store.clone();
-        match blocking(move || toosimple_core::TaskExec::queued_per_task_in(&store)).await {
+        let known: Vec<&'static str> = self.defs.iter().map(|d| d.name()).collect();
+        match blocking(move || toosimple_core::TaskExec::queued_of_other_tasks_in(&store, &known))
+            .await
+        {
             Ok(queued) => {
                 for warning in unrunnable::warnings(self.defs, &self.queues, &queued) {
                     tracing::warn!(worker = %self.label, "{warning}");
