@@ -75,6 +75,21 @@ pub struct ClaimedExec {
     pub result_ttl: Option<i64>,
 }
 
+/// The SQL types of [`CLAIMED_SQL`], to load claimed rows by position.
+pub(super) type ClaimedSqlType = (
+    diesel::sql_types::BigInt,
+    diesel::sql_types::Text,
+    diesel::sql_types::Text,
+    diesel::sql_types::Text,
+    diesel::sql_types::Integer,
+    diesel::sql_types::Timestamp,
+    diesel::sql_types::Integer,
+    diesel::sql_types::BigInt,
+    diesel::sql_types::Nullable<diesel::sql_types::Text>,
+    diesel::sql_types::Nullable<diesel::sql_types::BigInt>,
+    diesel::sql_types::Nullable<diesel::sql_types::BigInt>,
+);
+
 /// The columns a claim returns, as SQL, in [`ClaimedExec`]'s order.
 pub(super) const CLAIMED_SQL: &str = "id, task_name, args, queue, priority, due, retries, retry_delay, unique_key, timeout_ms, \
      result_ttl";

@@ -1,10 +1,17 @@
-//! Hot statements written in SQL that diesel still keeps prepared.
+//! Hot statements written in SQL that diesel keeps prepared, found by type.
 //!
 //! `diesel::sql_query` marks its statements unsafe to cache, so a statement written in SQL is
 //! parsed again each time it runs, and on PostgreSQL prepared in a round trip of its own. The
-//! claim runs every round: [`Prepared`] builds it from SQL pieces and typed binds, and lets
-//! diesel cache it by its text like any query built with the DSL (one entry per text; the
-//! claim's text depends only on the shape of what a worker serves).
+//! claim and the recording of outcomes run every round: [`Prepared`] builds them from SQL
+//! pieces and typed binds, and diesel caches each per connection under its key type `K`, as it
+//! caches a query built with the DSL (with no SQL built or hashed to find it).
+//!
+//! Each key type names one statement text: a statement whose text varies (a list of
+//! placeholders whose length varies) must not be built as one `Prepared` key; pass such lists
+//! as one bound value instead (`json_each(?)` on SQLite, an array on PostgreSQL).
+//!
+//! `ST` is the SQL type of its rows: [`Untyped`] to load `QueryableByName` rows (by column
+//! name), or a tuple of SQL types to load `Queryable` rows (by position, cheaper per row).
 
 use std::marker::PhantomData;
 
@@ -15,9 +22,10 @@ use diesel::sql_types::{HasSqlType, Untyped};
 use diesel::{QueryResult, RunQueryDsl};
 
 /// A statement of SQL pieces and typed binds, in order; each bind becomes the backend's
-/// placeholder (`?`, `$1`).
-pub(super) struct Prepared<'a, DB: Backend> {
+/// placeholder (`?`, `$1`). `K` names the statement (see the module's documentation).
+pub(super) struct Prepared<'a, DB: Backend, K, ST = Untyped> {
     parts: Vec<Part<'a, DB>>,
+    types: PhantomData<fn() -> (K, ST)>,
 }
 
 enum Part<'a, DB: Backend> {
@@ -41,11 +49,12 @@ where
     }
 }
 
-impl<'a, DB: Backend> Prepared<'a, DB> {
+impl<'a, DB: Backend, K, ST> Prepared<'a, DB, K, ST> {
     /// A statement starting with `sql`.
     pub(super) fn sql(sql: &'a str) -> Self {
         Prepared {
             parts: vec![Part::Sql(sql)],
+            types: PhantomData,
         }
     }
 
@@ -55,12 +64,12 @@ impl<'a, DB: Backend> Prepared<'a, DB> {
         self
     }
 
-    /// Appends a placeholder bound to `value`, of SQL type `ST`.
-    pub(super) fn bind<ST, T>(mut self, value: T) -> Self
+    /// Appends a placeholder bound to `value`, of SQL type `BT`.
+    pub(super) fn bind<BT, T>(mut self, value: T) -> Self
     where
-        DB: HasSqlType<ST>,
-        T: ToSql<ST, DB> + Send + 'a,
-        ST: 'a,
+        DB: HasSqlType<BT>,
+        T: ToSql<BT, DB> + Send + 'a,
+        BT: 'a,
     {
         self.parts.push(Part::Bind(Box::new(Bind {
             value,
@@ -70,10 +79,10 @@ impl<'a, DB: Backend> Prepared<'a, DB> {
     }
 }
 
-impl<DB: Backend> QueryFragment<DB> for Prepared<'_, DB> {
+impl<DB: Backend, K, ST> QueryFragment<DB> for Prepared<'_, DB, K, ST> {
     fn walk_ast<'b>(&'b self, mut pass: AstPass<'_, 'b, DB>) -> QueryResult<()> {
-        // Not `unsafe_to_cache_prepared`: the text alone decides the statement, and the
-        // binds' types are part of diesel's cache key.
+        // Not `unsafe_to_cache_prepared`: `K` decides the statement, and the binds' types are
+        // part of diesel's cache key.
         for part in &self.parts {
             match part {
                 Part::Sql(sql) => pass.push_sql(sql),
@@ -84,14 +93,13 @@ impl<DB: Backend> QueryFragment<DB> for Prepared<'_, DB> {
     }
 }
 
-impl<DB: Backend> QueryId for Prepared<'_, DB> {
-    type QueryId = ();
-    // Keyed by its text, not its type: one type builds many statements.
-    const HAS_STATIC_QUERY_ID: bool = false;
+impl<DB: Backend, K: 'static, ST> QueryId for Prepared<'_, DB, K, ST> {
+    type QueryId = K;
+    const HAS_STATIC_QUERY_ID: bool = true;
 }
 
-impl<DB: Backend> Query for Prepared<'_, DB> {
-    type SqlType = Untyped;
+impl<DB: Backend, K, ST> Query for Prepared<'_, DB, K, ST> {
+    type SqlType = ST;
 }
 
-impl<DB: Backend, C> RunQueryDsl<C> for Prepared<'_, DB> {}
+impl<DB: Backend, K, ST, C> RunQueryDsl<C> for Prepared<'_, DB, K, ST> {}

@@ -5,12 +5,16 @@ pub(super) mod listen;
 
 use chrono::NaiveDateTime;
 use diesel::connection::{AnsiTransactionManager, TransactionManager};
+use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::result::ConnectionResult;
+use diesel::sql_types::{Array, BigInt, Text, Timestamp};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use super::Backend;
-use super::claim::{CLAIMED_SQL, ClaimRequest, ClaimedExec, QueueSelection, in_claim_order};
+use super::claim::{
+    CLAIMED_SQL, ClaimRequest, ClaimedExec, ClaimedSqlType, QueueSelection, in_claim_order,
+};
 use super::complete::OutcomeRow;
 use super::driver::{Driver, MinuteCount};
 use super::enqueue::{Enqueued, NewTaskExec, enqueue_body, location_of};
@@ -141,12 +145,6 @@ struct DatabaseNow {
     now: chrono::DateTime<chrono::Utc>,
 }
 
-#[derive(QueryableByName)]
-struct UpdatedId {
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    id: i64,
-}
-
 const FINISHED_PER_MINUTE: &str = "SELECT CAST(EXTRACT(EPOCH FROM date_trunc('minute', finished)) AS BIGINT) AS minute, \
      state, COUNT(*) AS n FROM task_execs WHERE finished >= $1 AND state IN ('succeeded', 'failed') \
      GROUP BY 1, 2";
@@ -217,25 +215,33 @@ impl Driver for PgConnection {
 
     /// One statement for the whole round (one round trip instead of one per task).
     fn record_outcomes(&mut self, worker: &str, rows: &[OutcomeRow<'_>]) -> QueryResult<Vec<i64>> {
-        use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamp};
-        let updated: Vec<UpdatedId> = diesel::sql_query(
+        use diesel::sql_types::Nullable;
+        struct RecordOutcomes;
+        Prepared::<Pg, RecordOutcomes, BigInt>::sql(
             "UPDATE task_execs AS t \
              SET state = v.state, result = v.result, error = v.error, finished = v.finished \
-             FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::timestamp[]) \
-                  AS v(id, state, result, error, finished) \
-             WHERE t.id = v.id AND t.state = 'processing' AND t.worker = $6 \
-             RETURNING t.id",
+             FROM unnest(",
         )
         .bind::<Array<BigInt>, _>(rows.iter().map(|r| r.id).collect::<Vec<_>>())
+        .then(", ")
         .bind::<Array<Text>, _>(rows.iter().map(|r| r.state.as_str()).collect::<Vec<_>>())
-        .bind::<Array<Nullable<Text>>, _>(rows.iter().map(|r| r.result.clone()).collect::<Vec<_>>())
+        .then(", ")
+        .bind::<Array<Nullable<Text>>, _>(
+            rows.iter().map(|r| r.result.as_deref()).collect::<Vec<_>>(),
+        )
+        .then(", ")
         .bind::<Array<Nullable<Text>>, _>(
             rows.iter().map(|r| r.error.as_deref()).collect::<Vec<_>>(),
         )
+        .then(", ")
         .bind::<Array<Timestamp>, _>(rows.iter().map(|r| r.finished).collect::<Vec<_>>())
+        .then(
+            ") AS v(id, state, result, error, finished) \
+             WHERE t.id = v.id AND t.state = 'processing' AND t.worker = ",
+        )
         .bind::<Text, _>(worker)
-        .load(self)?;
-        Ok(updated.into_iter().map(|u| u.id).collect())
+        .then(" RETURNING t.id")
+        .load(self)
     }
 
     /// `FOR UPDATE SKIP LOCKED`: a schedule another worker is materializing is left to it.
@@ -388,38 +394,55 @@ const QUEUED_QUEUES: &str = "WITH RECURSIVE queued(queue) AS (\
 /// does not serve are never read, however many. States are literals: a generic plan matches
 /// a partial index only against a constant.
 fn claim(c: &mut PgConnection, request: &ClaimRequest<'_>) -> QueryResult<Vec<ClaimedExec>> {
-    use diesel::pg::Pg;
-    use diesel::sql_types::{Array, BigInt, Text, Timestamp};
-    let limit = i64::try_from(request.limit).unwrap_or(i64::MAX);
-    let statement = match request.queues {
-        QueueSelection::Only(only) => {
-            Prepared::<Pg>::sql("UPDATE task_execs SET state = 'processing', started = ")
-                .bind::<Timestamp, _>(request.now.naive_utc())
-                .then(", worker = ")
-                .bind::<Text, _>(request.worker)
+    struct ClaimNamedQueues;
+    struct ClaimQueuedQueues;
+    let mut claimed = match request.queues {
+        QueueSelection::Only(only) => served_heads(
+            claiming::<ClaimNamedQueues>(Prepared::sql(""), request)
                 .then(" WHERE id IN (SELECT c.id FROM unnest(")
                 .bind::<Array<Text>, _>(only.as_slice())
-                .then(") AS served(queue) CROSS JOIN LATERAL (")
-        }
+                .then(") AS served(queue) CROSS JOIN LATERAL ("),
+            request,
+        )
+        .load(c)?,
         QueueSelection::All | QueueSelection::Except(_) => {
             let except: &[String] = match request.queues {
                 QueueSelection::Except(except) => except,
                 _ => &[],
             };
-            Prepared::<Pg>::sql(QUEUED_QUEUES)
-                .then("UPDATE task_execs SET state = 'processing', started = ")
-                .bind::<Timestamp, _>(request.now.naive_utc())
-                .then(", worker = ")
-                .bind::<Text, _>(request.worker)
-                .then(
-                    " WHERE id IN (SELECT c.id FROM (SELECT queue FROM queued \
-                     WHERE queue IS NOT NULL AND queue <> ALL(",
-                )
-                .bind::<Array<Text>, _>(except)
-                .then(")) AS served CROSS JOIN LATERAL (")
+            served_heads(
+                claiming::<ClaimQueuedQueues>(Prepared::sql(QUEUED_QUEUES), request)
+                    .then(
+                        " WHERE id IN (SELECT c.id FROM (SELECT queue FROM queued \
+                         WHERE queue IS NOT NULL AND queue <> ALL(",
+                    )
+                    .bind::<Array<Text>, _>(except)
+                    .then(")) AS served CROSS JOIN LATERAL ("),
+                request,
+            )
+            .load(c)?
         }
     };
-    let mut claimed: Vec<ClaimedExec> = statement
+    in_claim_order(&mut claimed);
+    Ok(claimed)
+}
+
+type Claiming<'a, K> = Prepared<'a, Pg, K, ClaimedSqlType>;
+
+/// `start`, then the claim's `UPDATE` by `request.worker` at `request.now`.
+fn claiming<'a, K>(start: Claiming<'a, K>, request: &'a ClaimRequest<'_>) -> Claiming<'a, K> {
+    start
+        .then("UPDATE task_execs SET state = 'processing', started = ")
+        .bind::<Timestamp, _>(request.now.naive_utc())
+        .then(", worker = ")
+        .bind::<Text, _>(request.worker)
+}
+
+/// The claim's end: the first rows of each `served.queue` that no one holds, locked, and the
+/// best of them.
+fn served_heads<'a, K>(claim: Claiming<'a, K>, request: &'a ClaimRequest<'_>) -> Claiming<'a, K> {
+    let limit = i64::try_from(request.limit).unwrap_or(i64::MAX);
+    claim
         .then(
             "SELECT t.id, t.priority, t.due FROM task_execs AS t \
              WHERE t.state = 'queued' AND t.queue = served.queue AND t.task_name = ANY(",
@@ -431,7 +454,4 @@ fn claim(c: &mut PgConnection, request: &ClaimRequest<'_>) -> QueryResult<Vec<Cl
         .bind::<BigInt, _>(limit)
         .then(") RETURNING ")
         .then(CLAIMED_SQL)
-        .load(c)?;
-    in_claim_order(&mut claimed);
-    Ok(claimed)
 }

@@ -5,21 +5,21 @@ use chrono::NaiveDateTime;
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::prelude::*;
 use diesel::result::{ConnectionError, ConnectionResult};
-use diesel::sql_types::{BigInt, Integer, Text, Timestamp};
+use diesel::sql_types::{BigInt, Integer, Text};
 use diesel::sqlite::Sqlite;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use super::Backend;
-use super::claim::{CLAIMED_SQL, ClaimRequest, ClaimedExec, QueueSelection, in_claim_order};
+use super::claim::{
+    CLAIMED_SQL, ClaimRequest, ClaimedExec, ClaimedSqlType, QueueSelection, in_claim_order,
+};
 use super::complete::OutcomeRow;
 use super::driver::{Driver, MinuteCount};
 use super::enqueue::{Enqueued, NewTaskExec, enqueue_body, location_of};
 use super::prepared::Prepared;
 use super::to_completion::RunToCompletion;
-use crate::State;
 use crate::schedule_exec::ScheduleExecRow;
 use crate::schema::schedule_execs::dsl as se;
-use crate::schema::task_execs::dsl as te;
 
 pub(super) mod watch;
 mod writers;
@@ -87,29 +87,42 @@ impl Driver for SqliteConnection {
         claim(self, request)
     }
 
-    /// One statement each: SQLite runs in-process, where a statement costs microseconds and
-    /// the transaction around them is the one commit.
+    /// One statement for the round: the outcomes go in as one JSON array (one bound value,
+    /// so one statement text to keep prepared whatever their number).
     fn record_outcomes(&mut self, worker: &str, rows: &[OutcomeRow<'_>]) -> QueryResult<Vec<i64>> {
-        let mut updated = Vec::with_capacity(rows.len());
-        for row in rows {
-            let count = diesel::update(
-                te::task_execs
-                    .find(row.id)
-                    .filter(te::state.eq(State::Processing.as_str()))
-                    .filter(te::worker.eq(worker)),
-            )
-            .set((
-                te::state.eq(row.state.as_str()),
-                te::result.eq(&row.result),
-                te::error.eq(row.error.as_deref()),
-                te::finished.eq(row.finished),
-            ))
-            .execute(self)?;
-            if count == 1 {
-                updated.push(row.id);
-            }
-        }
-        Ok(updated)
+        struct RecordOutcomes;
+        /// One outcome as the statement reads it: id, state, result, error, finished.
+        type Written<'r> = (i64, &'r str, Option<&'r str>, Option<&'r str>, String);
+        let outcomes: Vec<Written<'_>> = rows
+            .iter()
+            .map(|row| {
+                (
+                    row.id,
+                    row.state.as_str(),
+                    row.result.as_deref(),
+                    row.error.as_deref(),
+                    time_text(&row.finished),
+                )
+            })
+            .collect();
+        let outcomes = serde_json::to_string(&outcomes)
+            .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
+        Prepared::<Sqlite, RecordOutcomes, BigInt>::sql(
+            "UPDATE task_execs SET state = o.state, result = o.result, error = o.error, \
+             finished = o.finished FROM (SELECT value ->> 0 AS id, value ->> 1 AS state, \
+             value ->> 2 AS result, value ->> 3 AS error, value ->> 4 AS finished \
+             FROM json_each(",
+        )
+        .bind::<Text, _>(outcomes)
+        // `+`: not through the index of running rows by worker (every row the worker holds,
+        // each matched against the whole array), but each outcome's row by its id.
+        .then(
+            ")) AS o WHERE task_execs.id = o.id AND +task_execs.state = 'processing' \
+             AND +task_execs.worker = ",
+        )
+        .bind::<Text, _>(worker)
+        .then(" RETURNING task_execs.id")
+        .load(self)
     }
 
     /// The write transaction already excludes other writers.
@@ -155,6 +168,37 @@ impl Driver for SqliteConnection {
     }
 }
 
+/// A time as SQLite stores it here: the text diesel writes for a `Timestamp`
+/// (`%F %T%.f`: `2026-12-07 10:00:00.250`), which the claim and the admin compare and sort as
+/// text, written without chrono's format parser (a tenth of a short task's recording).
+pub(super) fn time_text(time: &NaiveDateTime) -> String {
+    use chrono::{Datelike, Timelike};
+    use std::fmt::Write;
+    let nanos = time.nanosecond();
+    if !(0..=9999).contains(&time.year()) || nanos >= 1_000_000_000 {
+        // Years of other widths and leap seconds: chrono's own rules.
+        return time.format("%F %T%.f").to_string();
+    }
+    let mut text = String::with_capacity(29);
+    let _ = write!(
+        text,
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+        time.year(),
+        time.month(),
+        time.day(),
+        time.hour(),
+        time.minute(),
+        time.second()
+    );
+    let _ = match nanos {
+        0 => Ok(()),
+        n if n % 1_000_000 == 0 => write!(text, ".{:03}", n / 1_000_000),
+        n if n % 1_000 == 0 => write!(text, ".{:06}", n / 1_000),
+        n => write!(text, ".{n:09}"),
+    };
+    text
+}
+
 /// The queued rows' queues, through the claim index: one seek per queue (a skip scan), whatever
 /// the number of rows.
 const QUEUED_QUEUES: &str = "WITH RECURSIVE q(queue) AS (\
@@ -166,22 +210,11 @@ const QUEUED_QUEUES: &str = "WITH RECURSIVE q(queue) AS (\
      FROM q WHERE q.queue IS NOT NULL) \
      SELECT queue FROM q WHERE queue IS NOT NULL";
 
-#[derive(QueryableByName)]
-struct QueuedQueue {
-    #[diesel(sql_type = Text)]
-    queue: String,
-}
-
-/// A row the claim may take, in claim order.
-#[derive(QueryableByName)]
-struct Candidate {
-    #[diesel(sql_type = BigInt)]
-    id: i64,
-    #[diesel(sql_type = Integer)]
-    priority: i32,
-    #[diesel(sql_type = Timestamp)]
-    due: NaiveDateTime,
-}
+/// The first rows of one queue's range of the claim index, of the tasks named in a JSON array.
+const QUEUE_HEAD: &str = "SELECT id FROM task_execs INDEXED BY task_execs_queued \
+     WHERE state = 'queued' AND queue = ";
+const OF_TASKS: &str = " AND task_name IN (SELECT value FROM json_each(";
+const IN_CLAIM_ORDER: &str = ")) ORDER BY priority DESC, due, id LIMIT ";
 
 /// The claim: inside `BEGIN IMMEDIATE`, which already serialises writers, so it can read then
 /// write. For each served queue that has queued rows, the first `limit` rows of its range of
@@ -192,60 +225,121 @@ struct Candidate {
 /// `state` and sorts every queued row; SQLite refuses a statement whose named index it cannot
 /// use rather than ignore it, so a change that made it unusable fails every claim test.
 fn claim(c: &mut SqliteConnection, request: &ClaimRequest<'_>) -> QueryResult<Vec<ClaimedExec>> {
+    struct QueuedQueues;
+    struct ClaimOneQueue;
+    struct QueueCandidates;
+    struct ClaimIds;
     let queues: Vec<String> = match request.queues {
         QueueSelection::Only(only) => only.clone(),
-        selection => Prepared::<Sqlite>::sql(QUEUED_QUEUES)
-            .load::<QueuedQueue>(c)?
+        selection => Prepared::<Sqlite, QueuedQueues, Text>::sql(QUEUED_QUEUES)
+            .load::<String>(c)?
             .into_iter()
-            .map(|q| q.queue)
             .filter(|q| selection.includes(q))
             .collect(),
     };
     let limit = i64::try_from(request.limit).unwrap_or(i64::MAX);
-    let mut candidates = Vec::new();
-    for queue in &queues {
-        let mut select = Prepared::<Sqlite>::sql(
-            "SELECT id, priority, due FROM task_execs INDEXED BY task_execs_queued \
-             WHERE state = 'queued' AND queue = ",
-        )
-        .bind::<Text, _>(queue.as_str())
-        .then(" AND task_name IN (");
-        for (i, name) in request.task_names.iter().enumerate() {
-            if i > 0 {
-                select = select.then(", ");
-            }
-            select = select.bind::<Text, _>(*name);
-        }
-        candidates.extend(
-            select
-                .then(") ORDER BY priority DESC, due, id LIMIT ")
-                .bind::<BigInt, _>(limit)
-                .load::<Candidate>(c)?,
-        );
-    }
-    if candidates.is_empty() {
-        return Ok(Vec::new());
-    }
-    candidates.sort_by(|a, b| {
-        b.priority
-            .cmp(&a.priority)
-            .then(a.due.cmp(&b.due))
-            .then(a.id.cmp(&b.id))
-    });
-    candidates.truncate(request.limit);
-    // One bind for any number of ids: one statement to keep prepared.
-    let ids = serde_json::to_string(&candidates.iter().map(|c| c.id).collect::<Vec<_>>())
-        .unwrap_or_default();
-    let mut claimed: Vec<ClaimedExec> =
-        Prepared::<Sqlite>::sql("UPDATE task_execs SET state = 'processing', started = ")
-            .bind::<Timestamp, _>(request.now.naive_utc())
-            .then(", worker = ")
-            .bind::<Text, _>(request.worker)
-            .then(" WHERE id IN (SELECT value FROM json_each(")
-            .bind::<Text, _>(ids)
-            .then(")) RETURNING ")
+    let names = serde_json::to_string(request.task_names)
+        .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
+    let mut claimed: Vec<ClaimedExec> = match queues.as_slice() {
+        [] => return Ok(Vec::new()),
+        // One queue (most workers): its head is claimed in the same statement.
+        [queue] => claiming::<ClaimOneQueue>(request)
+            .then(" WHERE id IN (")
+            .then(QUEUE_HEAD)
+            .bind::<Text, _>(queue.as_str())
+            .then(OF_TASKS)
+            .bind::<Text, _>(names.as_str())
+            .then(IN_CLAIM_ORDER)
+            .bind::<BigInt, _>(limit)
+            .then(") RETURNING ")
             .then(CLAIMED_SQL)
-            .load(c)?;
+            .load(c)?,
+        // Several: the best of their heads, merged here.
+        queues => {
+            let mut candidates: Vec<(i32, String, i64)> = Vec::new();
+            for queue in queues {
+                candidates.extend(
+                    Prepared::<Sqlite, QueueCandidates, (Integer, Text, BigInt)>::sql(
+                        "SELECT priority, due, id FROM (",
+                    )
+                    .then(QUEUE_HEAD)
+                    .bind::<Text, _>(queue.as_str())
+                    .then(OF_TASKS)
+                    .bind::<Text, _>(names.as_str())
+                    .then(IN_CLAIM_ORDER)
+                    .bind::<BigInt, _>(limit)
+                    .then(") AS head JOIN task_execs USING (id)")
+                    .load::<(i32, String, i64)>(c)?,
+                );
+            }
+            // Claim order; stored times compare as their text.
+            candidates.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+            candidates.truncate(request.limit);
+            if candidates.is_empty() {
+                return Ok(Vec::new());
+            }
+            let ids = serde_json::to_string(&candidates.iter().map(|c| c.2).collect::<Vec<_>>())
+                .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
+            claiming::<ClaimIds>(request)
+                .then(" WHERE id IN (SELECT value FROM json_each(")
+                .bind::<Text, _>(ids)
+                .then(")) RETURNING ")
+                .then(CLAIMED_SQL)
+                .load(c)?
+        }
+    };
     in_claim_order(&mut claimed);
     Ok(claimed)
+}
+
+/// The start of a claim's `UPDATE`, by `request.worker` at `request.now`.
+fn claiming<'a, K>(request: &'a ClaimRequest<'_>) -> Prepared<'a, Sqlite, K, ClaimedSqlType> {
+    Prepared::sql("UPDATE task_execs SET state = 'processing', started = ")
+        .bind::<Text, _>(time_text(&request.now.naive_utc()))
+        .then(", worker = ")
+        .bind::<Text, _>(request.worker)
+}
+
+#[cfg(test)]
+mod time_text_tests {
+    use super::time_text;
+    use chrono::{DateTime, NaiveDateTime};
+
+    /// The text must be diesel's to the character: stored times are compared as text.
+    #[test]
+    fn time_text_is_what_diesel_writes() {
+        let samples = [
+            0_i64,
+            1_765_000_000_000_000_000,
+            1_765_000_000_250_000_000,
+            1_765_000_000_250_100_000,
+            1_765_000_000_250_100_001,
+            1_765_000_000_000_001_000,
+            i64::MAX,
+        ];
+        for nanos in samples {
+            let time: NaiveDateTime = DateTime::from_timestamp_nanos(nanos).naive_utc();
+            assert_eq!(
+                time_text(&time),
+                time.format("%F %T%.f").to_string(),
+                "{nanos}"
+            );
+        }
+        let mut nanos = 1_700_000_000_000_000_007_i64;
+        for _ in 0..10_000 {
+            nanos = nanos
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .rem_euclid(4_000_000_000_000_000_000);
+            let time = DateTime::from_timestamp_nanos(nanos).naive_utc();
+            assert_eq!(
+                time_text(&time),
+                time.format("%F %T%.f").to_string(),
+                "{nanos}"
+            );
+            let micros = DateTime::from_timestamp_micros(nanos / 1000)
+                .unwrap()
+                .naive_utc();
+            assert_eq!(time_text(&micros), micros.format("%F %T%.f").to_string());
+        }
+    }
 }
