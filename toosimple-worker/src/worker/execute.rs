@@ -45,11 +45,26 @@ pub(crate) async fn execute(
     clock: Arc<dyn Clock>,
     tasks: Handle,
 ) -> Completion {
-    let start = Instant::now();
-    tracing::info!(task = def.name(), id = exec.id, "task started");
+    let start = report_start(def, &exec);
     let outcome = run(def, &exec, &tasks).await;
+    report_end(def, &exec, &outcome, start);
+    Completion {
+        exec,
+        outcome,
+        finished: clock.now(),
+    }
+}
+
+/// Logs that `exec` of `def` starts; returns when, for [`report_end`].
+pub(crate) fn report_start(def: &TaskDef, exec: &ClaimedExec) -> Instant {
+    tracing::info!(task = def.name(), id = exec.id, "task started");
+    Instant::now()
+}
+
+/// Logs how `exec` of `def`, started at `start`, ended.
+pub(crate) fn report_end(def: &TaskDef, exec: &ClaimedExec, outcome: &Outcome, start: Instant) {
     let elapsed = start.elapsed();
-    match &outcome {
+    match outcome {
         Outcome::Succeeded(_) => {
             tracing::info!(task = def.name(), id = exec.id, duration = ?elapsed, outcome = "succeeded", "task ended")
         }
@@ -58,16 +73,11 @@ pub(crate) async fn execute(
                 task = def.name(),
                 id = exec.id,
                 duration = ?elapsed,
-                outcome = outcome_name(&outcome),
+                outcome = outcome_name(outcome),
                 error = %message,
                 "task ended"
             )
         }
-    }
-    Completion {
-        exec,
-        outcome,
-        finished: clock.now(),
     }
 }
 
@@ -77,6 +87,15 @@ fn outcome_name(outcome: &Outcome) -> &'static str {
         Outcome::Failed(_) => "failed",
         Outcome::Invalid(_) => "invalid",
         Outcome::Interrupted(_) => "interrupted",
+    }
+}
+
+/// The outcome of a task's function that returned.
+pub(crate) fn outcome_of(result: RunResult) -> Outcome {
+    match result {
+        Ok(value) => Outcome::Succeeded(value),
+        Err(RunError::Failed(message)) => Outcome::Failed(message),
+        Err(RunError::InvalidArgs(message)) => Outcome::Invalid(message),
     }
 }
 
@@ -125,9 +144,7 @@ async fn run(def: &'static TaskDef, exec: &ClaimedExec, tasks: &Handle) -> Outco
             Ok(payload) => Outcome::Failed(format!("panicked: {}", panic_message(&*payload))),
             Err(_) => Outcome::Interrupted("the task was cancelled".to_string()),
         },
-        Some(Ok(Ok(value))) => Outcome::Succeeded(value),
-        Some(Ok(Err(RunError::Failed(message)))) => Outcome::Failed(message),
-        Some(Ok(Err(RunError::InvalidArgs(message)))) => Outcome::Invalid(message),
+        Some(Ok(result)) => outcome_of(result),
     }
 }
 
@@ -138,7 +155,7 @@ async fn within<F: std::future::Future>(timeout: Option<Duration>, future: F) ->
     }
 }
 
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
         (*s).to_string()
     } else if let Some(s) = payload.downcast_ref::<String>() {

@@ -11,6 +11,7 @@ mod execute;
 pub mod maintenance;
 mod outage;
 mod producer;
+mod runners;
 mod shutdown;
 mod unrunnable;
 
@@ -755,6 +756,7 @@ impl Run {
                 None => std::future::pending().await,
             }
         };
+        let nudge_at = self.producer.nudge_at();
         tokio::select! {
             first = self.producer.next_finished() => {
                 // Past the select: nothing can cancel the gathering.
@@ -767,6 +769,8 @@ impl Run {
                 self.claim_due = true;
             }
             (landed, claim) = in_flight => self.landed(landed, claim, stop).await,
+            // A sync task waited for busy runners: it gets one of its own.
+            _ = sleep_until_some(nudge_at) => self.producer.nudge(),
             // A tick that came during a round is taken when it lands: maintenance waits for it.
             _ = tokio::time::sleep_until(wake_at), if !busy => self.claim_due = true,
             _ = self.wakeup.notified() => self.claim_due = true,
@@ -916,6 +920,14 @@ pub(crate) fn run_claimed(exec: toosimple_core::store::ClaimedExec) -> Result<Co
 /// worker, so a poisoned lock is taken as is.
 fn lock<T: ?Sized>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Sleeps until `at`, or for ever without one.
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Runs blocking database work off the async threads.

@@ -20,15 +20,26 @@ use tokio::runtime::Handle;
 use tokio::task::{JoinError, JoinSet};
 use tokio::time::Instant;
 use toosimple_core::TaskDef;
+use toosimple_core::runtime::Invoker;
 use toosimple_core::store::{ClaimRequest, ClaimedExec, Completion, QueueSelection};
 
 use super::execute::execute;
+use super::runners::Runners;
 use super::shutdown::{RunMode, StopRequest};
 use crate::clock::Clock;
 
 /// The typical run below which tasks are claimed ahead: a round trip to the database is a
 /// real share of such a task's time, and a row waits in the buffer about one task's length.
 pub(crate) const SHORT_TASK: Duration = Duration::from_millis(20);
+
+/// What [`Producer::next_finished`] saw end.
+#[derive(Debug)]
+pub(crate) enum Ended {
+    /// A task of the running set, or its wrapper's early end.
+    Task(Box<Result<Completion, JoinError>>),
+    /// Executions on the runners: [`Producer::gather`] takes them.
+    OnRunners,
+}
 
 /// What to claim in one round, owned so that it can go to a blocking thread.
 #[derive(Debug, Clone)]
@@ -64,7 +75,11 @@ pub(crate) struct Producer {
     clock: Arc<dyn Clock>,
     /// The task runtime: task code runs there, never on the loop's threads.
     tasks: Handle,
+    /// Async tasks, and sync tasks with a time limit.
     running: JoinSet<Completion>,
+    /// Sync tasks without a time limit, and how many of them run or wait for a runner.
+    runners: Runners,
+    on_runners: usize,
     /// The claimed executions still running, by id, with when each started here.
     held: HashMap<i64, (ClaimedExec, Instant)>,
     /// Claimed executions waiting for a slot, in claim order.
@@ -99,9 +114,11 @@ impl Producer {
             queues: Arc::new(queues),
             concurrency,
             mode,
-            clock,
+            clock: clock.clone(),
             tasks,
             running: JoinSet::new(),
+            runners: Runners::new(concurrency, clock.clone()),
+            on_runners: 0,
             held: HashMap::new(),
             buffer: VecDeque::new(),
             // `--once` runs one round's claims: nothing would start the buffered rows.
@@ -125,7 +142,7 @@ impl Producer {
         if claiming {
             // Saturating: `concurrency(usize::MAX)` means "no limit", not an overflow.
             (self.concurrency.saturating_add(self.ahead()))
-                .saturating_sub(self.running.len() + self.buffer.len())
+                .saturating_sub(self.running() + self.buffer.len())
         } else {
             0
         }
@@ -159,9 +176,15 @@ impl Producer {
         self.buffer.extend(claimed);
     }
 
-    /// Starts buffered executions in the free slots.
+    /// How many executions run.
+    fn running(&self) -> usize {
+        self.running.len() + self.on_runners
+    }
+
+    /// Starts buffered executions in the free slots: sync tasks without a time limit on the
+    /// runners, the others as tasks of their own.
     pub(crate) fn fill(&mut self) {
-        while self.running.len() < self.concurrency {
+        while self.running() < self.concurrency {
             let Some(exec) = self.buffer.pop_front() else {
                 break;
             };
@@ -169,14 +192,32 @@ impl Producer {
                 continue; // claimed only by registered names
             };
             self.held.insert(exec.id, (exec.clone(), Instant::now()));
-            self.running
-                .spawn(execute(def, exec, self.clock.clone(), self.tasks.clone()));
+            match def.invoker() {
+                Invoker::Sync(call) if exec.timeout_ms.is_none() && def.timeout().is_none() => {
+                    self.on_runners += 1;
+                    self.runners.run(def, call, exec);
+                }
+                _ => {
+                    self.running
+                        .spawn(execute(def, exec, self.clock.clone(), self.tasks.clone()));
+                }
+            }
         }
+    }
+
+    /// When an execution waiting for a busy runner is due a runner of its own.
+    pub(crate) fn nudge_at(&self) -> Option<tokio::time::Instant> {
+        self.runners.nudge_at()
+    }
+
+    /// Gets runners for the executions that waited too long for a busy one.
+    pub(crate) fn nudge(&self) {
+        self.runners.nudge();
     }
 
     /// Whether nothing runs or waits in the buffer.
     pub(crate) fn is_idle(&self) -> bool {
-        self.running.is_empty() && self.buffer.is_empty()
+        self.running() == 0 && self.buffer.is_empty()
     }
 
     /// The ids of the executions it holds: running or buffered.
@@ -204,38 +245,51 @@ impl Producer {
 
     /// What has already ended, without waiting.
     pub(crate) fn collect_finished(&mut self) -> Vec<Completion> {
-        let mut done = Vec::new();
+        let mut done = self.ended_on_runners();
         while let Some(joined) = self.running.try_join_next() {
             done.extend(self.finished(joined));
         }
         done
     }
 
+    /// What the runners finished since the last look.
+    fn ended_on_runners(&mut self) -> Vec<Completion> {
+        let ended = self.runners.take_ended();
+        self.on_runners -= ended.len();
+        ended
+            .into_iter()
+            .filter_map(|completion| self.finished(Ok(completion)))
+            .collect()
+    }
+
     /// Waits for a task to end (none running: forever). Cancel-safe, for the worker's
     /// `select!`: nothing is taken from the running set unless it returns.
-    pub(crate) async fn next_finished(&mut self) -> Result<Completion, JoinError> {
-        match self.running.join_next().await {
-            Some(joined) => joined,
-            None => std::future::pending().await,
+    pub(crate) async fn next_finished(&mut self) -> Ended {
+        let (tasks, runners) = (!self.running.is_empty(), self.on_runners > 0);
+        tokio::select! {
+            Some(joined) = self.running.join_next(), if tasks => Ended::Task(Box::new(joined)),
+            () = self.runners.ended(), if runners => Ended::OnRunners,
+            else => std::future::pending().await,
         }
     }
 
     /// After `first` ended, gathers what ends within `window`, to record it in one round. Not
     /// cancel-safe (what it gathered would be lost): await it to the end.
-    pub(crate) async fn gather(
-        &mut self,
-        first: Result<Completion, JoinError>,
-        window: Duration,
-    ) -> Vec<Completion> {
-        let mut done: Vec<Completion> = self.finished(first).into_iter().collect();
+    pub(crate) async fn gather(&mut self, first: Ended, window: Duration) -> Vec<Completion> {
+        let mut done: Vec<Completion> = match first {
+            Ended::Task(joined) => self.finished(*joined).into_iter().collect(),
+            Ended::OnRunners => Vec::new(),
+        };
         if !window.is_zero() {
             let until = tokio::time::Instant::now() + window;
-            while let Ok(Some(joined)) =
-                tokio::time::timeout_at(until, self.running.join_next()).await
-            {
-                done.extend(self.finished(joined));
+            while let Ok(more) = tokio::time::timeout_at(until, self.next_finished()).await {
+                if let Ended::Task(joined) = more {
+                    done.extend(self.finished(*joined));
+                }
+                done.extend(self.ended_on_runners());
             }
         }
+        done.extend(self.ended_on_runners());
         done
     }
 
@@ -262,5 +316,6 @@ impl Producer {
     /// threads abandoned.
     pub(crate) fn abort_all(&mut self) {
         self.running.abort_all();
+        self.runners.close();
     }
 }
