@@ -121,8 +121,8 @@ impl BenchDb {
             }
             Backend::Postgres => {
                 let schema = format!("bench_{:08x}", rand::random::<u32>());
-                let mut admin =
-                    PgConnection::establish(&args.postgres_url).expect("reach PostgreSQL");
+                let mut admin = PgConnection::establish(&libpq_url(&args.postgres_url))
+                    .expect("reach PostgreSQL");
                 diesel::sql_query(format!("CREATE SCHEMA {schema}"))
                     .execute(&mut admin)
                     .unwrap();
@@ -168,7 +168,7 @@ impl BenchDb {
 impl Drop for BenchDb {
     fn drop(&mut self) {
         if let Some((admin_url, schema)) = &self.drop_schema
-            && let Ok(mut admin) = PgConnection::establish(admin_url)
+            && let Ok(mut admin) = PgConnection::establish(&libpq_url(admin_url))
         {
             let _ = diesel::sql_query(format!("DROP SCHEMA {schema} CASCADE")).execute(&mut admin);
         }
@@ -177,6 +177,23 @@ impl Drop for BenchDb {
         {
             let _ = diesel::sql_query(format!("DROP DATABASE {database}")).execute(&mut admin);
         }
+    }
+}
+
+/// `url` without toosimple's `pgbouncer=…` parameter, for connections of the benchmark's own
+/// made by diesel directly (libpq refuses parameters it does not know).
+fn libpq_url(url: &str) -> String {
+    let Some((base, query)) = url.split_once('?') else {
+        return url.to_string();
+    };
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| !pair.starts_with("pgbouncer="))
+        .collect();
+    if kept.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}?{}", kept.join("&"))
     }
 }
 
@@ -577,7 +594,8 @@ fn main() {
         );
         drain_history = Some(rate);
         if args.hold_snapshot && matches!(args.backend, Backend::Postgres) {
-            let mut holder = PgConnection::establish(&db.url).expect("reach PostgreSQL");
+            let mut holder =
+                PgConnection::establish(&libpq_url(&db.url)).expect("reach PostgreSQL");
             diesel::sql_query("BEGIN ISOLATION LEVEL REPEATABLE READ")
                 .execute(&mut holder)
                 .unwrap();
