@@ -48,6 +48,16 @@ const POSTGRES_DDL: &str = "CREATE TABLE IF NOT EXISTS subscribers (
     welcome_exec BIGINT
 )";
 
+const MYSQL_DDL: &str = "CREATE TABLE IF NOT EXISTS subscribers (
+    id BIGINT AUTO_INCREMENT PRIMARY KEY,
+    email VARCHAR(255) NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    token TEXT NOT NULL,
+    confirmed BOOLEAN NOT NULL DEFAULT FALSE,
+    created DATETIME(6) NOT NULL,
+    welcome_exec BIGINT
+) DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin";
+
 /// Creates the `subscribers` table if it is missing (toosimple's own migrations ran when the
 /// store connected).
 pub fn migrate(store: &Store) -> Result<(), toosimple_core::Error> {
@@ -55,6 +65,7 @@ pub fn migrate(store: &Store) -> Result<(), toosimple_core::Error> {
     let ddl = match &mut *conn {
         AnyConnection::Sqlite(_) => SQLITE_DDL,
         AnyConnection::Postgresql(_) => POSTGRES_DDL,
+        AnyConnection::Mysql(_) => MYSQL_DDL,
     };
     conn.batch_execute(ddl)
         .map_err(|source| toosimple_core::Error::Query {
@@ -98,25 +109,23 @@ pub fn sign_up(store: &Store, email: &str, name: &str) -> Result<SignedUp, Signu
         .map_err(|e| SignupError::Database(e.report()))?;
     let token = format!("{:032x}", rand::random::<u128>());
     let now = Utc::now().naive_utc();
+    let values = (
+        subscribers::email.eq(email),
+        subscribers::name.eq(name),
+        subscribers::token.eq(&token),
+        subscribers::confirmed.eq(false),
+        subscribers::created.eq(now),
+    );
     macro_rules! insert_and_queue {
-        ($c:expr) => {
-            $c.transaction(|c| {
-                let id: i64 = diesel::insert_into(subscribers::table)
-                    .values((
-                        subscribers::email.eq(email),
-                        subscribers::name.eq(name),
-                        subscribers::token.eq(&token),
-                        subscribers::confirmed.eq(false),
-                        subscribers::created.eq(now),
-                    ))
-                    .returning(subscribers::id)
-                    .get_result(c)?;
+        ($c:expr, |$t:ident| $insert:expr) => {
+            $c.transaction(|$t| {
+                let id: i64 = $insert?;
                 // The task row joins this transaction: it exists only if the subscriber does.
-                let welcome = send_welcome::queue_in(c, id)
+                let welcome = send_welcome::queue_in($t, id)
                     .map_err(|e| DieselError::QueryBuilderError(e.report().into()))?;
                 diesel::update(subscribers::table.find(id))
                     .set(subscribers::welcome_exec.eq(welcome.id()))
-                    .execute(c)?;
+                    .execute($t)?;
                 Ok(SignedUp {
                     id,
                     welcome_exec: welcome.id(),
@@ -125,8 +134,30 @@ pub fn sign_up(store: &Store, email: &str, name: &str) -> Result<SignedUp, Signu
         };
     }
     let result: Result<SignedUp, DieselError> = match &mut *conn {
-        AnyConnection::Sqlite(c) => insert_and_queue!(c),
-        AnyConnection::Postgresql(c) => insert_and_queue!(c),
+        AnyConnection::Sqlite(c) => {
+            insert_and_queue!(c, |t| diesel::insert_into(subscribers::table)
+                .values(values)
+                .returning(subscribers::id)
+                .get_result(t))
+        }
+        AnyConnection::Postgresql(c) => {
+            insert_and_queue!(c, |t| diesel::insert_into(subscribers::table)
+                .values(values)
+                .returning(subscribers::id)
+                .get_result(t))
+        }
+        // No RETURNING there: the id is the connection's last one.
+        AnyConnection::Mysql(c) => {
+            insert_and_queue!(c, |t| diesel::insert_into(subscribers::table)
+                .values(values)
+                .execute(t)
+                .and_then(|_| {
+                    diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+                        "CAST(LAST_INSERT_ID() AS SIGNED)",
+                    ))
+                    .get_result(t)
+                }))
+        }
     };
     result.map_err(|e| match e {
         DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {

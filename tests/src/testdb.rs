@@ -9,6 +9,20 @@ use toosimple_core::{State, Store, TaskExec};
 /// The environment variable naming the PostgreSQL server tests create their schemas on.
 pub const POSTGRES_URL_ENV: &str = "TOOSIMPLE_TEST_POSTGRES_URL";
 const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+/// The environment variable naming the MariaDB (or MySQL) server tests create their databases
+/// on.
+pub const MYSQL_URL_ENV: &str = "TOOSIMPLE_TEST_MYSQL_URL";
+const DEFAULT_MYSQL_URL: &str = "mysql://root@127.0.0.1:3306/test";
+
+/// The environment variable naming PostgreSQL through a transaction-pooling PgBouncer
+/// (`.ci/run` starts one on a free port and sets it).
+pub const PGBOUNCER_URL_ENV: &str = "TOOSIMPLE_TEST_PGBOUNCER_URL";
+const DEFAULT_PGBOUNCER_URL: &str = "postgres://postgres@127.0.0.1:6432/test?pgbouncer=true";
+
+/// Whether this run is CI's (`CI=true`), where a backend test never skips.
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
 
 /// An isolated database for one test, made the default store; dropped with the test.
 pub struct TestDb {
@@ -25,6 +39,8 @@ pub struct TestDb {
 enum Cleanup {
     Sqlite(#[allow(dead_code)] tempfile::TempDir),
     Postgres { admin_url: String, schema: String },
+    Mysql { admin_url: String, database: String },
+    PostgresDatabase { admin_url: String, database: String },
     None,
 }
 
@@ -67,7 +83,7 @@ impl TestDb {
             Ok(conn) => conn,
             Err(e) => {
                 let reason = format!("PostgreSQL at {admin_url} is unreachable: {e}");
-                if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+                if in_ci() {
                     panic!("{reason} (CI=true: PostgreSQL tests must run)");
                 }
                 eprintln!("SKIPPED: {reason}; set {POSTGRES_URL_ENV} to run the PostgreSQL tests");
@@ -89,6 +105,89 @@ impl TestDb {
         })
     }
 
+    /// A fresh PostgreSQL database reached through PgBouncer in transaction mode
+    /// (`TOOSIMPLE_TEST_PGBOUNCER_URL`), or `None` (with the reason printed) when PgBouncer
+    /// cannot be reached outside CI. A database rather than a schema: a proxy that pools
+    /// sessions passes on no `search_path`.
+    pub fn pgbouncer() -> Option<TestDb> {
+        let pooled_url =
+            std::env::var(PGBOUNCER_URL_ENV).unwrap_or_else(|_| DEFAULT_PGBOUNCER_URL.to_string());
+        let reachable = toosimple_core::Store::connect(&pooled_url).map(|_| ());
+        if let Err(e) = reachable {
+            let reason = format!("PgBouncer at {pooled_url} is unreachable: {e}");
+            if in_ci() {
+                panic!("{reason} (CI=true: PgBouncer tests must run)");
+            }
+            eprintln!("SKIPPED: {reason}; set {PGBOUNCER_URL_ENV} to run the PgBouncer tests");
+            return None;
+        }
+        let admin_url = TestDb::postgres_admin_url();
+        let mut admin = PgConnection::establish(&admin_url).expect("reach PostgreSQL directly");
+        let database = format!("t_{}_{:08x}", std::process::id(), rand::random::<u32>());
+        diesel::sql_query(format!("CREATE DATABASE {database}"))
+            .execute(&mut admin)
+            .expect("create the test database");
+        let url = url_with_database(&pooled_url, &database);
+        let default = TestStore::connect(&url).expect("open the test database through PgBouncer");
+        Some(TestDb {
+            store: default.store().clone(),
+            url,
+            cleanup: Cleanup::PostgresDatabase {
+                admin_url,
+                database,
+            },
+            _default: default,
+        })
+    }
+
+    /// The URL of the MariaDB server tests use.
+    pub fn mysql_admin_url() -> String {
+        std::env::var(MYSQL_URL_ENV).unwrap_or_else(|_| DEFAULT_MYSQL_URL.to_string())
+    }
+
+    /// A fresh database on the test MariaDB server, or `None` (with the reason printed) when
+    /// the server cannot be reached outside CI.
+    pub fn mysql() -> Option<TestDb> {
+        let admin_url = TestDb::mysql_admin_url();
+        let mut admin = match MysqlConnection::establish(&admin_url) {
+            Ok(conn) => conn,
+            Err(e) => {
+                let reason = format!("MariaDB at {admin_url} is unreachable: {e}");
+                if in_ci() {
+                    panic!("{reason} (CI=true: MariaDB tests must run)");
+                }
+                eprintln!("SKIPPED: {reason}; set {MYSQL_URL_ENV} to run the MariaDB tests");
+                return None;
+            }
+        };
+        let database = format!("t_{}_{:08x}", std::process::id(), rand::random::<u32>());
+        diesel::sql_query(format!("CREATE DATABASE {database}"))
+            .execute(&mut admin)
+            .expect("create the test database");
+        let url = url_with_database(&admin_url, &database);
+        let default = TestStore::connect(&url).expect("open the test MariaDB database");
+        Some(TestDb {
+            store: default.store().clone(),
+            url,
+            cleanup: Cleanup::Mysql {
+                admin_url,
+                database,
+            },
+            _default: default,
+        })
+    }
+
+    /// For a database reached through PgBouncer, its URL on the PostgreSQL server itself.
+    pub fn direct_url(&self) -> Option<String> {
+        match &self.cleanup {
+            Cleanup::PostgresDatabase {
+                admin_url,
+                database,
+            } => Some(url_with_database(admin_url, database)),
+            _ => None,
+        }
+    }
+
     /// Runs `sql` on this database (to simulate what a worker or a corrupt row would leave).
     pub fn execute(&self, sql: &str) {
         let mut conn = self.store.connection().expect("a connection");
@@ -102,6 +201,7 @@ impl TestDb {
         let id = match self.store.backend() {
             toosimple_core::Backend::Sqlite => "INTEGER PRIMARY KEY AUTOINCREMENT",
             toosimple_core::Backend::Postgres => "BIGSERIAL PRIMARY KEY",
+            toosimple_core::Backend::Mysql => "BIGINT AUTO_INCREMENT PRIMARY KEY",
         };
         self.execute(&format!(
             "CREATE TABLE side_effects (id {id}, n BIGINT NOT NULL, pid BIGINT NOT NULL)"
@@ -251,12 +351,52 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        if let Cleanup::Postgres { admin_url, schema } = &self.cleanup
-            && let Ok(mut admin) = PgConnection::establish(admin_url)
-        {
-            let _ = diesel::sql_query(format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-                .execute(&mut admin);
+        match &self.cleanup {
+            Cleanup::Postgres { admin_url, schema } => {
+                if let Ok(mut admin) = PgConnection::establish(admin_url) {
+                    let _ = diesel::sql_query(format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                        .execute(&mut admin);
+                }
+            }
+            Cleanup::Mysql {
+                admin_url,
+                database,
+            } => {
+                if let Ok(mut admin) = MysqlConnection::establish(admin_url) {
+                    let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {database}"))
+                        .execute(&mut admin);
+                }
+            }
+            Cleanup::PostgresDatabase {
+                admin_url,
+                database,
+            } => {
+                // FORCE: PgBouncer keeps its server sessions to the database open.
+                if let Ok(mut admin) = PgConnection::establish(admin_url) {
+                    let _ = diesel::sql_query(format!(
+                        "DROP DATABASE IF EXISTS {database} WITH (FORCE)"
+                    ))
+                    .execute(&mut admin);
+                }
+            }
+            Cleanup::Sqlite(_) | Cleanup::None => {}
         }
+    }
+}
+
+/// `url` (a `mysql://` or `postgres://` URL) naming `database` instead of its own.
+pub fn url_with_database(url: &str, database: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let authority_start = base.find("://").map_or(0, |i| i + 3);
+    let server = match base[authority_start..].find('/') {
+        Some(slash) => &base[..authority_start + slash],
+        None => base,
+    };
+    match query {
+        Some(query) => format!("{server}/{database}?{query}"),
+        None => format!("{server}/{database}"),
     }
 }
 

@@ -1557,6 +1557,7 @@ fn insert_many(db: &TestDb, n: usize) {
     match &mut *conn {
         AnyConnection::Sqlite(c) => insert_all!(c),
         AnyConnection::Postgresql(c) => insert_all!(c),
+        AnyConnection::Mysql(c) => insert_all!(c),
     }
     .unwrap();
 }
@@ -1566,8 +1567,10 @@ fn executions_page_stays_fast_with_100k_rows(db: &TestDb) {
     let started = Instant::now();
     insert_many(db, N);
     let inserted = started.elapsed();
-    if db.store.backend() == toosimple_core::Backend::Postgres {
-        db.execute("ANALYZE task_execs");
+    match db.store.backend() {
+        toosimple_core::Backend::Postgres => db.execute("ANALYZE task_execs"),
+        toosimple_core::Backend::Mysql => db.execute("ANALYZE TABLE task_execs"),
+        toosimple_core::Backend::Sqlite => {}
     }
     assert_eq!(db.count("true"), N as i64);
     // The default page size (50 rows).

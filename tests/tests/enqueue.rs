@@ -13,6 +13,7 @@ use toosimple_tests::tasks::{
 use toosimple_tests::{TestDb, backend_suite};
 
 backend_suite!(
+    pgbouncer;
     round_trips_argument_and_result_types,
     queue_stores_a_queued_row_with_the_task_options,
     queue_at_stores_a_sleeping_row_with_its_due,
@@ -130,7 +131,7 @@ fn queue_many_inserts_ten_thousand_in_one_call(db: &TestDb) {
 
 fn queue_in_commits_with_the_caller_transaction(db: &TestDb) {
     let mut conn = db.store.connection().unwrap();
-    db.execute("CREATE TABLE subscribers (email TEXT PRIMARY KEY)");
+    db.execute("CREATE TABLE subscribers (email VARCHAR(255) PRIMARY KEY)");
     let handle = conn
         .transaction::<_, Error, _>(|conn| {
             diesel::RunQueryDsl::execute(

@@ -136,16 +136,16 @@ fn rescue_that_waited_for_the_database_defers(db: &TestDb) {
         task.id()
     ));
     let dead = start + TimeDelta::seconds(60);
-    // Another connection holds what a rescue needs (SQLite's write lock, PostgreSQL's
-    // heartbeat table) for longer than a rescue may wait.
+    // Another connection holds what a rescue needs (SQLite's write lock, the heartbeat table
+    // on a server) for longer than a rescue may wait.
     let mut holder = db.store.with_own_pool(1).connection().unwrap();
-    let (lock, unlock) = if db.store.backend() == toosimple_core::Backend::Sqlite {
-        ("BEGIN IMMEDIATE", "COMMIT")
-    } else {
-        (
+    let (lock, unlock) = match db.store.backend() {
+        toosimple_core::Backend::Sqlite => ("BEGIN IMMEDIATE", "COMMIT"),
+        toosimple_core::Backend::Postgres => (
             "BEGIN; LOCK TABLE worker_statuses IN ACCESS EXCLUSIVE MODE",
             "COMMIT",
-        )
+        ),
+        toosimple_core::Backend::Mysql => ("LOCK TABLES worker_statuses WRITE", "UNLOCK TABLES"),
     };
     holder.batch_execute(lock).unwrap();
     let hold = toosimple_core::store::RESCUE_MAX_WAIT + Duration::from_millis(500);

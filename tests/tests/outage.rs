@@ -1,8 +1,9 @@
-//! A PostgreSQL restart while a worker runs: no execution is lost and none runs twice.
+//! A database server restart while a worker runs: no execution is lost and none runs twice,
+//! on PostgreSQL and on MariaDB.
 //!
-//! The test starts a private PostgreSQL server of its own (the shared test server is never
-//! touched), runs a worker process on it, stops the server (`pg_ctl stop -m fast`) while tasks
-//! are running and starts it again three seconds later. Most tasks write their side effect to a
+//! The test starts a private server of its own (the shared test servers are never touched),
+//! runs a worker process on it, stops the server cleanly (`pg_ctl stop -m fast`, SIGTERM to
+//! `mariadbd`) while tasks are running and starts it again three seconds later. Most tasks write their side effect to a
 //! file, outside the restarted database, so that every execution is counted whatever the
 //! database went through.
 
@@ -12,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use chrono::{NaiveDateTime, Utc};
 use diesel::prelude::*;
+use toosimple_chaos::mariadb::PrivateMariadb;
 use toosimple_chaos::postgres::PrivatePostgres;
+use toosimple_core::AnyConnection;
 use toosimple_tests::tasks::{append_line, sleepy};
 
 const APP: &str = env!("CARGO_BIN_EXE_testapp");
@@ -30,16 +33,27 @@ const DOWN_FOR: Duration = Duration::from_secs(3);
 
 #[test]
 fn postgres_restart_while_a_worker_runs_loses_and_repeats_nothing() {
-    let Some(server) = private_server() else {
-        return;
-    };
+    if let Some(server) = private_postgres() {
+        restart_while_a_worker_runs_loses_and_repeats_nothing(server);
+    }
+}
+
+#[test]
+fn mariadb_restart_while_a_worker_runs_loses_and_repeats_nothing() {
+    if let Some(server) = private_mariadb() {
+        restart_while_a_worker_runs_loses_and_repeats_nothing(server);
+    }
+}
+
+fn restart_while_a_worker_runs_loses_and_repeats_nothing(server: Server) {
     let url = server.create_database("toosimple").unwrap();
     let store = toosimple_core::init(&url).expect("open the private database");
     {
         let mut conn = store.connection().expect("a connection");
-        diesel::sql_query(
-            "CREATE TABLE side_effects (id BIGSERIAL PRIMARY KEY, n BIGINT NOT NULL, pid BIGINT NOT NULL)",
-        )
+        diesel::sql_query(format!(
+            "CREATE TABLE side_effects (id {}, n BIGINT NOT NULL, pid BIGINT NOT NULL)",
+            server.id_column()
+        ))
         .execute(&mut *conn)
         .expect("create side_effects");
     }
@@ -186,9 +200,20 @@ fn postgres_restart_while_a_worker_runs_loses_and_repeats_nothing() {
 /// registration. It waits instead, as a running worker does, and runs once the server is up.
 #[test]
 fn worker_started_while_postgres_is_down_waits_and_then_runs() {
-    let Some((server, url, sink, lines)) = server_with_line_tasks(5, 1) else {
-        return;
-    };
+    if let Some(server) = private_postgres() {
+        worker_started_while_the_server_is_down_waits_and_then_runs(server);
+    }
+}
+
+#[test]
+fn worker_started_while_mariadb_is_down_waits_and_then_runs() {
+    if let Some(server) = private_mariadb() {
+        worker_started_while_the_server_is_down_waits_and_then_runs(server);
+    }
+}
+
+fn worker_started_while_the_server_is_down_waits_and_then_runs(server: Server) {
+    let (url, sink, lines) = with_line_tasks(&server, 5, 1);
     server.stop_server("fast").unwrap();
 
     let log = sink.path().join("worker.log");
@@ -222,10 +247,21 @@ fn worker_started_while_postgres_is_down_waits_and_then_runs() {
 /// that live workers beat again first.
 #[test]
 fn an_outage_longer_than_the_heartbeat_timeout_rescues_no_live_worker() {
+    if let Some(server) = private_postgres() {
+        long_outage_rescues_no_live_worker(server);
+    }
+}
+
+#[test]
+fn a_mariadb_outage_longer_than_the_heartbeat_timeout_rescues_no_live_worker() {
+    if let Some(server) = private_mariadb() {
+        long_outage_rescues_no_live_worker(server);
+    }
+}
+
+fn long_outage_rescues_no_live_worker(server: Server) {
     // Long tasks, so that both workers hold running ones through the outage.
-    let Some((server, url, sink, _lines)) = server_with_line_tasks(6, 8_000) else {
-        return;
-    };
+    let (url, sink, _lines) = with_line_tasks(&server, 6, 8_000);
     let logs = [sink.path().join("a.log"), sink.path().join("b.log")];
     let workers: Vec<WorkerProcess> = ["a", "b"]
         .iter()
@@ -249,7 +285,7 @@ fn an_outage_longer_than_the_heartbeat_timeout_rescues_no_live_worker() {
         .collect();
     let processing = || {
         use toosimple_core::schema::task_execs::dsl as te;
-        let mut conn = PgConnection::establish(&url).ok()?;
+        let mut conn = AnyConnection::establish(&url).ok()?;
         te::task_execs
             .filter(te::state.eq("processing"))
             .select(te::worker)
@@ -295,36 +331,77 @@ fn an_outage_longer_than_the_heartbeat_timeout_rescues_no_live_worker() {
     );
 }
 
-/// A private server with a migrated database holding `count` `append_line` tasks of `ms`
-/// each, writing to a file in a temporary folder: the server, the URL, the folder and the
-/// file.
-fn server_with_line_tasks(
+/// A migrated database on `server` holding `count` `append_line` tasks of `ms` each, writing
+/// to a file in a temporary folder: the URL, the folder and the file.
+fn with_line_tasks(
+    server: &Server,
     count: i64,
     ms: u64,
-) -> Option<(
-    PrivatePostgres,
-    String,
-    tempfile::TempDir,
-    std::path::PathBuf,
-)> {
-    let server = private_server()?;
+) -> (String, tempfile::TempDir, std::path::PathBuf) {
     let url = server.create_database("toosimple").unwrap();
     toosimple_core::init(&url).expect("open the private database");
     let sink = tempfile::tempdir().expect("a temporary folder");
     let lines = sink.path().join("lines.txt");
     let path = lines.display().to_string();
     append_line::queue_many((0..count).map(|n| (path.clone(), n, ms))).unwrap();
-    Some((server, url, sink, lines))
+    (url, sink, lines)
 }
 
-/// A private PostgreSQL server (the chaos harness's), or `None` with the reason printed when
-/// PostgreSQL is not installed, except in CI.
-fn private_server() -> Option<PrivatePostgres> {
+/// The private server a test restarts (the chaos harness's).
+enum Server {
+    Postgres(PrivatePostgres),
+    Mariadb(PrivateMariadb),
+}
+
+impl Server {
+    fn create_database(&self, name: &str) -> Result<String, String> {
+        match self {
+            Server::Postgres(server) => server.create_database(name),
+            Server::Mariadb(server) => server.create_database(name),
+        }
+    }
+
+    fn stop_server(&self, mode: &str) -> Result<(), String> {
+        match self {
+            Server::Postgres(server) => server.stop_server(mode),
+            Server::Mariadb(server) => server.stop_server(mode),
+        }
+    }
+
+    fn start_server(&self) -> Result<(), String> {
+        match self {
+            Server::Postgres(server) => server.start_server(),
+            Server::Mariadb(server) => server.start_server(),
+        }
+    }
+
+    /// An auto-numbered primary key column, as this server spells it.
+    fn id_column(&self) -> &'static str {
+        match self {
+            Server::Postgres(_) => "BIGSERIAL PRIMARY KEY",
+            Server::Mariadb(_) => "BIGINT AUTO_INCREMENT PRIMARY KEY",
+        }
+    }
+}
+
+/// A private PostgreSQL server, or `None` with the reason printed when PostgreSQL is not
+/// installed, except in CI.
+fn private_postgres() -> Option<Server> {
     // Durability against a machine crash is not what is tested: skip the fsyncs.
-    match PrivatePostgres::start(&[], &["fsync=off"]) {
+    required(PrivatePostgres::start(&[], &["fsync=off"]).map(Server::Postgres))
+}
+
+/// A private MariaDB server, or `None` with the reason printed when MariaDB is not installed,
+/// except in CI.
+fn private_mariadb() -> Option<Server> {
+    required(PrivateMariadb::start().map(Server::Mariadb))
+}
+
+fn required(started: Result<Server, String>) -> Option<Server> {
+    match started {
         Ok(server) => Some(server),
         Err(reason) if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") => {
-            panic!("{reason} (CI=true: PostgreSQL tests must run)")
+            panic!("{reason} (CI=true: the outage tests must run)")
         }
         Err(reason) => {
             eprintln!("SKIPPED: {reason}");
@@ -415,7 +492,7 @@ fn line_count(path: &Path) -> usize {
 /// server); `None` while the server is unreachable.
 fn unfinished(url: &str) -> Option<i64> {
     use toosimple_core::schema::task_execs::dsl as te;
-    let mut conn = PgConnection::establish(url).ok()?;
+    let mut conn = AnyConnection::establish(url).ok()?;
     te::task_execs
         .filter(te::state.eq_any(["sleeping", "queued", "processing"]))
         .count()
@@ -425,7 +502,7 @@ fn unfinished(url: &str) -> Option<i64> {
 
 fn side_effects(url: &str) -> Vec<i64> {
     use toosimple_tests::tasks::side_effects::dsl as se;
-    let mut conn = PgConnection::establish(url).expect("connect");
+    let mut conn = AnyConnection::establish(url).expect("connect");
     se::side_effects
         .order(se::id)
         .select(se::n)
@@ -460,7 +537,7 @@ struct Execs {
 impl Execs {
     fn load(url: &str) -> Execs {
         use toosimple_core::schema::task_execs::dsl as te;
-        let mut conn = PgConnection::establish(url).expect("connect");
+        let mut conn = AnyConnection::establish(url).expect("connect");
         let rows = te::task_execs
             .order(te::id)
             .select((

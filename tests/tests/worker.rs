@@ -14,6 +14,7 @@ use toosimple_worker::maintenance::rescue::{self, Rescuer};
 use toosimple_worker::{Exit, Worker};
 
 backend_suite!(
+    pgbouncer;
     runs_by_priority_then_due,
     runs_by_priority_then_due_across_the_queues_it_serves,
     serves_only_its_queues,
@@ -31,7 +32,6 @@ backend_suite!(
     terminate_interrupts_and_replaces_running_tasks,
     release_unheld_requeues_only_this_workers_claims_it_does_not_run,
     the_heartbeat_goes_on_while_the_shared_pool_is_exhausted,
-    idle_workers_start_new_work_at_once,
     unbounded_concurrency_and_claim_ahead_run_instead_of_overflowing,
 );
 
@@ -437,6 +437,58 @@ fn release_unheld_requeues_only_this_workers_claims_it_does_not_run(db: &TestDb)
 
 /// An idle worker does not wait for its tick (a minute here): PostgreSQL's `LISTEN`, SQLite's
 /// change counter wake it when executions are inserted.
+// Only where a database tells its workers of new executions: MariaDB has no such signal, and
+// PostgreSQL through a transaction-pooling proxy gets one only from a direct URL (`cli.rs`).
+#[test]
+fn sqlite_idle_workers_start_new_work_at_once() {
+    idle_workers_start_new_work_at_once(&TestDb::sqlite());
+}
+
+#[test]
+fn postgres_idle_workers_start_new_work_at_once() {
+    if let Some(db) = TestDb::postgres() {
+        idle_workers_start_new_work_at_once(&db);
+    }
+}
+
+/// MariaDB has no notification a client can wait on (see the README): an idle worker finds
+/// new work at its next tick, and says so when it starts.
+#[test]
+fn mysql_idle_workers_find_new_work_at_their_next_tick() {
+    let Some(db) = TestDb::mysql() else { return };
+    assert!(
+        db.store.wakeup_source().starts_with("polling at each tick"),
+        "{}",
+        db.store.wakeup_source()
+    );
+    db.create_side_effects();
+    let worker = worker(&db).tick(Duration::from_millis(300));
+    let shutdown = worker.shutdown_handle();
+    let running = std::thread::spawn(move || worker.run());
+    wait_until("the worker to register", Duration::from_secs(10), || {
+        !toosimple_core::WorkerStatus::list_in(&db.store)
+            .unwrap()
+            .is_empty()
+    });
+    for n in 0..3 {
+        let task = record::queue(n).unwrap();
+        let enqueued = std::time::Instant::now();
+        wait_until("the task to run", Duration::from_secs(5), || {
+            task.state().unwrap() == State::Succeeded
+        });
+        // A tick, a claim and the run, with room for a loaded machine; never the 60 s of a
+        // worker that missed it.
+        assert!(
+            enqueued.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            enqueued.elapsed()
+        );
+    }
+    shutdown.graceful();
+    assert_eq!(running.join().unwrap(), Exit::Stopped);
+    assert_eq!(db.side_effects(), vec![0, 1, 2]);
+}
+
 fn idle_workers_start_new_work_at_once(db: &TestDb) {
     db.create_side_effects();
     let worker = worker(db).tick(Duration::from_secs(60));

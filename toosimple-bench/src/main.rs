@@ -26,6 +26,8 @@ fn waiting() {}
 enum Backend {
     Sqlite,
     Postgres,
+    /// MariaDB or MySQL.
+    Mysql,
 }
 
 /// toosimple benchmark.
@@ -73,9 +75,14 @@ struct Args {
     /// Print one JSON object (for machines) instead of lines for people.
     #[arg(long)]
     json: bool,
-    /// The PostgreSQL server (a fresh schema is created and dropped on it).
+    /// The PostgreSQL server (a fresh schema is created and dropped on it). With
+    /// `pgbouncer=true` (a transaction-pooling proxy), statements are sent unprepared: on a
+    /// direct URL, that measures what pooled deployments pay.
     #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/test")]
     postgres_url: String,
+    /// The MariaDB or MySQL server (a fresh database is created and dropped on it).
+    #[arg(long, default_value = "mysql://root@127.0.0.1:3306/test")]
+    mysql_url: String,
 }
 
 /// The drain's worker: every queue but the backlog's.
@@ -96,6 +103,7 @@ struct BenchDb {
     url: String,
     _dir: Option<tempfile::TempDir>,
     drop_schema: Option<(String, String)>,
+    drop_database: Option<(String, String)>,
 }
 
 impl BenchDb {
@@ -108,12 +116,13 @@ impl BenchDb {
                     url,
                     _dir: Some(dir),
                     drop_schema: None,
+                    drop_database: None,
                 }
             }
             Backend::Postgres => {
                 let schema = format!("bench_{:08x}", rand::random::<u32>());
-                let mut admin =
-                    PgConnection::establish(&args.postgres_url).expect("reach PostgreSQL");
+                let mut admin = PgConnection::establish(&libpq_url(&args.postgres_url))
+                    .expect("reach PostgreSQL");
                 diesel::sql_query(format!("CREATE SCHEMA {schema}"))
                     .execute(&mut admin)
                     .unwrap();
@@ -127,6 +136,29 @@ impl BenchDb {
                     url,
                     _dir: None,
                     drop_schema: Some((args.postgres_url.clone(), schema)),
+                    drop_database: None,
+                }
+            }
+            Backend::Mysql => {
+                let database = format!("bench_{:08x}", rand::random::<u32>());
+                let mut admin =
+                    MysqlConnection::establish(&args.mysql_url).expect("reach MariaDB or MySQL");
+                diesel::sql_query(format!("CREATE DATABASE {database}"))
+                    .execute(&mut admin)
+                    .unwrap();
+                let (server, query) = match args.mysql_url.split_once('?') {
+                    Some((server, query)) => (server, format!("?{query}")),
+                    None => (args.mysql_url.as_str(), String::new()),
+                };
+                let authority = server.find("://").map_or(0, |i| i + 3);
+                let server = server[authority..]
+                    .find('/')
+                    .map_or(server, |slash| &server[..authority + slash]);
+                BenchDb {
+                    url: format!("{server}/{database}{query}"),
+                    _dir: None,
+                    drop_schema: None,
+                    drop_database: Some((args.mysql_url.clone(), database)),
                 }
             }
         }
@@ -136,10 +168,32 @@ impl BenchDb {
 impl Drop for BenchDb {
     fn drop(&mut self) {
         if let Some((admin_url, schema)) = &self.drop_schema
-            && let Ok(mut admin) = PgConnection::establish(admin_url)
+            && let Ok(mut admin) = PgConnection::establish(&libpq_url(admin_url))
         {
             let _ = diesel::sql_query(format!("DROP SCHEMA {schema} CASCADE")).execute(&mut admin);
         }
+        if let Some((admin_url, database)) = &self.drop_database
+            && let Ok(mut admin) = MysqlConnection::establish(admin_url)
+        {
+            let _ = diesel::sql_query(format!("DROP DATABASE {database}")).execute(&mut admin);
+        }
+    }
+}
+
+/// `url` without toosimple's `pgbouncer=…` parameter, for connections of the benchmark's own
+/// made by diesel directly (libpq refuses parameters it does not know).
+fn libpq_url(url: &str) -> String {
+    let Some((base, query)) = url.split_once('?') else {
+        return url.to_string();
+    };
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| !pair.starts_with("pgbouncer="))
+        .collect();
+    if kept.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}?{}", kept.join("&"))
     }
 }
 
@@ -189,7 +243,8 @@ struct ClaimedId {
 /// The plain-SQL claim of up to `limit` rows of the `default` queue through the claim's partial
 /// index (queue, then claim order), as the framework's claim does for a worker of one queue
 /// (the state as a literal: with a bound parameter the planner would sort every queued row on
-/// each claim), with `SKIP LOCKED` on PostgreSQL.
+/// each claim), with `SKIP LOCKED` on PostgreSQL. On MariaDB and MySQL, which have no `UPDATE …
+/// RETURNING`, see [`baseline_claim_mysql`].
 fn baseline_claim_sql(store: &Store, limit: usize) -> String {
     format!(
         "UPDATE task_execs SET state = 'processing' WHERE id IN (SELECT id FROM task_execs{index} \
@@ -213,23 +268,51 @@ fn is_postgres(store: &Store) -> bool {
 fn claim_index(store: &Store) -> &'static str {
     if is_postgres(store) {
         ""
+    } else if store.url().starts_with("mysql") {
+        " FORCE INDEX (task_execs_queued)"
     } else {
         " INDEXED BY task_execs_queued"
     }
 }
 
-/// Plain SQL: claims up to `per_claim` rows per transaction (one `UPDATE … RETURNING`), then
-/// completes them in one statement, in one thread, without the framework.
+/// The plain-SQL claim on MariaDB and MySQL: the rows read and locked (`FOR UPDATE SKIP
+/// LOCKED`, walking the claim index), then marked, in the caller's transaction.
+fn baseline_claim_mysql(
+    c: &mut toosimple_core::AnyConnection,
+    limit: usize,
+) -> diesel::QueryResult<Vec<ClaimedId>> {
+    use toosimple_core::schema::task_execs::dsl as te;
+    let ids: Vec<ClaimedId> = diesel::sql_query(format!(
+        "SELECT id FROM task_execs FORCE INDEX (task_execs_queued) WHERE state = 'queued' \
+         AND queue = 'default' ORDER BY priority DESC, due, id LIMIT {limit} FOR UPDATE SKIP LOCKED"
+    ))
+    .load(c)?;
+    if !ids.is_empty() {
+        diesel::update(te::task_execs.filter(te::id.eq_any(ids.iter().map(|row| row.id))))
+            .set(te::state.eq("processing"))
+            .execute(c)?;
+    }
+    Ok(ids)
+}
+
+/// Plain SQL: claims up to `per_claim` rows per transaction (one `UPDATE … RETURNING`, or a
+/// locking read and an update on MariaDB and MySQL), then completes them in one statement, in
+/// one thread, without the framework.
 fn baseline_drain_sql(store: &Store, n: usize, per_claim: usize) -> f64 {
     use toosimple_core::schema::task_execs::dsl as te;
     let mut conn = store.connection().unwrap();
     let claim = baseline_claim_sql(store, per_claim);
+    let mysql = store.url().starts_with("mysql");
     let start = Instant::now();
     let mut done = 0;
     while done < n {
         let ids: Vec<i64> = conn
             .transaction::<_, diesel::result::Error, _>(|c| {
-                diesel::sql_query(&claim).load::<ClaimedId>(c)
+                if mysql {
+                    baseline_claim_mysql(c, per_claim)
+                } else {
+                    diesel::sql_query(&claim).load::<ClaimedId>(c)
+                }
             })
             .unwrap()
             .into_iter()
@@ -336,6 +419,12 @@ fn add_history(store: &Store, n: usize) {
             "INSERT INTO task_execs ({columns}) SELECT {values} FROM \
              (SELECT now()::timestamp - interval '1 hour' AS t FROM generate_series(1, {n})) s"
         )
+    } else if store.url().starts_with("mysql") {
+        format!(
+            "INSERT INTO task_execs ({columns}) WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL \
+             SELECT i + 1 FROM s WHERE i < {n}) SELECT {values} FROM \
+             (SELECT UTC_TIMESTAMP(6) - INTERVAL 1 HOUR AS t FROM s) AS times"
+        )
     } else {
         format!(
             "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < {n}) \
@@ -354,10 +443,12 @@ fn settle(store: &Store) {
     let mut conn = store.connection().unwrap();
     let sql = if is_postgres(store) {
         "VACUUM ANALYZE task_execs"
+    } else if store.url().starts_with("mysql") {
+        "ANALYZE TABLE task_execs"
     } else {
         "PRAGMA wal_checkpoint(TRUNCATE)"
     };
-    diesel::sql_query(sql).execute(&mut *conn).unwrap();
+    diesel::connection::SimpleConnection::batch_execute(&mut *conn, sql).unwrap();
 }
 
 /// Drains the `queued` tasks with `workers` processes of this binary at once, timed from their
@@ -503,7 +594,8 @@ fn main() {
         );
         drain_history = Some(rate);
         if args.hold_snapshot && matches!(args.backend, Backend::Postgres) {
-            let mut holder = PgConnection::establish(&db.url).expect("reach PostgreSQL");
+            let mut holder =
+                PgConnection::establish(&libpq_url(&db.url)).expect("reach PostgreSQL");
             diesel::sql_query("BEGIN ISOLATION LEVEL REPEATABLE READ")
                 .execute(&mut holder)
                 .unwrap();

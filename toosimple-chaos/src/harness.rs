@@ -13,6 +13,7 @@ use rand::{Rng, SeedableRng};
 use toosimple_core::{State, Store, TaskExec, TaskExecFilter};
 
 use crate::check::{Evidence, Findings, check};
+use crate::mariadb::PrivateMariadb;
 use crate::netns::Partitionable;
 use crate::postgres::PrivatePostgres;
 use crate::tasks::{DIR_ENV, EFFECTS, ENQUEUED, LABEL_ENV};
@@ -41,6 +42,8 @@ pub enum Backend {
     Sqlite,
     /// A private PostgreSQL server started for the run, or `--postgres-url`.
     Postgres,
+    /// A private MariaDB server started for the run, or `--mysql-url`.
+    Mysql,
 }
 
 /// The faults a run injects.
@@ -55,7 +58,8 @@ pub enum Fault {
     /// SIGSTOP past the heartbeat timeout, then SIGCONT: the worker is rescued while it
     /// sleeps, and its late outcomes must be refused.
     Pause,
-    /// PostgreSQL stopped (cleanly or by a crash) and started again.
+    /// The database server (PostgreSQL, MariaDB) stopped, cleanly or by a crash, and started
+    /// again.
     Restart,
     /// One worker's link to PostgreSQL cut past the heartbeat timeout, then restored.
     Partition,
@@ -74,7 +78,7 @@ impl Fault {
             Fault::Term => "SIGTERM",
             Fault::Int => "SIGINT",
             Fault::Pause => "SIGSTOP/SIGCONT",
-            Fault::Restart => "PostgreSQL restart",
+            Fault::Restart => "database server restart",
             Fault::Partition => "network partition",
             Fault::Contention => "write contention",
             Fault::DiskFull => "full disk",
@@ -85,7 +89,8 @@ impl Fault {
     /// Whether the fault applies to `backend` (and to a server the run does not own).
     fn applies(self, backend: Backend, own_server: bool) -> bool {
         match self {
-            Fault::Restart | Fault::Partition => backend == Backend::Postgres && own_server,
+            Fault::Restart => backend != Backend::Sqlite && own_server,
+            Fault::Partition => backend == Backend::Postgres && own_server,
             Fault::DiskFull => backend == Backend::Sqlite,
             _ => true,
         }
@@ -118,6 +123,9 @@ pub struct Options {
     /// A PostgreSQL database to run on instead of a private server (restarts and partitions
     /// then need the run's own server and are skipped).
     pub postgres_url: Option<String>,
+    /// A MariaDB or MySQL database to run on instead of a private MariaDB server (restarts
+    /// then need the run's own server and are skipped).
+    pub mysql_url: Option<String>,
     /// Keep the run's folder (ledgers, worker logs) and print where it is.
     pub keep: bool,
 }
@@ -284,10 +292,32 @@ struct Run {
     injected: BTreeMap<Fault, usize>,
     enqueuers: Vec<Child>,
     next_key: i64,
-    server: Option<PrivatePostgres>,
+    server: Option<Server>,
     partition: Option<Partitionable>,
     violations: Vec<String>,
     slow: bool,
+}
+
+/// The run's own database server, which the restart fault stops and starts.
+enum Server {
+    Postgres(PrivatePostgres),
+    Mariadb(PrivateMariadb),
+}
+
+impl Server {
+    fn stop_server(&self, mode: &str) -> Result<(), String> {
+        match self {
+            Server::Postgres(server) => server.stop_server(mode),
+            Server::Mariadb(server) => server.stop_server(mode),
+        }
+    }
+
+    fn start_server(&self) -> Result<(), String> {
+        match self {
+            Server::Postgres(server) => server.start_server(),
+            Server::Mariadb(server) => server.start_server(),
+        }
+    }
 }
 
 /// Runs a chaos run and reports what it found. Errs when it cannot set up (no PostgreSQL
@@ -302,7 +332,11 @@ pub fn run(options: Options) -> Result<Report, String> {
         .tempdir()
         .map_err(|e| format!("cannot create the run's folder: {e}"))?;
     let dir = folder.path().to_path_buf();
-    let own_server = options.postgres_url.is_none();
+    let own_server = match options.backend {
+        Backend::Sqlite => true,
+        Backend::Postgres => options.postgres_url.is_none(),
+        Backend::Mysql => options.mysql_url.is_none(),
+    };
     let mut skipped = Vec::new();
     let mut faults = Vec::new();
     for fault in &options.faults {
@@ -313,7 +347,7 @@ pub fn run(options: Options) -> Result<Report, String> {
                 "{} (not on {:?}{})",
                 fault.name(),
                 options.backend,
-                if options.backend == Backend::Postgres {
+                if options.backend != Backend::Sqlite {
                     " with a server this run does not own"
                 } else {
                     ""
@@ -353,7 +387,16 @@ pub fn run(options: Options) -> Result<Report, String> {
                 if let Some(p) = &partition {
                     inner_url = Some(started.url_via(p.host_address(), "chaos"));
                 }
-                server = Some(started);
+                server = Some(Server::Postgres(started));
+                url
+            }
+        },
+        Backend::Mysql => match &options.mysql_url {
+            Some(url) => url.clone(),
+            None => {
+                let started = PrivateMariadb::start()?;
+                let url = started.create_database("chaos")?;
+                server = Some(Server::Mariadb(started));
                 url
             }
         },

@@ -21,6 +21,7 @@
 pub mod check;
 pub mod enqueuer;
 pub mod harness;
+pub mod mariadb;
 pub mod netns;
 pub mod postgres;
 pub mod tasks;

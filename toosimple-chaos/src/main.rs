@@ -47,6 +47,11 @@ struct Cli {
     /// uses the queue `chaos` only.
     #[arg(long)]
     postgres_url: Option<String>,
+    /// Run on this MariaDB or MySQL database instead of a private MariaDB server started for
+    /// the run (restarts need the run's own server and are then left out). The run uses the
+    /// queue `chaos` only.
+    #[arg(long)]
+    mysql_url: Option<String>,
     /// Keep the run's folder (ledgers, worker logs).
     #[arg(long)]
     keep: bool,
@@ -113,6 +118,7 @@ fn main() -> ExitCode {
         fault_every: cli.fault_every,
         drain_timeout: cli.drain_timeout,
         postgres_url: cli.postgres_url,
+        mysql_url: cli.mysql_url,
         keep: cli.keep,
     };
     match harness::run(options) {

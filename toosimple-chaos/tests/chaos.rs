@@ -5,7 +5,8 @@ use std::process::Command;
 
 const CHAOS: &str = env!("CARGO_BIN_EXE_toosimple-chaos");
 
-/// Faults need root (a tmpfs, a network namespace, a PostgreSQL server run as `postgres`):
+/// Faults need root (a tmpfs, a network namespace, a PostgreSQL server run as `postgres`, a
+/// MariaDB server run as `mysql`):
 /// elsewhere the run is skipped, with the reason, except in CI where it must run.
 fn can_run() -> bool {
     if toosimple_chaos::postgres::is_root() {
@@ -47,12 +48,21 @@ fn short_run(backend: &str) {
             "full disk",
             "slow tasks (time-outs)",
         ],
+        "mysql" => vec![
+            "kill -9",
+            "SIGTERM",
+            "SIGINT",
+            "SIGSTOP/SIGCONT",
+            "database server restart",
+            "write contention",
+            "slow tasks (time-outs)",
+        ],
         _ => vec![
             "kill -9",
             "SIGTERM",
             "SIGINT",
             "SIGSTOP/SIGCONT",
-            "PostgreSQL restart",
+            "database server restart",
             "network partition",
             "write contention",
             "slow tasks (time-outs)",
@@ -76,4 +86,10 @@ fn short_chaos_run_on_sqlite_loses_and_repeats_nothing() {
 #[test]
 fn short_chaos_run_on_postgres_loses_and_repeats_nothing() {
     short_run("postgres");
+}
+
+/// On a private MariaDB server, restarted by the run.
+#[test]
+fn short_chaos_run_on_mariadb_loses_and_repeats_nothing() {
+    short_run("mysql");
 }

@@ -12,7 +12,7 @@ use crate::State;
 pub enum Error {
     /// The database URL's scheme is not one toosimple speaks.
     #[error(
-        "unsupported database URL {url:?}: use sqlite://path/to/file.sqlite3 or postgres://user:password@host:port/database"
+        "unsupported database URL {url:?}: use sqlite://path/to/file.sqlite3, postgres://user:password@host:port/database or mysql://user:password@host:port/database"
     )]
     UnsupportedUrl {
         /// The URL, password hidden.

@@ -7,7 +7,7 @@ use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
 use diesel::prelude::*;
 use serde_json::Value;
 
-use super::claim::{CLAIMED_COLUMNS, ClaimRequest, ClaimedExec, claim, in_claim_order, wake};
+use super::claim::{ClaimRequest, ClaimedExec, claim, in_claim_order, wake};
 use super::driver::driver;
 use super::enqueue::{EnqueueConnection, NewTaskExec};
 use super::to_completion::RunToCompletion;
@@ -395,7 +395,7 @@ fn lock_hook<T>(hook: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub const RESCUE_MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Whose `Processing` rows to interrupt.
-enum Holder<'a> {
+pub(crate) enum Holder<'a> {
     /// Those of this worker.
     Worker(&'a str),
     /// Those of this worker while its status row says it stopped.
@@ -415,67 +415,89 @@ fn interrupt_rows(
     reason: &str,
     now: DateTime<Utc>,
 ) -> QueryResult<Vec<ClaimedExec>> {
-    use diesel::dsl::sql;
-    use diesel::sql_types::{Bool, Text, Timestamp};
-    let processing = te::task_execs.filter(te::state.eq(State::Processing.as_str()));
-    let set = (
+    driver(c).interrupt(&holder, reason, now.naive_utc())
+}
+
+/// The columns an interruption sets.
+#[allow(clippy::type_complexity)]
+pub(super) fn interrupted(
+    reason: &str,
+    now: NaiveDateTime,
+) -> (
+    diesel::dsl::Eq<te::state, &'static str>,
+    diesel::dsl::Eq<te::error, &str>,
+    diesel::dsl::Eq<te::finished, NaiveDateTime>,
+) {
+    (
         te::state.eq(State::Interrupted.as_str()),
         te::error.eq(reason),
-        te::finished.eq(now.naive_utc()),
-    );
-    match holder {
-        Holder::Worker(label) => diesel::update(processing.filter(te::worker.eq(label)))
-            .set(set)
-            .returning(CLAIMED_COLUMNS)
-            .get_results(c),
-        // The rescues judge a worker from its status row, then update its rows; on PostgreSQL
-        // each statement sees the newest commits, so the update checks the judgement again in
-        // its own statement: a worker that beat, or registered and claimed, in between (the
-        // long chaos run saw both) keeps its rows.
-        Holder::StoppedWorker(label) => diesel::update(
-            processing.filter(te::worker.eq(label)).filter(
-                sql::<Bool>("EXISTS (SELECT 1 FROM worker_statuses WHERE label = ")
-                    .bind::<Text, _>(label)
-                    .sql(" AND stopped IS NOT NULL)"),
-            ),
-        )
-        .set(set)
-        .returning(CLAIMED_COLUMNS)
-        .get_results(c),
-        Holder::SilentWorker(label, before) => diesel::update(
-            processing
-                .filter(te::worker.eq(label))
-                .filter(te::started.is_null().or(te::started.lt(before)))
-                .filter(
-                    sql::<Bool>("EXISTS (SELECT 1 FROM worker_statuses WHERE label = ")
-                        .bind::<Text, _>(label)
-                        .sql(" AND stopped IS NULL AND last_tick < ")
-                        .bind::<Timestamp, _>(before)
-                        .sql(")"),
-                ),
-        )
-        .set(set)
-        .returning(CLAIMED_COLUMNS)
-        .get_results(c),
-        Holder::WorkerIds(label, ids) => diesel::update(
-            processing
-                .filter(te::worker.eq(label))
-                .filter(te::id.eq_any(ids)),
-        )
-        .set(set)
-        .returning(CLAIMED_COLUMNS)
-        .get_results(c),
-        Holder::NoneOf(labels) => diesel::update(processing.filter(te::worker.is_null().or(
-            te::worker.ne_all(labels).and(sql::<Bool>(
-                "NOT EXISTS (SELECT 1 FROM worker_statuses \
-                     WHERE worker_statuses.label = task_execs.worker)",
-            )),
-        )))
-        .set(set)
-        .returning(CLAIMED_COLUMNS)
-        .get_results(c),
-    }
+        te::finished.eq(now),
+    )
 }
+
+/// Evaluates `$then` with `$rows` bound to the query of the `Processing` rows `$holder`
+/// holds: a macro, since each kind of holder makes a query of its own type, and each driver
+/// runs it its own way (`UPDATE … RETURNING`, or a locking read then an update).
+macro_rules! with_held_rows {
+    ($holder:expr, |$rows:ident| $then:expr) => {{
+        #[allow(unused_imports)]
+        use ::diesel::dsl::sql;
+        #[allow(unused_imports)]
+        use ::diesel::sql_types::{Bool, Text, Timestamp};
+        use $crate::schema::task_execs::dsl as te;
+        use $crate::store::complete::Holder;
+        let processing = te::task_execs.filter(te::state.eq($crate::State::Processing.as_str()));
+        match $holder {
+            Holder::Worker(label) => {
+                let $rows = processing.filter(te::worker.eq(*label));
+                $then
+            }
+            // The rescues judge a worker from its status row, then update its rows; on
+            // PostgreSQL and MySQL (READ COMMITTED) each statement sees the newest commits, so
+            // the update checks the judgement again in its own statement: a worker that beat,
+            // or registered and claimed, in between (the long chaos run saw both) keeps its
+            // rows.
+            Holder::StoppedWorker(label) => {
+                let $rows = processing.filter(te::worker.eq(*label)).filter(
+                    sql::<Bool>("EXISTS (SELECT 1 FROM worker_statuses WHERE label = ")
+                        .bind::<Text, _>(*label)
+                        .sql(" AND stopped IS NOT NULL)"),
+                );
+                $then
+            }
+            Holder::SilentWorker(label, before) => {
+                let $rows = processing
+                    .filter(te::worker.eq(*label))
+                    .filter(te::started.is_null().or(te::started.lt(*before)))
+                    .filter(
+                        sql::<Bool>("EXISTS (SELECT 1 FROM worker_statuses WHERE label = ")
+                            .bind::<Text, _>(*label)
+                            .sql(" AND stopped IS NULL AND last_tick < ")
+                            .bind::<Timestamp, _>(*before)
+                            .sql(")"),
+                    );
+                $then
+            }
+            Holder::WorkerIds(label, ids) => {
+                let $rows = processing
+                    .filter(te::worker.eq(*label))
+                    .filter(te::id.eq_any(*ids));
+                $then
+            }
+            Holder::NoneOf(labels) => {
+                let $rows = processing.filter(te::worker.is_null().or(
+                    te::worker.ne_all(*labels).and(sql::<Bool>(
+                        "NOT EXISTS (SELECT 1 FROM worker_statuses \
+                             WHERE worker_statuses.label = task_execs.worker)",
+                    )),
+                ));
+                $then
+            }
+        }
+    }};
+}
+
+pub(super) use with_held_rows;
 
 fn replace_all(
     c: &mut AnyConnection,

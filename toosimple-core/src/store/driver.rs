@@ -1,7 +1,7 @@
 //! The one seam between the store and a database backend.
 //!
 //! Every operation whose SQL differs between backends is a method of [`Driver`], implemented
-//! in `sqlite.rs` and `postgres.rs`; the rest of the store writes diesel code once, against
+//! in `sqlite/`, `postgres/` and `mysql/`; the rest of the store writes diesel code once, against
 //! [`AnyConnection`]. This file holds the only `match` on the backend: turning a URL into a
 //! connection and an [`AnyConnection`] into its driver. Adding a backend means one more
 //! implementation file, one more arm in each function below, and a migrations folder.
@@ -11,10 +11,10 @@ use diesel::QueryResult;
 use diesel::result::ConnectionResult;
 
 use super::claim::{ClaimRequest, ClaimedExec};
-use super::complete::OutcomeRow;
+use super::complete::{Holder, OutcomeRow};
 use super::enqueue::{Enqueued, NewTaskExec};
 use super::url::Target;
-use super::{AnyConnection, Backend, sqlite};
+use super::{AnyConnection, Backend, mysql, sqlite};
 use crate::schedule_exec::ScheduleExecRow;
 
 /// One (minute, state) count of finished executions; the minute as seconds since the epoch.
@@ -83,18 +83,32 @@ pub(crate) trait Driver {
     /// `finished`) has run out at `now` and that no remaining execution replaced: a retry
     /// chain goes from its last execution back, so it never loses its end first.
     fn delete_expired(&mut self, now: NaiveDateTime, limit: i64) -> QueryResult<usize>;
+
+    /// Interrupts the `Processing` rows `holder` holds (state, `reason`, finished `now`) and
+    /// returns them as they were claimed.
+    fn interrupt(
+        &mut self,
+        holder: &Holder<'_>,
+        reason: &str,
+        now: NaiveDateTime,
+    ) -> QueryResult<Vec<ClaimedExec>>;
 }
 
 /// Opens a connection to `target` with the backend's own settings.
 pub(crate) fn establish(target: &Target) -> ConnectionResult<AnyConnection> {
     match target {
         Target::Sqlite { path } => sqlite::establish(path).map(AnyConnection::Sqlite),
-        Target::Postgres { url } => super::postgres::establish(url).map(AnyConnection::Postgresql),
+        Target::Postgres { url, pooled } => {
+            super::postgres::establish(url, *pooled).map(AnyConnection::Postgresql)
+        }
+        Target::Mysql { url } => mysql::establish(url).map(AnyConnection::Mysql),
     }
 }
 
 /// Starts waking `wake` whenever executions are inserted: PostgreSQL's `LISTEN`, SQLite's
-/// change counter; `None` for an in-memory SQLite database, which no other connection sees.
+/// change counter; `None` for an in-memory SQLite database, which no other connection sees,
+/// and for MariaDB and MySQL, which have no notification channel (their workers poll at each
+/// tick).
 pub(crate) fn spawn_wakeups(
     target: &Target,
     wake: std::sync::Arc<tokio::sync::Notify>,
@@ -102,9 +116,23 @@ pub(crate) fn spawn_wakeups(
     match target {
         Target::Sqlite { .. } if target.is_memory() => None,
         Target::Sqlite { path } => sqlite::watch::spawn(path.clone(), wake),
-        Target::Postgres { url } => Some(super::WakeupSource::Task(
-            super::postgres::listen::spawn(url.clone(), wake),
-        )),
+        Target::Postgres { url, pooled } => super::postgres::listen_url(url, *pooled)
+            .map(|url| super::WakeupSource::Task(super::postgres::listen::spawn(url, wake))),
+        Target::Mysql { .. } => None,
+    }
+}
+
+/// How a worker of `target` learns of new executions, for its start-up log.
+pub(crate) fn describe_wakeups(target: &Target) -> String {
+    match target {
+        Target::Sqlite { .. } if target.is_memory() => {
+            "polling at each tick (an in-memory database)".to_string()
+        }
+        Target::Sqlite { .. } => "the file's change counter, read every 3 ms".to_string(),
+        Target::Postgres { url, pooled } => super::postgres::describe_wakeups(url, *pooled),
+        Target::Mysql { .. } => {
+            "polling at each tick (MariaDB and MySQL have no notifications)".to_string()
+        }
     }
 }
 
@@ -113,5 +141,6 @@ pub(crate) fn driver(conn: &mut AnyConnection) -> &mut dyn Driver {
     match conn {
         AnyConnection::Sqlite(c) => c,
         AnyConnection::Postgresql(c) => c,
+        AnyConnection::Mysql(c) => c,
     }
 }

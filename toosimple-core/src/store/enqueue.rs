@@ -45,12 +45,14 @@ mod sealed {
     pub trait Sealed {}
     impl Sealed for diesel::SqliteConnection {}
     impl Sealed for diesel::PgConnection {}
+    impl Sealed for diesel::MysqlConnection {}
     impl Sealed for super::AnyConnection {}
     impl Sealed for crate::store::StoreConnection {}
 }
 
 /// A diesel connection a task can be enqueued through, so that the task row commits or rolls
-/// back with the caller's own transaction: `SqliteConnection`, `PgConnection`, or the
+/// back with the caller's own transaction: `SqliteConnection`, `PgConnection`,
+/// `MysqlConnection`, or the
 /// [`AnyConnection`] of a [`Store`](crate::Store), pooled or not.
 ///
 /// The connection must reach the same database the workers use, and its migrations must have
@@ -97,6 +99,16 @@ impl EnqueueConnection for diesel::SqliteConnection {
 }
 
 impl EnqueueConnection for diesel::PgConnection {
+    fn __enqueue(&mut self, rows: &[NewTaskExec]) -> QueryResult<Vec<Enqueued>> {
+        Driver::enqueue(self, rows)
+    }
+
+    fn __location(&mut self) -> String {
+        Driver::location(self)
+    }
+}
+
+impl EnqueueConnection for diesel::MysqlConnection {
     fn __enqueue(&mut self, rows: &[NewTaskExec]) -> QueryResult<Vec<Enqueued>> {
         Driver::enqueue(self, rows)
     }
@@ -195,18 +207,35 @@ macro_rules! enqueue_body {
 /// that a worker claims between our failed insert and our look-up is no longer pending: then
 /// the insert is tried again.
 macro_rules! insert_unique {
-    ($c:expr, $row:expr) => {{
+    ($c:expr, $row:expr) => {
+        insert_unique!($c, $row, |row| diesel::insert_into(te::task_execs)
+            .values(row)
+            .on_conflict_do_nothing()
+            .returning(te::id)
+            .optional_to_completion($c))
+    };
+    // `$insert`, with `$r` the row, inserts it or returns `None` when a unique index refused it.
+    ($c:expr, $row:expr, |$r:ident| $insert:expr) => {{
+        #[allow(unused_imports)]
+        use ::chrono::NaiveDateTime;
+        #[allow(unused_imports)]
+        use $crate::State;
+        #[allow(unused_imports)]
+        use $crate::schema::task_execs::dsl as te;
+        #[allow(unused_imports)]
+        use $crate::store::enqueue::{Enqueued, NewTaskExec};
+        #[allow(unused_imports)]
+        use $crate::store::to_completion::RunToCompletion;
         let row: &NewTaskExec = $row;
         let key = row.unique_key.as_deref();
         let pending = [State::Sleeping.as_str(), State::Queued.as_str()];
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let inserted: Option<i64> = diesel::insert_into(te::task_execs)
-                .values(row)
-                .on_conflict_do_nothing()
-                .returning(te::id)
-                .optional_to_completion($c)?;
+            let inserted: Option<i64> = {
+                let $r = row;
+                $insert
+            }?;
             if let Some(id) = inserted {
                 break Enqueued {
                     id,

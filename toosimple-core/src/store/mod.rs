@@ -1,8 +1,8 @@
 //! Where executions are stored: connections, the pool, migrations, and the few operations
-//! whose SQL differs between SQLite and PostgreSQL.
+//! whose SQL differs between SQLite, PostgreSQL and MariaDB/MySQL.
 //!
 //! Everything backend-specific stays behind one seam, the `Driver` trait of `driver.rs`:
-//! `sqlite.rs` and `postgres.rs` implement it, and the rest of the store writes diesel code
+//! `sqlite/`, `postgres/` and `mysql/` implement it, and the rest of the store writes diesel code
 //! once, against [`AnyConnection`].
 
 mod claim;
@@ -10,6 +10,7 @@ mod clock;
 mod complete;
 mod driver;
 mod enqueue;
+mod mysql;
 mod postgres;
 mod prepared;
 mod schedules;
@@ -51,6 +52,11 @@ use crate::error::{Error, Result};
 /// The environment variable naming the database.
 pub const DATABASE_URL_ENV: &str = "TOOSIMPLE_DATABASE_URL";
 
+/// The environment variable naming a direct PostgreSQL URL for `LISTEN`, when the store's
+/// URL goes through a transaction-pooling proxy (`pgbouncer=true`), where a session's
+/// `LISTEN` cannot hold: without it, workers of such a store poll at each tick.
+pub const LISTEN_URL_ENV: &str = "TOOSIMPLE_LISTEN_URL";
+
 /// The PostgreSQL channel notified (by a trigger) when executions are inserted: idle workers
 /// `LISTEN` to it to start new work at once instead of at their next tick.
 pub const QUEUED_CHANNEL: &str = "toosimple_queued";
@@ -65,18 +71,20 @@ mod any {
     // does not document and we cannot.
     #![allow(missing_docs)]
 
-    use diesel::{PgConnection, SqliteConnection};
+    use diesel::{MysqlConnection, PgConnection, SqliteConnection};
 
-    /// A connection to either backend, as diesel's `MultiConnection` builds it.
+    /// A connection to any backend, as diesel's `MultiConnection` builds it.
     ///
     /// Application code that enqueues inside its own transaction can pass this, a
-    /// `SqliteConnection` or a `PgConnection` to a task's `queue_in`.
+    /// `SqliteConnection`, a `PgConnection` or a `MysqlConnection` to a task's `queue_in`.
     #[derive(diesel::MultiConnection)]
     pub enum AnyConnection {
         /// A PostgreSQL connection.
         Postgresql(PgConnection),
         /// A SQLite connection.
         Sqlite(SqliteConnection),
+        /// A MariaDB or MySQL connection.
+        Mysql(MysqlConnection),
     }
 }
 
@@ -87,6 +95,8 @@ pub enum Backend {
     Sqlite,
     /// A PostgreSQL server.
     Postgres,
+    /// A MariaDB or MySQL server.
+    Mysql,
 }
 
 /// Opens the pool's connections, dispatching on the URL's scheme so that the driver's own
@@ -179,7 +189,8 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    /// Connects to `url` (`sqlite://path` or `postgres://…`) and applies pending migrations.
+    /// Connects to `url` (`sqlite://path`, `postgres://…` or `mysql://…`) and applies pending
+    /// migrations.
     ///
     /// A connection failure is returned at once with the driver's reason (wrong password,
     /// refused port, missing folder), not after a pool time-out.
@@ -231,7 +242,7 @@ impl Store {
         })?;
         driver(&mut first).migrate().map_err(|e| Error::Migrate {
             url: masked.clone(),
-            reason: e.to_string(),
+            reason: with_pooling_hint(e.to_string()),
         })?;
         let backend = driver(&mut first).backend();
         let builder = pool_builder();
@@ -353,6 +364,13 @@ impl Store {
         driver::spawn_wakeups(&self.inner.target, wake).map(Wakeups)
     }
 
+    /// How [`wakeups`](Self::wakeups) learns of new executions on this database, in words
+    /// for a worker's start-up log: `LISTEN` (and on which URL), a file's change counter, or
+    /// only polling at each tick, and why.
+    pub fn wakeup_source(&self) -> String {
+        driver::describe_wakeups(&self.inner.target)
+    }
+
     /// Which database kind this is.
     pub fn backend(&self) -> Backend {
         self.inner.backend
@@ -422,6 +440,24 @@ impl Store {
     }
 }
 
+/// What a named prepared statement says through a transaction-pooling proxy: the session it
+/// was prepared on is another client's now.
+const POOLED_PREPARED_STATEMENT: &str = "prepared statement \"__diesel_stmt_";
+
+/// `reason`, with how to fix it when it is a pooling proxy's: the URL was not marked
+/// `pgbouncer=true`, so statements were prepared by name.
+fn with_pooling_hint(reason: String) -> String {
+    if reason.contains(POOLED_PREPARED_STATEMENT) {
+        format!(
+            "{reason}: the URL seems to reach PostgreSQL through a transaction-pooling proxy \
+             (PgBouncer, Supavisor); add `{}=true` to it",
+            url::POOLED_PARAMETER
+        )
+    } else {
+        reason
+    }
+}
+
 /// After a failed statement outside a transaction, makes sure a dead connection does not go
 /// back to the pool: diesel marks a connection broken only when a transaction fails, so a
 /// connection the server closed (a restart) was handed out again and again, each statement
@@ -439,6 +475,10 @@ fn discard_if_dead(conn: &mut AnyConnection) {
         }
         AnyConnection::Sqlite(sqlite) => {
             diesel::connection::AnsiTransactionManager::transaction_manager_status_mut(sqlite)
+                .set_in_error();
+        }
+        AnyConnection::Mysql(mysql) => {
+            diesel::connection::AnsiTransactionManager::transaction_manager_status_mut(mysql)
                 .set_in_error();
         }
     }
@@ -538,5 +578,18 @@ impl Store {
             || "deleting expired task executions".to_string(),
             |c| driver::driver(c).delete_expired(now, limit),
         )
+    }
+}
+
+#[cfg(test)]
+mod pooling_hint_tests {
+    /// What PgBouncer in transaction mode answered our second `migrate` (seen by hand).
+    #[test]
+    fn a_pooling_proxy_s_prepared_statement_error_names_the_flag() {
+        let hinted = super::with_pooling_hint(
+            "prepared statement \"__diesel_stmt_1\" already exists".into(),
+        );
+        assert!(hinted.ends_with("add `pgbouncer=true` to it"), "{hinted}");
+        assert_eq!(super::with_pooling_hint("refused".into()), "refused");
     }
 }

@@ -9,17 +9,28 @@ use crate::error::{Error, Result};
 pub(crate) enum Target {
     /// A SQLite file (or `:memory:`).
     Sqlite { path: String },
-    /// A PostgreSQL server; the URL is handed to libpq as written.
-    Postgres { url: String },
+    /// A PostgreSQL server; the URL is handed to libpq as written, less `pgbouncer=true`.
+    Postgres {
+        url: String,
+        /// Reached through a transaction-pooling proxy (PgBouncer, Supavisor): each
+        /// transaction may run on another server session, so nothing may outlive one.
+        pooled: bool,
+    },
+    /// A MariaDB or MySQL server; the URL is handed to the client library as written.
+    Mysql { url: String },
 }
 
 impl Target {
-    /// Reads `sqlite://path`, `sqlite:path`, `postgres://…` or `postgresql://…`.
+    /// Reads `sqlite://path`, `sqlite:path`, `postgres://…`, `postgresql://…` or `mysql://…`.
     pub(crate) fn parse(url: &str) -> Result<Target> {
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            return Ok(Target::Postgres {
+        if url.starts_with("mysql://") {
+            return Ok(Target::Mysql {
                 url: url.to_string(),
             });
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let (url, pooled) = without_pooled_flag(url);
+            return Ok(Target::Postgres { url, pooled });
         }
         let path = url
             .strip_prefix("sqlite://")
@@ -46,6 +57,34 @@ impl Target {
 
     pub(crate) fn is_memory(&self) -> bool {
         matches!(self, Target::Sqlite { path } if path == ":memory:")
+    }
+}
+
+/// The query parameter that marks a PostgreSQL URL as reaching the server through a
+/// transaction-pooling proxy, as Prisma spells it: libpq knows no such parameter, so it is
+/// taken out of the URL before libpq reads it.
+pub(crate) const POOLED_PARAMETER: &str = "pgbouncer";
+
+/// `url` without its `pgbouncer=…` parameters, and whether one said `true` (or `1`).
+fn without_pooled_flag(url: &str) -> (String, bool) {
+    let Some((base, query)) = url.split_once('?') else {
+        return (url.to_string(), false);
+    };
+    let mut pooled = false;
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| match pair.split_once('=') {
+            Some((name, value)) if name == POOLED_PARAMETER => {
+                pooled = value == "true" || value == "1";
+                false
+            }
+            _ => true,
+        })
+        .collect();
+    if kept.is_empty() {
+        (base.to_string(), pooled)
+    } else {
+        (format!("{base}?{}", kept.join("&")), pooled)
     }
 }
 
@@ -126,6 +165,32 @@ mod tests {
     }
 
     #[test]
+    fn a_pooled_url_is_marked_and_libpq_never_sees_the_flag() {
+        assert_eq!(
+            Target::parse("postgres://u@h:6432/db?pgbouncer=true").unwrap(),
+            Target::Postgres {
+                url: "postgres://u@h:6432/db".into(),
+                pooled: true
+            }
+        );
+        assert_eq!(
+            Target::parse("postgres://u@h/db?sslmode=require&pgbouncer=true&application_name=x")
+                .unwrap(),
+            Target::Postgres {
+                url: "postgres://u@h/db?sslmode=require&application_name=x".into(),
+                pooled: true
+            }
+        );
+        assert_eq!(
+            Target::parse("postgres://u@h/db?pgbouncer=false").unwrap(),
+            Target::Postgres {
+                url: "postgres://u@h/db".into(),
+                pooled: false
+            }
+        );
+    }
+
+    #[test]
     fn parses_schemes() {
         assert_eq!(
             Target::parse("sqlite://x.sqlite3").unwrap(),
@@ -135,9 +200,13 @@ mod tests {
         );
         assert!(matches!(
             Target::parse("postgresql://h/db").unwrap(),
-            Target::Postgres { .. }
+            Target::Postgres { pooled: false, .. }
         ));
-        let err = Target::parse("mysql://h/db").unwrap_err().to_string();
+        assert!(matches!(
+            Target::parse("mysql://root@127.0.0.1:3306/db").unwrap(),
+            Target::Mysql { .. }
+        ));
+        let err = Target::parse("mariadb://h/db").unwrap_err().to_string();
         assert!(err.contains("unsupported database URL"), "{err}");
         let err = Target::parse("sqlite:///no/such/folder/x.sqlite3")
             .unwrap_err()
@@ -204,11 +273,17 @@ mod tests {
                 url
             );
             match Target::parse(url) {
-                Ok(Target::Postgres { url: kept }) => {
-                    prop_assert_eq!(kept, url);
+                Ok(Target::Postgres { url: kept, pooled }) => {
+                    if !pooled && !url.contains("pgbouncer=") {
+                        prop_assert_eq!(kept, url);
+                    }
                     prop_assert!(
                         url.starts_with("postgres://") || url.starts_with("postgresql://")
                     );
+                }
+                Ok(Target::Mysql { url: kept }) => {
+                    prop_assert_eq!(kept, url);
+                    prop_assert!(url.starts_with("mysql://"));
                 }
                 Ok(Target::Sqlite { path }) => {
                     prop_assert!(!path.is_empty());

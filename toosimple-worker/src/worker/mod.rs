@@ -447,6 +447,7 @@ impl Run {
             queues = ?worker.queues,
             concurrency = worker.concurrency,
             mode = ?worker.mode,
+            wakeups = %store.wakeup_source(),
             "worker started"
         );
         // A connection of its own: tasks that hold every pooled connection cannot delay a beat.

@@ -92,6 +92,8 @@ pub(crate) fn worth_waiting_for(error: &Error) -> bool {
                 "permission denied",
                 "pg_hba.conf",
                 "password",
+                "access denied",
+                "unknown database",
             ]
             .iter()
             .any(|fatal| reason.contains(fatal))

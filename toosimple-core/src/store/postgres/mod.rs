@@ -13,9 +13,10 @@ use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use super::Backend;
 use super::claim::{
-    CLAIMED_SQL, ClaimRequest, ClaimedExec, ClaimedSqlType, QueueSelection, in_claim_order,
+    CLAIMED_COLUMNS, CLAIMED_SQL, ClaimRequest, ClaimedExec, ClaimedSqlType, QueueSelection,
+    in_claim_order,
 };
-use super::complete::OutcomeRow;
+use super::complete::{Holder, OutcomeRow, interrupted, with_held_rows};
 use super::driver::{Driver, MinuteCount};
 use super::enqueue::{Enqueued, NewTaskExec, enqueue_body, location_of};
 use super::prepared::Prepared;
@@ -29,8 +30,20 @@ const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 /// An arbitrary constant naming toosimple's migration lock among the server's advisory locks.
 const MIGRATION_LOCK: i64 = 0x746f_6f73_696d_706c;
 
-pub(super) fn establish(url: &str) -> ConnectionResult<PgConnection> {
+/// Connects to `url`; `pooled` when it reaches the server through a transaction-pooling proxy.
+///
+/// Through such a proxy each transaction may run on another server session: named prepared
+/// statements (diesel's cache, `__diesel_stmt_N`) would be missing or already there, so
+/// every statement is sent with its text, parsed, bound and run in one message (measured in
+/// the README: the cost is the server parsing each statement again); and session settings
+/// would land on whichever session ran them, so none is made (the proxy's own timeouts
+/// guard its sessions instead).
+pub(super) fn establish(url: &str, pooled: bool) -> ConnectionResult<PgConnection> {
     let mut conn = PgConnection::establish(&with_keepalives(url)).map_err(tls_hint)?;
+    if pooled {
+        conn.set_prepared_statement_cache_size(diesel::connection::CacheSize::Disabled);
+        return Ok(conn);
+    }
     // The server's side of the same guard: a session whose client vanished behind a partition
     // (its goodbye lost) would hold its transaction's row locks until the server's own
     // keepalive, two hours by default, and every worker's claim and rescue would wait on them.
@@ -42,6 +55,35 @@ pub(super) fn establish(url: &str) -> ConnectionResult<PgConnection> {
     )
     .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
     Ok(conn)
+}
+
+/// The URL the worker's `LISTEN` connects to: the store's own, unless it is pooled, where a
+/// `LISTEN` would hold a proxy session only for its own statement; then
+/// `TOOSIMPLE_LISTEN_URL` (a direct URL to the same database), or none (polling).
+pub(super) fn listen_url(url: &str, pooled: bool) -> Option<String> {
+    if !pooled {
+        return Some(url.to_string());
+    }
+    std::env::var(super::LISTEN_URL_ENV)
+        .ok()
+        .filter(|direct| !direct.is_empty())
+}
+
+/// See `driver::describe_wakeups`.
+pub(super) fn describe_wakeups(url: &str, pooled: bool) -> String {
+    match listen_url(url, pooled) {
+        Some(listen) if pooled => format!(
+            "LISTEN on {} ({}, since the store's URL is pooled)",
+            super::url::mask(&listen),
+            super::LISTEN_URL_ENV
+        ),
+        Some(_) => "LISTEN on the store's URL".to_string(),
+        None => format!(
+            "polling at each tick: the store's URL is pooled (pgbouncer=true), where LISTEN \
+             cannot hold; set {} to a direct URL of the same database for instant wake-ups",
+            super::LISTEN_URL_ENV
+        ),
+    }
 }
 
 /// libpq's words when a URL asks for TLS (`sslmode=require`, `verify-full`) and this build's
@@ -290,6 +332,19 @@ impl Driver for PgConnection {
         .bind::<diesel::sql_types::Timestamp, _>(now)
         .bind::<diesel::sql_types::BigInt, _>(limit)
         .execute(self)
+    }
+
+    /// One `UPDATE … RETURNING`.
+    fn interrupt(
+        &mut self,
+        holder: &Holder<'_>,
+        reason: &str,
+        now: NaiveDateTime,
+    ) -> QueryResult<Vec<ClaimedExec>> {
+        with_held_rows!(holder, |held| diesel::update(held)
+            .set(interrupted(reason, now))
+            .returning(CLAIMED_COLUMNS)
+            .get_results(self))
     }
 }
 

@@ -11,9 +11,10 @@ use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use super::Backend;
 use super::claim::{
-    CLAIMED_SQL, ClaimRequest, ClaimedExec, ClaimedSqlType, QueueSelection, in_claim_order,
+    CLAIMED_COLUMNS, CLAIMED_SQL, ClaimRequest, ClaimedExec, ClaimedSqlType, QueueSelection,
+    in_claim_order,
 };
-use super::complete::OutcomeRow;
+use super::complete::{Holder, OutcomeRow, interrupted, with_held_rows};
 use super::driver::{Driver, MinuteCount};
 use super::enqueue::{Enqueued, NewTaskExec, enqueue_body, location_of};
 use super::prepared::Prepared;
@@ -165,6 +166,19 @@ impl Driver for SqliteConnection {
         .bind::<diesel::sql_types::Timestamp, _>(now)
         .bind::<diesel::sql_types::BigInt, _>(limit)
         .execute(self)
+    }
+
+    /// One `UPDATE … RETURNING`.
+    fn interrupt(
+        &mut self,
+        holder: &Holder<'_>,
+        reason: &str,
+        now: NaiveDateTime,
+    ) -> QueryResult<Vec<ClaimedExec>> {
+        with_held_rows!(holder, |held| diesel::update(held)
+            .set(interrupted(reason, now))
+            .returning(CLAIMED_COLUMNS)
+            .get_results(self))
     }
 }
 

@@ -1,0 +1,1 @@
+DROP INDEX task_execs_finished ON task_execs;
