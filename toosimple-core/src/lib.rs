@@ -74,7 +74,7 @@ pub use crate::enqueue::{enqueue_by_name, enqueue_by_name_with};
 pub use crate::error::{Error, Result};
 pub use crate::exec::{QueueCount, TaskCount, TaskExec, TaskExecFilter};
 pub use crate::handle::TaskHandle;
-pub use crate::options::CallOptions;
+pub use crate::options::{Call, CallOptions};
 pub use crate::registry::{TaskDef, find_task, tasks};
 pub use crate::schedule::{ScheduleDef, check_schedules, schedules};
 pub use crate::schedule_exec::{ScheduleExec, ScheduleState};

@@ -164,6 +164,101 @@ impl CallOptions {
     }
 }
 
+/// One call of a task with options of its own: what each task's `with()` returns.
+///
+/// The option setters are here, once for every task; the enqueue functions (`queue`,
+/// `queue_many`, `queue_in`), whose parameters are the task's own, come from the task's
+/// module through `Deref`:
+///
+/// ```no_run
+/// use toosimple_core::task;
+///
+/// #[task]
+/// pub fn add(a: i64, b: i64) -> i64 {
+///     a + b
+/// }
+///
+/// # fn main() -> Result<(), toosimple_core::Error> {
+/// let call: toosimple_core::Call<add::With> = add::with().on_queue("bulk").priority(-1);
+/// call.queue(1, 2)?;
+/// call.queue(3, 4)?; // a call's options serve as many calls as wanted
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[must_use = "a call enqueues nothing until `queue`, `queue_many` or `queue_in`"]
+pub struct Call<T>(T);
+
+/// What a task's module hands to [`Call`]: its options, for the setters to change. Not API:
+/// the `#[task]` macro implements it.
+#[doc(hidden)]
+pub trait CallTarget {
+    /// The options this call sets so far.
+    fn call_options(&mut self) -> &mut CallOptions;
+}
+
+impl<T: CallTarget> Call<T> {
+    /// A call of the task `target` stands for. Not API: each task's `with()` makes one.
+    #[doc(hidden)]
+    pub fn new(target: T) -> Self {
+        Call(target)
+    }
+
+    fn set(mut self, f: impl FnOnce(CallOptions) -> CallOptions) -> Self {
+        let options = self.0.call_options();
+        *options = f(std::mem::take(options));
+        self
+    }
+
+    /// Runs on queue `queue` instead of the task's: see [`CallOptions::on_queue`].
+    pub fn on_queue(self, queue: impl Into<String>) -> Self {
+        self.set(|o| o.on_queue(queue))
+    }
+
+    /// Claimed before lower priorities: see [`CallOptions::priority`].
+    pub fn priority(self, priority: i32) -> Self {
+        self.set(|o| o.priority(priority))
+    }
+
+    /// Runs at `due` (`Sleeping` until then): see [`CallOptions::at`].
+    pub fn at(self, due: DateTime<Utc>) -> Self {
+        self.set(|o| o.at(due))
+    }
+
+    /// Runs `delay` after the enqueue: see [`CallOptions::after`].
+    pub fn after(self, delay: Duration) -> Self {
+        self.set(|o| o.after(delay))
+    }
+
+    /// Retries this many times after a failure (-1: for ever): see [`CallOptions::retries`].
+    pub fn retries(self, retries: i32) -> Self {
+        self.set(|o| o.retries(retries))
+    }
+
+    /// The first retry's delay (it doubles after each): see [`CallOptions::retry_delay`].
+    pub fn retry_delay(self, delay: Duration) -> Self {
+        self.set(|o| o.retry_delay(delay))
+    }
+
+    /// Fails a run that takes longer than `limit`: see [`CallOptions::timeout`].
+    pub fn timeout(self, limit: Duration) -> Self {
+        self.set(|o| o.timeout(limit))
+    }
+
+    /// Deletes the finished execution `ttl` after it finished: see [`CallOptions::ttl`].
+    pub fn ttl(self, ttl: Duration) -> Self {
+        self.set(|o| o.ttl(ttl))
+    }
+}
+
+impl<T> std::ops::Deref for Call<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
 /// [`CallOptions`] merged with the task's own, as the row stores them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Resolved {

@@ -53,7 +53,7 @@
 pub use toosimple_core::{schedule, task};
 
 pub use toosimple_core::{
-    AnyConnection, Backend, CallOptions, CronSchedule, DATABASE_URL_ENV, EXIT_CRASHED,
+    AnyConnection, Backend, Call, CallOptions, CronSchedule, DATABASE_URL_ENV, EXIT_CRASHED,
     EXIT_STOPPED, EXIT_TERMINATED, EnqueueConnection, Error, ParseStateError, QueueCount, Result,
     ScheduleDef, ScheduleExec, ScheduleState, State, Store, TaskCount, TaskDef, TaskExec,
     TaskExecFilter, TaskHandle, WorkerState, WorkerStatus, check_schedules, default_store,
