@@ -376,6 +376,25 @@ impl TaskExec {
             .collect())
     }
 
+    /// The earliest due time of a `Sleeping` execution of `store` (a retry waiting its
+    /// delay, a task queued for later), `None` when none sleeps: one `MIN(due)`, read through
+    /// the index that waking uses.
+    pub fn next_due_in(store: &Store) -> Result<Option<DateTime<Utc>>> {
+        let due: Option<NaiveDateTime> = store.autocommit(
+            || "reading the next due time of a sleeping execution".to_string(),
+            |c| {
+                te::task_execs
+                    // A literal, for the partial index `task_execs_wake`.
+                    .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
+                        "task_execs.state = 'sleeping'",
+                    ))
+                    .select(diesel::dsl::min(te::due))
+                    .one_to_completion(c)
+            },
+        )?;
+        Ok(due.map(|d| d.and_utc()))
+    }
+
     /// Counts the executions of `store` per queue and state.
     pub fn counts_in(store: &Store) -> Result<Vec<QueueCount>> {
         let rows: Vec<(String, String, i64)> = store.autocommit(

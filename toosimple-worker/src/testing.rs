@@ -31,7 +31,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use toosimple_core::{Error, State, Store, TaskExec, TaskExecFilter};
+use toosimple_core::{Error, Store, TaskExec};
 
 use crate::clock::{Clock, TestClock};
 use crate::worker::{Exit, Worker};
@@ -75,13 +75,7 @@ pub fn drain(store: &Store, clock: &TestClock) -> Result<Drained, Error> {
                 "the in-process worker stopped with {exit:?} (see its log)"
             )));
         }
-        let sleeping = TaskExec::list_in(
-            store,
-            &TaskExecFilter::default()
-                .state(State::Sleeping)
-                .limit(10_000),
-        )?;
-        match sleeping.iter().map(|exec| exec.due).min() {
+        match TaskExec::next_due_in(store)? {
             // Nothing due later: everything ran.
             None => break,
             Some(due) => clock.set(due.max(clock.now())),
