@@ -8,8 +8,8 @@ use diesel::Connection;
 use toosimple_core::{Error, State, TaskExec, TaskExecFilter};
 use toosimple_tests::tasks::{add, record, send, sleepy, sleepy_with_timeout};
 use toosimple_tests::{TestDb, backend_suite};
+use toosimple_worker::Exit;
 use toosimple_worker::maintenance::retention;
-use toosimple_worker::{Exit, Worker};
 
 backend_suite!(
     with_overrides_the_tasks_options_for_one_call,
@@ -18,13 +18,6 @@ backend_suite!(
     a_calls_time_limit_replaces_the_tasks_and_its_retry_keeps_it,
     retention_deletes_what_outlived_its_ttl_and_keeps_retry_chains_whole,
 );
-
-fn worker(db: &TestDb) -> Worker {
-    Worker::new()
-        .store(db.store.clone())
-        .tick(Duration::from_millis(50))
-        .label("test-worker")
-}
 
 fn with_overrides_the_tasks_options_for_one_call(db: &TestDb) {
     let plain = add::queue(1, 2).unwrap().exec().unwrap();
@@ -148,7 +141,7 @@ fn a_calls_time_limit_replaces_the_tasks_and_its_retry_keeps_it(db: &TestDb) {
         .timeout(Duration::from_secs(5))
         .queue(1_500, 2)
         .unwrap();
-    assert_eq!(worker(db).concurrency(4).until_done().run(), Exit::Stopped);
+    assert_eq!(db.worker().concurrency(4).until_done().run(), Exit::Stopped);
 
     let first = limited.exec().unwrap();
     assert_eq!(first.state, State::Failed, "{first:?}");

@@ -48,7 +48,7 @@ pub struct ClaimRequest<'a> {
 }
 
 /// A row a worker claimed (now `Processing`), with what running and replacing it needs.
-#[derive(Debug, Clone, PartialEq, Queryable, QueryableByName)]
+#[derive(Debug, Clone, PartialEq, Queryable, QueryableByName, Selectable)]
 #[diesel(table_name = crate::schema::task_execs)]
 pub struct ClaimedExec {
     /// The row's id.
