@@ -17,7 +17,7 @@ use serde_json::json;
 use toosimple_admin::{AdminConfig, Password, ROUTES, Secret, router};
 use toosimple_core::schema::{task_execs::dsl as te, worker_statuses::dsl as ws};
 use toosimple_core::{AnyConnection, State, TaskExec, TaskExecFilter};
-use toosimple_tests::tasks::{add, fail_with, morning, send, shout};
+use toosimple_tests::tasks::{add, fail_with, failing_hook, morning, send, shout};
 use toosimple_tests::{TestDb, backend_suite, wait_until};
 use tower::ServiceExt;
 
@@ -1050,6 +1050,30 @@ fn execution_page_shows_everything_and_the_replaced_by_chain(db: &TestDb) {
     db.run_by_hand(ok);
     let r = client.get(&format!("/execs/{ok}"));
     assert!(r.body.contains("<h2>Result</h2>") && r.body.contains(">42</pre>"));
+    // A hook, and how it failed.
+    let hooked = add::with()
+        .hook(failing_hook::HOOK)
+        .queue(1, 1)
+        .unwrap()
+        .id();
+    let r = client.get(&format!("/execs/{hooked}"));
+    assert!(
+        r.body
+            .contains("<dd>failing_hook <span class=\"muted\">not called yet</span></dd>"),
+        "{}",
+        r.body
+    );
+    db.execute(&format!(
+        "UPDATE task_execs SET hook_ran = created, hook_error = 'hook `failing_hook` failed: down' WHERE id = {hooked}"
+    ));
+    let r = client.get(&format!("/execs/{hooked}"));
+    assert!(r.body.contains("<h2>Hook error</h2>"), "{}", r.body);
+    assert!(
+        r.body.contains("hook `failing_hook` failed: down</pre>"),
+        "{}",
+        r.body
+    );
+    assert!(!r.body.contains("not called yet"));
     // Unknown and malformed ids are 404.
     assert_eq!(client.get("/execs/999999").status, StatusCode::NOT_FOUND);
     assert!(

@@ -27,6 +27,7 @@ backend_suite!(
     enqueue_requeue_cancel_and_purge,
     enqueue_reports_bad_input_clearly,
     enqueue_takes_one_calls_options,
+    enqueue_and_worker_name_registered_hooks,
     schedules_and_run_schedule,
     a_worker_that_cannot_start_exits_99_with_the_reason_recorded,
     duplicate_schedule_names_stop_the_worker_at_startup,
@@ -1030,6 +1031,50 @@ fn enqueue_takes_one_calls_options(db: &TestDb) {
         assert!(stderr.contains(flag) && stderr.contains(says), "{stderr}");
     }
     assert_eq!(db.count("1 = 1"), 1);
+}
+
+fn enqueue_and_worker_name_registered_hooks(db: &TestDb) {
+    db.create_side_effects();
+    let hooked = run(
+        db,
+        &[
+            "enqueue",
+            "add",
+            r#"{"a": 1, "b": 2}"#,
+            "--hook",
+            "note_execution",
+        ],
+    );
+    assert_eq!(hooked.status.code(), Some(0));
+    let failing = run(db, &["enqueue", "fail_with", r#"{"message": "no"}"#]);
+    assert_eq!(failing.status.code(), Some(0));
+    let execs = TaskExec::list_in(&db.store, &TaskExecFilter::default()).unwrap();
+    let (failed, added) = (execs[0].id, execs[1].id);
+    assert_eq!(execs[1].hook.as_deref(), Some("note_execution"));
+    // The call's hook notes the sum; the worker's error hook notes the failure.
+    let worked = run(
+        db,
+        &["worker", "--until-done", "--error-hook", "note_execution"],
+    );
+    assert_eq!(worked.status.code(), Some(0));
+    let mut noted = db.side_effects();
+    noted.sort_unstable();
+    assert_eq!(noted, vec![added, failed]);
+    // An unknown name is a usage error that lists the registered hooks; nothing is stored.
+    for args in [
+        &["enqueue", "add", r#"{"a": 1, "b": 2}"#, "--hook", "nope"][..],
+        &["worker", "--until-done", "--error-hook", "nope"][..],
+    ] {
+        let refused = run(db, args);
+        assert_eq!(refused.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(
+            stderr.contains("hook `nope` is not registered")
+                && stderr.contains("failing_hook, hooks.panicking, note_execution"),
+            "{stderr}"
+        );
+    }
+    assert_eq!(db.count("1 = 1"), 2);
 }
 
 fn enqueue_reports_bad_input_clearly(db: &TestDb) {

@@ -91,6 +91,7 @@ pub(crate) fn new_row_with(
         schedule: None,
         timeout_ms: resolved.timeout_ms,
         result_ttl: resolved.result_ttl,
+        hook: resolved.hook,
     })
 }
 

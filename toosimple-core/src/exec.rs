@@ -54,6 +54,14 @@ pub struct TaskExec {
     pub timeout: Option<std::time::Duration>,
     /// How long it is kept once finished, when the call set it ([`CallOptions::ttl`](crate::CallOptions::ttl)).
     pub ttl: Option<std::time::Duration>,
+    /// The [`Hook`](crate::Hook) a worker calls once it has finished, by name: its call's, its
+    /// schedule's or its task's.
+    pub hook: Option<String>,
+    /// When a worker called the hook.
+    pub hook_ran: Option<DateTime<Utc>>,
+    /// How the hook (or the worker's error hook) failed, when it did; the execution's own
+    /// outcome is never changed by it.
+    pub hook_error: Option<String>,
 }
 
 /// The row as diesel reads it, columns in `schema.rs` order.
@@ -80,6 +88,9 @@ pub(crate) struct TaskExecRow {
     schedule: Option<String>,
     timeout_ms: Option<i64>,
     result_ttl: Option<i64>,
+    hook: Option<String>,
+    hook_ran: Option<NaiveDateTime>,
+    hook_error: Option<String>,
 }
 
 impl TryFrom<TaskExecRow> for TaskExec {
@@ -114,6 +125,9 @@ impl TryFrom<TaskExecRow> for TaskExec {
             ttl: row
                 .result_ttl
                 .map(|s| std::time::Duration::from_secs(u64::try_from(s).unwrap_or(0))),
+            hook: row.hook,
+            hook_ran: row.hook_ran.map(|t| t.and_utc()),
+            hook_error: row.hook_error,
         })
     }
 }

@@ -34,6 +34,11 @@
 //! A [`TaskHandle`] reads the row back, waits for the result, or cancels a pending execution;
 //! [`TaskExec::get`] and [`TaskExec::list`] read rows by id or filter.
 //!
+//! # Hooks
+//! A [`#[hook]`](hook) function receives each finished execution of the tasks, calls or
+//! schedules that name it, once its outcome is recorded; a worker's `error_hook` receives
+//! every failure. See [`Hook`].
+//!
 //! # Testing
 //! [`testing::TestStore`] gives each test a database of its own as the default store, so that
 //! tests of your tasks run under `cargo test`'s parallel threads.
@@ -45,6 +50,7 @@ mod enqueue;
 mod error;
 mod exec;
 mod handle;
+mod hook;
 mod options;
 mod registry;
 mod schedule;
@@ -67,13 +73,14 @@ pub mod runtime {
     pub use toosimple_cron::rotate_seconds;
 }
 
-pub use toosimple_macros::{schedule, task};
+pub use toosimple_macros::{hook, schedule, task};
 
 pub use crate::cron::CronSchedule;
 pub use crate::enqueue::{enqueue_by_name, enqueue_by_name_with};
 pub use crate::error::{Error, Result};
 pub use crate::exec::{QueueCount, TaskCount, TaskExec, TaskExecFilter};
 pub use crate::handle::TaskHandle;
+pub use crate::hook::{Hook, find_hook, hooks};
 pub use crate::options::{Call, CallOptions};
 pub use crate::registry::{TaskDef, find_task, tasks};
 pub use crate::schedule::{ScheduleDef, check_schedules, schedules};

@@ -6,6 +6,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::error::{Error, Result};
+use crate::hook::Hook;
 use crate::registry::TaskDef;
 
 /// What one call of a task overrides of the options its `#[task(...)]` set: queue, priority,
@@ -45,6 +46,7 @@ pub struct CallOptions {
     retry_delay: Option<Duration>,
     timeout: Option<Duration>,
     ttl: Option<Duration>,
+    hook: Option<Hook>,
 }
 
 /// When the call runs: at a time, or after a delay from the enqueue.
@@ -110,6 +112,12 @@ impl CallOptions {
         self
     }
 
+    /// Calls `hook` with the finished execution, instead of the task's hook (see [`Hook`]).
+    pub fn hook(mut self, hook: Hook) -> Self {
+        self.hook = Some(hook);
+        self
+    }
+
     /// The due time these options give a call enqueued at `now`; `None`: at once.
     pub(crate) fn due(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         match self.due? {
@@ -160,6 +168,7 @@ impl CallOptions {
                 .timeout
                 .map(|t| i64::try_from(t.as_millis().max(1)).unwrap_or(i64::MAX)),
             result_ttl: self.ttl.map(whole_seconds),
+            hook: self.hook.or(def.hook()).map(|h| h.name().to_string()),
         })
     }
 }
@@ -249,6 +258,11 @@ impl<T: CallTarget> Call<T> {
     pub fn ttl(self, ttl: Duration) -> Self {
         self.set(|o| o.ttl(ttl))
     }
+
+    /// Calls `hook` with the finished execution: see [`CallOptions::hook`].
+    pub fn hook(self, hook: Hook) -> Self {
+        self.set(|o| o.hook(hook))
+    }
 }
 
 impl<T> std::ops::Deref for Call<T> {
@@ -268,4 +282,5 @@ pub(crate) struct Resolved {
     pub retry_delay: i64,
     pub timeout_ms: Option<i64>,
     pub result_ttl: Option<i64>,
+    pub hook: Option<String>,
 }

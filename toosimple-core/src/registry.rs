@@ -9,6 +9,7 @@ use std::sync::OnceLock;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
+use crate::hook::Hook;
 
 /// A boxed future returned by async tasks' runners.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -60,6 +61,7 @@ pub struct TaskDef {
     timeout: Option<u64>,
     run: Invoker,
     check: Option<fn(Value) -> std::result::Result<(), RunError>>,
+    hook: Option<Hook>,
     location: &'static str,
 }
 
@@ -77,6 +79,7 @@ impl TaskDef {
             timeout: None,
             run,
             check: None,
+            hook: None,
             location,
         }
     }
@@ -125,6 +128,18 @@ impl TaskDef {
     pub const fn with_timeout(mut self, seconds: u64) -> Self {
         self.timeout = Some(seconds);
         self
+    }
+
+    /// Calls `hook` with each finished execution of the task (unless a call or a schedule
+    /// names its own).
+    pub const fn with_hook(mut self, hook: Hook) -> Self {
+        self.hook = Some(hook);
+        self
+    }
+
+    /// The hook its executions get when their call or schedule names none.
+    pub const fn hook(&self) -> Option<Hook> {
+        self.hook
     }
 
     /// The task's name, stored in each execution row.

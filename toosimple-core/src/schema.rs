@@ -30,6 +30,9 @@ diesel::table! {
         schedule -> Nullable<Text>,
         timeout_ms -> Nullable<BigInt>,
         result_ttl -> Nullable<BigInt>,
+        hook -> Nullable<Text>,
+        hook_ran -> Nullable<Timestamp>,
+        hook_error -> Nullable<Text>,
     }
 }
 

@@ -436,6 +436,17 @@ impl Task<'_> {
         if let Some(timeout) = o.timeout {
             setters.push(quote!(.with_timeout(#timeout)));
         }
+        if let Some(hook) = &o.hook {
+            // Written beside the function, read two modules down.
+            let hook = at(
+                Depth::Hidden,
+                &Type::Path(TypePath {
+                    qself: None,
+                    path: hook.clone(),
+                }),
+            );
+            setters.push(quote!(.with_hook(#hook::HOOK)));
+        }
         setters.push(quote!(.with_check(self::check)));
         let location = location(self.func.sig.ident.span());
         quote! {

@@ -162,11 +162,17 @@ struct CallArgs {
     /// Delete the finished execution this long after it finished: 1h, 7d, or seconds.
     #[arg(long, value_parser = values::duration)]
     ttl: Option<Duration>,
+    /// Call this registered hook with the finished execution, instead of the task's.
+    #[arg(long, value_name = "NAME", value_parser = values::hook)]
+    hook: Option<toosimple_core::Hook>,
 }
 
 impl CallArgs {
     fn options(&self, due: Option<DateTime<Utc>>) -> toosimple_core::CallOptions {
         let mut options = toosimple_core::CallOptions::new();
+        if let Some(hook) = self.hook {
+            options = options.hook(hook);
+        }
         if let Some(queue) = &self.queue {
             options = options.on_queue(queue.clone());
         }
@@ -239,6 +245,10 @@ struct WorkerArgs {
     /// Do not materialize schedules.
     #[arg(long = "no-schedules", alias = "no_schedules")]
     no_schedules: bool,
+    /// A registered hook to call with every execution that fails (failed, invalid or
+    /// interrupted), beside its own hook.
+    #[arg(long = "error-hook", value_name = "NAME", value_parser = values::hook)]
+    error_hook: Option<toosimple_core::Hook>,
 }
 
 impl WorkerArgs {
@@ -414,6 +424,9 @@ fn worker_from(args: &WorkerArgs) -> Result<Worker, Error> {
     }
     if let Some(rows) = args.claim_ahead {
         worker = worker.claim_ahead(rows);
+    }
+    if let Some(hook) = args.error_hook {
+        worker = worker.error_hook(hook);
     }
     Ok(worker)
 }
@@ -683,18 +696,19 @@ fn tasks() -> Result<(), Failure> {
         return Err(Error::NoTasks.into());
     }
     out!(
-        "{:<28} {:<12} {:>8} {:>7} {:>11} {:>6} {:>7}  defined at",
+        "{:<28} {:<12} {:>8} {:>7} {:>11} {:>6} {:>7} {:<16} defined at",
         "task",
         "queue",
         "priority",
         "retries",
         "retry_delay",
         "unique",
-        "timeout"
+        "timeout",
+        "hook"
     );
     for t in tasks {
         out!(
-            "{:<28} {:<12} {:>8} {:>7} {:>10}s {:>6} {:>7}  {}",
+            "{:<28} {:<12} {:>8} {:>7} {:>10}s {:>6} {:>7} {:<16} {}",
             t.name(),
             t.queue(),
             t.priority(),
@@ -702,6 +716,7 @@ fn tasks() -> Result<(), Failure> {
             t.retry_delay(),
             if t.is_unique() { "yes" } else { "no" },
             t.timeout().map_or("-".to_string(), |s| format!("{s}s")),
+            t.hook().map_or("-", |h| h.name()),
             t.location()
         );
     }

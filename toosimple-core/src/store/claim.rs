@@ -73,11 +73,13 @@ pub struct ClaimedExec {
     pub timeout_ms: Option<i64>,
     /// How long the finished row is kept, seconds (`None`: until purged).
     pub result_ttl: Option<i64>,
+    /// The hook the worker calls once the outcome is recorded, by name.
+    pub hook: Option<String>,
 }
 
 /// The columns a claim returns, as SQL, in [`ClaimedExec`]'s order.
 pub(super) const CLAIMED_SQL: &str = "id, task_name, args, queue, priority, due, retries, retry_delay, unique_key, timeout_ms, \
-     result_ttl";
+     result_ttl, hook";
 
 pub(super) type ClaimedColumns = (
     te::id,
@@ -91,6 +93,7 @@ pub(super) type ClaimedColumns = (
     te::unique_key,
     te::timeout_ms,
     te::result_ttl,
+    te::hook,
 );
 
 pub(super) const CLAIMED_COLUMNS: ClaimedColumns = (
@@ -105,6 +108,7 @@ pub(super) const CLAIMED_COLUMNS: ClaimedColumns = (
     te::unique_key,
     te::timeout_ms,
     te::result_ttl,
+    te::hook,
 );
 
 /// Claims per `request` through the backend's driver; nothing to claim asks nothing of the

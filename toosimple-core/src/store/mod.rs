@@ -10,6 +10,7 @@ mod clock;
 mod complete;
 mod driver;
 mod enqueue;
+mod hooks;
 mod postgres;
 mod prepared;
 mod schedules;

@@ -39,6 +39,13 @@ pub(crate) fn duration(text: &str) -> Result<Duration, String> {
     })
 }
 
+/// A registered `#[hook]`, by name (`enqueue --hook`, `worker --error-hook`).
+pub(crate) fn hook(name: &str) -> Result<toosimple_core::Hook, String> {
+    toosimple_core::find_hook(name.trim())
+        .copied()
+        .map_err(|e| e.to_string())
+}
+
 /// A duration above zero (`enqueue --timeout`: a limit of 0 would fail every run).
 pub(crate) fn positive_duration(text: &str) -> Result<Duration, String> {
     let limit = duration(text)?;

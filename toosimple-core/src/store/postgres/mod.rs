@@ -311,6 +311,7 @@ struct CopiedTaskExec<'a> {
     schedule: Option<&'a str>,
     timeout_ms: Option<i64>,
     result_ttl: Option<i64>,
+    hook: Option<&'a str>,
 }
 
 #[derive(QueryableByName)]
@@ -353,6 +354,7 @@ fn copy_rows(c: &mut PgConnection, rows: &[NewTaskExec]) -> QueryResult<Vec<Enqu
             schedule: row.schedule.as_deref(),
             timeout_ms: row.timeout_ms,
             result_ttl: row.result_ttl,
+            hook: row.hook.as_deref(),
         })
         .collect();
     let stored = diesel::copy_from(te::task_execs)
