@@ -11,6 +11,7 @@ mod complete;
 mod driver;
 mod enqueue;
 mod hooks;
+mod inline;
 mod postgres;
 mod prepared;
 mod schedules;

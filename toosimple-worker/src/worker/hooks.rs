@@ -70,7 +70,13 @@ pub(crate) fn is_failure(state: State) -> bool {
 
 /// Reads execution `id` and calls its hook and, for a failure, the error hook; records when
 /// they ran and how they failed.
-fn call_hooks(store: &Store, label: &str, error_hook: Option<Hook>, clock: &dyn Clock, id: i64) {
+pub(crate) fn call_hooks(
+    store: &Store,
+    label: &str,
+    error_hook: Option<Hook>,
+    clock: &dyn Clock,
+    id: i64,
+) {
     let exec = match TaskExec::get_in(store, id) {
         Ok(exec) => exec,
         Err(e) => {

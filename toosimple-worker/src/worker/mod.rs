@@ -9,6 +9,7 @@
 pub mod completer;
 mod execute;
 mod hooks;
+pub(crate) mod inline;
 pub mod maintenance;
 mod outage;
 mod producer;
