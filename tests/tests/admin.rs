@@ -934,6 +934,19 @@ fn overview_shows_counts_chart_and_online_workers(db: &TestDb) {
     assert!(body.contains("Online workers (1)"));
     assert!(body.contains("worker-online"));
     assert!(!body.contains("worker-gone"));
+    // A worker that does not say which tasks it links hides nothing; one that does shows the
+    // queued executions of the others.
+    assert!(!body.contains("unknown to every online worker"));
+    db.execute("UPDATE worker_statuses SET tasks = '[\"add\"]' WHERE label = 'worker-online'");
+    let body = client.get("/").body;
+    assert!(
+        body.contains("Queued, but unknown to every online worker"),
+        "{body}"
+    );
+    assert!(
+        body.contains(r#"<a href="/admin/execs?state=queued&amp;task=mail.send">mail.send</a></td><td>emails</td><td class="num">1</td>"#),
+        "{body}"
+    );
 }
 
 fn executions_filter_search_and_page(db: &TestDb) {

@@ -28,6 +28,7 @@ backend_suite!(
     enqueue_reports_bad_input_clearly,
     enqueue_takes_one_calls_options,
     enqueue_and_worker_name_registered_hooks,
+    status_names_queued_tasks_no_online_worker_knows,
     schedules_and_run_schedule,
     a_worker_that_cannot_start_exits_99_with_the_reason_recorded,
     duplicate_schedule_names_stop_the_worker_at_startup,
@@ -1075,6 +1076,61 @@ fn enqueue_and_worker_name_registered_hooks(db: &TestDb) {
         );
     }
     assert_eq!(db.count("1 = 1"), 2);
+}
+
+fn status_names_queued_tasks_no_online_worker_knows(db: &TestDb) {
+    add::queue(1, 2).unwrap();
+    record::queue(1).unwrap();
+    record::queue(2).unwrap();
+    // A task this binary does not even link, left by an older deploy.
+    db.execute(
+        "INSERT INTO task_execs (task_name, args, queue, priority, state, due, created, retries, retry_delay) \
+         VALUES ('legacy.report', '{}', 'reports', 0, 'queued', '2030-01-01 00:00:00', '2030-01-01 00:00:00', 0, 0)",
+    );
+    let section = "queued, but unknown to every online worker";
+    // No worker online: nothing to say (nothing runs anything).
+    assert!(!stdout(&run(db, &["status"])).contains(section));
+    // An online worker that links `add` only.
+    let now = chrono::Utc::now();
+    db.store
+        .register_worker(&toosimple_core::store::WorkerRegistration {
+            tasks: &["add"],
+            label: "adder",
+            queues: &[],
+            excluded_queues: &[],
+            heartbeat_timeout: 300.0,
+            now,
+        })
+        .unwrap();
+    let unknown = TaskExec::unknown_to_online_workers_in(&db.store, now).unwrap();
+    let listed: Vec<(&str, &str, i64)> = unknown
+        .iter()
+        .map(|c| (c.task.as_str(), c.queue.as_str(), c.count))
+        .collect();
+    assert_eq!(
+        listed,
+        [("legacy.report", "reports", 1), ("record", "default", 2)]
+    );
+    let text = stdout(&run(db, &["status"]));
+    let after = &text[text.find(section).expect("the section")..];
+    assert!(
+        after.contains("legacy.report") && after.contains("record"),
+        "{text}"
+    );
+    assert!(!after.lines().any(|l| l.starts_with("add ")), "{text}");
+    let json: serde_json::Value =
+        serde_json::from_slice(&run(db, &["status", "--json"]).stdout).unwrap();
+    assert_eq!(json["unknown_to_online_workers"][1]["task"], "record");
+    assert_eq!(json["unknown_to_online_workers"][1]["count"], 2);
+    // Once it stopped, no worker is online again.
+    db.store
+        .stop_worker("adder", now, toosimple_core::EXIT_STOPPED, None)
+        .unwrap();
+    assert!(
+        TaskExec::unknown_to_online_workers_in(&db.store, now)
+            .unwrap()
+            .is_empty()
+    );
 }
 
 fn enqueue_reports_bad_input_clearly(db: &TestDb) {

@@ -318,6 +318,7 @@ fn rescues_the_tasks_of_a_silent_worker_exactly_once(db: &TestDb) {
     let last_beat = Utc::now() - TimeDelta::seconds(5);
     db.store
         .register_worker(&toosimple_core::store::WorkerRegistration {
+            tasks: &[],
             label: "dead-worker",
             queues: &[],
             excluded_queues: &[],

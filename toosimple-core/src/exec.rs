@@ -390,6 +390,32 @@ impl TaskExec {
             .collect())
     }
 
+    /// Counts the `Queued` executions of `store` per task and queue whose task no online
+    /// worker links (at `now`): they stay queued, as they should while a deploy rolls out, but
+    /// nothing will run them until a worker that knows the task comes. Empty when no worker is
+    /// online (nothing runs then anyway), or when an online worker did not say which tasks it
+    /// links (a worker of a version before this list).
+    pub fn unknown_to_online_workers_in(
+        store: &Store,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<TaskCount>> {
+        let online: Vec<crate::WorkerStatus> = crate::WorkerStatus::list_in(store)?
+            .into_iter()
+            .filter(|w| w.state_at(now) == crate::WorkerState::Online)
+            .collect();
+        let mut known: Vec<&str> = Vec::new();
+        for worker in &online {
+            match &worker.tasks {
+                Some(tasks) => known.extend(tasks.iter().map(String::as_str)),
+                None => return Ok(Vec::new()),
+            }
+        }
+        if online.is_empty() {
+            return Ok(Vec::new());
+        }
+        TaskExec::queued_of_other_tasks_in(store, &known)
+    }
+
     /// The earliest due time of a `Sleeping` execution of `store` (a retry waiting its
     /// delay, a task queued for later), `None` when none sleeps: one `MIN(due)`, read through
     /// the index that waking uses.

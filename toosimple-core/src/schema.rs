@@ -49,6 +49,7 @@ diesel::table! {
         stopped -> Nullable<Timestamp>,
         exit_code -> Nullable<Integer>,
         exit_log -> Nullable<Text>,
+        tasks -> Nullable<Text>,
     }
 }
 

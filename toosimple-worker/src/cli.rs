@@ -6,7 +6,9 @@ use std::time::Duration;
 pub use app::{Builtin, Cli, Parsed};
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
-use toosimple_core::{DATABASE_URL_ENV, Error, QueueCount, State, Store, TaskExec, WorkerStatus};
+use toosimple_core::{
+    DATABASE_URL_ENV, Error, QueueCount, State, Store, TaskCount, TaskExec, WorkerStatus,
+};
 
 use crate::worker::{RunMode, Worker};
 
@@ -538,6 +540,7 @@ fn status(store: &Store, json: bool, all: bool) -> Result<(), Failure> {
     let counts = TaskExec::counts_in(store)?;
     let mut workers = WorkerStatus::list_in(store)?;
     let now = Utc::now();
+    let unknown = TaskExec::unknown_to_online_workers_in(store, now)?;
     let listed = workers.len();
     if !all {
         workers.retain(|w| w.stopped.is_none_or(|at| at >= now - RECENTLY_STOPPED));
@@ -552,8 +555,12 @@ fn status(store: &Store, json: bool, all: bool) -> Result<(), Failure> {
                 value
             })
             .collect();
-        let out =
-            serde_json::json!({ "database": store.url(), "counts": counts, "workers": workers });
+        let out = serde_json::json!({
+            "database": store.url(),
+            "counts": counts,
+            "unknown_to_online_workers": unknown,
+            "workers": workers,
+        });
         out!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
         return Ok(());
     }
@@ -570,6 +577,18 @@ fn status(store: &Store, json: bool, all: bool) -> Result<(), Failure> {
     } in &counts
     {
         out!("{queue:<20} {:<12} {count:>8}", state.as_str());
+    }
+    if !unknown.is_empty() {
+        // Queued rows of tasks no online worker links stay queued (a deploy rolling out
+        // needs them to), but nothing runs them: said, so that they are not missed.
+        out!();
+        out!(
+            "queued, but unknown to every online worker (a worker that links the task runs them):"
+        );
+        out!("{:<28} {:<20} {:>8}", "task", "queue", "count");
+        for TaskCount { task, queue, count } in &unknown {
+            out!("{task:<28} {queue:<20} {count:>8}");
+        }
     }
     out!();
     out!(

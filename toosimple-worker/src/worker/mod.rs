@@ -429,7 +429,9 @@ impl Run {
                 };
                 // Dated by the database's clock from the first row on.
                 clock.sync(&db)?;
+                let tasks: Vec<&str> = defs.iter().map(|d| d.name()).collect();
                 let leftovers = db.register_worker(&WorkerRegistration {
+                    tasks: &tasks,
                     label: &label,
                     queues: &queues,
                     excluded_queues: &excluded,
