@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
 use diesel::Connection;
-use toosimple_core::{Error, State, TaskExec, TaskExecFilter};
+use toosimple_core::{Error, State, TaskExec, TaskExecFilter, Ttl};
 use toosimple_tests::tasks::{add, record, send, sleepy, sleepy_with_timeout};
 use toosimple_tests::{TestDb, backend_suite};
 use toosimple_worker::Exit;
@@ -48,7 +48,7 @@ fn with_overrides_the_tasks_options_for_one_call(db: &TestDb) {
     assert_eq!(exec.retries, 5);
     assert_eq!(exec.retry_delay, 2, "whole seconds, rounded up");
     assert_eq!(exec.timeout, Some(Duration::from_millis(250)));
-    assert_eq!(exec.ttl, Some(Duration::from_secs(60)));
+    assert_eq!(exec.ttl, Some(Ttl::After(Duration::from_secs(60))));
     // The task's own options still hold for what the call leaves out.
     let mail = send::with()
         .priority(9)

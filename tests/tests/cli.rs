@@ -29,6 +29,7 @@ backend_suite!(
     enqueue_takes_one_calls_options,
     enqueue_and_worker_name_registered_hooks,
     status_names_queued_tasks_no_online_worker_knows,
+    worker_and_enqueue_take_retention_settings,
     schedules_and_run_schedule,
     a_worker_that_cannot_start_exits_99_with_the_reason_recorded,
     duplicate_schedule_names_stop_the_worker_at_startup,
@@ -1018,7 +1019,10 @@ fn enqueue_takes_one_calls_options(db: &TestDb) {
     assert_eq!(exec.retries, 2);
     assert_eq!(exec.retry_delay, 5);
     assert_eq!(exec.timeout, Some(Duration::from_millis(1_500)));
-    assert_eq!(exec.ttl, Some(Duration::from_secs(7 * 86_400)));
+    assert_eq!(
+        exec.ttl,
+        Some(toosimple_core::Ttl::After(Duration::from_secs(7 * 86_400)))
+    );
     assert_eq!(exec.due.to_rfc3339(), "2030-01-01T08:00:00+00:00");
     for (flag, value, says) in [
         ("--timeout", "0", "a time limit of 0 fails every run"),
@@ -1131,6 +1135,52 @@ fn status_names_queued_tasks_no_online_worker_knows(db: &TestDb) {
             .unwrap()
             .is_empty()
     );
+}
+
+fn worker_and_enqueue_take_retention_settings(db: &TestDb) {
+    let kept = run(
+        db,
+        &["enqueue", "add", r#"{"a": 1, "b": 1}"#, "--ttl", "keep"],
+    );
+    assert_eq!(kept.status.code(), Some(0));
+    let also_kept = run(
+        db,
+        &["enqueue", "add", r#"{"a": 1, "b": 2}"#, "--ttl", "-1"],
+    );
+    assert_eq!(also_kept.status.code(), Some(0));
+    let plain = run(db, &["enqueue", "add", r#"{"a": 1, "b": 3}"#]);
+    assert_eq!(plain.status.code(), Some(0));
+    let execs = TaskExec::list_in(&db.store, &TaskExecFilter::default()).unwrap();
+    assert_eq!(execs[2].ttl, Some(toosimple_core::Ttl::Keep));
+    assert_eq!(execs[1].ttl, Some(toosimple_core::Ttl::Keep));
+    assert_eq!(execs[0].ttl, None);
+    // A default of 0 deletes what sets no TTL as soon as it is recorded.
+    let worked = run(
+        db,
+        &[
+            "worker",
+            "--until-done",
+            "--result-ttl",
+            "0",
+            "--save-limit",
+            "5",
+        ],
+    );
+    assert_eq!(worked.status.code(), Some(0));
+    assert_eq!(db.count("1 = 1"), 2);
+    assert_eq!(db.count(&format!("id = {}", execs[0].id)), 0);
+    for (flag, value) in [("--result-ttl", "soon"), ("--save-limit", "many")] {
+        let refused = run(db, &["worker", "--until-done", flag, value]);
+        assert_eq!(refused.status.code(), Some(2), "{flag} {value}");
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(stderr.contains(flag), "{stderr}");
+    }
+    let refused = run(
+        db,
+        &["enqueue", "add", r#"{"a": 1, "b": 1}"#, "--ttl", "forever"],
+    );
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("`keep` (-1)"));
 }
 
 fn enqueue_reports_bad_input_clearly(db: &TestDb) {

@@ -52,8 +52,9 @@ pub struct TaskExec {
     pub worker: Option<String>,
     /// This call's time limit, when it set one ([`CallOptions::timeout`](crate::CallOptions::timeout)).
     pub timeout: Option<std::time::Duration>,
-    /// How long it is kept once finished, when the call set it ([`CallOptions::ttl`](crate::CallOptions::ttl)).
-    pub ttl: Option<std::time::Duration>,
+    /// How long it is kept once finished, when its call or its task set it
+    /// ([`CallOptions::ttl`](crate::CallOptions::ttl)); `None`: the workers' default.
+    pub ttl: Option<crate::Ttl>,
     /// The [`Hook`](crate::Hook) a worker calls once it has finished, by name: its call's, its
     /// schedule's or its task's.
     pub hook: Option<String>,
@@ -122,9 +123,7 @@ impl TryFrom<TaskExecRow> for TaskExec {
             timeout: row
                 .timeout_ms
                 .map(|ms| std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0))),
-            ttl: row
-                .result_ttl
-                .map(|s| std::time::Duration::from_secs(u64::try_from(s).unwrap_or(0))),
+            ttl: row.result_ttl.map(crate::Ttl::from_seconds),
             hook: row.hook,
             hook_ran: row.hook_ran.map(|t| t.and_utc()),
             hook_error: row.hook_error,
@@ -503,14 +502,69 @@ impl TaskExec {
 }
 
 impl TaskExec {
-    /// Deletes up to `limit` finished executions whose TTL ([`CallOptions::ttl`]) has run out
-    /// at `now`, a retry chain from its end back (an execution stays while the one that
-    /// replaced it does). Returns how many; the worker's retention pass calls it in batches.
-    ///
-    /// [`CallOptions::ttl`]: crate::CallOptions::ttl
-    pub fn delete_expired_in(store: &Store, now: DateTime<Utc>, limit: usize) -> Result<usize> {
+    /// Deletes up to `limit` finished executions whose TTL ([`Ttl`](crate::Ttl): their
+    /// call's or their task's, else `default`) has run out at `now`, a retry chain from its
+    /// end back (an execution stays while the one that replaced it does), none before its hook
+    /// has run. Returns how many; the worker's retention pass calls it in batches.
+    pub fn delete_expired_in(
+        store: &Store,
+        now: DateTime<Utc>,
+        default: Option<crate::Ttl>,
+        limit: usize,
+    ) -> Result<usize> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        store.delete_expired(now.naive_utc(), limit)
+        let mut deleted = store.delete_expired(now.naive_utc(), limit)?;
+        if let Some(crate::Ttl::After(ttl)) = default
+            && (deleted as i64) < limit
+        {
+            let cutoff = chrono::TimeDelta::from_std(ttl)
+                .ok()
+                .and_then(|ttl| now.checked_sub_signed(ttl));
+            if let Some(cutoff) = cutoff {
+                deleted +=
+                    store.delete_expired_by_default(cutoff.naive_utc(), limit - deleted as i64)?;
+            }
+        }
+        Ok(deleted)
+    }
+
+    /// Deletes up to `limit` succeeded executions older than the `keep` newest successes
+    /// (django-q's `Q_SAVE_LIMIT`): failures are always kept, and so are successes with a TTL
+    /// of their own, those that ended a retry chain of earlier runs (the chain stays whole)
+    /// and those whose hook has not run yet. `keep = 0` keeps them all. Returns how many.
+    pub fn delete_over_save_limit_in(store: &Store, keep: u64, limit: usize) -> Result<usize> {
+        if keep == 0 {
+            return Ok(0);
+        }
+        let keep = i64::try_from(keep).unwrap_or(i64::MAX);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        store.delete_over_save_limit(keep, limit)
+    }
+
+    /// Deletes executions `ids` right after their outcome was recorded (a TTL of 0), those
+    /// finished, not replaced by a remaining execution, and whose hook, if any, has run; an
+    /// earlier run of their chain follows at the next retention pass. Returns how many. Not
+    /// API: the worker calls it.
+    #[doc(hidden)]
+    pub fn delete_recorded_in(store: &Store, ids: &[i64]) -> Result<usize> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        store.write(
+            || format!("deleting {} executions with a TTL of 0", ids.len()),
+            |c| {
+                diesel::delete(
+                    te::task_execs
+                        .filter(te::id.eq_any(ids))
+                        .filter(te::finished.is_not_null())
+                        // An execution stays while its replacement does: a replacement that
+                        // is deleted sets this back to NULL (ON DELETE SET NULL).
+                        .filter(te::replaced_by.is_null())
+                        .filter(te::hook.is_null().or(te::hook_ran.is_not_null())),
+                )
+                .execute(c)
+            },
+        )
     }
 }
 

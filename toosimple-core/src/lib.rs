@@ -59,6 +59,7 @@ pub mod schema;
 mod state;
 pub mod store;
 pub mod testing;
+mod ttl;
 mod worker_status;
 
 #[doc(hidden)]
@@ -89,6 +90,7 @@ pub use crate::state::{ParseStateError, State};
 pub use crate::store::{
     AnyConnection, Backend, DATABASE_URL_ENV, EnqueueConnection, Store, default_store, init,
 };
+pub use crate::ttl::Ttl;
 pub use crate::worker_status::{
     EXIT_CRASHED, EXIT_STOPPED, EXIT_TERMINATED, WorkerState, WorkerStatus,
 };

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use crate::error::{Error, Result};
 use crate::hook::Hook;
 use crate::registry::TaskDef;
+use crate::ttl::Ttl;
 
 /// What one call of a task overrides of the options its `#[task(...)]` set: queue, priority,
 /// due time, retries, retry delay, time limit and how long the finished row is kept.
@@ -45,7 +46,7 @@ pub struct CallOptions {
     retries: Option<i32>,
     retry_delay: Option<Duration>,
     timeout: Option<Duration>,
-    ttl: Option<Duration>,
+    ttl: Option<Ttl>,
     hook: Option<Hook>,
 }
 
@@ -104,12 +105,19 @@ impl CallOptions {
         self
     }
 
-    /// Deletes the finished execution `ttl` after it finished (the worker's retention pass
-    /// does it; a retry chain goes when its last execution has expired). `Duration::ZERO`
-    /// deletes it at the next pass; without a TTL it stays until purged.
-    pub fn ttl(mut self, ttl: Duration) -> Self {
-        self.ttl = Some(ttl);
+    /// Deletes the finished execution `ttl` after it finished, over the task's TTL and the
+    /// workers' default (see [`Ttl`]): a `Duration` (`Duration::ZERO` deletes it as soon as
+    /// its outcome is recorded), or [`Ttl::Keep`]. A retry chain goes when its last execution
+    /// has expired.
+    pub fn ttl(mut self, ttl: impl Into<Ttl>) -> Self {
+        self.ttl = Some(ttl.into());
         self
+    }
+
+    /// Keeps the finished execution until purged, whatever the task's TTL or the workers'
+    /// default: `ttl(Ttl::Keep)`, django-pq's `result_ttl=-1`.
+    pub fn keep(self) -> Self {
+        self.ttl(Ttl::Keep)
     }
 
     /// Calls `hook` with the finished execution, instead of the task's hook (see [`Hook`]).
@@ -167,7 +175,7 @@ impl CallOptions {
             timeout_ms: self
                 .timeout
                 .map(|t| i64::try_from(t.as_millis().max(1)).unwrap_or(i64::MAX)),
-            result_ttl: self.ttl.map(whole_seconds),
+            result_ttl: self.ttl.or(def.ttl()).map(Ttl::as_seconds),
             hook: self.hook.or(def.hook()).map(|h| h.name().to_string()),
         })
     }
@@ -255,8 +263,13 @@ impl<T: CallTarget> Call<T> {
     }
 
     /// Deletes the finished execution `ttl` after it finished: see [`CallOptions::ttl`].
-    pub fn ttl(self, ttl: Duration) -> Self {
+    pub fn ttl(self, ttl: impl Into<Ttl>) -> Self {
         self.set(|o| o.ttl(ttl))
+    }
+
+    /// Keeps the finished execution until purged: see [`CallOptions::keep`].
+    pub fn keep(self) -> Self {
+        self.set(CallOptions::keep)
     }
 
     /// Calls `hook` with the finished execution: see [`CallOptions::hook`].

@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::hook::Hook;
+use crate::ttl::Ttl;
 
 /// A boxed future returned by async tasks' runners.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -62,6 +63,7 @@ pub struct TaskDef {
     run: Invoker,
     check: Option<fn(Value) -> std::result::Result<(), RunError>>,
     hook: Option<Hook>,
+    ttl: Option<i64>,
     location: &'static str,
 }
 
@@ -80,6 +82,7 @@ impl TaskDef {
             run,
             check: None,
             hook: None,
+            ttl: None,
             location,
         }
     }
@@ -140,6 +143,19 @@ impl TaskDef {
     /// The hook its executions get when their call or schedule names none.
     pub const fn hook(&self) -> Option<Hook> {
         self.hook
+    }
+
+    /// Keeps each finished execution `seconds` after it finished (0: deleted as soon as
+    /// recorded; negative: kept until purged), unless its call sets a TTL of its own.
+    pub const fn with_ttl(mut self, seconds: i64) -> Self {
+        self.ttl = Some(seconds);
+        self
+    }
+
+    /// How long its finished executions are kept, when the task says (else the workers'
+    /// default).
+    pub fn ttl(&self) -> Option<Ttl> {
+        self.ttl.map(Ttl::from_seconds)
     }
 
     /// The task's name, stored in each execution row.

@@ -133,6 +133,10 @@ options! {
         /// The `#[hook]` function each finished execution is handed to.
         hook: syn::Path = path, example "notify",
             renamed ["on_complete", "on_finish", "callback", "on_done"];
+        /// Seconds a finished execution is kept; -1 keeps, 0 deletes it once recorded.
+        ttl: i64 = int("seconds", -1, i64::MAX,
+                       ": -1 keeps it until purged, 0 deletes it as soon as it is recorded"),
+            example "500", renamed ["result_ttl", "keep", "expires", "expire_after"];
     }
 }
 
@@ -572,7 +576,7 @@ mod tests {
                 "`priority` set more than once",
                 "`retries` must be at least -1: -1 retries forever, 0 never retries",
                 "unknown `#[task]` option `bogus`; expected one of: `name`, `queue`, `priority`, \
-                 `retries`, `retry_delay`, `unique`, `timeout`, `hook`",
+                 `retries`, `retry_delay`, `unique`, `timeout`, `hook`, `ttl`",
                 "`timeout` must be at least 1: leave `timeout` out for no timeout",
                 "`unique` needs a value: `unique = true`",
             ]

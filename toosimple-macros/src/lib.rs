@@ -58,6 +58,7 @@ use proc_macro::TokenStream;
 /// | `unique` | `true`/`false` | `false` | at most one pending execution per distinct arguments |
 /// | `timeout` | integer (seconds, ≥ 1) | none | a longer run fails as timed out |
 /// | `hook` | path of a `#[hook]` fn | none | called with each finished execution (a call's `.hook(..)` replaces it) |
+/// | `ttl` | integer (seconds, ≥ -1) | the workers' `--result-ttl` | how long a finished execution is kept: `0` deletes it once recorded, `-1` keeps it until purged |
 ///
 /// # The function
 /// A free `fn` or `async fn`, not generic, whose arguments are `name: Type` with owned types

@@ -447,6 +447,9 @@ impl Task<'_> {
             );
             setters.push(quote!(.with_hook(#hook::HOOK)));
         }
+        if let Some(ttl) = o.ttl {
+            setters.push(quote!(.with_ttl(#ttl)));
+        }
         setters.push(quote!(.with_check(self::check)));
         let location = location(self.func.sig.ident.span());
         quote! {

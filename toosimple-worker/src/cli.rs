@@ -161,9 +161,10 @@ struct CallArgs {
     /// Fail a run that takes longer than this: 30s, 500ms, or seconds.
     #[arg(long, value_name = "LIMIT", value_parser = values::positive_duration)]
     timeout: Option<Duration>,
-    /// Delete the finished execution this long after it finished: 1h, 7d, or seconds.
-    #[arg(long, value_parser = values::duration)]
-    ttl: Option<Duration>,
+    /// Delete the finished execution this long after it finished: 1h, 7d, seconds, 0 (once
+    /// recorded), or keep (-1: until purged).
+    #[arg(long, allow_hyphen_values = true, value_parser = values::ttl)]
+    ttl: Option<toosimple_core::Ttl>,
     /// Call this registered hook with the finished execution, instead of the task's.
     #[arg(long, value_name = "NAME", value_parser = values::hook)]
     hook: Option<toosimple_core::Hook>,
@@ -251,6 +252,20 @@ struct WorkerArgs {
     /// interrupted), beside its own hook.
     #[arg(long = "error-hook", value_name = "NAME", value_parser = values::hook)]
     error_hook: Option<toosimple_core::Hook>,
+    /// How long an execution without a TTL of its own is kept once finished (django-pq's
+    /// result TTL): 500s, 7d, 0 (deleted once recorded), or keep (-1, the default).
+    #[arg(
+        long = "result-ttl",
+        alias = "result_ttl",
+        value_name = "TTL",
+        allow_hyphen_values = true,
+        value_parser = values::ttl
+    )]
+    result_ttl: Option<toosimple_core::Ttl>,
+    /// Keep only the N newest successes without a TTL of their own (django-q's save limit);
+    /// failures are always kept; 0 keeps all (the default).
+    #[arg(long = "save-limit", alias = "save_limit", value_name = "N")]
+    save_limit: Option<u64>,
 }
 
 impl WorkerArgs {
@@ -429,6 +444,12 @@ fn worker_from(args: &WorkerArgs) -> Result<Worker, Error> {
     }
     if let Some(hook) = args.error_hook {
         worker = worker.error_hook(hook);
+    }
+    if let Some(ttl) = args.result_ttl {
+        worker = worker.result_ttl(ttl);
+    }
+    if let Some(n) = args.save_limit {
+        worker = worker.save_limit(n);
     }
     Ok(worker)
 }

@@ -79,10 +79,25 @@ pub(crate) trait Driver {
     /// Counts succeeded and failed executions per minute finished since `since`.
     fn finished_per_minute(&mut self, since: NaiveDateTime) -> QueryResult<Vec<MinuteCount>>;
 
-    /// Deletes up to `limit` finished executions whose TTL (`result_ttl` seconds after
-    /// `finished`) has run out at `now` and that no remaining execution replaced: a retry
-    /// chain goes from its last execution back, so it never loses its end first.
+    /// Deletes up to `limit` finished executions whose own TTL (`result_ttl` seconds after
+    /// `finished`, not negative) has run out at `now`, that no remaining execution replaced
+    /// (a retry chain goes from its last execution back, so it never loses its end first)
+    /// and whose hook, if any, has run.
     fn delete_expired(&mut self, now: NaiveDateTime, limit: i64) -> QueryResult<usize>;
+
+    /// The same for executions without a TTL of their own (the workers' default) that
+    /// finished at `cutoff` or before.
+    fn delete_expired_by_default(
+        &mut self,
+        cutoff: NaiveDateTime,
+        limit: i64,
+    ) -> QueryResult<usize>;
+
+    /// Deletes up to `limit` succeeded executions older than the `keep` newest successes
+    /// (django-q's save limit), among those without a TTL of their own, that ended no retry
+    /// chain of earlier runs (failures are kept, and their chain with them) and whose hook,
+    /// if any, has run.
+    fn delete_over_save_limit(&mut self, keep: i64, limit: i64) -> QueryResult<usize>;
 }
 
 /// Opens a connection to `target` with the backend's own settings.

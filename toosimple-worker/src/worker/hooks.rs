@@ -1,5 +1,6 @@
 //! Calling hooks once outcomes are recorded: the hook each finished execution names (its
-//! call's, its schedule's or its task's), and the worker's error hook for every failure.
+//! call's, its schedule's or its task's), and the worker's error hook for every failure; then
+//! deleting the executions whose TTL is 0 (django-pq's `result_ttl=0`), once their hooks ran.
 //!
 //! The worker hands over the ids of executions whose outcome a round has just committed; a
 //! task of its own reads each row back and calls its hooks, one after another, on a blocking
@@ -16,11 +17,33 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use toosimple_core::{Hook, State, Store, TaskExec, find_hook};
 
+/// What to do with one execution once the round that recorded it has committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct AfterRecord {
+    /// The execution.
+    pub(crate) id: i64,
+    /// Whether it has hooks to call (its own, or the error hook for a failure).
+    pub(crate) hooks: bool,
+    /// Whether to delete it then (a TTL of 0).
+    pub(crate) delete: bool,
+}
+
+impl AfterRecord {
+    /// An execution whose hooks are to be called, and that is kept.
+    pub(crate) fn hooks(id: i64) -> AfterRecord {
+        AfterRecord {
+            id,
+            hooks: true,
+            delete: false,
+        }
+    }
+}
+
 use crate::clock::Clock;
 
 /// The hooks task of one worker.
 pub(crate) struct HookRunner {
-    sender: mpsc::UnboundedSender<Vec<i64>>,
+    sender: mpsc::UnboundedSender<Vec<AfterRecord>>,
     task: JoinHandle<()>,
 }
 
@@ -32,14 +55,24 @@ impl HookRunner {
         error_hook: Option<Hook>,
         clock: Arc<dyn Clock>,
     ) -> HookRunner {
-        let (sender, mut receiver) = mpsc::unbounded_channel::<Vec<i64>>();
+        let (sender, mut receiver) = mpsc::unbounded_channel::<Vec<AfterRecord>>();
         let task = tokio::spawn(async move {
-            while let Some(ids) = receiver.recv().await {
+            while let Some(recorded) = receiver.recv().await {
                 let (store, label, clock) = (store.clone(), label.clone(), clock.clone());
                 // Hooks are the application's code: a blocking thread, never the loop's.
                 let _ = tokio::task::spawn_blocking(move || {
-                    for id in ids {
-                        call_hooks(&store, &label, error_hook, clock.as_ref(), id);
+                    let mut delete = Vec::new();
+                    for after in recorded {
+                        if after.hooks {
+                            call_hooks(&store, &label, error_hook, clock.as_ref(), after.id);
+                        }
+                        if after.delete {
+                            delete.push(after.id);
+                        }
+                    }
+                    // Left to the retention pass if this fails: their TTL has run out.
+                    if let Err(e) = TaskExec::delete_recorded_in(&store, &delete) {
+                        tracing::debug!(worker = %label, "could not delete executions with a TTL of 0 yet: {}", e.report());
                     }
                 })
                 .await;
@@ -48,11 +81,11 @@ impl HookRunner {
         HookRunner { sender, task }
     }
 
-    /// Calls the hooks of executions `ids`, whose outcomes are recorded.
-    pub(crate) fn send(&self, ids: Vec<i64>) {
-        if !ids.is_empty() {
+    /// Handles executions whose outcomes are recorded.
+    pub(crate) fn send(&self, recorded: Vec<AfterRecord>) {
+        if !recorded.is_empty() {
             // Fails only once the task ended, which happens when the worker stops.
-            let _ = self.sender.send(ids);
+            let _ = self.sender.send(recorded);
         }
     }
 

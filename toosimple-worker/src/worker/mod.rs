@@ -23,10 +23,10 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use toosimple_core::store::{Completion, Exchange, Outcome, QueueSelection, WorkerRegistration};
-use toosimple_core::{EXIT_CRASHED, EXIT_STOPPED, EXIT_TERMINATED, Error, Hook, Store};
+use toosimple_core::{EXIT_CRASHED, EXIT_STOPPED, EXIT_TERMINATED, Error, Hook, Store, Ttl};
 
 use self::completer::{BatchedCompleter, Completer};
-use self::hooks::HookRunner;
+use self::hooks::{AfterRecord, HookRunner};
 use self::maintenance::Every;
 use self::maintenance::heartbeat::{self, Beating, Heartbeat};
 use self::maintenance::hooks::LeftoverHooks;
@@ -73,6 +73,8 @@ pub struct Worker {
     clock: Arc<dyn Clock>,
     completer: Box<dyn Completer>,
     error_hook: Option<Hook>,
+    result_ttl: Option<Ttl>,
+    save_limit: Option<u64>,
     stop: watch::Receiver<StopRequest>,
     shutdown: Shutdown,
 }
@@ -103,6 +105,8 @@ impl Worker {
             clock: Arc::new(DatabaseClock::new()),
             completer: Box::new(BatchedCompleter::new()),
             error_hook: None,
+            result_ttl: None,
+            save_limit: None,
             stop,
             shutdown,
         }
@@ -225,6 +229,25 @@ impl Worker {
     /// is not heard.
     pub fn error_hook(mut self, hook: Hook) -> Self {
         self.error_hook = Some(hook);
+        self
+    }
+
+    /// How long an execution without a TTL of its own (its call's or its task's) is kept once
+    /// finished, as django-pq's `PQ_DEFAULT_RESULT_TTL` (the CLI's `worker --result-ttl`):
+    /// `Duration::ZERO` deletes it as soon as it is recorded (and its hook has run),
+    /// [`Ttl::Keep`] keeps it until purged, as does a worker that sets nothing. Its retention
+    /// pass applies it to every execution of the database: give every worker the same.
+    pub fn result_ttl(mut self, ttl: impl Into<Ttl>) -> Self {
+        self.result_ttl = Some(ttl.into());
+        self
+    }
+
+    /// Keeps only the `n` newest successes without a TTL of their own (django-q's
+    /// `Q_SAVE_LIMIT`; the CLI's `worker --save-limit N`): its retention pass deletes older
+    /// ones, except those that ended a retry chain of earlier runs. Failures are always kept.
+    /// `0` keeps them all, as does a worker that sets nothing.
+    pub fn save_limit(mut self, n: u64) -> Self {
+        self.save_limit = (n > 0).then_some(n);
         self
     }
 
@@ -352,8 +375,11 @@ struct Run {
     error_hook: bool,
     /// Executions handed to the completer whose hooks are to be called once recorded, and
     /// those of the round in flight.
-    hooks_to_record: Vec<i64>,
-    hooks_in_round: Vec<i64>,
+    after_record: Vec<AfterRecord>,
+    after_round: Vec<AfterRecord>,
+    /// Whether an execution without a TTL of its own is deleted once recorded (a default TTL
+    /// of 0).
+    delete_at_once: bool,
     /// Woken when executions are inserted (`Store::wakeups`).
     wakeup: Arc<Notify>,
     _listener: Option<toosimple_core::store::Wakeups>,
@@ -388,7 +414,11 @@ impl Run {
             enabled: worker.schedules,
             interval: worker.tick,
         };
-        let retention = retention::Config::default();
+        let retention = retention::Config {
+            default_ttl: worker.result_ttl,
+            save_limit: worker.save_limit,
+            ..retention::Config::default()
+        };
         let leftover_hooks = maintenance::hooks::Config {
             grace: worker.heartbeat_timeout,
             ..maintenance::hooks::Config::default()
@@ -549,8 +579,9 @@ impl Run {
             heartbeat: Some(heartbeat),
             hooks: Some(hooks),
             error_hook: worker.error_hook.is_some(),
-            hooks_to_record: Vec::new(),
-            hooks_in_round: Vec::new(),
+            after_record: Vec::new(),
+            after_round: Vec::new(),
+            delete_at_once: worker.result_ttl.is_some_and(Ttl::is_zero),
             wakeup,
             _listener: listener,
             _tasks: tasks,
@@ -588,11 +619,20 @@ impl Run {
         }
         let mut completer = lock(&self.completer);
         for completion in self.arrivals.drain(..).chain(done) {
-            // Per task, only a look at what is in memory: the hooks run after the round.
-            if completion.exec.hook.is_some()
-                || (self.error_hook && !matches!(completion.outcome, Outcome::Succeeded(_)))
-            {
-                self.hooks_to_record.push(completion.exec.id);
+            // Per task, only a look at what is in memory: hooks and a TTL of 0 are dealt with
+            // after the round.
+            let hooks = completion.exec.hook.is_some()
+                || (self.error_hook && !matches!(completion.outcome, Outcome::Succeeded(_)));
+            let delete = match completion.exec.result_ttl {
+                Some(ttl) => ttl == 0,
+                None => self.delete_at_once,
+            };
+            if hooks || delete {
+                self.after_record.push(AfterRecord {
+                    id: completion.exec.id,
+                    hooks,
+                    delete,
+                });
             }
             completer.push(completion);
         }
@@ -661,9 +701,13 @@ impl Run {
                 duties.retention.run_once(&store, now)?;
             }
             // Rescued executions are recorded interrupted here: their hooks are this worker's.
-            let mut to_hook: Vec<i64> = rescued.iter().map(|(old, _)| *old).collect();
+            let mut to_hook: Vec<AfterRecord> = rescued
+                .iter()
+                .map(|(old, _)| AfterRecord::hooks(*old))
+                .collect();
             if hooks_due {
-                to_hook.extend(duties.leftover_hooks.run_once(&store, now)?.taken);
+                let taken = duties.leftover_hooks.run_once(&store, now)?.taken;
+                to_hook.extend(taken.into_iter().map(AfterRecord::hooks));
             }
             Ok::<_, Error>((
                 duties.materializer.next_due(clock.now()),
@@ -715,7 +759,7 @@ impl Run {
         }
         self.claim_due = false;
         // The round records everything the completer holds.
-        self.hooks_in_round = std::mem::take(&mut self.hooks_to_record);
+        self.after_round = std::mem::take(&mut self.after_record);
         let plan = self.producer.plan(claim);
         let (completer, store, clock) = (
             self.completer.clone(),
@@ -755,9 +799,9 @@ impl Run {
                     tracing::warn!(worker = %self.label, "dropped the outcome of executions another worker had rescued: {:?}", exchange.report.stale);
                 }
                 // Committed: their hooks may run now (a stale one's outcome is another's).
-                let mut recorded = std::mem::take(&mut self.hooks_in_round);
+                let mut recorded = std::mem::take(&mut self.after_round);
                 if !recorded.is_empty() {
-                    recorded.retain(|id| !exchange.report.stale.contains(id));
+                    recorded.retain(|after| !exchange.report.stale.contains(&after.id));
                     if let Some(hooks) = &self.hooks {
                         hooks.send(recorded);
                     }
@@ -780,9 +824,9 @@ impl Run {
             Err(e) => {
                 self.claim_due = true;
                 // The completer keeps the outcomes for the next round; so are their hooks.
-                let mut unrecorded = std::mem::take(&mut self.hooks_in_round);
-                unrecorded.append(&mut self.hooks_to_record);
-                self.hooks_to_record = unrecorded;
+                let mut unrecorded = std::mem::take(&mut self.after_round);
+                unrecorded.append(&mut self.after_record);
+                self.after_record = unrecorded;
                 self.outage.failed(&e)
             }
         }
