@@ -1,7 +1,7 @@
 //! Tasks the tests enqueue, defined in a library crate on purpose (see the crate docs).
 
 use serde::{Deserialize, Serialize};
-use toosimple_core::{schedule, task};
+use toosimple_core::{TaskExec, hook, schedule, task};
 
 /// Adds two numbers.
 #[task]
@@ -295,4 +295,37 @@ pub fn fails_noting_db_time(n: i64) -> Result<(), String> {
         .execute(&mut *conn)
         .map_err(|e| e.to_string())?;
     Err(format!("run {n} fails on purpose"))
+}
+
+/// Notes each execution it is handed in `side_effects` (see [`record`]): its id, negated when
+/// the row in the database does not hold the finished state the hook was given (a hook runs
+/// once the outcome is committed, so it always should).
+#[hook]
+pub fn note_execution(exec: &TaskExec) -> Result<(), String> {
+    let stored = TaskExec::get(exec.id).map_err(|e| e.to_string())?;
+    let committed = exec.state.is_finished() && stored.state == exec.state;
+    record(if committed { exec.id } else { -exec.id })
+}
+
+/// A hook that fails.
+#[hook]
+pub fn failing_hook(exec: &TaskExec) -> Result<(), String> {
+    Err(format!("no one to tell about {}", exec.id))
+}
+
+/// A hook that panics.
+#[hook(name = "hooks.panicking")]
+pub fn panicking_hook(exec: &TaskExec) {
+    panic!("the hook of {} panicked", exec.id);
+}
+
+/// Succeeds or fails as asked, retried once at once; each finished execution is handed to
+/// [`note_execution`].
+#[task(hook = note_execution, retries = 1, retry_delay = 0)]
+pub fn hooked(succeed: bool) -> Result<(), String> {
+    if succeed {
+        Ok(())
+    } else {
+        Err("asked to fail".to_string())
+    }
 }

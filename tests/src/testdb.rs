@@ -188,6 +188,15 @@ impl TestDb {
         }
     }
 
+    /// A worker on this database, as the tests run one in-process: a 50 ms tick (new work and
+    /// retries are found quickly), label `test-worker`.
+    pub fn worker(&self) -> toosimple_worker::Worker {
+        toosimple_worker::Worker::new()
+            .store(self.store.clone())
+            .tick(Duration::from_millis(50))
+            .label("test-worker")
+    }
+
     /// Runs `sql` on this database (to simulate what a worker or a corrupt row would leave).
     pub fn execute(&self, sql: &str) {
         let mut conn = self.store.connection().expect("a connection");
@@ -283,60 +292,12 @@ impl TestDb {
         .execute(&mut *conn)
         .expect("claim the execution");
         assert_eq!(claimed, 1, "execution {id} is not waiting nor processing");
-        let (
-            task_name,
-            args,
-            queue,
-            priority,
-            due,
-            retries,
-            retry_delay,
-            unique_key,
-            timeout_ms,
-            result_ttl,
-        ) = te::task_execs
+        let claimed = te::task_execs
             .find(id)
-            .select((
-                te::task_name,
-                te::args,
-                te::queue,
-                te::priority,
-                te::due,
-                te::retries,
-                te::retry_delay,
-                te::unique_key,
-                te::timeout_ms,
-                te::result_ttl,
-            ))
-            .load::<(
-                String,
-                String,
-                String,
-                i32,
-                chrono::NaiveDateTime,
-                i32,
-                i64,
-                Option<String>,
-                Option<i64>,
-                Option<i64>,
-            )>(&mut *conn)
-            .expect("read the claimed execution")
-            .pop()
-            .expect("the execution exists");
+            .select(ClaimedExec::as_select())
+            .first(&mut *conn)
+            .expect("read the claimed execution");
         drop(conn);
-        let claimed = ClaimedExec {
-            id,
-            task_name,
-            args,
-            queue,
-            priority,
-            due,
-            retries,
-            retry_delay,
-            unique_key,
-            timeout_ms,
-            result_ttl,
-        };
         let completion = toosimple_worker::run_claimed(claimed).expect("the task is registered");
         let report = self
             .store

@@ -17,7 +17,7 @@ use serde_json::json;
 use toosimple_admin::{AdminConfig, Password, ROUTES, Secret, router};
 use toosimple_core::schema::{task_execs::dsl as te, worker_statuses::dsl as ws};
 use toosimple_core::{AnyConnection, State, TaskExec, TaskExecFilter};
-use toosimple_tests::tasks::{add, fail_with, morning, send, shout};
+use toosimple_tests::tasks::{add, fail_with, failing_hook, morning, send, shout};
 use toosimple_tests::{TestDb, backend_suite, wait_until};
 use tower::ServiceExt;
 
@@ -934,6 +934,19 @@ fn overview_shows_counts_chart_and_online_workers(db: &TestDb) {
     assert!(body.contains("Online workers (1)"));
     assert!(body.contains("worker-online"));
     assert!(!body.contains("worker-gone"));
+    // A worker that does not say which tasks it links hides nothing; one that does shows the
+    // queued executions of the others.
+    assert!(!body.contains("unknown to every online worker"));
+    db.execute("UPDATE worker_statuses SET tasks = '[\"add\"]' WHERE label = 'worker-online'");
+    let body = client.get("/").body;
+    assert!(
+        body.contains("Queued, but unknown to every online worker"),
+        "{body}"
+    );
+    assert!(
+        body.contains(r#"<a href="/admin/execs?state=queued&amp;task=mail.send">mail.send</a></td><td>emails</td><td class="num">1</td>"#),
+        "{body}"
+    );
 }
 
 fn executions_filter_search_and_page(db: &TestDb) {
@@ -1050,6 +1063,30 @@ fn execution_page_shows_everything_and_the_replaced_by_chain(db: &TestDb) {
     db.run_by_hand(ok);
     let r = client.get(&format!("/execs/{ok}"));
     assert!(r.body.contains("<h2>Result</h2>") && r.body.contains(">42</pre>"));
+    // A hook, and how it failed.
+    let hooked = add::with()
+        .hook(failing_hook::HOOK)
+        .queue(1, 1)
+        .unwrap()
+        .id();
+    let r = client.get(&format!("/execs/{hooked}"));
+    assert!(
+        r.body
+            .contains("<dd>failing_hook <span class=\"muted\">not called yet</span></dd>"),
+        "{}",
+        r.body
+    );
+    db.execute(&format!(
+        "UPDATE task_execs SET hook_ran = created, hook_error = 'hook `failing_hook` failed: down' WHERE id = {hooked}"
+    ));
+    let r = client.get(&format!("/execs/{hooked}"));
+    assert!(r.body.contains("<h2>Hook error</h2>"), "{}", r.body);
+    assert!(
+        r.body.contains("hook `failing_hook` failed: down</pre>"),
+        "{}",
+        r.body
+    );
+    assert!(!r.body.contains("not called yet"));
     // Unknown and malformed ids are 404.
     assert_eq!(client.get("/execs/999999").status, StatusCode::NOT_FOUND);
     assert!(

@@ -230,6 +230,7 @@ fn claimed(id: i64, task: &str, args: String) -> ClaimedExec {
         unique_key: None,
         timeout_ms: None,
         result_ttl: None,
+        hook: None,
     }
 }
 

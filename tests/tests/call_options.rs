@@ -5,11 +5,11 @@ use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
 use diesel::Connection;
-use toosimple_core::{Error, State, TaskExec, TaskExecFilter};
+use toosimple_core::{Error, State, TaskExec, TaskExecFilter, Ttl};
 use toosimple_tests::tasks::{add, record, send, sleepy, sleepy_with_timeout};
 use toosimple_tests::{TestDb, backend_suite};
+use toosimple_worker::Exit;
 use toosimple_worker::maintenance::retention;
-use toosimple_worker::{Exit, Worker};
 
 backend_suite!(
     with_overrides_the_tasks_options_for_one_call,
@@ -18,13 +18,6 @@ backend_suite!(
     a_calls_time_limit_replaces_the_tasks_and_its_retry_keeps_it,
     retention_deletes_what_outlived_its_ttl_and_keeps_retry_chains_whole,
 );
-
-fn worker(db: &TestDb) -> Worker {
-    Worker::new()
-        .store(db.store.clone())
-        .tick(Duration::from_millis(50))
-        .label("test-worker")
-}
 
 fn with_overrides_the_tasks_options_for_one_call(db: &TestDb) {
     let plain = add::queue(1, 2).unwrap().exec().unwrap();
@@ -55,7 +48,7 @@ fn with_overrides_the_tasks_options_for_one_call(db: &TestDb) {
     assert_eq!(exec.retries, 5);
     assert_eq!(exec.retry_delay, 2, "whole seconds, rounded up");
     assert_eq!(exec.timeout, Some(Duration::from_millis(250)));
-    assert_eq!(exec.ttl, Some(Duration::from_secs(60)));
+    assert_eq!(exec.ttl, Some(Ttl::After(Duration::from_secs(60))));
     // The task's own options still hold for what the call leaves out.
     let mail = send::with()
         .priority(9)
@@ -148,7 +141,7 @@ fn a_calls_time_limit_replaces_the_tasks_and_its_retry_keeps_it(db: &TestDb) {
         .timeout(Duration::from_secs(5))
         .queue(1_500, 2)
         .unwrap();
-    assert_eq!(worker(db).concurrency(4).until_done().run(), Exit::Stopped);
+    assert_eq!(db.worker().concurrency(4).until_done().run(), Exit::Stopped);
 
     let first = limited.exec().unwrap();
     assert_eq!(first.state, State::Failed, "{first:?}");

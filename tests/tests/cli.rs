@@ -27,6 +27,9 @@ backend_suite!(
     enqueue_requeue_cancel_and_purge,
     enqueue_reports_bad_input_clearly,
     enqueue_takes_one_calls_options,
+    enqueue_and_worker_name_registered_hooks,
+    status_names_queued_tasks_no_online_worker_knows,
+    worker_and_enqueue_take_retention_settings,
     schedules_and_run_schedule,
     a_worker_that_cannot_start_exits_99_with_the_reason_recorded,
     duplicate_schedule_names_stop_the_worker_at_startup,
@@ -1105,7 +1108,10 @@ fn enqueue_takes_one_calls_options(db: &TestDb) {
     assert_eq!(exec.retries, 2);
     assert_eq!(exec.retry_delay, 5);
     assert_eq!(exec.timeout, Some(Duration::from_millis(1_500)));
-    assert_eq!(exec.ttl, Some(Duration::from_secs(7 * 86_400)));
+    assert_eq!(
+        exec.ttl,
+        Some(toosimple_core::Ttl::After(Duration::from_secs(7 * 86_400)))
+    );
     assert_eq!(exec.due.to_rfc3339(), "2030-01-01T08:00:00+00:00");
     for (flag, value, says) in [
         ("--timeout", "0", "a time limit of 0 fails every run"),
@@ -1119,6 +1125,151 @@ fn enqueue_takes_one_calls_options(db: &TestDb) {
         assert!(stderr.contains(flag) && stderr.contains(says), "{stderr}");
     }
     assert_eq!(db.count("1 = 1"), 1);
+}
+
+fn enqueue_and_worker_name_registered_hooks(db: &TestDb) {
+    db.create_side_effects();
+    let hooked = run(
+        db,
+        &[
+            "enqueue",
+            "add",
+            r#"{"a": 1, "b": 2}"#,
+            "--hook",
+            "note_execution",
+        ],
+    );
+    assert_eq!(hooked.status.code(), Some(0));
+    let failing = run(db, &["enqueue", "fail_with", r#"{"message": "no"}"#]);
+    assert_eq!(failing.status.code(), Some(0));
+    let execs = TaskExec::list_in(&db.store, &TaskExecFilter::default()).unwrap();
+    let (failed, added) = (execs[0].id, execs[1].id);
+    assert_eq!(execs[1].hook.as_deref(), Some("note_execution"));
+    // The call's hook notes the sum; the worker's error hook notes the failure.
+    let worked = run(
+        db,
+        &["worker", "--until-done", "--error-hook", "note_execution"],
+    );
+    assert_eq!(worked.status.code(), Some(0));
+    let mut noted = db.side_effects();
+    noted.sort_unstable();
+    assert_eq!(noted, vec![added, failed]);
+    // An unknown name is a usage error that lists the registered hooks; nothing is stored.
+    for args in [
+        &["enqueue", "add", r#"{"a": 1, "b": 2}"#, "--hook", "nope"][..],
+        &["worker", "--until-done", "--error-hook", "nope"][..],
+    ] {
+        let refused = run(db, args);
+        assert_eq!(refused.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(
+            stderr.contains("hook `nope` is not registered")
+                && stderr.contains("failing_hook, hooks.panicking, note_execution"),
+            "{stderr}"
+        );
+    }
+    assert_eq!(db.count("1 = 1"), 2);
+}
+
+fn status_names_queued_tasks_no_online_worker_knows(db: &TestDb) {
+    add::queue(1, 2).unwrap();
+    record::queue(1).unwrap();
+    record::queue(2).unwrap();
+    // A task this binary does not even link, left by an older deploy.
+    db.execute(
+        "INSERT INTO task_execs (task_name, args, queue, priority, state, due, created, retries, retry_delay) \
+         VALUES ('legacy.report', '{}', 'reports', 0, 'queued', '2030-01-01 00:00:00', '2030-01-01 00:00:00', 0, 0)",
+    );
+    let section = "queued, but unknown to every online worker";
+    // No worker online: nothing to say (nothing runs anything).
+    assert!(!stdout(&run(db, &["status"])).contains(section));
+    // An online worker that links `add` only.
+    let now = chrono::Utc::now();
+    db.store
+        .register_worker(&toosimple_core::store::WorkerRegistration {
+            tasks: &["add"],
+            label: "adder",
+            queues: &[],
+            excluded_queues: &[],
+            heartbeat_timeout: 300.0,
+            now,
+        })
+        .unwrap();
+    let unknown = TaskExec::unknown_to_online_workers_in(&db.store, now).unwrap();
+    let listed: Vec<(&str, &str, i64)> = unknown
+        .iter()
+        .map(|c| (c.task.as_str(), c.queue.as_str(), c.count))
+        .collect();
+    assert_eq!(
+        listed,
+        [("legacy.report", "reports", 1), ("record", "default", 2)]
+    );
+    let text = stdout(&run(db, &["status"]));
+    let after = &text[text.find(section).expect("the section")..];
+    assert!(
+        after.contains("legacy.report") && after.contains("record"),
+        "{text}"
+    );
+    assert!(!after.lines().any(|l| l.starts_with("add ")), "{text}");
+    let json: serde_json::Value =
+        serde_json::from_slice(&run(db, &["status", "--json"]).stdout).unwrap();
+    assert_eq!(json["unknown_to_online_workers"][1]["task"], "record");
+    assert_eq!(json["unknown_to_online_workers"][1]["count"], 2);
+    // Once it stopped, no worker is online again.
+    db.store
+        .stop_worker("adder", now, toosimple_core::EXIT_STOPPED, None)
+        .unwrap();
+    assert!(
+        TaskExec::unknown_to_online_workers_in(&db.store, now)
+            .unwrap()
+            .is_empty()
+    );
+}
+
+fn worker_and_enqueue_take_retention_settings(db: &TestDb) {
+    let kept = run(
+        db,
+        &["enqueue", "add", r#"{"a": 1, "b": 1}"#, "--ttl", "keep"],
+    );
+    assert_eq!(kept.status.code(), Some(0));
+    let also_kept = run(
+        db,
+        &["enqueue", "add", r#"{"a": 1, "b": 2}"#, "--ttl", "-1"],
+    );
+    assert_eq!(also_kept.status.code(), Some(0));
+    let plain = run(db, &["enqueue", "add", r#"{"a": 1, "b": 3}"#]);
+    assert_eq!(plain.status.code(), Some(0));
+    let execs = TaskExec::list_in(&db.store, &TaskExecFilter::default()).unwrap();
+    assert_eq!(execs[2].ttl, Some(toosimple_core::Ttl::Keep));
+    assert_eq!(execs[1].ttl, Some(toosimple_core::Ttl::Keep));
+    assert_eq!(execs[0].ttl, None);
+    // A default of 0 deletes what sets no TTL as soon as it is recorded.
+    let worked = run(
+        db,
+        &[
+            "worker",
+            "--until-done",
+            "--result-ttl",
+            "0",
+            "--save-limit",
+            "5",
+        ],
+    );
+    assert_eq!(worked.status.code(), Some(0));
+    assert_eq!(db.count("1 = 1"), 2);
+    assert_eq!(db.count(&format!("id = {}", execs[0].id)), 0);
+    for (flag, value) in [("--result-ttl", "soon"), ("--save-limit", "many")] {
+        let refused = run(db, &["worker", "--until-done", flag, value]);
+        assert_eq!(refused.status.code(), Some(2), "{flag} {value}");
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(stderr.contains(flag), "{stderr}");
+    }
+    let refused = run(
+        db,
+        &["enqueue", "add", r#"{"a": 1, "b": 1}"#, "--ttl", "forever"],
+    );
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("`keep` (-1)"));
 }
 
 fn enqueue_reports_bad_input_clearly(db: &TestDb) {

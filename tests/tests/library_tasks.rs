@@ -2,7 +2,7 @@
 
 use toosimple_tests as _;
 
-const EXPECTED: [&str; 24] = [
+const EXPECTED: [&str; 25] = [
     "add",
     "always_fails",
     "announced_sleep",
@@ -14,6 +14,7 @@ const EXPECTED: [&str; 24] = [
     "fail_with",
     "fails_noting_db_time",
     "fails_once",
+    "hooked",
     "mail.send",
     "many_args",
     "morning",

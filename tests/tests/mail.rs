@@ -11,7 +11,7 @@ use toosimple_core::{State, TaskExec, TaskExecFilter};
 use toosimple_mail::{QueuedEmail, Transport};
 use toosimple_tests::smtp::{SmtpServer, free_port};
 use toosimple_tests::{TestDb, backend_suite, wait_until};
-use toosimple_worker::{Exit, Worker};
+use toosimple_worker::Exit;
 
 backend_suite!(
     delivers_subject_recipients_and_non_ascii_body_intact,
@@ -23,13 +23,6 @@ backend_suite!(
 
 const BODY: &str =
     "Grüße, Zoë! Ваше письмо — 日本語のテキスト ✓\r\n.a line starting with a dot\r\nend";
-
-fn worker(db: &TestDb) -> Worker {
-    Worker::new()
-        .store(db.store.clone())
-        .tick(Duration::from_millis(50))
-        .label("mail-test-worker")
-}
 
 fn message(subject: &str) -> Message {
     Message::builder()
@@ -90,7 +83,7 @@ fn delivers_subject_recipients_and_non_ascii_body_intact(db: &TestDb) {
     assert_eq!(handle.state().unwrap(), State::Queued);
     assert!(server.received().is_empty());
 
-    assert_eq!(worker(db).until_done().run(), Exit::Stopped);
+    assert_eq!(db.worker().until_done().run(), Exit::Stopped);
     assert_eq!(handle.state().unwrap(), State::Succeeded);
     let received = server.received();
     assert_eq!(received.len(), 1, "delivered once");
@@ -126,7 +119,7 @@ fn a_server_down_at_first_gets_the_email_from_a_retry(db: &TestDb) {
     });
     let subject = "Réessayé jusqu'à l'arrivée";
     let first = toosimple_mail::send(&message(subject)).unwrap();
-    let worker = worker(db);
+    let worker = db.worker();
     let shutdown = worker.shutdown_handle();
     let running = std::thread::spawn(move || worker.run());
 
@@ -198,7 +191,7 @@ fn send_in_commits_and_rolls_back_with_the_callers_transaction(db: &TestDb) {
         })
         .unwrap();
     drop(conn);
-    assert_eq!(worker(db).until_done().run(), Exit::Stopped);
+    assert_eq!(db.worker().until_done().run(), Exit::Stopped);
     assert_eq!(handle.state().unwrap(), State::Succeeded);
     let received = server.received();
     assert_eq!(received.len(), 1);
@@ -227,7 +220,7 @@ fn the_same_message_queued_twice_is_sent_once(db: &TestDb) {
     let other = toosimple_mail::send(&with_id).unwrap();
     assert!(!other.is_duplicate());
     let twins = if twin.is_duplicate() { 0 } else { 1 };
-    assert_eq!(worker(db).until_done().run(), Exit::Stopped);
+    assert_eq!(db.worker().until_done().run(), Exit::Stopped);
     assert_eq!(server.received().len(), 2 + twins);
 }
 
@@ -237,7 +230,7 @@ fn without_smtp_emails_become_eml_files(db: &TestDb) {
     toosimple_mail::set_transport(Transport::Folder(outbox.clone()));
     let message = message("Écrit dans un fichier");
     let handle = toosimple_mail::send(&message).unwrap();
-    assert_eq!(worker(db).until_done().run(), Exit::Stopped);
+    assert_eq!(db.worker().until_done().run(), Exit::Stopped);
     assert_eq!(handle.state().unwrap(), State::Succeeded);
     let files: Vec<_> = std::fs::read_dir(&outbox)
         .unwrap()

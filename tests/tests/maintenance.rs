@@ -24,6 +24,7 @@ backend_suite!(
 fn register(db: &TestDb, label: &str, heartbeat_timeout: f64, now: chrono::DateTime<Utc>) {
     db.store
         .register_worker(&WorkerRegistration {
+            tasks: &[],
             label,
             queues: &[],
             excluded_queues: &[],
@@ -307,6 +308,7 @@ fn postgres_rescue_spares_what_a_worker_committed_while_it_was_judging() {
             .unwrap();
         store
             .register_worker(&WorkerRegistration {
+                tasks: &[],
                 label: "newcomer",
                 queues: &[],
                 excluded_queues: &[],

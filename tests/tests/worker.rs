@@ -9,9 +9,9 @@ use toosimple_tests::tasks::{
     record_q1, record_q2, sleepy, sleepy_with_timeout,
 };
 use toosimple_tests::{TestDb, backend_suite, wait_until};
+use toosimple_worker::Exit;
 use toosimple_worker::clock::{Clock, TestClock};
 use toosimple_worker::maintenance::rescue::{self, Rescuer};
-use toosimple_worker::{Exit, Worker};
 
 backend_suite!(
     pgbouncer;
@@ -35,13 +35,6 @@ backend_suite!(
     unbounded_concurrency_and_claim_ahead_run_instead_of_overflowing,
 );
 
-fn worker(db: &TestDb) -> Worker {
-    Worker::new()
-        .store(db.store.clone())
-        .tick(Duration::from_millis(50))
-        .label("test-worker")
-}
-
 fn execs(name: &str) -> Vec<TaskExec> {
     let mut all = TaskExec::list(&TaskExecFilter::default().task_name(name).limit(1000)).unwrap();
     all.reverse(); // oldest first
@@ -57,7 +50,7 @@ fn runs_by_priority_then_due(db: &TestDb) {
     record_high::queue_at(now - TimeDelta::seconds(5), 20).unwrap();
     record::queue_at(now - TimeDelta::seconds(20), 2).unwrap();
     record_high::queue_at(now - TimeDelta::seconds(6), 10).unwrap();
-    assert_eq!(worker(db).concurrency(1).until_done().run(), Exit::Stopped);
+    assert_eq!(db.worker().concurrency(1).until_done().run(), Exit::Stopped);
     assert_eq!(db.side_effects(), vec![10, 20, 1, 2, 3]);
 }
 
@@ -81,7 +74,7 @@ fn runs_by_priority_then_due_across_the_queues_it_serves(db: &TestDb) {
     at("q1", 0, 20, 2);
     // First in claim order, in a queue the workers do not serve.
     at("q3", 9, 60, 99);
-    let excluding = worker(db).exclude_queues(["q3"]).concurrency(1);
+    let excluding = db.worker().exclude_queues(["q3"]).concurrency(1);
     assert_eq!(excluding.until_done().run(), Exit::Stopped);
     assert_eq!(db.side_effects(), vec![10, 20, 1, 2, 3]);
 
@@ -89,7 +82,7 @@ fn runs_by_priority_then_due_across_the_queues_it_serves(db: &TestDb) {
     at("q2", 1, 1, 5);
     at("default", 7, 60, 98);
     at("q1", 0, 40, 4);
-    let naming = worker(db).queues(["q1", "q2"]).concurrency(1);
+    let naming = db.worker().queues(["q1", "q2"]).concurrency(1);
     assert_eq!(naming.until_done().run(), Exit::Stopped);
     assert_eq!(db.side_effects(), vec![10, 20, 1, 2, 3, 5, 4, 6]);
     assert_eq!(
@@ -104,7 +97,7 @@ fn serves_only_its_queues(db: &TestDb) {
     record_q1::queue(1).unwrap();
     record_q2::queue(2).unwrap();
     record::queue(3).unwrap();
-    assert_eq!(worker(db).queues(["q1"]).until_done().run(), Exit::Stopped);
+    assert_eq!(db.worker().queues(["q1"]).until_done().run(), Exit::Stopped);
     assert_eq!(db.side_effects(), vec![1]);
     assert_eq!(db.count("state = 'queued'"), 2);
 }
@@ -115,7 +108,7 @@ fn excludes_queues(db: &TestDb) {
     record_q2::queue(2).unwrap();
     record::queue(3).unwrap();
     assert_eq!(
-        worker(db).exclude_queues(["q1"]).until_done().run(),
+        db.worker().exclude_queues(["q1"]).until_done().run(),
         Exit::Stopped
     );
     let mut done = db.side_effects();
@@ -128,7 +121,7 @@ fn retries_with_doubling_delays_chained_by_replaced_by(db: &TestDb) {
     always_fails::queue().unwrap();
     // The retry delays (1, 2, 4 s) pass when the test moves the clock, not in real time.
     let clock = TestClock::new();
-    let worker = worker(db).clock(clock.clone());
+    let worker = db.worker().clock(clock.clone());
     let shutdown = worker.shutdown_handle();
     let running = std::thread::spawn(move || worker.run());
     for failures in 1..=4 {
@@ -174,7 +167,7 @@ fn retries_with_doubling_delays_chained_by_replaced_by(db: &TestDb) {
 fn panics_and_errors_are_failed_with_their_message(db: &TestDb) {
     let panicked = panics::queue("the bridge is out".into()).unwrap();
     let failed = toosimple_tests::tasks::fail_with::queue("no disk".into()).unwrap();
-    assert_eq!(worker(db).until_done().run(), Exit::Stopped);
+    assert_eq!(db.worker().until_done().run(), Exit::Stopped);
     let panicked = panicked.exec().unwrap();
     assert_eq!(panicked.state, State::Failed);
     assert_eq!(
@@ -205,7 +198,7 @@ fn corrupt_arguments_make_the_execution_invalid(db: &TestDb) {
         "UPDATE task_execs SET args = '{{}}' WHERE id = {}",
         missing.id()
     ));
-    assert_eq!(worker(db).until_done().run(), Exit::Stopped);
+    assert_eq!(db.worker().until_done().run(), Exit::Stopped);
     let error = |h: &toosimple_core::TaskHandle<()>| {
         let exec = h.exec().unwrap();
         assert_eq!(exec.state, State::Invalid);
@@ -224,7 +217,7 @@ fn unknown_task_names_are_left_queued(db: &TestDb) {
         h.id()
     ));
     record::queue(2).unwrap();
-    assert_eq!(worker(db).until_done().run(), Exit::Stopped);
+    assert_eq!(db.worker().until_done().run(), Exit::Stopped);
     assert_eq!(db.side_effects(), vec![2]);
     assert_eq!(h.exec().unwrap().state, State::Queued);
 }
@@ -233,7 +226,7 @@ fn async_tasks_are_cancelled_at_their_timeout(db: &TestDb) {
     db.create_side_effects();
     let slow = async_sleepy_with_timeout::queue(3_000, 1).unwrap();
     let fast = async_sleepy_with_timeout::queue(10, 2).unwrap();
-    assert_eq!(worker(db).until_done().run(), Exit::Stopped);
+    assert_eq!(db.worker().until_done().run(), Exit::Stopped);
     let slow = slow.exec().unwrap();
     assert_eq!(
         (slow.state, slow.error.as_deref()),
@@ -255,7 +248,7 @@ fn async_tasks_are_cancelled_at_their_timeout(db: &TestDb) {
 fn late_result_of_a_timed_out_sync_task_is_not_recorded(db: &TestDb) {
     db.create_side_effects();
     let slow = sleepy_with_timeout::queue(2_000, 1).unwrap();
-    let worker = worker(db);
+    let worker = db.worker();
     let shutdown = worker.shutdown_handle();
     let running = std::thread::spawn(move || worker.run());
     wait_until(
@@ -284,7 +277,7 @@ fn runs_sleeping_tasks_once_due(db: &TestDb) {
     let clock = TestClock::new();
     let soon = record::queue_at(clock.now() + TimeDelta::seconds(30), 1).unwrap();
     let later = record::queue_at(clock.now() + TimeDelta::hours(1), 2).unwrap();
-    let worker = worker(db).clock(clock.clone());
+    let worker = db.worker().clock(clock.clone());
     let shutdown = worker.shutdown_handle();
     let running = std::thread::spawn(move || worker.run());
     wait_until("the worker to register", Duration::from_secs(10), || {
@@ -312,7 +305,7 @@ fn runs_sleeping_tasks_once_due(db: &TestDb) {
 fn once_runs_one_round(db: &TestDb) {
     db.create_side_effects();
     record::queue_many((0..5).map(|n| (n,))).unwrap();
-    assert_eq!(worker(db).concurrency(2).once().run(), Exit::Stopped);
+    assert_eq!(db.worker().concurrency(2).once().run(), Exit::Stopped);
     assert_eq!(db.side_effects().len(), 2);
     assert_eq!(db.count("state = 'queued'"), 3);
 }
@@ -325,6 +318,7 @@ fn rescues_the_tasks_of_a_silent_worker_exactly_once(db: &TestDb) {
     let last_beat = Utc::now() - TimeDelta::seconds(5);
     db.store
         .register_worker(&toosimple_core::store::WorkerRegistration {
+            tasks: &[],
             label: "dead-worker",
             queues: &[],
             excluded_queues: &[],
@@ -359,7 +353,7 @@ fn rescues_the_tasks_of_a_silent_worker_exactly_once(db: &TestDb) {
             .contains("dead-worker sent no heartbeat")
     );
     // The replacement runs once on a live worker.
-    assert_eq!(worker(db).until_done().run(), Exit::Stopped);
+    assert_eq!(db.worker().until_done().run(), Exit::Stopped);
     assert_eq!(db.side_effects(), vec![7]);
     assert_eq!(db.count("task_name = 'record'"), 2);
     assert_eq!(orphan.wait(Duration::from_secs(1)).ok(), Some(()));
@@ -369,7 +363,7 @@ fn graceful_shutdown_finishes_running_tasks(db: &TestDb) {
     db.create_side_effects();
     let running_task = sleepy::queue(700, 1).unwrap();
     let queued = record::queue(2).unwrap();
-    let worker = worker(db).concurrency(1);
+    let worker = db.worker().concurrency(1);
     let shutdown = worker.shutdown_handle();
     let running = std::thread::spawn(move || worker.run());
     wait_until("the task to start", Duration::from_secs(10), || {
@@ -386,7 +380,7 @@ fn graceful_shutdown_finishes_running_tasks(db: &TestDb) {
 fn terminate_interrupts_and_replaces_running_tasks(db: &TestDb) {
     db.create_side_effects();
     let task = announced_sleep::queue(60_000, 1).unwrap();
-    let worker = worker(db);
+    let worker = db.worker();
     let shutdown = worker.shutdown_handle();
     let running = std::thread::spawn(move || worker.run());
     // Its body runs (a claimed row is `Processing` before its task is spawned).
@@ -462,7 +456,7 @@ fn mysql_idle_workers_find_new_work_at_their_next_tick() {
         db.store.wakeup_source()
     );
     db.create_side_effects();
-    let worker = worker(&db).tick(Duration::from_millis(300));
+    let worker = db.worker().tick(Duration::from_millis(300));
     let shutdown = worker.shutdown_handle();
     let running = std::thread::spawn(move || worker.run());
     wait_until("the worker to register", Duration::from_secs(10), || {
@@ -491,7 +485,7 @@ fn mysql_idle_workers_find_new_work_at_their_next_tick() {
 
 fn idle_workers_start_new_work_at_once(db: &TestDb) {
     db.create_side_effects();
-    let worker = worker(db).tick(Duration::from_secs(60));
+    let worker = db.worker().tick(Duration::from_secs(60));
     let shutdown = worker.shutdown_handle();
     let running = std::thread::spawn(move || worker.run());
     wait_until("the worker to register", Duration::from_secs(10), || {
@@ -533,7 +527,7 @@ fn idle_workers_start_new_work_at_once(db: &TestDb) {
 /// Tasks (or the application) holding every connection of the store's pool must not stop the
 /// heartbeat: it has a connection of its own, else the worker would be taken for dead.
 fn the_heartbeat_goes_on_while_the_shared_pool_is_exhausted(db: &TestDb) {
-    let worker = worker(db);
+    let worker = db.worker();
     let shutdown = worker.shutdown_handle();
     let running = std::thread::spawn(move || worker.run());
     let beat = || {
@@ -571,7 +565,8 @@ fn the_heartbeat_goes_on_while_the_shared_pool_is_exhausted(db: &TestDb) {
 fn unbounded_concurrency_and_claim_ahead_run_instead_of_overflowing(db: &TestDb) {
     db.create_side_effects();
     record::queue_many((0..5).map(|n| (n,))).unwrap();
-    let exit = worker(db)
+    let exit = db
+        .worker()
         .concurrency(usize::MAX)
         .claim_ahead(usize::MAX)
         .until_done()

@@ -15,11 +15,12 @@ pub use crate::enqueue::__private::{
     enqueue, enqueue_in, enqueue_in_with, enqueue_many, enqueue_many_with, enqueue_with,
 };
 pub use crate::error::{Error, Result};
-pub use crate::options::CallOptions;
+pub use crate::hook::{Hook, HookOutput};
+pub use crate::options::{Call, CallOptions, CallTarget};
 pub use crate::registry::{BoxFuture, Invoker, RunError, RunResult, TaskDef};
 pub use crate::schedule::ScheduleDef;
 pub use crate::store::EnqueueConnection;
-pub use crate::{State, TaskHandle};
+pub use crate::{State, TaskExec, TaskHandle};
 
 /// Task arguments are stored as JSON: each must serialize and deserialize.
 #[diagnostic::on_unimplemented(

@@ -91,6 +91,7 @@ pub(crate) fn new_row_with(
         schedule: None,
         timeout_ms: resolved.timeout_ms,
         result_ttl: resolved.result_ttl,
+        hook: resolved.hook,
     })
 }
 
@@ -133,6 +134,17 @@ pub(crate) fn enqueue_rows<T>(
         store.write(enqueue_action(def), |c| c.__enqueue(rows))
     }
     .map_err(|e| say_not_queued(e, rows.len()))?;
+    // A test's inline mode runs what is due now, here, before `queue()` returns; a thread
+    // without it pays one thread-local read.
+    if crate::testing::inline_runner().is_some() {
+        let due_now: Vec<i64> = enqueued
+            .iter()
+            .zip(rows)
+            .filter(|(e, row)| !e.duplicate && row.state == State::Queued.as_str())
+            .map(|(e, _)| e.id)
+            .collect();
+        crate::testing::run_inline(store, &due_now)?;
+    }
     Ok(enqueued
         .into_iter()
         .map(|e| TaskHandle::enqueued(Some(store.clone()), e.id, e.duplicate))

@@ -185,6 +185,28 @@ pub enum Error {
         second: String,
     },
 
+    /// No `#[hook]` with this name is linked into the program.
+    #[error("hook `{name}` is not registered in this binary: is the crate that defines it linked (`use my_hooks as _;`)? Registered hooks: {}", list_or_none(.known))]
+    UnknownHook {
+        /// The name asked for.
+        name: String,
+        /// The names that are registered.
+        known: Vec<String>,
+    },
+
+    /// Two `#[hook]` functions share a name.
+    #[error(
+        "hook name `{name}` is defined twice, at {first} and at {second}: give one of them another name with #[hook(name = \"...\")]"
+    )]
+    DuplicateHook {
+        /// The shared name.
+        name: String,
+        /// Where the first definition is.
+        first: String,
+        /// Where the second definition is.
+        second: String,
+    },
+
     /// The program links no `#[task]` at all.
     #[error(
         "this program has no registered tasks. If your tasks live in a library crate, name it once in your binary (`use my_tasks as _;` in main.rs) so that it is linked"

@@ -52,8 +52,17 @@ pub struct TaskExec {
     pub worker: Option<String>,
     /// This call's time limit, when it set one ([`CallOptions::timeout`](crate::CallOptions::timeout)).
     pub timeout: Option<std::time::Duration>,
-    /// How long it is kept once finished, when the call set it ([`CallOptions::ttl`](crate::CallOptions::ttl)).
-    pub ttl: Option<std::time::Duration>,
+    /// How long it is kept once finished, when its call or its task set it
+    /// ([`CallOptions::ttl`](crate::CallOptions::ttl)); `None`: the workers' default.
+    pub ttl: Option<crate::Ttl>,
+    /// The [`Hook`](crate::Hook) a worker calls once it has finished, by name: its call's, its
+    /// schedule's or its task's.
+    pub hook: Option<String>,
+    /// When a worker called the hook.
+    pub hook_ran: Option<DateTime<Utc>>,
+    /// How the hook (or the worker's error hook) failed, when it did; the execution's own
+    /// outcome is never changed by it.
+    pub hook_error: Option<String>,
 }
 
 /// The row as diesel reads it, columns in `schema.rs` order.
@@ -80,6 +89,9 @@ pub(crate) struct TaskExecRow {
     schedule: Option<String>,
     timeout_ms: Option<i64>,
     result_ttl: Option<i64>,
+    hook: Option<String>,
+    hook_ran: Option<NaiveDateTime>,
+    hook_error: Option<String>,
 }
 
 impl TryFrom<TaskExecRow> for TaskExec {
@@ -111,9 +123,10 @@ impl TryFrom<TaskExecRow> for TaskExec {
             timeout: row
                 .timeout_ms
                 .map(|ms| std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0))),
-            ttl: row
-                .result_ttl
-                .map(|s| std::time::Duration::from_secs(u64::try_from(s).unwrap_or(0))),
+            ttl: row.result_ttl.map(crate::Ttl::from_seconds),
+            hook: row.hook,
+            hook_ran: row.hook_ran.map(|t| t.and_utc()),
+            hook_error: row.hook_error,
         })
     }
 }
@@ -376,6 +389,51 @@ impl TaskExec {
             .collect())
     }
 
+    /// Counts the `Queued` executions of `store` per task and queue whose task no online
+    /// worker links (at `now`): they stay queued, as they should while a deploy rolls out, but
+    /// nothing will run them until a worker that knows the task comes. Empty when no worker is
+    /// online (nothing runs then anyway), or when an online worker did not say which tasks it
+    /// links (a worker of a version before this list).
+    pub fn unknown_to_online_workers_in(
+        store: &Store,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<TaskCount>> {
+        let online: Vec<crate::WorkerStatus> = crate::WorkerStatus::list_in(store)?
+            .into_iter()
+            .filter(|w| w.state_at(now) == crate::WorkerState::Online)
+            .collect();
+        let mut known: Vec<&str> = Vec::new();
+        for worker in &online {
+            match &worker.tasks {
+                Some(tasks) => known.extend(tasks.iter().map(String::as_str)),
+                None => return Ok(Vec::new()),
+            }
+        }
+        if online.is_empty() {
+            return Ok(Vec::new());
+        }
+        TaskExec::queued_of_other_tasks_in(store, &known)
+    }
+
+    /// The earliest due time of a `Sleeping` execution of `store` (a retry waiting its
+    /// delay, a task queued for later), `None` when none sleeps: one `MIN(due)`, read through
+    /// the index that waking uses.
+    pub fn next_due_in(store: &Store) -> Result<Option<DateTime<Utc>>> {
+        let due: Option<NaiveDateTime> = store.autocommit(
+            || "reading the next due time of a sleeping execution".to_string(),
+            |c| {
+                te::task_execs
+                    // A literal, for the partial index `task_execs_wake`.
+                    .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
+                        "task_execs.state = 'sleeping'",
+                    ))
+                    .select(diesel::dsl::min(te::due))
+                    .one_to_completion(c)
+            },
+        )?;
+        Ok(due.map(|d| d.and_utc()))
+    }
+
     /// Counts the executions of `store` per queue and state.
     pub fn counts_in(store: &Store) -> Result<Vec<QueueCount>> {
         let rows: Vec<(String, String, i64)> = store.autocommit(
@@ -444,14 +502,69 @@ impl TaskExec {
 }
 
 impl TaskExec {
-    /// Deletes up to `limit` finished executions whose TTL ([`CallOptions::ttl`]) has run out
-    /// at `now`, a retry chain from its end back (an execution stays while the one that
-    /// replaced it does). Returns how many; the worker's retention pass calls it in batches.
-    ///
-    /// [`CallOptions::ttl`]: crate::CallOptions::ttl
-    pub fn delete_expired_in(store: &Store, now: DateTime<Utc>, limit: usize) -> Result<usize> {
+    /// Deletes up to `limit` finished executions whose TTL ([`Ttl`](crate::Ttl): their
+    /// call's or their task's, else `default`) has run out at `now`, a retry chain from its
+    /// end back (an execution stays while the one that replaced it does), none before its hook
+    /// has run. Returns how many; the worker's retention pass calls it in batches.
+    pub fn delete_expired_in(
+        store: &Store,
+        now: DateTime<Utc>,
+        default: Option<crate::Ttl>,
+        limit: usize,
+    ) -> Result<usize> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        store.delete_expired(now.naive_utc(), limit)
+        let mut deleted = store.delete_expired(now.naive_utc(), limit)?;
+        if let Some(crate::Ttl::After(ttl)) = default
+            && (deleted as i64) < limit
+        {
+            let cutoff = chrono::TimeDelta::from_std(ttl)
+                .ok()
+                .and_then(|ttl| now.checked_sub_signed(ttl));
+            if let Some(cutoff) = cutoff {
+                deleted +=
+                    store.delete_expired_by_default(cutoff.naive_utc(), limit - deleted as i64)?;
+            }
+        }
+        Ok(deleted)
+    }
+
+    /// Deletes up to `limit` succeeded executions older than the `keep` newest successes
+    /// (django-q's `Q_SAVE_LIMIT`): failures are always kept, and so are successes with a TTL
+    /// of their own, those that ended a retry chain of earlier runs (the chain stays whole)
+    /// and those whose hook has not run yet. `keep = 0` keeps them all. Returns how many.
+    pub fn delete_over_save_limit_in(store: &Store, keep: u64, limit: usize) -> Result<usize> {
+        if keep == 0 {
+            return Ok(0);
+        }
+        let keep = i64::try_from(keep).unwrap_or(i64::MAX);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        store.delete_over_save_limit(keep, limit)
+    }
+
+    /// Deletes executions `ids` right after their outcome was recorded (a TTL of 0), those
+    /// finished, not replaced by a remaining execution, and whose hook, if any, has run; an
+    /// earlier run of their chain follows at the next retention pass. Returns how many. Not
+    /// API: the worker calls it.
+    #[doc(hidden)]
+    pub fn delete_recorded_in(store: &Store, ids: &[i64]) -> Result<usize> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        store.write(
+            || format!("deleting {} executions with a TTL of 0", ids.len()),
+            |c| {
+                diesel::delete(
+                    te::task_execs
+                        .filter(te::id.eq_any(ids))
+                        .filter(te::finished.is_not_null())
+                        // An execution stays while its replacement does: a replacement that
+                        // is deleted sets this back to NULL (ON DELETE SET NULL).
+                        .filter(te::replaced_by.is_null())
+                        .filter(te::hook.is_null().or(te::hook_ran.is_not_null())),
+                )
+                .execute(c)
+            },
+        )
     }
 }
 

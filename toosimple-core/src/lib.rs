@@ -34,6 +34,11 @@
 //! A [`TaskHandle`] reads the row back, waits for the result, or cancels a pending execution;
 //! [`TaskExec::get`] and [`TaskExec::list`] read rows by id or filter.
 //!
+//! # Hooks
+//! A [`#[hook]`](hook) function receives each finished execution of the tasks, calls or
+//! schedules that name it, once its outcome is recorded; a worker's `error_hook` receives
+//! every failure. See [`Hook`].
+//!
 //! # Testing
 //! [`testing::TestStore`] gives each test a database of its own as the default store, so that
 //! tests of your tasks run under `cargo test`'s parallel threads.
@@ -45,6 +50,7 @@ mod enqueue;
 mod error;
 mod exec;
 mod handle;
+mod hook;
 mod options;
 mod registry;
 mod schedule;
@@ -53,6 +59,7 @@ pub mod schema;
 mod state;
 pub mod store;
 pub mod testing;
+mod ttl;
 mod worker_status;
 
 #[doc(hidden)]
@@ -67,14 +74,15 @@ pub mod runtime {
     pub use toosimple_cron::rotate_seconds;
 }
 
-pub use toosimple_macros::{schedule, task};
+pub use toosimple_macros::{hook, schedule, task};
 
 pub use crate::cron::CronSchedule;
 pub use crate::enqueue::{enqueue_by_name, enqueue_by_name_with};
 pub use crate::error::{Error, Result};
 pub use crate::exec::{QueueCount, TaskCount, TaskExec, TaskExecFilter};
 pub use crate::handle::TaskHandle;
-pub use crate::options::CallOptions;
+pub use crate::hook::{Hook, find_hook, hooks};
+pub use crate::options::{Call, CallOptions};
 pub use crate::registry::{TaskDef, find_task, tasks};
 pub use crate::schedule::{ScheduleDef, check_schedules, schedules};
 pub use crate::schedule_exec::{ScheduleExec, ScheduleState};
@@ -82,6 +90,7 @@ pub use crate::state::{ParseStateError, State};
 pub use crate::store::{
     AnyConnection, Backend, DATABASE_URL_ENV, EnqueueConnection, Store, default_store, init,
 };
+pub use crate::ttl::Ttl;
 pub use crate::worker_status::{
     EXIT_CRASHED, EXIT_STOPPED, EXIT_TERMINATED, WorkerState, WorkerStatus,
 };

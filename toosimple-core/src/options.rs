@@ -6,7 +6,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::error::{Error, Result};
+use crate::hook::Hook;
 use crate::registry::TaskDef;
+use crate::ttl::Ttl;
 
 /// What one call of a task overrides of the options its `#[task(...)]` set: queue, priority,
 /// due time, retries, retry delay, time limit and how long the finished row is kept.
@@ -44,7 +46,8 @@ pub struct CallOptions {
     retries: Option<i32>,
     retry_delay: Option<Duration>,
     timeout: Option<Duration>,
-    ttl: Option<Duration>,
+    ttl: Option<Ttl>,
+    hook: Option<Hook>,
 }
 
 /// When the call runs: at a time, or after a delay from the enqueue.
@@ -102,11 +105,24 @@ impl CallOptions {
         self
     }
 
-    /// Deletes the finished execution `ttl` after it finished (the worker's retention pass
-    /// does it; a retry chain goes when its last execution has expired). `Duration::ZERO`
-    /// deletes it at the next pass; without a TTL it stays until purged.
-    pub fn ttl(mut self, ttl: Duration) -> Self {
-        self.ttl = Some(ttl);
+    /// Deletes the finished execution `ttl` after it finished, over the task's TTL and the
+    /// workers' default (see [`Ttl`]): a `Duration` (`Duration::ZERO` deletes it as soon as
+    /// its outcome is recorded), or [`Ttl::Keep`]. A retry chain goes when its last execution
+    /// has expired.
+    pub fn ttl(mut self, ttl: impl Into<Ttl>) -> Self {
+        self.ttl = Some(ttl.into());
+        self
+    }
+
+    /// Keeps the finished execution until purged, whatever the task's TTL or the workers'
+    /// default: `ttl(Ttl::Keep)`, django-pq's `result_ttl=-1`.
+    pub fn keep(self) -> Self {
+        self.ttl(Ttl::Keep)
+    }
+
+    /// Calls `hook` with the finished execution, instead of the task's hook (see [`Hook`]).
+    pub fn hook(mut self, hook: Hook) -> Self {
+        self.hook = Some(hook);
         self
     }
 
@@ -159,8 +175,114 @@ impl CallOptions {
             timeout_ms: self
                 .timeout
                 .map(|t| i64::try_from(t.as_millis().max(1)).unwrap_or(i64::MAX)),
-            result_ttl: self.ttl.map(whole_seconds),
+            result_ttl: self.ttl.or(def.ttl()).map(Ttl::as_seconds),
+            hook: self.hook.or(def.hook()).map(|h| h.name().to_string()),
         })
+    }
+}
+
+/// One call of a task with options of its own: what each task's `with()` returns.
+///
+/// The option setters are here, once for every task; the enqueue functions (`queue`,
+/// `queue_many`, `queue_in`), whose parameters are the task's own, come from the task's
+/// module through `Deref`:
+///
+/// ```no_run
+/// use toosimple_core::task;
+///
+/// #[task]
+/// pub fn add(a: i64, b: i64) -> i64 {
+///     a + b
+/// }
+///
+/// # fn main() -> Result<(), toosimple_core::Error> {
+/// let call: toosimple_core::Call<add::With> = add::with().on_queue("bulk").priority(-1);
+/// call.queue(1, 2)?;
+/// call.queue(3, 4)?; // a call's options serve as many calls as wanted
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[must_use = "a call enqueues nothing until `queue`, `queue_many` or `queue_in`"]
+pub struct Call<T>(T);
+
+/// What a task's module hands to [`Call`]: its options, for the setters to change. Not API:
+/// the `#[task]` macro implements it.
+#[doc(hidden)]
+pub trait CallTarget {
+    /// The options this call sets so far.
+    fn call_options(&mut self) -> &mut CallOptions;
+}
+
+impl<T: CallTarget> Call<T> {
+    /// A call of the task `target` stands for. Not API: each task's `with()` makes one.
+    #[doc(hidden)]
+    pub fn new(target: T) -> Self {
+        Call(target)
+    }
+
+    fn set(mut self, f: impl FnOnce(CallOptions) -> CallOptions) -> Self {
+        let options = self.0.call_options();
+        *options = f(std::mem::take(options));
+        self
+    }
+
+    /// Runs on queue `queue` instead of the task's: see [`CallOptions::on_queue`].
+    pub fn on_queue(self, queue: impl Into<String>) -> Self {
+        self.set(|o| o.on_queue(queue))
+    }
+
+    /// Claimed before lower priorities: see [`CallOptions::priority`].
+    pub fn priority(self, priority: i32) -> Self {
+        self.set(|o| o.priority(priority))
+    }
+
+    /// Runs at `due` (`Sleeping` until then): see [`CallOptions::at`].
+    pub fn at(self, due: DateTime<Utc>) -> Self {
+        self.set(|o| o.at(due))
+    }
+
+    /// Runs `delay` after the enqueue: see [`CallOptions::after`].
+    pub fn after(self, delay: Duration) -> Self {
+        self.set(|o| o.after(delay))
+    }
+
+    /// Retries this many times after a failure (-1: for ever): see [`CallOptions::retries`].
+    pub fn retries(self, retries: i32) -> Self {
+        self.set(|o| o.retries(retries))
+    }
+
+    /// The first retry's delay (it doubles after each): see [`CallOptions::retry_delay`].
+    pub fn retry_delay(self, delay: Duration) -> Self {
+        self.set(|o| o.retry_delay(delay))
+    }
+
+    /// Fails a run that takes longer than `limit`: see [`CallOptions::timeout`].
+    pub fn timeout(self, limit: Duration) -> Self {
+        self.set(|o| o.timeout(limit))
+    }
+
+    /// Deletes the finished execution `ttl` after it finished: see [`CallOptions::ttl`].
+    pub fn ttl(self, ttl: impl Into<Ttl>) -> Self {
+        self.set(|o| o.ttl(ttl))
+    }
+
+    /// Keeps the finished execution until purged: see [`CallOptions::keep`].
+    pub fn keep(self) -> Self {
+        self.set(CallOptions::keep)
+    }
+
+    /// Calls `hook` with the finished execution: see [`CallOptions::hook`].
+    pub fn hook(self, hook: Hook) -> Self {
+        self.set(|o| o.hook(hook))
+    }
+}
+
+impl<T> std::ops::Deref for Call<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
     }
 }
 
@@ -173,4 +295,5 @@ pub(crate) struct Resolved {
     pub retry_delay: i64,
     pub timeout_ms: Option<i64>,
     pub result_ttl: Option<i64>,
+    pub hook: Option<String>,
 }

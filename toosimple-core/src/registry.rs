@@ -9,6 +9,8 @@ use std::sync::OnceLock;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
+use crate::hook::Hook;
+use crate::ttl::Ttl;
 
 /// A boxed future returned by async tasks' runners.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -60,6 +62,8 @@ pub struct TaskDef {
     timeout: Option<u64>,
     run: Invoker,
     check: Option<fn(Value) -> std::result::Result<(), RunError>>,
+    hook: Option<Hook>,
+    ttl: Option<i64>,
     location: &'static str,
 }
 
@@ -77,6 +81,8 @@ impl TaskDef {
             timeout: None,
             run,
             check: None,
+            hook: None,
+            ttl: None,
             location,
         }
     }
@@ -125,6 +131,31 @@ impl TaskDef {
     pub const fn with_timeout(mut self, seconds: u64) -> Self {
         self.timeout = Some(seconds);
         self
+    }
+
+    /// Calls `hook` with each finished execution of the task (unless a call or a schedule
+    /// names its own).
+    pub const fn with_hook(mut self, hook: Hook) -> Self {
+        self.hook = Some(hook);
+        self
+    }
+
+    /// The hook its executions get when their call or schedule names none.
+    pub const fn hook(&self) -> Option<Hook> {
+        self.hook
+    }
+
+    /// Keeps each finished execution `seconds` after it finished (0: deleted as soon as
+    /// recorded; negative: kept until purged), unless its call sets a TTL of its own.
+    pub const fn with_ttl(mut self, seconds: i64) -> Self {
+        self.ttl = Some(seconds);
+        self
+    }
+
+    /// How long its finished executions are kept, when the task says (else the workers'
+    /// default).
+    pub fn ttl(&self) -> Option<Ttl> {
+        self.ttl.map(Ttl::from_seconds)
     }
 
     /// The task's name, stored in each execution row.

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 
 use crate::cron::CronSchedule;
 use crate::error::Result;
+use crate::hook::Hook;
 
 /// The definition of one schedule, as written in its `#[schedule(...)]` attribute.
 ///
@@ -21,6 +22,7 @@ pub struct ScheduleDef {
     catch_up: bool,
     datetime_arg: Option<&'static str>,
     tz: &'static str,
+    hook: Option<Hook>,
     location: &'static str,
 }
 
@@ -44,6 +46,7 @@ impl ScheduleDef {
             catch_up: false,
             datetime_arg: None,
             tz: "UTC",
+            hook: None,
             location,
         }
     }
@@ -70,6 +73,18 @@ impl ScheduleDef {
     pub const fn with_datetime_arg(mut self, param: &'static str) -> Self {
         self.datetime_arg = Some(param);
         self
+    }
+
+    /// Calls `hook` with each finished execution this schedule enqueued, instead of its
+    /// task's hook.
+    pub const fn with_hook(mut self, hook: Hook) -> Self {
+        self.hook = Some(hook);
+        self
+    }
+
+    /// The hook of the executions it enqueues, when it names one.
+    pub const fn hook(&self) -> Option<Hook> {
+        self.hook
     }
 
     /// Sets the time zone the cron expression is read in (an IANA name).

@@ -30,6 +30,9 @@ diesel::table! {
         schedule -> Nullable<Text>,
         timeout_ms -> Nullable<BigInt>,
         result_ttl -> Nullable<BigInt>,
+        hook -> Nullable<Text>,
+        hook_ran -> Nullable<Timestamp>,
+        hook_error -> Nullable<Text>,
     }
 }
 
@@ -46,6 +49,7 @@ diesel::table! {
         stopped -> Nullable<Timestamp>,
         exit_code -> Nullable<Integer>,
         exit_log -> Nullable<Text>,
+        tasks -> Nullable<Text>,
     }
 }
 

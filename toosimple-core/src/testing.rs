@@ -25,6 +25,7 @@
 //! # }
 //! ```
 
+use std::cell::Cell;
 use std::sync::{Mutex, MutexGuard};
 
 use crate::error::{Error, Result};
@@ -120,4 +121,35 @@ fn take_turn() -> MutexGuard<'static, ()> {
     // A test that panicked while holding its turn has dropped its TestStore on the way out:
     // the default store was restored, so the next test may go on.
     TURN.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What runs executions in the caller's thread in a test's inline mode: given the store and
+/// the ids of the executions an enqueue just stored, due now.
+#[doc(hidden)]
+pub type InlineRunner = fn(&Store, &[i64]) -> Result<()>;
+
+thread_local! {
+    /// This thread's inline runner, while a test's inline mode is on here.
+    static INLINE: Cell<Option<InlineRunner>> = const { Cell::new(None) };
+}
+
+/// Sets this thread's inline runner (`None` turns inline mode off) and returns the one it
+/// replaces. Not API: `toosimple_worker::testing::inline` calls it, since running a task (its
+/// time limit, its panics, an async task's runtime) is the worker's business.
+#[doc(hidden)]
+pub fn set_inline_runner(runner: Option<InlineRunner>) -> Option<InlineRunner> {
+    INLINE.with(|cell| cell.replace(runner))
+}
+
+/// This thread's inline runner, if inline mode is on.
+pub(crate) fn inline_runner() -> Option<InlineRunner> {
+    INLINE.with(Cell::get)
+}
+
+/// Runs executions `ids` of `store` in this thread when inline mode is on here.
+pub(crate) fn run_inline(store: &Store, ids: &[i64]) -> Result<()> {
+    match inline_runner() {
+        Some(run) if !ids.is_empty() => run(store, ids),
+        _ => Ok(()),
+    }
 }

@@ -76,6 +76,8 @@ pub struct WorkerStatus {
     pub exit_code: Option<i32>,
     /// Why it stopped, for a crash.
     pub exit_log: Option<String>,
+    /// The tasks it links, by name; `None` for a worker that did not say (an older version).
+    pub tasks: Option<Vec<String>>,
 }
 
 #[derive(Queryable)]
@@ -90,6 +92,7 @@ pub(crate) struct WorkerStatusRow {
     stopped: Option<NaiveDateTime>,
     exit_code: Option<i32>,
     exit_log: Option<String>,
+    tasks: Option<String>,
 }
 
 impl From<WorkerStatusRow> for WorkerStatus {
@@ -105,6 +108,7 @@ impl From<WorkerStatusRow> for WorkerStatus {
             stopped: row.stopped.map(|t| t.and_utc()),
             exit_code: row.exit_code,
             exit_log: row.exit_log,
+            tasks: row.tasks.and_then(|t| serde_json::from_str(&t).ok()),
         }
     }
 }
@@ -165,6 +169,7 @@ mod tests {
             stopped: None,
             exit_code: None,
             exit_log: None,
+            tasks: None,
         }
     }
 

@@ -130,6 +130,13 @@ options! {
         /// Seconds after which a run fails as timed out.
         timeout: u64 = int("seconds", 1, u64::MAX, ": leave `timeout` out for no timeout"),
             example "30", renamed ["timeout_secs", "timeout_seconds", "time_limit"];
+        /// The `#[hook]` function each finished execution is handed to.
+        hook: syn::Path = path, example "notify",
+            renamed ["on_complete", "on_finish", "callback", "on_done"];
+        /// Seconds a finished execution is kept; -1 keeps, 0 deletes it once recorded.
+        ttl: i64 = int("seconds", -1, i64::MAX,
+                       ": -1 keeps it until purged, 0 deletes it as soon as it is recorded"),
+            example "500", renamed ["result_ttl", "keep", "expires", "expire_after"];
     }
 }
 
@@ -160,6 +167,17 @@ options! {
         /// a seconds-first reader takes otherwise (`toosimple_cron::seconds_first_reading`).
         seconds_last: LitBool = lit_bool, example "true",
             renamed ["seconds_at_end", "sixth_field_seconds"];
+        /// The `#[hook]` function each finished execution it enqueued is handed to.
+        hook: syn::Path = path, example "notify",
+            renamed ["on_complete", "on_finish", "callback", "on_done"];
+    }
+}
+
+options! {
+    /// The options of `#[hook(...)]`.
+    struct HookOptions for "#[hook]", other TaskOptions "#[task(...)]" {
+        /// The hook's name; the function's name by default.
+        name: LitStr = non_empty_str, example "\"...\"", renamed ["hook_name", "label"];
     }
 }
 
@@ -180,6 +198,11 @@ pub(crate) struct ScheduleArgs {
 
 /// Parses `#[task(...)]`'s tokens. Errors go to `errors`; the options that were read are kept.
 pub(crate) fn parse_task(tokens: TokenStream, errors: &mut Errors) -> TaskOptions {
+    parse_options(tokens, errors)
+}
+
+/// Parses `#[hook(...)]`'s tokens.
+pub(crate) fn parse_hook(tokens: TokenStream, errors: &mut Errors) -> HookOptions {
     parse_options(tokens, errors)
 }
 
@@ -459,6 +482,23 @@ fn int<T: TryFrom<i128>>(
     T::try_from(number).map_err(|_| out_of_range())
 }
 
+/// A path to an item, such as a `#[hook]` function: `notify`, `crate::hooks::notify`.
+fn path(option: &OptionKey, value: &Expr) -> syn::Result<syn::Path> {
+    match unwrap_group(value) {
+        Expr::Path(p) if p.qself.is_none() => Ok(p.path.clone()),
+        other => Err(syn::Error::new_spanned(
+            other,
+            format!(
+                "`{key}` expects the path of a `#[hook]` function, such as `{key} = {}` (not \
+                 in quotes); found {}",
+                option.example,
+                describe(other),
+                key = option.key,
+            ),
+        )),
+    }
+}
+
 fn tuple(option: &OptionKey, value: &Expr) -> syn::Result<ScheduleArgs> {
     match unwrap_group(value) {
         Expr::Tuple(t) => Ok(ScheduleArgs {
@@ -536,7 +576,7 @@ mod tests {
                 "`priority` set more than once",
                 "`retries` must be at least -1: -1 retries forever, 0 never retries",
                 "unknown `#[task]` option `bogus`; expected one of: `name`, `queue`, `priority`, \
-                 `retries`, `retry_delay`, `unique`, `timeout`",
+                 `retries`, `retry_delay`, `unique`, `timeout`, `hook`, `ttl`",
                 "`timeout` must be at least 1: leave `timeout` out for no timeout",
                 "`unique` needs a value: `unique = true`",
             ]
@@ -564,7 +604,7 @@ mod tests {
 
     #[test]
     fn hints_are_not_keys() {
-        for keys in [TaskOptions::KEYS, ScheduleOptions::KEYS] {
+        for keys in [TaskOptions::KEYS, ScheduleOptions::KEYS, HookOptions::KEYS] {
             for option in keys {
                 for old in option.renamed {
                     assert!(keys.iter().all(|k| k.key != *old), "{old}");
@@ -585,7 +625,7 @@ mod tests {
         assert_eq!(
             message,
             "expected one of: `cron`, `name`, `args`, `queue`, `run_on_creation`, `catch_up`, \
-             `datetime_arg`, `tz`, `seconds_last`"
+             `datetime_arg`, `tz`, `seconds_last`, `hook`"
         );
     }
 }

@@ -506,6 +506,49 @@ pub(crate) fn distinct_schedule_names(
     }
 }
 
+/// Checks that `sig` is a hook's: a plain, safe, non-generic `fn` of one argument (the
+/// finished execution, `&TaskExec`). Its types are checked by the compiler where the
+/// generated code calls it.
+pub(crate) fn hook_signature(sig: &Signature, errors: &mut Errors) {
+    if let Some(asyncness) = &sig.asyncness {
+        errors.push(syn::Error::new_spanned(
+            asyncness,
+            "a #[hook] is a plain `fn`: the worker calls it on a blocking thread once the \
+             outcome is recorded; remove `async` (block on a future inside if you must)",
+        ));
+    }
+    if let Some(unsafety) = &sig.unsafety {
+        errors.push(syn::Error::new_spanned(
+            unsafety,
+            "a #[hook] cannot be `unsafe`: write a safe function that calls this one",
+        ));
+    }
+    if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
+        errors.push(syn::Error::new_spanned(
+            &sig.generics,
+            "a #[hook] cannot be generic: it takes the finished execution, `&TaskExec`",
+        ));
+    }
+    if let Some(receiver) = sig.inputs.iter().find_map(|i| match i {
+        FnArg::Receiver(r) => Some(r),
+        FnArg::Typed(_) => None,
+    }) {
+        errors.push(syn::Error::new_spanned(
+            receiver,
+            "#[hook] cannot be used on methods (`self` receiver); write a free function \
+             `fn notify(exec: &TaskExec)` that calls the method",
+        ));
+    } else if sig.inputs.len() != 1 {
+        let message = "a #[hook] takes one argument, the finished execution: \
+                       `fn notify(exec: &TaskExec)`";
+        if sig.inputs.is_empty() {
+            errors.push(syn::Error::new_spanned(&sig.ident, message));
+        } else {
+            errors.push(syn::Error::new_spanned(&sig.inputs, message));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,6 +15,7 @@ mod attr;
 mod check;
 #[cfg(test)]
 mod fuzz;
+mod hook;
 mod krate;
 mod schedule;
 mod task;
@@ -56,6 +57,8 @@ use proc_macro::TokenStream;
 /// | `retry_delay` | integer (seconds) | `0` | the delay before the first retry; it doubles after each failure |
 /// | `unique` | `true`/`false` | `false` | at most one pending execution per distinct arguments |
 /// | `timeout` | integer (seconds, ≥ 1) | none | a longer run fails as timed out |
+/// | `hook` | path of a `#[hook]` fn | none | called with each finished execution (a call's `.hook(..)` replaces it) |
+/// | `ttl` | integer (seconds, ≥ -1) | the workers' `--result-ttl` | how long a finished execution is kept: `0` deletes it once recorded, `-1` keeps it until purged |
 ///
 /// # The function
 /// A free `fn` or `async fn`, not generic, whose arguments are `name: Type` with owned types
@@ -81,6 +84,40 @@ use proc_macro::TokenStream;
 #[proc_macro_attribute]
 pub fn task(attr: TokenStream, item: TokenStream) -> TokenStream {
     task::expand(attr.into(), item.into()).into()
+}
+
+/// Makes a function a hook: a registered function that a worker calls with each finished
+/// execution of the tasks, calls and schedules that name it (django-q's `hook=`).
+///
+/// ```ignore
+/// use toosimple_core::{hook, task, TaskExec};
+///
+/// #[hook]
+/// fn notify(exec: &TaskExec) -> Result<(), String> {
+///     println!("{} is {}", exec.task_name, exec.state);
+///     Ok(())
+/// }
+///
+/// #[task(hook = notify)]
+/// fn send(to: String) {}
+///
+/// send::with().hook(notify::HOOK).queue("ann".to_string())?; // a call may name another
+/// ```
+///
+/// The function takes `&TaskExec` (the execution as recorded: any end state) and returns
+/// nothing or a `Result<(), E>` with `E: Display`. It is a plain `fn`, run on a blocking thread
+/// after the outcome is committed; an `Err` or a panic is logged and kept in the execution's
+/// `hook_error`, never changing its state. A module of the same name holds `NAME` and `HOOK`
+/// (a `toosimple_core::Hook`), which `#[task(hook = f)]`, `#[schedule(hook = f)]` and
+/// `.hook(f::HOOK)` name.
+///
+/// # Options
+/// | option | type | default | meaning |
+/// |---|---|---|---|
+/// | `name` | string | the function's name | the name rows store; unique in the program |
+#[proc_macro_attribute]
+pub fn hook(attr: TokenStream, item: TokenStream) -> TokenStream {
+    hook::expand(attr.into(), item.into()).into()
 }
 
 /// Enqueues a `#[task]` function periodically, following a cron expression. Stack it with
@@ -115,6 +152,7 @@ pub fn task(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// | `catch_up` | `true`/`false` | `false` | enqueue every missed occurrence, not only the latest |
 /// | `datetime_arg` | string | none | the parameter (of type `Option<DateTime<Utc>>`) that receives the occurrence's date |
 /// | `tz` | string | `"UTC"` | the IANA time zone the cron expression is read in |
+/// | `hook` | path of a `#[hook]` fn | its task's | called with each finished execution it enqueued |
 /// | `seconds_last` | `true` | none | says that a six-field `cron` whose 6th field is `*` means what it says (every second, seconds last) and not a seconds-first `"*/15 * * * * *"` (every 15 s to Quartz): without it that shape is a compile error showing both readings; `"*/15 * * * * 0-59"` says the same without the option |
 #[proc_macro_attribute]
 pub fn schedule(attr: TokenStream, item: TokenStream) -> TokenStream {

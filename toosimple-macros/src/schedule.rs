@@ -123,6 +123,9 @@ pub(crate) fn registration(
     if let Some(tz) = &options.tz {
         setters.push(quote!(.with_tz(#tz)));
     }
+    if let Some(hook) = &options.hook {
+        setters.push(quote!(.with_hook(#hook::HOOK)));
+    }
     let location = location(schedule.span);
     quote! {
         #(#cfgs)*

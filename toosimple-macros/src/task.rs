@@ -436,6 +436,20 @@ impl Task<'_> {
         if let Some(timeout) = o.timeout {
             setters.push(quote!(.with_timeout(#timeout)));
         }
+        if let Some(hook) = &o.hook {
+            // Written beside the function, read two modules down.
+            let hook = at(
+                Depth::Hidden,
+                &Type::Path(TypePath {
+                    qself: None,
+                    path: hook.clone(),
+                }),
+            );
+            setters.push(quote!(.with_hook(#hook::HOOK)));
+        }
+        if let Some(ttl) = o.ttl {
+            setters.push(quote!(.with_ttl(#ttl)));
+        }
         setters.push(quote!(.with_check(self::check)));
         let location = location(self.func.sig.ident.span());
         quote! {
@@ -596,8 +610,8 @@ impl Task<'_> {
              `{fname}::with().on_queue(\"bulk\").priority(-1).queue(...)`."
         );
         let with_struct_doc = format!(
-            " One call of `{name}` with its own options: see `{fname}::with` and \
-             `CallOptions`."
+            " What a `Call` of `{name}` enqueues with: `{fname}::with()` sets the options, \
+             then one of these enqueues."
         );
         // `queue` and `queue_at` always exist; their bodies never run when the signature has
         // errors (nothing is registered then).
@@ -633,55 +647,28 @@ impl Task<'_> {
                 }
 
                 #[doc = #with_doc]
-                pub fn with() -> self::With {
-                    self::With(#p::CallOptions::new())
+                pub fn with() -> #p::Call<self::With> {
+                    #p::Call::new(self::With(#p::CallOptions::new()))
                 }
 
                 #[doc = #with_struct_doc]
                 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-                #[must_use]
-                pub struct With(pub #p::CallOptions);
+                pub struct With(#p::CallOptions);
+
+                impl #p::CallTarget for self::With {
+                    fn call_options(&mut self) -> &mut #p::CallOptions {
+                        &mut self.0
+                    }
+                }
 
                 impl self::With {
-                    /// Runs on this queue instead of the task's.
-                    pub fn on_queue(self, queue: impl ::core::convert::Into<::std::string::String>) -> Self {
-                        self::With(self.0.on_queue(queue))
-                    }
-                    /// Claimed before lower priorities.
-                    pub fn priority(self, priority: i32) -> Self {
-                        self::With(self.0.priority(priority))
-                    }
-                    /// Runs at this time (`Sleeping` until then).
-                    pub fn at(self, due: #datetime) -> Self {
-                        self::With(self.0.at(due))
-                    }
-                    /// Runs this long after the enqueue.
-                    pub fn after(self, delay: ::std::time::Duration) -> Self {
-                        self::With(self.0.after(delay))
-                    }
-                    /// Retries this many times after a failure (-1: for ever).
-                    pub fn retries(self, retries: i32) -> Self {
-                        self::With(self.0.retries(retries))
-                    }
-                    /// The first retry's delay (it doubles after each).
-                    pub fn retry_delay(self, delay: ::std::time::Duration) -> Self {
-                        self::With(self.0.retry_delay(delay))
-                    }
-                    /// Fails a run that takes longer than this.
-                    pub fn timeout(self, limit: ::std::time::Duration) -> Self {
-                        self::With(self.0.timeout(limit))
-                    }
-                    /// Deletes the finished execution this long after it finished.
-                    pub fn ttl(self, ttl: ::std::time::Duration) -> Self {
-                        self::With(self.0.ttl(ttl))
-                    }
                     #[doc = #queue_doc]
-                    pub fn queue(self, #(#inputs),*) -> #handle {
+                    pub fn queue(&self, #(#inputs),*) -> #handle {
                         #p::enqueue_with(#def, #args, &self.0)
                     }
                     #[doc = #queue_many_doc]
                     pub fn queue_many(
-                        self,
+                        &self,
                         #items: impl ::core::iter::IntoIterator<Item = (#(#types_again,)*)>,
                     ) -> #result<::std::vec::Vec<#p::TaskHandle<self::Output>>, #p::Error> {
                         #p::enqueue_many_with(
@@ -692,7 +679,7 @@ impl Task<'_> {
                         )
                     }
                     #[doc = #queue_in_doc]
-                    pub fn queue_in(self, #conn: #conn_type, #(#inputs),*) -> #handle {
+                    pub fn queue_in(&self, #conn: #conn_type, #(#inputs),*) -> #handle {
                         #p::enqueue_in_with(#conn, #def, #args, &self.0)
                     }
                 }

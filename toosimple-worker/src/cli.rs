@@ -6,7 +6,9 @@ use std::time::Duration;
 pub use app::{Builtin, Cli, Parsed};
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
-use toosimple_core::{DATABASE_URL_ENV, Error, QueueCount, State, Store, TaskExec, WorkerStatus};
+use toosimple_core::{
+    DATABASE_URL_ENV, Error, QueueCount, State, Store, TaskCount, TaskExec, WorkerStatus,
+};
 
 use crate::worker::{RunMode, Worker};
 
@@ -159,14 +161,21 @@ struct CallArgs {
     /// Fail a run that takes longer than this: 30s, 500ms, or seconds.
     #[arg(long, value_name = "LIMIT", value_parser = values::positive_duration)]
     timeout: Option<Duration>,
-    /// Delete the finished execution this long after it finished: 1h, 7d, or seconds.
-    #[arg(long, value_parser = values::duration)]
-    ttl: Option<Duration>,
+    /// Delete the finished execution this long after it finished: 1h, 7d, seconds, 0 (once
+    /// recorded), or keep (-1: until purged).
+    #[arg(long, allow_hyphen_values = true, value_parser = values::ttl)]
+    ttl: Option<toosimple_core::Ttl>,
+    /// Call this registered hook with the finished execution, instead of the task's.
+    #[arg(long, value_name = "NAME", value_parser = values::hook)]
+    hook: Option<toosimple_core::Hook>,
 }
 
 impl CallArgs {
     fn options(&self, due: Option<DateTime<Utc>>) -> toosimple_core::CallOptions {
         let mut options = toosimple_core::CallOptions::new();
+        if let Some(hook) = self.hook {
+            options = options.hook(hook);
+        }
         if let Some(queue) = &self.queue {
             options = options.on_queue(queue.clone());
         }
@@ -239,6 +248,24 @@ struct WorkerArgs {
     /// Do not materialize schedules.
     #[arg(long = "no-schedules", alias = "no_schedules")]
     no_schedules: bool,
+    /// A registered hook to call with every execution that fails (failed, invalid or
+    /// interrupted), beside its own hook.
+    #[arg(long = "error-hook", value_name = "NAME", value_parser = values::hook)]
+    error_hook: Option<toosimple_core::Hook>,
+    /// How long an execution without a TTL of its own is kept once finished (django-pq's
+    /// result TTL): 500s, 7d, 0 (deleted once recorded), or keep (-1, the default).
+    #[arg(
+        long = "result-ttl",
+        alias = "result_ttl",
+        value_name = "TTL",
+        allow_hyphen_values = true,
+        value_parser = values::ttl
+    )]
+    result_ttl: Option<toosimple_core::Ttl>,
+    /// Keep only the N newest successes without a TTL of their own (django-q's save limit);
+    /// failures are always kept; 0 keeps all (the default).
+    #[arg(long = "save-limit", alias = "save_limit", value_name = "N")]
+    save_limit: Option<u64>,
 }
 
 impl WorkerArgs {
@@ -415,6 +442,15 @@ fn worker_from(args: &WorkerArgs) -> Result<Worker, Error> {
     if let Some(rows) = args.claim_ahead {
         worker = worker.claim_ahead(rows);
     }
+    if let Some(hook) = args.error_hook {
+        worker = worker.error_hook(hook);
+    }
+    if let Some(ttl) = args.result_ttl {
+        worker = worker.result_ttl(ttl);
+    }
+    if let Some(n) = args.save_limit {
+        worker = worker.save_limit(n);
+    }
     Ok(worker)
 }
 
@@ -525,6 +561,7 @@ fn status(store: &Store, json: bool, all: bool) -> Result<(), Failure> {
     let counts = TaskExec::counts_in(store)?;
     let mut workers = WorkerStatus::list_in(store)?;
     let now = Utc::now();
+    let unknown = TaskExec::unknown_to_online_workers_in(store, now)?;
     let listed = workers.len();
     if !all {
         workers.retain(|w| w.stopped.is_none_or(|at| at >= now - RECENTLY_STOPPED));
@@ -539,8 +576,12 @@ fn status(store: &Store, json: bool, all: bool) -> Result<(), Failure> {
                 value
             })
             .collect();
-        let out =
-            serde_json::json!({ "database": store.url(), "counts": counts, "workers": workers });
+        let out = serde_json::json!({
+            "database": store.url(),
+            "counts": counts,
+            "unknown_to_online_workers": unknown,
+            "workers": workers,
+        });
         out!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
         return Ok(());
     }
@@ -557,6 +598,18 @@ fn status(store: &Store, json: bool, all: bool) -> Result<(), Failure> {
     } in &counts
     {
         out!("{queue:<20} {:<12} {count:>8}", state.as_str());
+    }
+    if !unknown.is_empty() {
+        // Queued rows of tasks no online worker links stay queued (a deploy rolling out
+        // needs them to), but nothing runs them: said, so that they are not missed.
+        out!();
+        out!(
+            "queued, but unknown to every online worker (a worker that links the task runs them):"
+        );
+        out!("{:<28} {:<20} {:>8}", "task", "queue", "count");
+        for TaskCount { task, queue, count } in &unknown {
+            out!("{task:<28} {queue:<20} {count:>8}");
+        }
     }
     out!();
     out!(
@@ -683,18 +736,19 @@ fn tasks() -> Result<(), Failure> {
         return Err(Error::NoTasks.into());
     }
     out!(
-        "{:<28} {:<12} {:>8} {:>7} {:>11} {:>6} {:>7}  defined at",
+        "{:<28} {:<12} {:>8} {:>7} {:>11} {:>6} {:>7} {:<16} defined at",
         "task",
         "queue",
         "priority",
         "retries",
         "retry_delay",
         "unique",
-        "timeout"
+        "timeout",
+        "hook"
     );
     for t in tasks {
         out!(
-            "{:<28} {:<12} {:>8} {:>7} {:>10}s {:>6} {:>7}  {}",
+            "{:<28} {:<12} {:>8} {:>7} {:>10}s {:>6} {:>7} {:<16} {}",
             t.name(),
             t.queue(),
             t.priority(),
@@ -702,6 +756,7 @@ fn tasks() -> Result<(), Failure> {
             t.retry_delay(),
             if t.is_unique() { "yes" } else { "no" },
             t.timeout().map_or("-".to_string(), |s| format!("{s}s")),
+            t.hook().map_or("-", |h| h.name()),
             t.location()
         );
     }

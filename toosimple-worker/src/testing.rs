@@ -1,6 +1,28 @@
 //! Running queued tasks inside a test, without a worker process: django-leek's synchronous
 //! `offload()`, django-pq's `Queue(async=False)`.
 //!
+//! [`inline`] makes `queue()` itself run the task at once, in the caller's thread, still
+//! recording its row:
+//!
+//! ```standalone_crate
+//! use toosimple_core::testing::TestStore;
+//! use toosimple_core::{State, task};
+//!
+//! #[task]
+//! fn double(n: i64) -> i64 {
+//!     n * 2
+//! }
+//!
+//! # fn main() -> Result<(), toosimple_core::Error> {
+//! let _db = TestStore::new()?;
+//! let _inline = toosimple_worker::testing::inline(); // until dropped, in this thread
+//! let handle = double::queue(21)?; // ran before queue() returned
+//! assert_eq!(handle.state()?, State::Succeeded);
+//! assert_eq!(handle.wait(std::time::Duration::ZERO)?, 42);
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! [`drain`] runs everything queued in a store in this process until nothing is left, with
 //! time on a [`TestClock`]: a retry waiting its delay, or a task queued for later, runs at once
 //! as the clock jumps to its due time, so a test of a flaky task takes milliseconds, not its
@@ -28,13 +50,61 @@
 //! # }
 //! ```
 
+use std::marker::PhantomData;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use toosimple_core::{Error, State, Store, TaskExec, TaskExecFilter};
+use toosimple_core::{Error, Store, TaskExec};
 
 use crate::clock::{Clock, TestClock};
 use crate::worker::{Exit, Worker};
+
+/// Turns inline mode on in this thread until the returned guard is dropped: `queue()`,
+/// `queue_many()`, `with()...queue()` and `enqueue_by_name` then run each execution they
+/// store, due now, before they return, in this thread, recording it as a worker would (its
+/// state, result or error, `worker = "inline"`, a retry's replacement row) and calling its
+/// hook. The handle they return holds the outcome.
+///
+/// What is not due now is left in the queue, as it would be: a call for later (`queue_at`,
+/// `.after(...)`), a retry waiting its delay (drain them with [`drain`]), a unique call folded
+/// into a pending duplicate, and `queue_in`, whose row exists only once the caller's
+/// transaction commits. A sync task runs in this thread without a time limit (a thread cannot
+/// be stopped); an async one runs on a runtime of its own, on a scoped thread when this thread
+/// already drives a runtime, with its time limit. Tasks enqueued by an inline task run
+/// inline too.
+///
+/// Inline mode is per thread: other threads, and workers, go on as before.
+pub fn inline() -> Inline {
+    let previous = toosimple_core::testing::set_inline_runner(Some(run_inline));
+    Inline {
+        previous,
+        _this_thread: PhantomData,
+    }
+}
+
+fn run_inline(store: &Store, ids: &[i64]) -> Result<(), Error> {
+    crate::worker::inline::run_here(store, ids)
+}
+
+/// Inline mode, on in this thread while it lives; see [`inline`].
+#[must_use = "inline mode lasts as long as the guard"]
+pub struct Inline {
+    previous: Option<toosimple_core::testing::InlineRunner>,
+    // Inline mode belongs to the thread that turned it on.
+    _this_thread: PhantomData<*const ()>,
+}
+
+impl Drop for Inline {
+    fn drop(&mut self) {
+        toosimple_core::testing::set_inline_runner(self.previous.take());
+    }
+}
+
+impl std::fmt::Debug for Inline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inline").finish_non_exhaustive()
+    }
+}
 
 /// What [`drain`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,13 +145,7 @@ pub fn drain(store: &Store, clock: &TestClock) -> Result<Drained, Error> {
                 "the in-process worker stopped with {exit:?} (see its log)"
             )));
         }
-        let sleeping = TaskExec::list_in(
-            store,
-            &TaskExecFilter::default()
-                .state(State::Sleeping)
-                .limit(10_000),
-        )?;
-        match sleeping.iter().map(|exec| exec.due).min() {
+        match TaskExec::next_due_in(store)? {
             // Nothing due later: everything ran.
             None => break,
             Some(due) => clock.set(due.max(clock.now())),

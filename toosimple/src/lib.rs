@@ -50,14 +50,15 @@
 
 #![warn(missing_docs)]
 
-pub use toosimple_core::{schedule, task};
+pub use toosimple_core::{hook, schedule, task};
 
 pub use toosimple_core::{
-    AnyConnection, Backend, CallOptions, CronSchedule, DATABASE_URL_ENV, EXIT_CRASHED,
-    EXIT_STOPPED, EXIT_TERMINATED, EnqueueConnection, Error, ParseStateError, QueueCount, Result,
-    ScheduleDef, ScheduleExec, ScheduleState, State, Store, TaskCount, TaskDef, TaskExec,
+    AnyConnection, Backend, Call, CallOptions, CronSchedule, DATABASE_URL_ENV, EXIT_CRASHED,
+    EXIT_STOPPED, EXIT_TERMINATED, EnqueueConnection, Error, Hook, ParseStateError, QueueCount,
+    Result, ScheduleDef, ScheduleExec, ScheduleState, State, Store, TaskCount, TaskDef, TaskExec,
     TaskExecFilter, TaskHandle, WorkerState, WorkerStatus, check_schedules, default_store,
-    enqueue_by_name, enqueue_by_name_with, find_task, init, run_schedule, schedules, tasks,
+    enqueue_by_name, enqueue_by_name_with, find_hook, find_task, hooks, init, run_schedule,
+    schedules, tasks,
 };
 pub use toosimple_core::{schema, store, testing};
 

@@ -319,6 +319,18 @@ pub(crate) async fn detail(a: Authed, Path(id): Path<String>) -> Result<Response
                 @if after.is_empty() { span class="muted" { "–" } }
                 @for (i, link) in after.iter().enumerate() { @if i > 0 { " → " } (chain_link(link)) }
             }
+            dt { "hook" } dd {
+                @match &exec.hook {
+                    None => span class="muted" { "–" },
+                    Some(hook) => {
+                        (hook) " "
+                        @match exec.hook_ran {
+                            Some(at) => span class="muted" { "called " (layout::time(Some(at))) },
+                            None => span class="muted" { "not called yet" },
+                        }
+                    }
+                }
+            }
         }
         h2 { "Arguments" }
         pre class="json" { (layout::pretty(&exec.args)) }
@@ -328,6 +340,11 @@ pub(crate) async fn detail(a: Authed, Path(id): Path<String>) -> Result<Response
         }
         @if let Some(error) = &exec.error {
             h2 { "Error" }
+            pre class="error" { (error) }
+        }
+        @if let Some(error) = &exec.hook_error {
+            h2 { "Hook error" }
+            p class="muted" { "The hook failed; the execution's outcome above stands." }
             pre class="error" { (error) }
         }
     };

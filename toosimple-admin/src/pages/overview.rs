@@ -15,13 +15,14 @@ use crate::state::AppError;
 
 pub(crate) async fn overview(a: Authed) -> Result<Response, AppError> {
     let now = Utc::now();
-    let (counts, workers, hour) = a
+    let (counts, workers, hour, unknown) = a
         .state
         .db(move |store| {
             Ok((
                 TaskExec::counts_in(store)?,
                 WorkerStatus::list_in(store)?,
                 chart::last_hour(store, now)?,
+                TaskExec::unknown_to_online_workers_in(store, now)?,
             ))
         })
         .await?;
@@ -52,6 +53,24 @@ pub(crate) async fn overview(a: Authed) -> Result<Response, AppError> {
                 a class={ "card state-" (state.as_str()) } href=(execs(&[("state", state.as_str())])) {
                     span class="count" { (per_state.get(&state).copied().unwrap_or(0)) }
                     span class="what" { (state.as_str()) }
+                }
+            }
+        }
+        @if !unknown.is_empty() {
+            section class="warning" {
+                h2 { "Queued, but unknown to every online worker" }
+                p { "No online worker links these tasks: their executions stay queued until a worker that does starts (as during a deploy), but nothing runs them meanwhile." }
+                table class="counts" {
+                    thead { tr { th { "task" } th { "queue" } th class="num" { "queued" } } }
+                    tbody {
+                        @for c in &unknown {
+                            tr {
+                                td { a href=(execs(&[("state", "queued"), ("task", &c.task)])) { (c.task) } }
+                                td { (c.queue) }
+                                td class="num" { (c.count) }
+                            }
+                        }
+                    }
                 }
             }
         }

@@ -48,7 +48,7 @@ pub struct ClaimRequest<'a> {
 }
 
 /// A row a worker claimed (now `Processing`), with what running and replacing it needs.
-#[derive(Debug, Clone, PartialEq, Queryable, QueryableByName)]
+#[derive(Debug, Clone, PartialEq, Queryable, QueryableByName, Selectable)]
 #[diesel(table_name = crate::schema::task_execs)]
 pub struct ClaimedExec {
     /// The row's id.
@@ -73,6 +73,8 @@ pub struct ClaimedExec {
     pub timeout_ms: Option<i64>,
     /// How long the finished row is kept, seconds (`None`: until purged).
     pub result_ttl: Option<i64>,
+    /// The hook the worker calls once the outcome is recorded, by name.
+    pub hook: Option<String>,
 }
 
 /// The SQL types of [`CLAIMED_SQL`], to load claimed rows by position.
@@ -88,11 +90,12 @@ pub(super) type ClaimedSqlType = (
     diesel::sql_types::Nullable<diesel::sql_types::Text>,
     diesel::sql_types::Nullable<diesel::sql_types::BigInt>,
     diesel::sql_types::Nullable<diesel::sql_types::BigInt>,
+    diesel::sql_types::Nullable<diesel::sql_types::Text>,
 );
 
 /// The columns a claim returns, as SQL, in [`ClaimedExec`]'s order.
 pub(super) const CLAIMED_SQL: &str = "id, task_name, args, queue, priority, due, retries, retry_delay, unique_key, timeout_ms, \
-     result_ttl";
+     result_ttl, hook";
 
 pub(super) type ClaimedColumns = (
     te::id,
@@ -106,6 +109,7 @@ pub(super) type ClaimedColumns = (
     te::unique_key,
     te::timeout_ms,
     te::result_ttl,
+    te::hook,
 );
 
 pub(super) const CLAIMED_COLUMNS: ClaimedColumns = (
@@ -120,6 +124,7 @@ pub(super) const CLAIMED_COLUMNS: ClaimedColumns = (
     te::unique_key,
     te::timeout_ms,
     te::result_ttl,
+    te::hook,
 );
 
 /// Claims per `request` through the backend's driver; nothing to claim asks nothing of the

@@ -95,6 +95,7 @@ fn replacement(exec: &ClaimedExec, retry: bool, now: DateTime<Utc>) -> NewTaskEx
         schedule: None,
         timeout_ms: exec.timeout_ms,
         result_ttl: exec.result_ttl,
+        hook: exec.hook.clone(),
     }
 }
 

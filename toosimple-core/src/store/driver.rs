@@ -79,9 +79,10 @@ pub(crate) trait Driver {
     /// Counts succeeded and failed executions per minute finished since `since`.
     fn finished_per_minute(&mut self, since: NaiveDateTime) -> QueryResult<Vec<MinuteCount>>;
 
-    /// Deletes up to `limit` finished executions whose TTL (`result_ttl` seconds after
-    /// `finished`) has run out at `now` and that no remaining execution replaced: a retry
-    /// chain goes from its last execution back, so it never loses its end first.
+    /// Deletes up to `limit` finished executions whose own TTL (`result_ttl` seconds after
+    /// `finished`, not negative) has run out at `now`, that no remaining execution replaced
+    /// (a retry chain goes from its last execution back, so it never loses its end first)
+    /// and whose hook, if any, has run.
     fn delete_expired(&mut self, now: NaiveDateTime, limit: i64) -> QueryResult<usize>;
 
     /// Interrupts the `Processing` rows `holder` holds (state, `reason`, finished `now`) and
@@ -92,6 +93,32 @@ pub(crate) trait Driver {
         reason: &str,
         now: NaiveDateTime,
     ) -> QueryResult<Vec<ClaimedExec>>;
+
+    /// The same for executions without a TTL of their own (the workers' default) that
+    /// finished at `cutoff` or before.
+    fn delete_expired_by_default(
+        &mut self,
+        cutoff: NaiveDateTime,
+        limit: i64,
+    ) -> QueryResult<usize>;
+
+    /// Marks those of `ids` whose hook has not run as taken at `now`, under their row locks
+    /// (a worker that took one first keeps it); returns the ids it marked.
+    fn mark_hooks_taken(&mut self, ids: &[i64], now: NaiveDateTime) -> QueryResult<Vec<i64>>;
+
+    /// Claims those of `ids` still `Queued` for `worker` at `now`; returns them as claimed.
+    fn claim_ids(
+        &mut self,
+        ids: &[i64],
+        worker: &str,
+        now: NaiveDateTime,
+    ) -> QueryResult<Vec<ClaimedExec>>;
+
+    /// Deletes up to `limit` succeeded executions older than the `keep` newest successes
+    /// (django-q's save limit), among those without a TTL of their own, that ended no retry
+    /// chain of earlier runs (failures are kept, and their chain with them) and whose hook,
+    /// if any, has run.
+    fn delete_over_save_limit(&mut self, keep: i64, limit: i64) -> QueryResult<usize>;
 }
 
 /// Opens a connection to `target` with the backend's own settings.

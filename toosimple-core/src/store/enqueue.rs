@@ -29,6 +29,7 @@ pub struct NewTaskExec {
     pub schedule: Option<String>,
     pub timeout_ms: Option<i64>,
     pub result_ttl: Option<i64>,
+    pub hook: Option<String>,
 }
 
 /// Where an enqueued row went.

@@ -10,6 +10,8 @@ mod clock;
 mod complete;
 mod driver;
 mod enqueue;
+mod hooks;
+mod inline;
 mod mysql;
 mod postgres;
 mod prepared;
@@ -577,6 +579,26 @@ impl Store {
         self.write(
             || "deleting expired task executions".to_string(),
             |c| driver::driver(c).delete_expired(now, limit),
+        )
+    }
+
+    /// See [`TaskExec::delete_expired_in`](crate::TaskExec::delete_expired_in).
+    pub(crate) fn delete_expired_by_default(
+        &self,
+        cutoff: chrono::NaiveDateTime,
+        limit: i64,
+    ) -> Result<usize> {
+        self.write(
+            || "deleting task executions past the default TTL".to_string(),
+            |c| driver::driver(c).delete_expired_by_default(cutoff, limit),
+        )
+    }
+
+    /// See [`TaskExec::delete_over_save_limit_in`](crate::TaskExec::delete_over_save_limit_in).
+    pub(crate) fn delete_over_save_limit(&self, keep: i64, limit: i64) -> Result<usize> {
+        self.write(
+            || "deleting successes over the save limit".to_string(),
+            |c| driver::driver(c).delete_over_save_limit(keep, limit),
         )
     }
 }

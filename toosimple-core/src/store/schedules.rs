@@ -126,7 +126,10 @@ impl Store {
             })?;
         let task = find_task(def.task())?;
         let args = occurrence_args(def, None)?;
-        let row = crate::enqueue::new_row(task, &args, None);
+        let mut row = crate::enqueue::new_row(task, &args, None);
+        if let Some(hook) = def.hook() {
+            row.hook = Some(hook.name().to_string());
+        }
         let enqueued = self.write(
             || format!("running schedule `{name}`"),
             |c| {
@@ -184,6 +187,9 @@ fn materialize_one(
         };
         let mut new = crate::enqueue::new_row(task, &args, Some(*due));
         new.schedule = Some(def.name().to_string());
+        if let Some(hook) = def.hook() {
+            new.hook = Some(hook.name().to_string());
+        }
         rows.push(new);
     }
     let enqueued = c.__enqueue(&rows)?;

@@ -21,6 +21,8 @@ pub struct WorkerRegistration<'a> {
     pub heartbeat_timeout: f64,
     /// Its start time.
     pub now: DateTime<Utc>,
+    /// The tasks it links, by name: what it can run.
+    pub tasks: &'a [&'a str],
 }
 
 impl Store {
@@ -35,6 +37,7 @@ impl Store {
         let queues = serde_json::to_string(registration.queues).unwrap_or_else(|_| "[]".into());
         let excluded =
             serde_json::to_string(registration.excluded_queues).unwrap_or_else(|_| "[]".into());
+        let tasks = serde_json::to_string(registration.tasks).unwrap_or_else(|_| "[]".into());
         let now = registration.now.naive_utc();
         let label = registration.label;
         self.write(
@@ -49,6 +52,7 @@ impl Store {
                     ws::stopped.eq(None::<chrono::NaiveDateTime>),
                     ws::exit_code.eq(None::<i32>),
                     ws::exit_log.eq(None::<String>),
+                    ws::tasks.eq(Some(&tasks)),
                 );
                 let updated = diesel::update(ws::worker_statuses.filter(ws::label.eq(label)))
                     .set(values.clone())

@@ -201,6 +201,7 @@ fn check_parsed(parsed: Parsed) -> Result<(), TestCaseError> {
                 stopped: None,
                 exit_code: None,
                 exit_log: None,
+                tasks: None,
             };
             let _ = status.state_at(now);
             let _ = status.is_silent_at(DateTime::<Utc>::MAX_UTC);

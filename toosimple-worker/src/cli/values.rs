@@ -39,6 +39,24 @@ pub(crate) fn duration(text: &str) -> Result<Duration, String> {
     })
 }
 
+/// A TTL (`enqueue --ttl`, `worker --result-ttl`): a duration (`0` deletes once recorded), or
+/// `keep` (also `-1`, django-pq's spelling) to keep until purged.
+pub(crate) fn ttl(text: &str) -> Result<toosimple_core::Ttl, String> {
+    match text.trim() {
+        "keep" | "-1" => Ok(toosimple_core::Ttl::Keep),
+        other => duration(other)
+            .map(toosimple_core::Ttl::After)
+            .map_err(|e| format!("{e}; or `keep` (-1) to keep it until purged")),
+    }
+}
+
+/// A registered `#[hook]`, by name (`enqueue --hook`, `worker --error-hook`).
+pub(crate) fn hook(name: &str) -> Result<toosimple_core::Hook, String> {
+    toosimple_core::find_hook(name.trim())
+        .copied()
+        .map_err(|e| e.to_string())
+}
+
 /// A duration above zero (`enqueue --timeout`: a limit of 0 would fail every run).
 pub(crate) fn positive_duration(text: &str) -> Result<Duration, String> {
     let limit = duration(text)?;

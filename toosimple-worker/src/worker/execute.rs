@@ -90,15 +90,6 @@ fn outcome_name(outcome: &Outcome) -> &'static str {
     }
 }
 
-/// The outcome of a task's function that returned.
-pub(crate) fn outcome_of(result: RunResult) -> Outcome {
-    match result {
-        Ok(value) => Outcome::Succeeded(value),
-        Err(RunError::Failed(message)) => Outcome::Failed(message),
-        Err(RunError::InvalidArgs(message)) => Outcome::Invalid(message),
-    }
-}
-
 async fn run(def: &'static TaskDef, exec: &ClaimedExec, tasks: &Handle) -> Outcome {
     let args: serde_json::Value = match serde_json::from_str(&exec.args) {
         Ok(args) => args,
@@ -141,11 +132,25 @@ async fn run(def: &'static TaskDef, exec: &ClaimedExec, tasks: &Handle) -> Outco
             timeout.map_or(0.0, |t| t.as_secs_f64())
         )),
         Some(Err(join_error)) => match join_error.try_into_panic() {
-            Ok(payload) => Outcome::Failed(format!("panicked: {}", panic_message(&*payload))),
+            Ok(payload) => panicked(&*payload),
             Err(_) => Outcome::Interrupted("the task was cancelled".to_string()),
         },
         Some(Ok(result)) => outcome_of(result),
     }
+}
+
+/// The outcome of a run that returned.
+pub(crate) fn outcome_of(result: RunResult) -> Outcome {
+    match result {
+        Ok(value) => Outcome::Succeeded(value),
+        Err(RunError::Failed(message)) => Outcome::Failed(message),
+        Err(RunError::InvalidArgs(message)) => Outcome::Invalid(message),
+    }
+}
+
+/// The outcome of a run that panicked with `payload`.
+pub(crate) fn panicked(payload: &(dyn std::any::Any + Send)) -> Outcome {
+    Outcome::Failed(format!("panicked: {}", panic_message(payload)))
 }
 
 async fn within<F: std::future::Future>(timeout: Option<Duration>, future: F) -> Option<F::Output> {

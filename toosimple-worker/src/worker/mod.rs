@@ -8,6 +8,8 @@
 
 pub mod completer;
 mod execute;
+mod hooks;
+pub(crate) mod inline;
 pub mod maintenance;
 mod outage;
 mod producer;
@@ -21,12 +23,14 @@ use std::time::Duration;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use toosimple_core::store::{Completion, Exchange, QueueSelection, WorkerRegistration};
-use toosimple_core::{EXIT_CRASHED, EXIT_STOPPED, EXIT_TERMINATED, Error, Store};
+use toosimple_core::store::{Completion, Exchange, Outcome, QueueSelection, WorkerRegistration};
+use toosimple_core::{EXIT_CRASHED, EXIT_STOPPED, EXIT_TERMINATED, Error, Hook, Store, Ttl};
 
 use self::completer::{BatchedCompleter, Completer};
+use self::hooks::{AfterRecord, HookRunner};
 use self::maintenance::Every;
 use self::maintenance::heartbeat::{self, Beating, Heartbeat};
+use self::maintenance::hooks::LeftoverHooks;
 use self::maintenance::rescue::{self, Rescuer};
 use self::maintenance::retention::{self, Retention};
 use self::maintenance::schedules::{self, Materializer};
@@ -69,6 +73,9 @@ pub struct Worker {
     schedules: bool,
     clock: Arc<dyn Clock>,
     completer: Box<dyn Completer>,
+    error_hook: Option<Hook>,
+    result_ttl: Option<Ttl>,
+    save_limit: Option<u64>,
     stop: watch::Receiver<StopRequest>,
     shutdown: Shutdown,
 }
@@ -98,6 +105,9 @@ impl Worker {
             schedules: true,
             clock: Arc::new(DatabaseClock::new()),
             completer: Box::new(BatchedCompleter::new()),
+            error_hook: None,
+            result_ttl: None,
+            save_limit: None,
             stop,
             shutdown,
         }
@@ -211,6 +221,37 @@ impl Worker {
         self
     }
 
+    /// Calls `hook` with every execution that fails (failed, invalid or interrupted) once its
+    /// outcome is recorded, beside the execution's own hook: django-pq's `exc_handler`, as a
+    /// registered [`Hook`] (the CLI's `worker --error-hook NAME`). Like any hook, it cannot
+    /// change the outcome, and its own failure is logged and kept in the row's `hook_error`.
+    /// It hears the failures this worker records, the interruptions it rescues included;
+    /// unlike a row's hook it is not stored, so a failure whose worker died before calling it
+    /// is not heard.
+    pub fn error_hook(mut self, hook: Hook) -> Self {
+        self.error_hook = Some(hook);
+        self
+    }
+
+    /// How long an execution without a TTL of its own (its call's or its task's) is kept once
+    /// finished, as django-pq's `PQ_DEFAULT_RESULT_TTL` (the CLI's `worker --result-ttl`):
+    /// `Duration::ZERO` deletes it as soon as it is recorded (and its hook has run),
+    /// [`Ttl::Keep`] keeps it until purged, as does a worker that sets nothing. Its retention
+    /// pass applies it to every execution of the database: give every worker the same.
+    pub fn result_ttl(mut self, ttl: impl Into<Ttl>) -> Self {
+        self.result_ttl = Some(ttl.into());
+        self
+    }
+
+    /// Keeps only the `n` newest successes without a TTL of their own (django-q's
+    /// `Q_SAVE_LIMIT`; the CLI's `worker --save-limit N`): its retention pass deletes older
+    /// ones, except those that ended a retry chain of earlier runs. Failures are always kept.
+    /// `0` keeps them all, as does a worker that sets nothing.
+    pub fn save_limit(mut self, n: u64) -> Self {
+        self.save_limit = (n > 0).then_some(n);
+        self
+    }
+
     /// A handle to stop it from elsewhere.
     pub fn shutdown_handle(&self) -> Shutdown {
         self.shutdown.clone()
@@ -303,6 +344,7 @@ struct Run {
     /// When rescue (and an idle round) runs next.
     tick: Every,
     retention: Every,
+    leftover_hooks: Every,
     next_schedule: Option<Instant>,
     outage: Outage,
     /// Set when an outage ends: claims may have committed unseen.
@@ -328,6 +370,17 @@ struct Run {
     claim_due: bool,
     /// The completer's gathering window.
     window: Duration,
+    /// Calls hooks once outcomes are recorded; taken when the worker stops.
+    hooks: Option<HookRunner>,
+    /// Whether failures have a hook to call (the worker's error hook).
+    error_hook: bool,
+    /// Executions handed to the completer whose hooks are to be called once recorded, and
+    /// those of the round in flight.
+    after_record: Vec<AfterRecord>,
+    after_round: Vec<AfterRecord>,
+    /// Whether an execution without a TTL of its own is deleted once recorded (a default TTL
+    /// of 0).
+    delete_at_once: bool,
     /// Woken when executions are inserted (`Store::wakeups`).
     wakeup: Arc<Notify>,
     _listener: Option<toosimple_core::store::Wakeups>,
@@ -340,6 +393,7 @@ struct Duties {
     wake: Wake,
     materializer: Materializer,
     retention: Retention,
+    leftover_hooks: LeftoverHooks,
 }
 
 impl Run {
@@ -361,7 +415,16 @@ impl Run {
             enabled: worker.schedules,
             interval: worker.tick,
         };
-        let retention = retention::Config::default();
+        let retention = retention::Config {
+            default_ttl: worker.result_ttl,
+            save_limit: worker.save_limit,
+            ..retention::Config::default()
+        };
+        let leftover_hooks = maintenance::hooks::Config {
+            grace: worker.heartbeat_timeout,
+            ..maintenance::hooks::Config::default()
+        };
+        leftover_hooks.validate()?;
         beat.validate()?;
         rescue.validate()?;
         schedules.validate()?;
@@ -397,7 +460,9 @@ impl Run {
                 };
                 // Dated by the database's clock from the first row on.
                 clock.sync(&db)?;
+                let tasks: Vec<&str> = defs.iter().map(|d| d.name()).collect();
                 let leftovers = db.register_worker(&WorkerRegistration {
+                    tasks: &tasks,
                     label: &label,
                     queues: &queues,
                     excluded_queues: &excluded,
@@ -458,6 +523,12 @@ impl Run {
         let listener = store.wakeups(wakeup.clone());
         let materializer = Materializer::new(label.clone(), schedules, &worker.queues);
         let next_schedule = (!materializer.is_empty()).then(Instant::now);
+        let hooks = HookRunner::start(
+            store.clone(),
+            label.clone(),
+            worker.error_hook,
+            worker.clock.clone(),
+        );
         let run = Run {
             defs,
             queues: worker.queues.clone(),
@@ -481,9 +552,11 @@ impl Run {
                 wake: Wake::new(wake),
                 materializer,
                 retention: Retention::new(retention.clone()),
+                leftover_hooks: LeftoverHooks::new(leftover_hooks.clone()),
             })),
             tick: Every::new(worker.tick),
             retention: Every::new(retention.interval),
+            leftover_hooks: Every::new(leftover_hooks.interval),
             next_schedule,
             store,
             clock: worker.clock,
@@ -506,6 +579,11 @@ impl Run {
             awaiting_rescue: false,
             heartbeat_timeout: worker.heartbeat_timeout,
             heartbeat: Some(heartbeat),
+            hooks: Some(hooks),
+            error_hook: worker.error_hook.is_some(),
+            after_record: Vec::new(),
+            after_round: Vec::new(),
+            delete_at_once: worker.result_ttl.is_some_and(Ttl::is_zero),
             wakeup,
             _listener: listener,
             _tasks: tasks,
@@ -543,6 +621,21 @@ impl Run {
         }
         let mut completer = lock(&self.completer);
         for completion in self.arrivals.drain(..).chain(done) {
+            // Per task, only a look at what is in memory: hooks and a TTL of 0 are dealt with
+            // after the round.
+            let hooks = completion.exec.hook.is_some()
+                || (self.error_hook && !matches!(completion.outcome, Outcome::Succeeded(_)));
+            let delete = match completion.exec.result_ttl {
+                Some(ttl) => ttl == 0,
+                None => self.delete_at_once,
+            };
+            if hooks || delete {
+                self.after_record.push(AfterRecord {
+                    id: completion.exec.id,
+                    hooks,
+                    delete,
+                });
+            }
             completer.push(completion);
         }
     }
@@ -574,6 +667,7 @@ impl Run {
             self.rescue_after = Some(started + self.heartbeat_timeout);
         }
         let retention_due = self.retention.is_due();
+        let hooks_due = self.leftover_hooks.is_due();
         let (duties, store, clock) = (self.duties.clone(), self.store.clone(), self.clock.clone());
         let label = self.label.clone();
         // The pass that ends an outage must not rescue either: it is the first to see the
@@ -608,15 +702,31 @@ impl Run {
             if retention_due {
                 duties.retention.run_once(&store, now)?;
             }
+            // Rescued executions are recorded interrupted here: their hooks are this worker's.
+            let mut to_hook: Vec<AfterRecord> = rescued
+                .iter()
+                .map(|(old, _)| AfterRecord::hooks(*old))
+                .collect();
+            if hooks_due {
+                let taken = duties.leftover_hooks.run_once(&store, now)?.taken;
+                to_hook.extend(taken.into_iter().map(AfterRecord::hooks));
+            }
             Ok::<_, Error>((
                 duties.materializer.next_due(clock.now()),
                 awaiting,
                 deferred,
+                to_hook,
             ))
         })
         .await;
         match passed {
-            Ok((next_due, awaiting, deferred)) => {
+            Ok((next_due, awaiting, deferred, to_hook)) => {
+                if let Some(hooks) = &self.hooks {
+                    hooks.send(to_hook);
+                }
+                if hooks_due {
+                    self.leftover_hooks.ran();
+                }
                 if deferred {
                     // As after an outage: live workers need a heartbeat timeout to beat again.
                     self.rescue_after = Some(Instant::now() + self.heartbeat_timeout);
@@ -650,6 +760,8 @@ impl Run {
             return;
         }
         self.claim_due = false;
+        // The round records everything the completer holds.
+        self.after_round = std::mem::take(&mut self.after_record);
         let plan = self.producer.plan(claim);
         let (completer, store, clock) = (
             self.completer.clone(),
@@ -688,6 +800,14 @@ impl Run {
                 if !exchange.report.stale.is_empty() {
                     tracing::warn!(worker = %self.label, "dropped the outcome of executions another worker had rescued: {:?}", exchange.report.stale);
                 }
+                // Committed: their hooks may run now (a stale one's outcome is another's).
+                let mut recorded = std::mem::take(&mut self.after_round);
+                if !recorded.is_empty() {
+                    recorded.retain(|after| !exchange.report.stale.contains(&after.id));
+                    if let Some(hooks) = &self.hooks {
+                        hooks.send(recorded);
+                    }
+                }
                 if claim > 0 {
                     // A full claim suggests more is waiting: claim again at once.
                     self.claim_due |= exchange.claimed.len() == claim;
@@ -705,6 +825,10 @@ impl Run {
             }
             Err(e) => {
                 self.claim_due = true;
+                // The completer keeps the outcomes for the next round; so are their hooks.
+                let mut unrecorded = std::mem::take(&mut self.after_round);
+                unrecorded.append(&mut self.after_record);
+                self.after_record = unrecorded;
                 self.outage.failed(&e)
             }
         }
@@ -818,6 +942,9 @@ impl Run {
 
     /// Stops the heartbeat, then records the stop with `code`.
     async fn stop(&mut self, code: i32) -> Result<(), Error> {
+        if code == EXIT_STOPPED {
+            self.finish_hooks().await;
+        }
         let (store, label, clock) = (self.store.clone(), self.label.clone(), self.clock.clone());
         let heartbeat = self.heartbeat.take();
         blocking(move || {
@@ -833,6 +960,30 @@ impl Run {
             tracing::info!(worker = %self.label, rounds, executions, "worker stopped");
         }
         Ok(())
+    }
+
+    /// A graceful stop: waits for the hooks of what was recorded, unless a termination is
+    /// asked meanwhile (another worker's pass calls those left then).
+    async fn finish_hooks(&mut self) {
+        let Some(hooks) = self.hooks.take() else {
+            return;
+        };
+        let finish = hooks.finish();
+        tokio::pin!(finish);
+        loop {
+            tokio::select! {
+                () = &mut finish => return,
+                changed = self.stop.changed() => match changed {
+                    // No `Shutdown` handle is left: no termination can come.
+                    Err(_) => return finish.await,
+                    Ok(()) if *self.stop.borrow() == StopRequest::Terminate => {
+                        tracing::warn!(worker = %self.label, "terminated while hooks ran: the hooks not called yet are left to other workers");
+                        return;
+                    }
+                    Ok(()) => {}
+                },
+            }
+        }
     }
 
     /// Records what finished, interrupts (and replaces) what still runs, and stops with 77.

@@ -27,7 +27,7 @@ use toosimple_core::TaskDef;
 use toosimple_core::runtime::RunResult;
 use toosimple_core::store::{ClaimedExec, Completion};
 
-use super::execute::{outcome_of, panic_message, report_end, report_start};
+use super::execute::{outcome_of, panicked, report_end, report_start};
 use crate::clock::Clock;
 
 /// How long an idle runner waits for work before its thread ends.
@@ -268,10 +268,7 @@ impl Shared {
         let outcome = match serde_json::from_str(&exec.args) {
             Ok(args) => match std::panic::catch_unwind(AssertUnwindSafe(|| call(args))) {
                 Ok(result) => outcome_of(result),
-                Err(payload) => toosimple_core::store::Outcome::Failed(format!(
-                    "panicked: {}",
-                    panic_message(&*payload)
-                )),
+                Err(payload) => panicked(&*payload),
             },
             Err(e) => toosimple_core::store::Outcome::Invalid(format!(
                 "arguments are not valid JSON: {e}"

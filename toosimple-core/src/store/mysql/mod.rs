@@ -184,6 +184,11 @@ const FINISHED_PER_MINUTE: &str = "SELECT CAST(UNIX_TIMESTAMP(DATE_FORMAT(finish
      state, COUNT(*) AS n FROM task_execs WHERE finished >= ? AND state IN ('succeeded', 'failed') \
      GROUP BY 1, 2";
 
+/// What every retention delete also asks of a row `t`: no remaining execution replaced it
+/// (a chain goes from its end back), and its hook, if any, has run.
+const DELETABLE: &str = "AND NOT EXISTS (SELECT 1 FROM task_execs n WHERE n.id = t.replaced_by) \
+     AND (t.hook IS NULL OR t.hook_ran IS NOT NULL)";
+
 impl Driver for MysqlConnection {
     fn backend(&self) -> Backend {
         Backend::Mysql
@@ -409,16 +414,95 @@ impl Driver for MysqlConnection {
     fn delete_expired(&mut self, now: NaiveDateTime, limit: i64) -> QueryResult<usize> {
         // A DELETE may not read its own table in a subquery, nor `IN` take a LIMIT: the
         // derived table is materialized first.
-        diesel::sql_query(
+        diesel::sql_query(format!(
             "DELETE FROM task_execs WHERE id IN (SELECT id FROM (SELECT t.id FROM task_execs t \
-             WHERE t.result_ttl IS NOT NULL AND t.finished IS NOT NULL \
-             AND t.finished + INTERVAL t.result_ttl SECOND <= ? \
-             AND NOT EXISTS (SELECT 1 FROM task_execs n WHERE n.id = t.replaced_by) \
-             LIMIT ?) AS expiring)",
-        )
+             WHERE t.result_ttl IS NOT NULL AND t.result_ttl >= 0 AND t.finished IS NOT NULL \
+             AND t.finished + INTERVAL t.result_ttl SECOND <= ? {DELETABLE} \
+             LIMIT ?) AS expiring)"
+        ))
         .bind::<diesel::sql_types::Datetime, _>(now)
         .bind::<diesel::sql_types::BigInt, _>(limit)
         .execute(self)
+    }
+
+    fn delete_expired_by_default(
+        &mut self,
+        cutoff: NaiveDateTime,
+        limit: i64,
+    ) -> QueryResult<usize> {
+        diesel::sql_query(format!(
+            "DELETE FROM task_execs WHERE id IN (SELECT id FROM (SELECT t.id FROM task_execs t \
+             WHERE t.finished IS NOT NULL AND t.finished <= ? AND t.result_ttl IS NULL \
+             {DELETABLE} LIMIT ?) AS expired)"
+        ))
+        .bind::<diesel::sql_types::Datetime, _>(cutoff)
+        .bind::<diesel::sql_types::BigInt, _>(limit)
+        .execute(self)
+    }
+
+    fn delete_over_save_limit(&mut self, keep: i64, limit: i64) -> QueryResult<usize> {
+        // The `keep`th newest success first (MySQL takes no LIMIT inside `IN`, and no subquery
+        // of the table a DELETE changes).
+        let newest_kept: Option<i64> = te::task_execs
+            .select(te::id)
+            .filter(te::state.eq(State::Succeeded.as_str()))
+            .order(te::id.desc())
+            .offset(keep - 1)
+            .limit(1)
+            .optional_to_completion(self)?;
+        let Some(newest_kept) = newest_kept else {
+            return Ok(0);
+        };
+        diesel::sql_query(format!(
+            "DELETE FROM task_execs WHERE id IN (SELECT id FROM (SELECT t.id FROM task_execs t \
+             WHERE t.state = 'succeeded' AND t.result_ttl IS NULL AND t.id < ? \
+             AND NOT EXISTS (SELECT 1 FROM task_execs p WHERE p.replaced_by = t.id) \
+             {DELETABLE} LIMIT ?) AS surplus)"
+        ))
+        .bind::<diesel::sql_types::BigInt, _>(newest_kept)
+        .bind::<diesel::sql_types::BigInt, _>(limit)
+        .execute(self)
+    }
+
+    /// A locking read, then the update: no `UPDATE … RETURNING` here.
+    fn mark_hooks_taken(&mut self, ids: &[i64], now: NaiveDateTime) -> QueryResult<Vec<i64>> {
+        let untaken: Vec<i64> = te::task_execs
+            .select(te::id)
+            .filter(te::id.eq_any(ids))
+            .filter(te::hook_ran.is_null())
+            .for_update()
+            .load(self)?;
+        if !untaken.is_empty() {
+            diesel::update(te::task_execs.filter(te::id.eq_any(&untaken)))
+                .set(te::hook_ran.eq(now))
+                .execute(self)?;
+        }
+        Ok(untaken)
+    }
+
+    /// A locking read, then the update: no `UPDATE … RETURNING` here.
+    fn claim_ids(
+        &mut self,
+        ids: &[i64],
+        worker: &str,
+        now: NaiveDateTime,
+    ) -> QueryResult<Vec<ClaimedExec>> {
+        let queued: Vec<ClaimedExec> = te::task_execs
+            .select(CLAIMED_COLUMNS)
+            .filter(te::id.eq_any(ids))
+            .filter(te::state.eq(State::Queued.as_str()))
+            .for_update()
+            .load(self)?;
+        if !queued.is_empty() {
+            diesel::update(te::task_execs.filter(te::id.eq_any(queued.iter().map(|q| q.id))))
+                .set((
+                    te::state.eq(State::Processing.as_str()),
+                    te::started.eq(now),
+                    te::worker.eq(worker),
+                ))
+                .execute(self)?;
+        }
+        Ok(queued)
     }
 
     /// Reads and locks the rows, then interrupts them: no `UPDATE … RETURNING` here.

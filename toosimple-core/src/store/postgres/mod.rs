@@ -19,6 +19,8 @@ use super::claim::{
 use super::complete::{Holder, OutcomeRow, interrupted, with_held_rows};
 use super::driver::{Driver, MinuteCount};
 use super::enqueue::{Enqueued, NewTaskExec, enqueue_body, location_of};
+use super::hooks::mark_hooks_taken_returning;
+use super::inline::claim_ids_returning;
 use super::prepared::Prepared;
 use super::to_completion::RunToCompletion;
 use crate::schedule_exec::ScheduleExecRow;
@@ -191,6 +193,11 @@ const FINISHED_PER_MINUTE: &str = "SELECT CAST(EXTRACT(EPOCH FROM date_trunc('mi
      state, COUNT(*) AS n FROM task_execs WHERE finished >= $1 AND state IN ('succeeded', 'failed') \
      GROUP BY 1, 2";
 
+/// What every retention delete also asks of a row `t`: no remaining execution replaced it
+/// (a chain goes from its end back), and its hook, if any, has run.
+const DELETABLE: &str = "AND NOT EXISTS (SELECT 1 FROM task_execs n WHERE n.id = t.replaced_by) \
+     AND (t.hook IS NULL OR t.hook_ran IS NOT NULL)";
+
 impl Driver for PgConnection {
     fn backend(&self) -> Backend {
         Backend::Postgres
@@ -320,15 +327,15 @@ impl Driver for PgConnection {
             .load(self)
     }
 
+    // SKIP LOCKED in each: two workers' retention passes delete different rows without
+    // waiting, and a row a worker holds is not waited for either.
     fn delete_expired(&mut self, now: NaiveDateTime, limit: i64) -> QueryResult<usize> {
-        // SKIP LOCKED: two workers' retention passes delete different rows without waiting.
-        diesel::sql_query(
+        diesel::sql_query(format!(
             "DELETE FROM task_execs WHERE id IN (SELECT t.id FROM task_execs t \
-             WHERE t.result_ttl IS NOT NULL AND t.finished IS NOT NULL \
-             AND t.finished + t.result_ttl * interval '1 second' <= $1 \
-             AND NOT EXISTS (SELECT 1 FROM task_execs n WHERE n.id = t.replaced_by) \
-             LIMIT $2 FOR UPDATE SKIP LOCKED)",
-        )
+             WHERE t.result_ttl IS NOT NULL AND t.result_ttl >= 0 AND t.finished IS NOT NULL \
+             AND t.finished + t.result_ttl * interval '1 second' <= $1 {DELETABLE} \
+             LIMIT $2 FOR UPDATE SKIP LOCKED)"
+        ))
         .bind::<diesel::sql_types::Timestamp, _>(now)
         .bind::<diesel::sql_types::BigInt, _>(limit)
         .execute(self)
@@ -345,6 +352,48 @@ impl Driver for PgConnection {
             .set(interrupted(reason, now))
             .returning(CLAIMED_COLUMNS)
             .get_results(self))
+    }
+
+    fn mark_hooks_taken(&mut self, ids: &[i64], now: NaiveDateTime) -> QueryResult<Vec<i64>> {
+        mark_hooks_taken_returning!(self, ids, now)
+    }
+
+    fn claim_ids(
+        &mut self,
+        ids: &[i64],
+        worker: &str,
+        now: NaiveDateTime,
+    ) -> QueryResult<Vec<ClaimedExec>> {
+        claim_ids_returning!(self, ids, worker, now)
+    }
+
+    fn delete_expired_by_default(
+        &mut self,
+        cutoff: NaiveDateTime,
+        limit: i64,
+    ) -> QueryResult<usize> {
+        diesel::sql_query(format!(
+            "DELETE FROM task_execs WHERE id IN (SELECT t.id FROM task_execs t \
+             WHERE t.finished IS NOT NULL AND t.finished <= $1 AND t.result_ttl IS NULL \
+             {DELETABLE} LIMIT $2 FOR UPDATE SKIP LOCKED)"
+        ))
+        .bind::<diesel::sql_types::Timestamp, _>(cutoff)
+        .bind::<diesel::sql_types::BigInt, _>(limit)
+        .execute(self)
+    }
+
+    fn delete_over_save_limit(&mut self, keep: i64, limit: i64) -> QueryResult<usize> {
+        diesel::sql_query(format!(
+            "DELETE FROM task_execs WHERE id IN (SELECT t.id FROM task_execs t \
+             WHERE t.state = 'succeeded' AND t.result_ttl IS NULL \
+             AND t.id < (SELECT s.id FROM task_execs s WHERE s.state = 'succeeded' \
+                         ORDER BY s.id DESC LIMIT 1 OFFSET $1) \
+             AND NOT EXISTS (SELECT 1 FROM task_execs p WHERE p.replaced_by = t.id) \
+             {DELETABLE} LIMIT $2 FOR UPDATE OF t SKIP LOCKED)"
+        ))
+        .bind::<diesel::sql_types::BigInt, _>(keep - 1)
+        .bind::<diesel::sql_types::BigInt, _>(limit)
+        .execute(self)
     }
 }
 
@@ -372,6 +421,7 @@ struct CopiedTaskExec<'a> {
     schedule: Option<&'a str>,
     timeout_ms: Option<i64>,
     result_ttl: Option<i64>,
+    hook: Option<&'a str>,
 }
 
 #[derive(QueryableByName)]
@@ -414,6 +464,7 @@ fn copy_rows(c: &mut PgConnection, rows: &[NewTaskExec]) -> QueryResult<Vec<Enqu
             schedule: row.schedule.as_deref(),
             timeout_ms: row.timeout_ms,
             result_ttl: row.result_ttl,
+            hook: row.hook.as_deref(),
         })
         .collect();
     let stored = diesel::copy_from(te::task_execs)

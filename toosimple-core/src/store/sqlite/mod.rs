@@ -17,6 +17,8 @@ use super::claim::{
 use super::complete::{Holder, OutcomeRow, interrupted, with_held_rows};
 use super::driver::{Driver, MinuteCount};
 use super::enqueue::{Enqueued, NewTaskExec, enqueue_body, location_of};
+use super::hooks::mark_hooks_taken_returning;
+use super::inline::claim_ids_returning;
 use super::prepared::Prepared;
 use super::to_completion::RunToCompletion;
 use crate::schedule_exec::ScheduleExecRow;
@@ -45,6 +47,11 @@ pub(super) fn establish(path: &str) -> ConnectionResult<SqliteConnection> {
 const FINISHED_PER_MINUTE: &str = "SELECT CAST(strftime('%s', m || ':00') AS INTEGER) AS minute, state, n FROM \
      (SELECT substr(finished, 1, 16) AS m, state, COUNT(*) AS n FROM task_execs \
       WHERE finished >= ? AND state IN ('succeeded', 'failed') GROUP BY 1, 2)";
+
+/// What every retention delete also asks of a row `t`: no remaining execution replaced it
+/// (a chain goes from its end back), and its hook, if any, has run.
+const DELETABLE: &str = "AND NOT EXISTS (SELECT 1 FROM task_execs n WHERE n.id = t.replaced_by) \
+     AND (t.hook IS NULL OR t.hook_ran IS NOT NULL)";
 
 impl Driver for SqliteConnection {
     fn backend(&self) -> Backend {
@@ -156,13 +163,12 @@ impl Driver for SqliteConnection {
 
     fn delete_expired(&mut self, now: NaiveDateTime, limit: i64) -> QueryResult<usize> {
         // julianday() reads the stored text timestamps; a TTL in days is seconds / 86400.
-        diesel::sql_query(
+        diesel::sql_query(format!(
             "DELETE FROM task_execs WHERE id IN (SELECT t.id FROM task_execs t \
-             WHERE t.result_ttl IS NOT NULL AND t.finished IS NOT NULL \
-             AND julianday(t.finished) + t.result_ttl / 86400.0 <= julianday(?) \
-             AND NOT EXISTS (SELECT 1 FROM task_execs n WHERE n.id = t.replaced_by) \
-             LIMIT ?)",
-        )
+             WHERE t.result_ttl IS NOT NULL AND t.result_ttl >= 0 AND t.finished IS NOT NULL \
+             AND julianday(t.finished) + t.result_ttl / 86400.0 <= julianday(?) {DELETABLE} \
+             LIMIT ?)"
+        ))
         .bind::<diesel::sql_types::Timestamp, _>(now)
         .bind::<diesel::sql_types::BigInt, _>(limit)
         .execute(self)
@@ -179,6 +185,48 @@ impl Driver for SqliteConnection {
             .set(interrupted(reason, now))
             .returning(CLAIMED_COLUMNS)
             .get_results(self))
+    }
+
+    fn mark_hooks_taken(&mut self, ids: &[i64], now: NaiveDateTime) -> QueryResult<Vec<i64>> {
+        mark_hooks_taken_returning!(self, ids, now)
+    }
+
+    fn claim_ids(
+        &mut self,
+        ids: &[i64],
+        worker: &str,
+        now: NaiveDateTime,
+    ) -> QueryResult<Vec<ClaimedExec>> {
+        claim_ids_returning!(self, ids, worker, now)
+    }
+
+    fn delete_expired_by_default(
+        &mut self,
+        cutoff: NaiveDateTime,
+        limit: i64,
+    ) -> QueryResult<usize> {
+        diesel::sql_query(format!(
+            "DELETE FROM task_execs WHERE id IN (SELECT t.id FROM task_execs t \
+             WHERE t.finished IS NOT NULL AND t.finished <= ? AND t.result_ttl IS NULL \
+             {DELETABLE} LIMIT ?)"
+        ))
+        .bind::<diesel::sql_types::Timestamp, _>(cutoff)
+        .bind::<diesel::sql_types::BigInt, _>(limit)
+        .execute(self)
+    }
+
+    fn delete_over_save_limit(&mut self, keep: i64, limit: i64) -> QueryResult<usize> {
+        diesel::sql_query(format!(
+            "DELETE FROM task_execs WHERE id IN (SELECT t.id FROM task_execs t \
+             WHERE t.state = 'succeeded' AND t.result_ttl IS NULL \
+             AND t.id < (SELECT s.id FROM task_execs s WHERE s.state = 'succeeded' \
+                         ORDER BY s.id DESC LIMIT 1 OFFSET ?) \
+             AND NOT EXISTS (SELECT 1 FROM task_execs p WHERE p.replaced_by = t.id) \
+             {DELETABLE} LIMIT ?)"
+        ))
+        .bind::<diesel::sql_types::BigInt, _>(keep - 1)
+        .bind::<diesel::sql_types::BigInt, _>(limit)
+        .execute(self)
     }
 }
 

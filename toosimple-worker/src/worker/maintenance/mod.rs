@@ -11,9 +11,12 @@
 //! - [`wake`]: moves sleeping executions whose due has come to the queue (the worker does it
 //!   in each round's transaction; `run_once` does it alone).
 //! - [`schedules`]: enqueues the due occurrences of schedules.
-//! - [`retention`]: deletes old finished executions (not yet: its pass does nothing).
+//! - [`retention`]: deletes finished executions whose TTL ran out.
+//! - [`hooks`]: takes the hooks of finished executions that no worker called (their worker
+//!   died, or none ran them), for this worker to call.
 
 pub mod heartbeat;
+pub mod hooks;
 pub mod rescue;
 pub mod retention;
 pub mod schedules;

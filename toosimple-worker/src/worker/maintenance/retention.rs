@@ -1,14 +1,18 @@
-//! Retention: deleting finished executions once they are old enough.
+//! Retention: deleting finished executions once they are old enough (django-pq's
+//! `result_ttl`, django-q's `Q_SAVE_LIMIT`).
 //!
-//! Each pass deletes the executions whose call set a TTL (`CallOptions::ttl`, the CLI's
-//! `enqueue --ttl`) once it has run out, in small batches so that it never holds the write
-//! lock long enough to delay claims. A default TTL for every task (`Config::keep`) is not
-//! applied yet; `app purge --older-than` deletes old executions by hand.
+//! Each pass deletes the executions whose TTL has run out (their call's or their task's,
+//! else [`Config::default_ttl`], the worker's `--result-ttl`), then the successes beyond the
+//! [`Config::save_limit`] newest (`--save-limit`; failures are always kept). It deletes in
+//! statements of [`RETENTION_BATCH`] rows, each its own short transaction (on PostgreSQL
+//! skipping rows others hold), so that it never holds the write lock long enough to delay
+//! claims. A retry chain goes from its last execution back, so it is never cut short; an
+//! execution waits for its hook. `app purge --older-than` deletes old executions by hand.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use toosimple_core::{Error, Store, TaskExec};
+use toosimple_core::{Error, Store, TaskExec, Ttl};
 
 use super::check_interval;
 
@@ -29,15 +33,20 @@ const MAX_BATCHES_PER_PASS: usize = 200;
 pub struct Config {
     /// Time between passes.
     pub interval: Duration,
-    /// Finished executions older than this are deleted; `None` keeps everything.
-    pub keep: Option<Duration>,
+    /// How long an execution without a TTL of its own (its call's or its task's) is kept
+    /// once finished; `None` (or [`Ttl::Keep`]) keeps it until purged.
+    pub default_ttl: Option<Ttl>,
+    /// How many of the newest successes (without a TTL of their own) are kept; `None` keeps
+    /// them all. Failures are always kept.
+    pub save_limit: Option<u64>,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Config {
             interval: DEFAULT_RETENTION_INTERVAL,
-            keep: None,
+            default_ttl: None,
+            save_limit: None,
         }
     }
 }
@@ -52,8 +61,10 @@ impl Config {
 /// What one pass did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Report {
-    /// How many executions were deleted.
+    /// How many executions were deleted because their TTL ran out.
     pub deleted: usize,
+    /// How many successes were deleted beyond the save limit.
+    pub over_save_limit: usize,
 }
 
 /// The retention duty.
@@ -74,14 +85,25 @@ impl Retention {
     }
 
     /// One pass at `now`: deletes the executions whose TTL has run out, batch by batch (a
-    /// retry chain from its end back, so a batch may free the next one's rows).
+    /// retry chain from its end back, so a batch may free the next one's rows), then the
+    /// successes beyond the save limit.
     pub fn run_once(&self, store: &Store, now: DateTime<Utc>) -> Result<Report, Error> {
         let mut report = Report::default();
         for _ in 0..MAX_BATCHES_PER_PASS {
-            let deleted = TaskExec::delete_expired_in(store, now, RETENTION_BATCH)?;
+            let deleted =
+                TaskExec::delete_expired_in(store, now, self.config.default_ttl, RETENTION_BATCH)?;
             report.deleted += deleted;
             if deleted == 0 {
                 break;
+            }
+        }
+        if let Some(keep) = self.config.save_limit {
+            for _ in 0..MAX_BATCHES_PER_PASS {
+                let deleted = TaskExec::delete_over_save_limit_in(store, keep, RETENTION_BATCH)?;
+                report.over_save_limit += deleted;
+                if deleted == 0 {
+                    break;
+                }
             }
         }
         Ok(report)

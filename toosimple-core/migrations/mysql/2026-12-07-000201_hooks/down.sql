@@ -1,0 +1,3 @@
+ALTER TABLE task_execs DROP COLUMN hook_error;
+ALTER TABLE task_execs DROP COLUMN hook_ran;
+ALTER TABLE task_execs DROP COLUMN hook;

@@ -1,0 +1,1 @@
+ALTER TABLE worker_statuses DROP COLUMN tasks;
