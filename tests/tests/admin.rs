@@ -36,6 +36,7 @@ backend_suite!(
     purge_deletes_finished_executions_older_than_n_days,
     schedules_page_and_run_now,
     workers_page_shows_state_exit_code_and_log,
+    workers_page_shows_running_and_handled_and_stops_a_worker,
     tasks_page_lists_options,
     user_data_is_html_escaped_on_every_page,
     works_at_the_root_and_under_any_prefix,
@@ -1329,6 +1330,87 @@ fn workers_page_shows_state_exit_code_and_log(db: &TestDb) {
     assert!(row("alpha").contains("default, emails"));
     assert!(body.contains("database &lt;gone&gt;\nat line 2"));
     assert!(body.contains("ago"));
+}
+
+fn workers_page_shows_running_and_handled_and_stops_a_worker(db: &TestDb) {
+    let now = Utc::now().naive_utc();
+    insert_worker(db, "busy", now, None);
+    insert_worker(db, "done", now, Some((0, None)));
+    db.execute("UPDATE worker_statuses SET handled = 1234 WHERE label = 'busy'");
+    let running = add::queue(1, 2).unwrap().id();
+    db.execute(&format!(
+        "UPDATE task_execs SET state = 'processing', worker = 'busy' WHERE id = {running}"
+    ));
+    let mut client = Client::new(db).login();
+    let page = client.get("/workers");
+    page.assert_ok();
+    let row = |body: &str, label: &str| {
+        let start = body.find(&format!("<td>{label}</td>")).unwrap();
+        body[start..start + body[start..].find("</tr>").unwrap()].to_string()
+    };
+    let busy = row(&page.body, "busy");
+    assert!(busy.contains(r#"<td class="num running">1</td>"#), "{busy}");
+    assert!(
+        busy.contains(r#"<td class="num handled">1234</td>"#),
+        "{busy}"
+    );
+    assert!(busy.contains(r#"value="graceful""#) && busy.contains(r#"value="terminate""#));
+    assert!(
+        !row(&page.body, "done").contains("/workers/stop"),
+        "no stop button for a stopped worker"
+    );
+
+    let page = client.act("/workers/stop", &[("label", "busy"), ("mode", "graceful")]);
+    assert!(
+        page.body
+            .contains("Asked busy to stop: it finishes its running tasks"),
+        "{}",
+        page.body
+    );
+    let status = db.store.worker_status("busy").unwrap().unwrap();
+    assert_eq!(
+        status.stop_request,
+        Some(toosimple_core::StopRequest::Graceful)
+    );
+    let busy = row(&page.body, "busy");
+    assert!(
+        busy.contains("worker-stopping") && busy.contains("graceful asked"),
+        "{busy}"
+    );
+    assert!(
+        !busy.contains(r#"value="graceful""#) && busy.contains(r#"value="terminate""#),
+        "only the escalation is left: {busy}"
+    );
+
+    let page = client.act("/workers/stop", &[("label", "busy"), ("mode", "terminate")]);
+    assert!(
+        page.body.contains("Asked busy to terminate"),
+        "{}",
+        page.body
+    );
+    assert_eq!(
+        db.store
+            .worker_status("busy")
+            .unwrap()
+            .unwrap()
+            .stop_request,
+        Some(toosimple_core::StopRequest::Terminate)
+    );
+    let page = client.act("/workers/stop", &[("label", "done"), ("mode", "graceful")]);
+    assert!(
+        page.body.contains("done has already stopped."),
+        "{}",
+        page.body
+    );
+    let page = client.act("/workers/stop", &[("label", "ghost"), ("mode", "graceful")]);
+    assert!(
+        page.body
+            .contains("Could not stop ghost: no worker labelled `ghost`"),
+        "{}",
+        page.body
+    );
+    let bad = client.post("/workers/stop", &[("label", "busy"), ("mode", "kill")]);
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
 }
 
 fn tasks_page_lists_options(db: &TestDb) {

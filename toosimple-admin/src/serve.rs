@@ -66,6 +66,7 @@ routes! {
     "/schedules" => GET schedules::schedules;
     "/schedules/run" => POST actions::run_schedule;
     "/workers" => GET workers::workers;
+    "/workers/stop" => POST actions::stop_worker;
     "/tasks" => GET tasks::tasks;
     "/static/admin.css" (public) => GET css;
 }

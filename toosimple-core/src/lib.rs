@@ -83,7 +83,7 @@ pub use crate::store::{
     AnyConnection, Backend, DATABASE_URL_ENV, EnqueueConnection, Store, default_store, init,
 };
 pub use crate::worker_status::{
-    EXIT_CRASHED, EXIT_STOPPED, EXIT_TERMINATED, WorkerState, WorkerStatus,
+    EXIT_CRASHED, EXIT_STOPPED, EXIT_TERMINATED, StopRequest, WorkerState, WorkerStatus,
 };
 
 /// Enqueues schedule `name`'s task now on `store`, outside its cron (its `datetime_arg`, if

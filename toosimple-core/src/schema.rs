@@ -46,6 +46,9 @@ diesel::table! {
         stopped -> Nullable<Timestamp>,
         exit_code -> Nullable<Integer>,
         exit_log -> Nullable<Text>,
+        stop_request -> Nullable<Text>,
+        handled -> BigInt,
+        tick -> Double,
     }
 }
 

@@ -22,6 +22,8 @@ macro_rules! out {
     }};
 }
 
+mod control;
+
 /// Why a command failed: its own error, or its output could not be written.
 enum Failure {
     Error(Error),
@@ -119,6 +121,34 @@ enum Command {
         /// The schedule's name.
         name: String,
     },
+    /// Ask running workers to stop; each sees the request at its next heartbeat (its --tick).
+    Stop {
+        /// The workers' labels (`status` lists them).
+        #[arg(
+            value_name = "LABEL",
+            required_unless_present = "all",
+            conflicts_with = "all"
+        )]
+        labels: Vec<String>,
+        /// Every worker that has not stopped.
+        #[arg(long)]
+        all: bool,
+        /// Interrupt their running tasks, each with a replacement, and exit 77 (as SIGTERM);
+        /// without it they finish them and exit 0 (as a first SIGINT).
+        #[arg(long)]
+        terminate: bool,
+        /// Wait until each has stopped, and say how.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Ask a worker whether it is alive: waits for its next heartbeat.
+    Ping {
+        /// The worker's label.
+        label: String,
+        /// How long to wait; default: two of its ticks and a second.
+        #[arg(long, value_name = "DURATION", value_parser = values::positive_duration)]
+        timeout: Option<Duration>,
+    },
 }
 
 impl Command {
@@ -137,6 +167,8 @@ impl Command {
             Command::Tasks => "tasks",
             Command::Schedules { .. } => "schedules",
             Command::RunSchedule { .. } => "run-schedule",
+            Command::Stop { .. } => "stop",
+            Command::Ping { .. } => "ping",
         }
     }
 }
@@ -503,6 +535,13 @@ fn run_command(command: Command, db: &Database) -> Result<(), Failure> {
             let handle = toosimple_core::run_schedule(&store, &name)?;
             out!("enqueued schedule {name} as #{}", handle.id());
         }
+        Command::Stop {
+            labels,
+            all: _,
+            terminate,
+            wait,
+        } => control::stop(&db.existing()?, &labels, terminate, wait)?,
+        Command::Ping { label, timeout } => control::ping(&db.existing()?, &label, timeout)?,
     }
     Ok(())
 }
@@ -530,12 +569,19 @@ fn status(store: &Store, json: bool, all: bool) -> Result<(), Failure> {
         workers.retain(|w| w.stopped.is_none_or(|at| at >= now - RECENTLY_STOPPED));
     }
     let hidden = listed - workers.len();
+    let running = TaskExec::running_per_worker_in(store)?;
     if json {
         let workers: Vec<serde_json::Value> = workers
             .iter()
             .map(|w| {
                 let mut value = serde_json::to_value(w).unwrap_or_default();
                 value["state"] = serde_json::json!(w.state_at(now));
+                value["running"] = serde_json::json!(
+                    running
+                        .iter()
+                        .find(|(label, _)| *label == w.label)
+                        .map_or(0, |(_, n)| *n)
+                );
                 value
             })
             .collect();
@@ -560,10 +606,12 @@ fn status(store: &Store, json: bool, all: bool) -> Result<(), Failure> {
     }
     out!();
     out!(
-        "{:<24} {:<11} {:<26} queues",
+        "{:<24} {:<11} {:<26} {:>7} {:>8} queues",
         "worker",
         "state",
-        "last tick"
+        "last tick",
+        "running",
+        "handled"
     );
     if workers.is_empty() && hidden == 0 {
         out!("(no workers)");
@@ -576,11 +624,16 @@ fn status(store: &Store, json: bool, all: bool) -> Result<(), Failure> {
         } else {
             "all".to_string()
         };
+        let runs = running
+            .iter()
+            .find(|(label, _)| *label == w.label)
+            .map_or(0, |(_, n)| *n);
         out!(
-            "{:<24} {:<11} {:<26} {queues}",
+            "{:<24} {:<11} {:<26} {runs:>7} {:>8} {queues}",
             w.label,
             w.state_at(now).as_str(),
-            w.last_tick.format("%Y-%m-%d %H:%M:%S%.3f UTC")
+            w.last_tick.format("%Y-%m-%d %H:%M:%S%.3f UTC"),
+            w.handled,
         );
     }
     if hidden > 0 {

@@ -201,6 +201,9 @@ fn check_parsed(parsed: Parsed) -> Result<(), TestCaseError> {
                 stopped: None,
                 exit_code: None,
                 exit_log: None,
+                stop_request: None,
+                handled: 0,
+                tick: args.tick.as_secs_f64(),
             };
             let _ = status.state_at(now);
             let _ = status.is_silent_at(DateTime::<Utc>::MAX_UTC);

@@ -14,6 +14,7 @@ mod producer;
 mod shutdown;
 mod unrunnable;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -241,7 +242,7 @@ impl Worker {
                 if let Some(store) = store.or_else(|| toosimple_core::default_store().ok()) {
                     let log = reason.clone();
                     let _ = blocking(move || {
-                        store.stop_worker(&label, clock.now(), EXIT_CRASHED, Some(&log))
+                        store.stop_worker(&label, clock.now(), EXIT_CRASHED, Some(&log), None)
                     })
                     .await;
                 }
@@ -317,6 +318,8 @@ struct Run {
     awaiting_rescue: bool,
     heartbeat_timeout: Duration,
     heartbeat: Option<Beating>,
+    /// Executions that ended here since the start; the heartbeat writes it to the status row.
+    handled: Arc<AtomicU64>,
     /// The round running on a blocking thread, and how many rows it claims: the loop goes on
     /// starting and gathering tasks meanwhile.
     in_flight: Option<(JoinHandle<Result<Exchange, Error>>, usize)>,
@@ -387,7 +390,7 @@ impl Run {
                 worker.label.clone(),
             );
             let (queues, excluded) = (queues.clone(), excluded.clone());
-            let timeout = worker.heartbeat_timeout;
+            let (timeout, tick) = (worker.heartbeat_timeout, worker.tick);
             let attempt = blocking(move || {
                 let db = match (given, url) {
                     (Some(store), _) => store,
@@ -401,6 +404,7 @@ impl Run {
                     queues: &queues,
                     excluded_queues: &excluded,
                     heartbeat_timeout: timeout.as_secs_f64(),
+                    tick: tick.as_secs_f64(),
                     now: clock.now(),
                 })?;
                 Ok::<_, Error>((db, leftovers))
@@ -449,8 +453,12 @@ impl Run {
             "worker started"
         );
         // A connection of its own: tasks that hold every pooled connection cannot delay a beat.
-        let heartbeat = Heartbeat::new(label.clone(), beat)
-            .spawn(store.with_own_pool(1), worker.clock.clone())?;
+        let handled = Arc::new(AtomicU64::new(0));
+        let heartbeat = Heartbeat::new(label.clone(), beat, handled.clone()).spawn(
+            store.with_own_pool(1),
+            worker.clock.clone(),
+            worker.shutdown.clone(),
+        )?;
         let tasks = TaskRuntime::start()?;
         let wakeup = Arc::new(Notify::new());
         let listener = store.wakeups(wakeup.clone());
@@ -504,6 +512,7 @@ impl Run {
             awaiting_rescue: false,
             heartbeat_timeout: worker.heartbeat_timeout,
             heartbeat: Some(heartbeat),
+            handled,
             wakeup,
             _listener: listener,
             _tasks: tasks,
@@ -532,9 +541,17 @@ impl Run {
         }
     }
 
-    /// Hands finished executions to the completer, which records them at the latest in the
-    /// next round.
+    /// Hands executions that just ended to the completer, which records them at the latest in
+    /// the next round, and counts them as handled.
     fn record_later(&mut self, done: Vec<Completion>) {
+        if !done.is_empty() {
+            self.handled.fetch_add(done.len() as u64, Ordering::Relaxed);
+        }
+        self.push_completions(done);
+    }
+
+    /// Hands completions to the completer, or keeps them while a round holds it.
+    fn push_completions(&mut self, done: Vec<Completion>) {
         if self.in_flight.is_some() {
             self.arrivals.extend(done);
             return;
@@ -707,7 +724,7 @@ impl Run {
             }
         }
         let arrivals = std::mem::take(&mut self.arrivals);
-        self.record_later(arrivals);
+        self.push_completions(arrivals);
     }
 
     /// Whether it should stop now: nothing runs or waits to be recorded, and it was asked to
@@ -815,12 +832,14 @@ impl Run {
     async fn stop(&mut self, code: i32) -> Result<(), Error> {
         let (store, label, clock) = (self.store.clone(), self.label.clone(), self.clock.clone());
         let heartbeat = self.heartbeat.take();
+        let handled = self.handled.clone();
         blocking(move || {
             // No beat may land after the stop is recorded.
             if let Some(heartbeat) = heartbeat {
                 heartbeat.stop();
             }
-            store.stop_worker(&label, clock.now(), code, None)
+            let handled = Some(handled.load(Ordering::Relaxed));
+            store.stop_worker(&label, clock.now(), code, None, handled)
         })
         .await?;
         if code == EXIT_STOPPED {
