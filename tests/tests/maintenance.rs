@@ -29,6 +29,7 @@ fn register(db: &TestDb, label: &str, heartbeat_timeout: f64, now: chrono::DateT
             excluded_queues: &[],
             heartbeat_timeout,
             tick: 1.0,
+            cluster: None,
             now,
         })
         .unwrap();
@@ -313,6 +314,7 @@ fn postgres_rescue_spares_what_a_worker_committed_while_it_was_judging() {
                 excluded_queues: &[],
                 heartbeat_timeout: 5.0,
                 tick: 1.0,
+                cluster: None,
                 now,
             })
             .unwrap();

@@ -369,6 +369,7 @@ fn stop_requests_only_escalate_and_a_restart_clears_them(db: &TestDb) {
                 excluded_queues: &[],
                 heartbeat_timeout: 300.0,
                 tick: 1.0,
+                cluster: None,
                 now: chrono::Utc::now(),
             })
             .unwrap();

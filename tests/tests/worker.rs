@@ -330,6 +330,7 @@ fn rescues_the_tasks_of_a_silent_worker_exactly_once(db: &TestDb) {
             excluded_queues: &[],
             heartbeat_timeout: 1.0,
             tick: 1.0,
+            cluster: None,
             now: last_beat,
         })
         .unwrap();

@@ -49,6 +49,8 @@ diesel::table! {
         stop_request -> Nullable<Text>,
         handled -> BigInt,
         tick -> Double,
+        cluster -> Nullable<Text>,
+        restarts -> Integer,
     }
 }
 

@@ -128,6 +128,10 @@ pub struct WorkerStatus {
     pub handled: i64,
     /// Its heartbeat interval, seconds (the worker's `--tick`).
     pub tick: f64,
+    /// The label of the `app cluster` that started it, if one did.
+    pub cluster: Option<String>,
+    /// How many times its cluster restarted it (after a death, or to recycle it).
+    pub restarts: i32,
 }
 
 #[derive(Queryable)]
@@ -145,6 +149,8 @@ pub(crate) struct WorkerStatusRow {
     stop_request: Option<String>,
     handled: i64,
     tick: f64,
+    cluster: Option<String>,
+    restarts: i32,
 }
 
 impl From<WorkerStatusRow> for WorkerStatus {
@@ -163,6 +169,8 @@ impl From<WorkerStatusRow> for WorkerStatus {
             stop_request: row.stop_request.as_deref().and_then(StopRequest::parse),
             handled: row.handled,
             tick: row.tick,
+            cluster: row.cluster,
+            restarts: row.restarts,
         }
     }
 }
@@ -227,6 +235,8 @@ mod tests {
             stop_request: None,
             handled: 0,
             tick: 1.0,
+            cluster: None,
+            restarts: 0,
         }
     }
 

@@ -54,6 +54,9 @@ struct Manage {
 enum Command {
     /// Run a worker: claim queued tasks and execute them.
     Worker(WorkerArgs),
+    /// Run N worker processes and restart those that die (django-q's cluster).
+    #[cfg(unix)]
+    Cluster(ClusterArgs),
     /// Serve the admin dashboard (password: TOOSIMPLE_ADMIN_PASSWORD or ..._HASH).
     #[cfg(feature = "admin")]
     Admin {
@@ -156,6 +159,8 @@ impl Command {
     fn name(&self) -> &'static str {
         match self {
             Command::Worker(_) => "worker",
+            #[cfg(unix)]
+            Command::Cluster(_) => "cluster",
             #[cfg(feature = "admin")]
             Command::Admin { .. } => "admin",
             Command::Migrate => "migrate",
@@ -271,6 +276,71 @@ struct WorkerArgs {
     /// Do not materialize schedules.
     #[arg(long = "no-schedules", alias = "no_schedules")]
     no_schedules: bool,
+    /// Stop by itself (exit 0) after this many tasks: a fresh process for leaky task code.
+    #[arg(long, value_name = "N", value_parser = values::count)]
+    max_tasks: Option<u64>,
+    /// The `app cluster` that started this worker (set by the cluster).
+    #[arg(long, hide = true)]
+    cluster: Option<String>,
+    /// How many times the cluster restarted this worker (set by the cluster).
+    #[arg(long, hide = true, default_value_t = 0)]
+    cluster_restarts: i32,
+}
+
+/// The `cluster` subcommand's options: its own, then every worker flag, given to each child.
+#[cfg(unix)]
+#[derive(Debug, Args)]
+struct ClusterArgs {
+    /// How many worker processes to run.
+    #[arg(long, value_name = "N", value_parser = values::count)]
+    processes: u64,
+    /// Recycle a worker whose resident memory grows above this (512MB, 1GB): it is asked to
+    /// stop gracefully, then started again.
+    #[arg(long, value_name = "SIZE", value_parser = values::bytes)]
+    max_memory: Option<u64>,
+    /// The first restart's delay after a death; it doubles with each death in a row, up to a
+    /// minute.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = values::positive_duration)]
+    restart_delay: Duration,
+    #[command(flatten)]
+    worker: WorkerArgs,
+}
+
+impl WorkerArgs {
+    /// These flags as a child of `app cluster` gets them: all but the label, which the
+    /// cluster gives each child, and the cluster's own.
+    #[cfg(unix)]
+    fn child_args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        for queue in &self.queue {
+            args.extend(["--queue".to_string(), queue.clone()]);
+        }
+        for queue in &self.exclude_queue {
+            args.extend(["--exclude-queue".to_string(), queue.clone()]);
+        }
+        if self.once {
+            args.push("--once".to_string());
+        }
+        if self.until_done {
+            args.push("--until-done".to_string());
+        }
+        args.extend([
+            "--tick".to_string(),
+            format!("{}ms", self.tick.as_millis()),
+            "--timeout".to_string(),
+            format!("{}ms", self.heartbeat_timeout.as_millis()),
+        ]);
+        if let Some(n) = self.concurrency {
+            args.extend(["--concurrency".to_string(), n.to_string()]);
+        }
+        if let Some(n) = self.claim_ahead {
+            args.extend(["--claim-ahead".to_string(), n.to_string()]);
+        }
+        if self.no_schedules {
+            args.push("--no-schedules".to_string());
+        }
+        args
+    }
 }
 
 impl WorkerArgs {
@@ -311,6 +381,8 @@ fn run(cli: Manage) -> ExitCode {
     };
     match cli.command {
         Command::Worker(args) => run_worker(args, db.url),
+        #[cfg(unix)]
+        Command::Cluster(args) => run_cluster(args, db.url),
         #[cfg(feature = "admin")]
         Command::Admin { bind } => crate::admin::run(bind, || db.existing()),
         other => match run_command(other, &db) {
@@ -423,6 +495,41 @@ fn run_worker(args: WorkerArgs, database_url: Option<String>) -> ExitCode {
     exit_code(exit.code())
 }
 
+#[cfg(unix)]
+fn run_cluster(args: ClusterArgs, database_url: Option<String>) -> ExitCode {
+    let program = match std::env::current_exe() {
+        Ok(program) => program,
+        Err(e) => {
+            eprintln!("error: cannot find this program's own file to start its workers: {e}");
+            return exit_code(toosimple_core::EXIT_CRASHED);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return exit_code(toosimple_core::EXIT_CRASHED);
+        }
+    };
+    let cluster = crate::cluster::Cluster::new(
+        usize::try_from(args.processes).unwrap_or(usize::MAX),
+        program,
+        &args.worker.label,
+    )
+    .worker_args(args.worker.child_args())
+    .database_url(database_url)
+    .max_tasks(args.worker.max_tasks)
+    .max_memory(args.max_memory)
+    .backoff(crate::cluster::Backoff {
+        first: args.restart_delay,
+        ..crate::cluster::Backoff::default()
+    });
+    exit_code(runtime.block_on(cluster.run()).code())
+}
+
 fn worker_from(args: &WorkerArgs) -> Result<Worker, Error> {
     let mut worker = Worker::new()
         .tick(args.tick)
@@ -447,12 +554,20 @@ fn worker_from(args: &WorkerArgs) -> Result<Worker, Error> {
     if let Some(rows) = args.claim_ahead {
         worker = worker.claim_ahead(rows);
     }
+    if let Some(tasks) = args.max_tasks {
+        worker = worker.max_tasks(tasks);
+    }
+    if let Some(cluster) = &args.cluster {
+        worker = worker.in_cluster(cluster.clone(), args.cluster_restarts);
+    }
     Ok(worker)
 }
 
 fn run_command(command: Command, db: &Database) -> Result<(), Failure> {
     match command {
         Command::Worker(_) => unreachable!("handled by run_worker"),
+        #[cfg(unix)]
+        Command::Cluster(_) => unreachable!("handled by run_cluster"),
         #[cfg(feature = "admin")]
         Command::Admin { .. } => unreachable!("handled by admin::run"),
         Command::Migrate => {
@@ -628,8 +743,12 @@ fn status(store: &Store, json: bool, all: bool) -> Result<(), Failure> {
             .iter()
             .find(|(label, _)| *label == w.label)
             .map_or(0, |(_, n)| *n);
+        let restarts = match (&w.cluster, w.restarts) {
+            (Some(cluster), n) => format!(" (cluster {cluster}, restarted {n}×)"),
+            (None, _) => String::new(),
+        };
         out!(
-            "{:<24} {:<11} {:<26} {runs:>7} {:>8} {queues}",
+            "{:<24} {:<11} {:<26} {runs:>7} {:>8} {queues}{restarts}",
             w.label,
             w.state_at(now).as_str(),
             w.last_tick.format("%Y-%m-%d %H:%M:%S%.3f UTC"),

@@ -44,7 +44,12 @@ pub(crate) async fn workers(a: Authed) -> Result<Response, AppError> {
                         @for w in &workers {
                             @let state = w.state_at(now);
                             tr id={ "w" (w.id) } {
-                                td { (w.label) }
+                                td {
+                                    (w.label)
+                                    @if let Some(cluster) = &w.cluster {
+                                        br; span class="muted" { "cluster " (cluster) ", restarted " (w.restarts) "×" }
+                                    }
+                                }
                                 td {
                                     span class={ "badge worker-" (state.as_str()) } { (state.as_str()) }
                                     @if let (Some(request), None) = (w.stop_request, w.stopped) {

@@ -22,6 +22,8 @@ pub struct WorkerRegistration<'a> {
     pub heartbeat_timeout: f64,
     /// Its heartbeat interval, seconds (the `--tick` flag): how long `app ping` waits for a beat.
     pub tick: f64,
+    /// The `app cluster` that started it, and how many times it restarted it.
+    pub cluster: Option<(&'a str, i32)>,
     /// Its start time.
     pub now: DateTime<Utc>,
 }
@@ -56,6 +58,8 @@ impl Store {
                     ws::stop_request.eq(None::<String>),
                     ws::handled.eq(0),
                     ws::tick.eq(registration.tick),
+                    ws::cluster.eq(registration.cluster.map(|(name, _)| name)),
+                    ws::restarts.eq(registration.cluster.map_or(0, |(_, n)| n)),
                 );
                 let updated = diesel::update(ws::worker_statuses.filter(ws::label.eq(label)))
                     .set(values.clone())

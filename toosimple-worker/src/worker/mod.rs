@@ -67,6 +67,8 @@ pub struct Worker {
     concurrency: usize,
     claim_ahead: Option<usize>,
     schedules: bool,
+    max_tasks: Option<u64>,
+    cluster: Option<(String, i32)>,
     clock: Arc<dyn Clock>,
     completer: Box<dyn Completer>,
     stop: watch::Receiver<StopRequest>,
@@ -96,6 +98,8 @@ impl Worker {
             concurrency: std::thread::available_parallelism().map_or(1, |n| n.get()),
             claim_ahead: None,
             schedules: true,
+            max_tasks: None,
+            cluster: None,
             clock: Arc::new(DatabaseClock::new()),
             completer: Box::new(BatchedCompleter::new()),
             stop,
@@ -198,6 +202,21 @@ impl Worker {
         self
     }
 
+    /// Stops by itself, as after a first SIGINT, once it has claimed `tasks` executions and
+    /// they ended (django-q's `recycle`: a fresh process for leaky task code, which
+    /// `app cluster` then starts again).
+    pub fn max_tasks(mut self, tasks: u64) -> Self {
+        self.max_tasks = Some(tasks.max(1));
+        self
+    }
+
+    /// Records that `app cluster` `name` started it and has restarted it `restarts` times.
+    #[doc(hidden)]
+    pub fn in_cluster(mut self, name: impl Into<String>, restarts: i32) -> Self {
+        self.cluster = Some((name.into(), restarts));
+        self
+    }
+
     /// Takes its time from `clock` instead of the database's ([`DatabaseClock`]): for tests,
     /// a [`TestClock`](crate::clock::TestClock) that they move by hand.
     pub fn clock(mut self, clock: impl Clock) -> Self {
@@ -296,6 +315,10 @@ struct Run {
     clock: Arc<dyn Clock>,
     label: String,
     mode: RunMode,
+    /// Claims no more than this many executions in all, then stops (`--max-tasks`).
+    max_tasks: Option<u64>,
+    /// Its own stop handle, for stopping by itself after `max_tasks`.
+    shutdown: Shutdown,
     stop: watch::Receiver<StopRequest>,
     producer: Producer,
     completer: Arc<Mutex<Box<dyn Completer>>>,
@@ -391,6 +414,7 @@ impl Run {
             );
             let (queues, excluded) = (queues.clone(), excluded.clone());
             let (timeout, tick) = (worker.heartbeat_timeout, worker.tick);
+            let cluster = worker.cluster.clone();
             let attempt = blocking(move || {
                 let db = match (given, url) {
                     (Some(store), _) => store,
@@ -405,6 +429,7 @@ impl Run {
                     excluded_queues: &excluded,
                     heartbeat_timeout: timeout.as_secs_f64(),
                     tick: tick.as_secs_f64(),
+                    cluster: cluster.as_ref().map(|(name, n)| (name.as_str(), *n)),
                     now: clock.now(),
                 })?;
                 Ok::<_, Error>((db, leftovers))
@@ -495,6 +520,8 @@ impl Run {
             clock: worker.clock,
             label,
             mode: worker.mode,
+            max_tasks: worker.max_tasks,
+            shutdown: worker.shutdown.clone(),
             stop: worker.stop,
             outage: Outage::default(),
             check_unheld: false,
@@ -658,7 +685,16 @@ impl Run {
     /// buffer (waking due sleeping rows if that comes up short). [`land_round`](Run::land_round)
     /// takes its result.
     fn start_round(&mut self, stop: StopRequest) {
-        let free = self.producer.free_slots(stop);
+        let mut free = self.producer.free_slots(stop);
+        if let Some(max) = self.max_tasks {
+            // Claimed rows all run (buffered ones too: no stop is asked before the last ends).
+            let left = max.saturating_sub(self.producer.executions as u64);
+            free = free.min(usize::try_from(left).unwrap_or(usize::MAX));
+            if self.handled.load(Ordering::Relaxed) >= max && stop == StopRequest::None {
+                tracing::info!(worker = %self.label, "handled its --max-tasks {max} executions: stopping");
+                self.shutdown.graceful();
+            }
+        }
         let claim = if self.claim_due { free } else { 0 };
         let pending = lock(&self.completer).pending();
         if (pending == 0 && claim == 0) || self.outage.waiting() {
