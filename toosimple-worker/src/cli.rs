@@ -144,6 +144,12 @@ enum Command {
         #[arg(long)]
         wait: bool,
     },
+    /// A live view of the workers, queues and throughput, refreshed every second (q quits).
+    Monitor {
+        /// Time between refreshes.
+        #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = values::positive_duration)]
+        refresh: Duration,
+    },
     /// Ask a worker whether it is alive: waits for its next heartbeat.
     Ping {
         /// The worker's label.
@@ -174,6 +180,7 @@ impl Command {
             Command::RunSchedule { .. } => "run-schedule",
             Command::Stop { .. } => "stop",
             Command::Ping { .. } => "ping",
+            Command::Monitor { .. } => "monitor",
         }
     }
 }
@@ -657,6 +664,9 @@ fn run_command(command: Command, db: &Database) -> Result<(), Failure> {
             wait,
         } => control::stop(&db.existing()?, &labels, terminate, wait)?,
         Command::Ping { label, timeout } => control::ping(&db.existing()?, &label, timeout)?,
+        Command::Monitor { refresh } => {
+            crate::monitor::run(&db.existing()?, refresh).map_err(Failure::Stdout)?
+        }
     }
     Ok(())
 }

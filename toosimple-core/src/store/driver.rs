@@ -31,6 +31,17 @@ pub struct MinuteCount {
     pub n: i64,
 }
 
+/// How many executions finished in one second.
+#[derive(Debug, Clone, PartialEq, Eq, diesel::QueryableByName)]
+pub struct SecondCount {
+    /// The second, since the Unix epoch.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub second: i64,
+    /// How many.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub n: i64,
+}
+
 /// The backend-specific operations of the store.
 pub(crate) trait Driver {
     /// Which backend this is.
@@ -78,6 +89,10 @@ pub(crate) trait Driver {
 
     /// Counts succeeded and failed executions per minute finished since `since`.
     fn finished_per_minute(&mut self, since: NaiveDateTime) -> QueryResult<Vec<MinuteCount>>;
+
+    /// Counts the executions finished (in any state) in each second since `since`, through
+    /// the index on finish times: the monitor's throughput.
+    fn finished_per_second(&mut self, since: NaiveDateTime) -> QueryResult<Vec<SecondCount>>;
 
     /// Deletes up to `limit` finished executions whose TTL (`result_ttl` seconds after
     /// `finished`) has run out at `now` and that no remaining execution replaced: a retry

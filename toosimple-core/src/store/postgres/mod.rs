@@ -12,7 +12,7 @@ use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use super::Backend;
 use super::claim::{CLAIMED_SQL, ClaimRequest, ClaimedExec, QueueSelection, in_claim_order};
 use super::complete::OutcomeRow;
-use super::driver::{Driver, MinuteCount};
+use super::driver::{Driver, MinuteCount, SecondCount};
 use super::enqueue::{Enqueued, NewTaskExec, enqueue_body, location_of};
 use super::prepared::Prepared;
 use super::to_completion::RunToCompletion;
@@ -270,6 +270,15 @@ impl Driver for PgConnection {
         diesel::sql_query(FINISHED_PER_MINUTE)
             .bind::<diesel::sql_types::Timestamp, _>(since)
             .load(self)
+    }
+
+    fn finished_per_second(&mut self, since: NaiveDateTime) -> QueryResult<Vec<SecondCount>> {
+        diesel::sql_query(
+            "SELECT CAST(EXTRACT(EPOCH FROM date_trunc('second', finished)) AS BIGINT) AS second, \
+             COUNT(*) AS n FROM task_execs WHERE finished >= $1 GROUP BY 1",
+        )
+        .bind::<diesel::sql_types::Timestamp, _>(since)
+        .load(self)
     }
 
     fn delete_expired(&mut self, now: NaiveDateTime, limit: i64) -> QueryResult<usize> {

@@ -12,7 +12,7 @@ use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use super::Backend;
 use super::claim::{CLAIMED_SQL, ClaimRequest, ClaimedExec, QueueSelection, in_claim_order};
 use super::complete::OutcomeRow;
-use super::driver::{Driver, MinuteCount};
+use super::driver::{Driver, MinuteCount, SecondCount};
 use super::enqueue::{Enqueued, NewTaskExec, enqueue_body, location_of};
 use super::prepared::Prepared;
 use super::to_completion::RunToCompletion;
@@ -138,6 +138,17 @@ impl Driver for SqliteConnection {
         diesel::sql_query(FINISHED_PER_MINUTE)
             .bind::<diesel::sql_types::Timestamp, _>(since)
             .load(self)
+    }
+
+    fn finished_per_second(&mut self, since: NaiveDateTime) -> QueryResult<Vec<SecondCount>> {
+        // Stored as text, `YYYY-MM-DD HH:MM:SS[.fff]`: its first 19 characters are the second.
+        diesel::sql_query(
+            "SELECT CAST(strftime('%s', s) AS INTEGER) AS second, n FROM \
+             (SELECT substr(finished, 1, 19) AS s, COUNT(*) AS n FROM task_execs \
+              WHERE finished >= ? GROUP BY 1)",
+        )
+        .bind::<diesel::sql_types::Timestamp, _>(since)
+        .load(self)
     }
 
     fn delete_expired(&mut self, now: NaiveDateTime, limit: i64) -> QueryResult<usize> {
