@@ -37,6 +37,7 @@ backend_suite!(
     schedules_page_and_run_now,
     workers_page_shows_state_exit_code_and_log,
     workers_page_shows_running_and_handled_and_stops_a_worker,
+    metrics_need_the_token_or_a_session_and_show_queue_depths,
     tasks_page_lists_options,
     user_data_is_html_escaped_on_every_page,
     works_at_the_root_and_under_any_prefix,
@@ -1411,6 +1412,50 @@ fn workers_page_shows_running_and_handled_and_stops_a_worker(db: &TestDb) {
     );
     let bad = client.post("/workers/stop", &[("label", "busy"), ("mode", "kill")]);
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+}
+
+fn metrics_need_the_token_or_a_session_and_show_queue_depths(db: &TestDb) {
+    add::queue(1, 2).unwrap();
+    add::queue(2, 2).unwrap();
+    insert_worker(db, "w", Utc::now().naive_utc(), None);
+    let config = config(db).metrics_token("s3cret-token");
+    let mut client = Client::with_config(config, "");
+    let scrape = |client: &mut Client, token: &str| {
+        let request = client
+            .request("GET", "/metrics")
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap();
+        client.send(request)
+    };
+    let answer = scrape(&mut client, "s3cret-token");
+    answer.assert_ok();
+    assert!(
+        answer
+            .body
+            .contains(r#"toosimple_queue_depth{queue="default",state="queued"} 2"#),
+        "{}",
+        answer.body
+    );
+    assert!(
+        answer
+            .body
+            .contains(r#"toosimple_workers{state="online"} 1"#),
+        "{}",
+        answer.body
+    );
+    let wrong = scrape(&mut client, "guess");
+    assert_eq!(wrong.status, StatusCode::SEE_OTHER, "to the login page");
+    assert!(!wrong.body.contains("toosimple_queue_depth"));
+    // A logged-in session reads it without the token.
+    let mut client = client.login();
+    let page = client.get("/metrics");
+    page.assert_ok();
+    assert!(
+        page.body.contains("# TYPE toosimple_queue_depth gauge"),
+        "{}",
+        page.body
+    );
 }
 
 fn tasks_page_lists_options(db: &TestDb) {

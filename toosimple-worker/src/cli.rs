@@ -283,6 +283,10 @@ struct WorkerArgs {
     /// Do not materialize schedules.
     #[arg(long = "no-schedules", alias = "no_schedules")]
     no_schedules: bool,
+    /// Serve Prometheus metrics at http://ADDR/metrics (executions by task, queue and outcome,
+    /// run times, start delays, queue depths).
+    #[arg(long, value_name = "ADDR", value_parser = values::socket_addr)]
+    metrics_bind: Option<std::net::SocketAddr>,
     /// Stop by itself (exit 0) after this many tasks: a fresh process for leaky task code.
     #[arg(long, value_name = "N", value_parser = values::count)]
     max_tasks: Option<u64>,
@@ -530,6 +534,7 @@ fn run_cluster(args: ClusterArgs, database_url: Option<String>) -> ExitCode {
     .database_url(database_url)
     .max_tasks(args.worker.max_tasks)
     .max_memory(args.max_memory)
+    .metrics_bind(args.worker.metrics_bind)
     .backoff(crate::cluster::Backoff {
         first: args.restart_delay,
         ..crate::cluster::Backoff::default()
@@ -563,6 +568,9 @@ fn worker_from(args: &WorkerArgs) -> Result<Worker, Error> {
     }
     if let Some(tasks) = args.max_tasks {
         worker = worker.max_tasks(tasks);
+    }
+    if let Some(addr) = args.metrics_bind {
+        worker = worker.metrics_bind(addr);
     }
     if let Some(cluster) = &args.cluster {
         worker = worker.in_cluster(cluster.clone(), args.cluster_restarts);

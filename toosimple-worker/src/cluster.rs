@@ -67,6 +67,7 @@ pub struct Cluster {
     database_url: Option<String>,
     max_tasks: Option<u64>,
     max_memory: Option<u64>,
+    metrics_bind: Option<std::net::SocketAddr>,
     backoff: Backoff,
 }
 
@@ -84,6 +85,7 @@ impl Cluster {
             database_url: None,
             max_tasks: None,
             max_memory: None,
+            metrics_bind: None,
             backoff: Backoff::default(),
         }
     }
@@ -118,6 +120,12 @@ impl Cluster {
         self
     }
 
+    /// Has child `n` serve its metrics on `addr`'s port plus `n - 1` (`9464`, `9465`, …).
+    pub fn metrics_bind(mut self, addr: Option<std::net::SocketAddr>) -> Cluster {
+        self.metrics_bind = addr;
+        self
+    }
+
     /// How long it waits before restarting a child that died.
     pub fn backoff(mut self, backoff: Backoff) -> Cluster {
         self.backoff = backoff;
@@ -138,7 +146,7 @@ impl Cluster {
             Err(e) => return Exit::Crashed(format!("cannot listen for signals: {e}")),
         };
         let mut slots: Vec<Slot> = (1..=self.processes)
-            .map(|n| Slot::new(self.child_label(n)))
+            .map(|n| Slot::new(n, self.child_label(n)))
             .collect();
         tracing::info!(
             cluster = %self.label,
@@ -220,6 +228,11 @@ impl Cluster {
             .kill_on_drop(false);
         if let Some(tasks) = self.max_tasks {
             command.args(["--max-tasks", &tasks.to_string()]);
+        }
+        if let Some(mut addr) = self.metrics_bind {
+            let offset = u16::try_from(slot.number - 1).unwrap_or(u16::MAX);
+            addr.set_port(addr.port().saturating_add(offset));
+            command.args(["--metrics-bind", &addr.to_string()]);
         }
         if let Some(url) = &self.database_url {
             command.env(toosimple_core::DATABASE_URL_ENV, url);
@@ -371,6 +384,8 @@ enum Stopping {
 /// One child process and its history.
 #[derive(Debug)]
 struct Slot {
+    /// Its number, from 1.
+    number: usize,
     label: String,
     child: Option<Child>,
     pid: Option<u32>,
@@ -385,8 +400,9 @@ struct Slot {
 }
 
 impl Slot {
-    fn new(label: String) -> Slot {
+    fn new(number: usize, label: String) -> Slot {
         Slot {
+            number,
             label,
             child: None,
             pid: None,

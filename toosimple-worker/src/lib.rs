@@ -52,6 +52,7 @@ mod cli;
 pub mod clock;
 #[cfg(unix)]
 pub mod cluster;
+pub mod metrics;
 pub mod monitor;
 mod signals;
 pub mod testing;

@@ -140,6 +140,14 @@ pub(crate) fn bind(text: &str) -> Result<std::net::SocketAddr, String> {
     })
 }
 
+/// `worker --metrics-bind`: an address and port.
+pub(crate) fn socket_addr(text: &str) -> Result<std::net::SocketAddr, String> {
+    text.trim().parse().map_err(|_| {
+        "write an address and port, e.g. 127.0.0.1:9464 (this machine only) or 0.0.0.0:9464"
+            .to_string()
+    })
+}
+
 /// `cluster --max-memory`: an amount of memory, `512MB`, `1.5GB`, `300MiB` or bytes.
 pub(crate) fn bytes(text: &str) -> Result<u64, String> {
     const EXAMPLES: &str = "write e.g. 512MB, 1.5GB, 300MiB or a number of bytes";

@@ -69,6 +69,7 @@ pub struct Worker {
     schedules: bool,
     max_tasks: Option<u64>,
     cluster: Option<(String, i32)>,
+    metrics_bind: Option<std::net::SocketAddr>,
     clock: Arc<dyn Clock>,
     completer: Box<dyn Completer>,
     stop: watch::Receiver<StopRequest>,
@@ -100,6 +101,7 @@ impl Worker {
             schedules: true,
             max_tasks: None,
             cluster: None,
+            metrics_bind: None,
             clock: Arc::new(DatabaseClock::new()),
             completer: Box::new(BatchedCompleter::new()),
             stop,
@@ -207,6 +209,13 @@ impl Worker {
     /// `app cluster` then starts again).
     pub fn max_tasks(mut self, tasks: u64) -> Self {
         self.max_tasks = Some(tasks.max(1));
+        self
+    }
+
+    /// Keeps Prometheus metrics of what it runs and serves them, with the database's queue
+    /// depths, at `http://ADDR/metrics` (see [`crate::metrics`]).
+    pub fn metrics_bind(mut self, addr: std::net::SocketAddr) -> Self {
+        self.metrics_bind = Some(addr);
         self
     }
 
@@ -356,6 +365,8 @@ struct Run {
     /// Woken when executions are inserted (`Store::wakeups`).
     wakeup: Arc<Notify>,
     _listener: Option<toosimple_core::store::Wakeups>,
+    /// The metrics endpoint, stopped with the worker.
+    _metrics_server: Option<AbortOnDrop>,
     _tasks: TaskRuntime,
 }
 
@@ -485,23 +496,40 @@ impl Run {
             worker.shutdown.clone(),
         )?;
         let tasks = TaskRuntime::start()?;
+        let metrics = match worker.metrics_bind {
+            Some(addr) => {
+                let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+                    Error::Runtime(format!(
+                        "cannot serve metrics on {addr}: {e}; choose another --metrics-bind address"
+                    ))
+                })?;
+                let metrics = Arc::new(crate::metrics::Metrics::new());
+                tracing::info!(worker = %label, "metrics at http://{}/metrics", listener.local_addr().map_or(addr, |a| a));
+                let server = crate::metrics::serve(listener, metrics.clone(), store.clone());
+                Some((metrics, AbortOnDrop(server)))
+            }
+            None => None,
+        };
         let wakeup = Arc::new(Notify::new());
         let listener = store.wakeups(wakeup.clone());
         let materializer = Materializer::new(label.clone(), schedules, &worker.queues);
         let next_schedule = (!materializer.is_empty()).then(Instant::now);
+        let mut producer = Producer::new(
+            &label,
+            defs,
+            worker.queues.clone(),
+            worker.concurrency,
+            worker.claim_ahead.unwrap_or(worker.concurrency),
+            worker.mode,
+            worker.clock.clone(),
+            tasks.handle(),
+        );
+        producer.metrics = metrics.as_ref().map(|(metrics, _)| metrics.clone());
         let run = Run {
             defs,
+            _metrics_server: metrics.map(|(_, server)| server),
             queues: worker.queues.clone(),
-            producer: Producer::new(
-                &label,
-                defs,
-                worker.queues.clone(),
-                worker.concurrency,
-                worker.claim_ahead.unwrap_or(worker.concurrency),
-                worker.mode,
-                worker.clock.clone(),
-                tasks.handle(),
-            ),
+            producer,
             window: worker.completer.window(),
             completer: Arc::new(Mutex::new(worker.completer)),
             in_flight: None,
@@ -918,6 +946,15 @@ impl Run {
             tracing::error!(worker = %self.label, "could not record the termination: {}", e.report());
         }
         Exit::Terminated
+    }
+}
+
+/// Aborts a background task when dropped.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
