@@ -290,6 +290,11 @@ struct WorkerArgs {
     /// Stop by itself (exit 0) after this many tasks: a fresh process for leaky task code.
     #[arg(long, value_name = "N", value_parser = values::count)]
     max_tasks: Option<u64>,
+    /// In development: restart when this program's binary changes on disk (after `cargo
+    /// build`), finishing running tasks first.
+    #[cfg(unix)]
+    #[arg(long)]
+    reload: bool,
     /// The `app cluster` that started this worker (set by the cluster).
     #[arg(long, hide = true)]
     cluster: Option<String>,
@@ -349,6 +354,9 @@ impl WorkerArgs {
         }
         if self.no_schedules {
             args.push("--no-schedules".to_string());
+        }
+        if self.reload {
+            args.push("--reload".to_string());
         }
         args
     }
@@ -497,12 +505,37 @@ fn run_worker(args: WorkerArgs, database_url: Option<String>) -> ExitCode {
         }
     };
     let shutdown = worker.shutdown_handle();
+    #[cfg(unix)]
+    let reload = match args.reload.then(crate::reload::own_binary).transpose() {
+        Ok(binary) => binary,
+        Err(e) => {
+            eprintln!("error: --reload cannot find this program's own file: {e}");
+            return exit_code(toosimple_core::EXIT_CRASHED);
+        }
+    };
+    #[cfg(unix)]
+    let changed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    #[cfg(unix)]
+    let watch = (reload.clone(), changed.clone());
     let exit = runtime.block_on(async move {
+        #[cfg(unix)]
+        if let (Some(binary), changed) = watch {
+            crate::reload::watch(binary, shutdown.clone(), changed);
+        }
         tokio::spawn(crate::signals::forward(shutdown));
         worker.run_async().await
     });
     // Sync tasks abandoned at termination must not keep the process alive.
     runtime.shutdown_timeout(Duration::from_millis(100));
+    #[cfg(unix)]
+    if let Some(binary) = reload
+        && exit == crate::worker::Exit::Stopped
+        && changed.load(std::sync::atomic::Ordering::SeqCst)
+    {
+        let error = crate::reload::exec_again(&binary);
+        eprintln!("error: --reload cannot start {}: {error}", binary.display());
+        return exit_code(toosimple_core::EXIT_CRASHED);
+    }
     exit_code(exit.code())
 }
 

@@ -54,6 +54,8 @@ pub mod clock;
 pub mod cluster;
 pub mod metrics;
 pub mod monitor;
+#[cfg(unix)]
+mod reload;
 mod signals;
 pub mod testing;
 mod worker;
