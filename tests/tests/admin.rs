@@ -38,6 +38,7 @@ backend_suite!(
     workers_page_shows_state_exit_code_and_log,
     workers_page_shows_running_and_handled_and_stops_a_worker,
     metrics_need_the_token_or_a_session_and_show_queue_depths,
+    schedules_page_lists_stored_schedules_and_pauses_resumes_and_removes_them,
     tasks_page_lists_options,
     user_data_is_html_escaped_on_every_page,
     works_at_the_root_and_under_any_prefix,
@@ -1458,6 +1459,82 @@ fn metrics_need_the_token_or_a_session_and_show_queue_depths(db: &TestDb) {
     );
 }
 
+fn schedules_page_lists_stored_schedules_and_pauses_resumes_and_removes_them(db: &TestDb) {
+    db.store
+        .add_schedule(
+            &toosimple_core::NewSchedule::new("nightly", "add", json!({"a": 1, "b": 2}))
+                .every(toosimple_core::Every::Seconds(3600))
+                .between("02:00/04:30".parse().unwrap())
+                .weekdays("mon,tue".parse().unwrap())
+                .repeat(5),
+        )
+        .unwrap();
+    let mut client = Client::new(db).login();
+    let page = client.get("/schedules");
+    page.assert_ok();
+    let start = page.body.find(r#"id="stored-nightly""#).expect("its row");
+    let row = &page.body[start..start + page.body[start..].find("</tr>").unwrap()];
+    for expected in [
+        "every 3600 s",
+        "between 02:00/04:30",
+        "on mon,tue",
+        ">5<",
+        r#"value="pause""#,
+    ] {
+        assert!(row.contains(expected), "{expected:?} in {row}");
+    }
+    let page = client.act(
+        "/schedules/stored",
+        &[("name", "nightly"), ("action", "pause")],
+    );
+    assert!(
+        page.body.contains("Paused schedule nightly"),
+        "{}",
+        page.body
+    );
+    assert!(db.store.list_schedules().unwrap()[0].paused);
+    assert!(page.body.contains(r#"value="resume""#));
+    let page = client.act(
+        "/schedules/stored",
+        &[("name", "nightly"), ("action", "resume")],
+    );
+    assert!(
+        page.body.contains("Resumed schedule nightly"),
+        "{}",
+        page.body
+    );
+    assert!(!db.store.list_schedules().unwrap()[0].paused);
+    let page = client.act(
+        "/schedules/stored",
+        &[("name", "nightly"), ("action", "remove")],
+    );
+    assert!(
+        page.body.contains("Removed schedule nightly"),
+        "{}",
+        page.body
+    );
+    assert!(db.store.list_schedules().unwrap().is_empty());
+    let page = client.act(
+        "/schedules/stored",
+        &[("name", "nightly"), ("action", "remove")],
+    );
+    assert!(
+        page.body.contains("Could not remove schedule nightly"),
+        "{}",
+        page.body
+    );
+    let page = client.act(
+        "/schedules/stored",
+        &[("name", "nightly"), ("action", "explode")],
+    );
+    assert!(
+        page.body
+            .contains("is not something to do to a schedule: pause, resume or remove"),
+        "{}",
+        page.body
+    );
+}
+
 fn tasks_page_lists_options(db: &TestDb) {
     let _ = db;
     let mut client = Client::new(db).login();
@@ -2131,6 +2208,15 @@ mod browser {
         let now = Utc::now().naive_utc();
         insert_worker(&db, "web-1", now, None);
         insert_worker(&db, "web-2", now - TimeDelta::seconds(4), None);
+        db.execute("UPDATE worker_statuses SET handled = 1520 WHERE label = 'web-1'");
+        db.store
+            .add_schedule(
+                &toosimple_core::NewSchedule::new("reports", "add", json!({"a": 1, "b": 2}))
+                    .every(toosimple_core::Every::Seconds(3600))
+                    .between("02:00/18:30".parse().unwrap())
+                    .weekdays("mon,tue,wed,thu,fri".parse().unwrap()),
+            )
+            .unwrap();
 
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -2208,6 +2294,23 @@ mod browser {
             });
             assert!(s.text("pre.json").contains("<script>alert(1)</script>"));
             s.screenshot(&artifacts().join("admin-execution.png"));
+
+            // Schedules: the compiled ones and those stored at run time.
+            s.goto(&format!("{site}/schedules"));
+            s.wait_for("tr#stored-reports");
+            assert!(s.text("tr#stored-reports").contains("every 3600 s"));
+            s.screenshot(&artifacts().join("admin-schedules.png"));
+            s.click("tr#stored-reports button[value=pause]");
+            s.wait_for(".flash.ok");
+            assert!(s.text(".flash.ok").starts_with("Paused schedule reports"));
+
+            // Workers: what each runs and handled, and a stop button.
+            s.goto(&format!("{site}/workers"));
+            s.wait_for("table.workers");
+            s.screenshot(&artifacts().join("admin-workers.png"));
+            s.click("form.stop button[value=graceful]");
+            s.wait_for(".flash.ok");
+            assert!(s.text(".flash.ok").starts_with("Asked web-1 to stop"));
             // No script ran: there is no alert open.
             assert!(s.cmd("GET", "/alert/text", None).is_err());
         }));

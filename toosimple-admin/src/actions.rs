@@ -56,7 +56,19 @@ pub(crate) struct StopForm {
     back: Option<String>,
 }
 
-csrf_field!(Selection, PurgeForm, RunForm, StopForm);
+/// A stored schedule's pause, resume or remove button.
+#[derive(Deserialize)]
+pub(crate) struct StoredForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    action: String,
+    back: Option<String>,
+}
+
+csrf_field!(Selection, PurgeForm, RunForm, StopForm, StoredForm);
 
 fn plural(n: usize, one: &str) -> String {
     if n == 1 {
@@ -298,6 +310,46 @@ pub(crate) async fn stop_worker(
             ),
         }),
         Err(e) => Flash::error(format!("Could not stop {label}: {}", e.report())),
+    };
+    Ok(a.done(form.back.as_deref(), &default, flash))
+}
+
+/// `POST /schedules/stored`: pauses, resumes or removes stored schedule `name`.
+pub(crate) async fn stored_schedule(
+    a: Authed,
+    CsrfForm(form): CsrfForm<StoredForm>,
+) -> Result<Response, AppError> {
+    let name = form.name.clone();
+    let action = form.action.clone();
+    let default = format!("{}/schedules", a.base);
+    if !matches!(action.as_str(), "pause" | "resume" | "remove") {
+        let flash = Flash::error(format!(
+            "{action:?} is not something to do to a schedule: pause, resume or remove."
+        ));
+        return Ok(a.done(form.back.as_deref(), &default, flash));
+    }
+    let outcome = {
+        let (name, action) = (name.clone(), action.clone());
+        a.state
+            .db(move |store| {
+                Ok(match action.as_str() {
+                    "pause" => store.pause_schedule(&name, true).map(|_| ()),
+                    "resume" => store.pause_schedule(&name, false).map(|_| ()),
+                    _ => store.remove_schedule(&name),
+                })
+            })
+            .await?
+    };
+    let flash = match outcome {
+        Ok(()) => Flash::ok(match action.as_str() {
+            "pause" => format!("Paused schedule {name}: nothing is enqueued until it is resumed."),
+            "resume" => format!("Resumed schedule {name}."),
+            _ => format!("Removed schedule {name}; its executions stay."),
+        }),
+        Err(e) => Flash::error(format!(
+            "Could not {action} schedule {name}: {}",
+            e.report()
+        )),
     };
     Ok(a.done(form.back.as_deref(), &default, flash))
 }

@@ -65,6 +65,7 @@ routes! {
     "/execs/purge" => POST actions::purge;
     "/schedules" => GET schedules::schedules;
     "/schedules/run" => POST actions::run_schedule;
+    "/schedules/stored" => POST actions::stored_schedule;
     "/workers" => GET workers::workers;
     "/workers/stop" => POST actions::stop_worker;
     "/tasks" => GET tasks::tasks;

@@ -52,6 +52,7 @@ mod schedule_exec;
 pub mod schema;
 mod state;
 pub mod store;
+mod stored_schedule;
 pub mod testing;
 mod worker_status;
 
@@ -82,6 +83,7 @@ pub use crate::state::{ParseStateError, State};
 pub use crate::store::{
     AnyConnection, Backend, DATABASE_URL_ENV, EnqueueConnection, Store, default_store, init,
 };
+pub use crate::stored_schedule::{Every, NewSchedule, StoredSchedule, Weekdays, Window};
 pub use crate::worker_status::{
     EXIT_CRASHED, EXIT_STOPPED, EXIT_TERMINATED, StopRequest, WorkerState, WorkerStatus,
 };

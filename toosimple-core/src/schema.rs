@@ -64,3 +64,27 @@ diesel::table! {
         state -> Text,
     }
 }
+
+diesel::table! {
+    /// One row per schedule created at run time (not by `#[schedule]`).
+    stored_schedules (id) {
+        id -> BigInt,
+        name -> Text,
+        task_name -> Text,
+        args -> Text,
+        cron -> Nullable<Text>,
+        tz -> Text,
+        interval_seconds -> Nullable<BigInt>,
+        interval_months -> Nullable<Integer>,
+        month_end -> Bool,
+        start -> Timestamp,
+        repeats_left -> Nullable<Integer>,
+        ends -> Nullable<Timestamp>,
+        between_start -> Nullable<Integer>,
+        between_end -> Nullable<Integer>,
+        weekdays -> Nullable<Integer>,
+        queue -> Nullable<Text>,
+        paused -> Bool,
+        created -> Timestamp,
+    }
+}

@@ -23,6 +23,7 @@ macro_rules! out {
 }
 
 mod control;
+mod schedule;
 
 /// Why a command failed: its own error, or its output could not be written.
 enum Failure {
@@ -124,6 +125,9 @@ enum Command {
         /// The schedule's name.
         name: String,
     },
+    /// Schedules created at run time, stored in the database: add, list, pause, resume, remove.
+    #[command(subcommand)]
+    Schedule(schedule::ScheduleCommand),
     /// Ask running workers to stop; each sees the request at its next heartbeat (its --tick).
     Stop {
         /// The workers' labels (`status` lists them).
@@ -179,6 +183,7 @@ impl Command {
             Command::Schedules { .. } => "schedules",
             Command::RunSchedule { .. } => "run-schedule",
             Command::Stop { .. } => "stop",
+            Command::Schedule(_) => "schedule",
             Command::Ping { .. } => "ping",
             Command::Monitor { .. } => "monitor",
         }
@@ -704,6 +709,13 @@ fn run_command(command: Command, db: &Database) -> Result<(), Failure> {
             terminate,
             wait,
         } => control::stop(&db.existing()?, &labels, terminate, wait)?,
+        Command::Schedule(command) => {
+            let store = match &command {
+                schedule::ScheduleCommand::Add(_) => db.create()?,
+                _ => db.existing()?,
+            };
+            schedule::run(&store, command)?
+        }
         Command::Ping { label, timeout } => control::ping(&db.existing()?, &label, timeout)?,
         Command::Monitor { refresh } => {
             crate::monitor::run(&db.existing()?, refresh).map_err(Failure::Stdout)?

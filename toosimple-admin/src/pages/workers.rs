@@ -38,7 +38,6 @@ pub(crate) async fn workers(a: Authed) -> Result<Response, AppError> {
                         th { "label" } th { "state" } th { "last tick" } th { "queues" }
                         th class="num" { "running" } th class="num" { "handled" }
                         th { "started" } th { "stopped" } th class="num" { "exit code" } th { "heartbeat timeout" }
-                        th { span class="sr" { "actions" } }
                     } }
                     tbody {
                         @for w in &workers {
@@ -55,20 +54,6 @@ pub(crate) async fn workers(a: Authed) -> Result<Response, AppError> {
                                     @if let (Some(request), None) = (w.stop_request, w.stopped) {
                                         br; span class="muted" { (request.as_str()) " asked" }
                                     }
-                                }
-                                td { (layout::time(Some(w.last_tick))) br; span class="muted" { (layout::ago(now, w.last_tick)) } }
-                                td {
-                                    @if !w.queues.is_empty() { (w.queues.join(", ")) }
-                                    @else if !w.excluded_queues.is_empty() { "all but " (w.excluded_queues.join(", ")) }
-                                    @else { "all" }
-                                }
-                                td class="num running" { (runs(&w.label)) }
-                                td class="num handled" { (w.handled) }
-                                td { (layout::time(Some(w.started))) }
-                                td { (layout::time(w.stopped)) }
-                                td class="num" { @if let Some(code) = w.exit_code { (code) } @else { span class="muted" { "–" } } }
-                                td { (w.heartbeat_timeout) " s" }
-                                td {
                                     @if w.stopped.is_none() {
                                         form method="post" action={ (base) "/workers/stop" } class="stop" {
                                             (layout::csrf(&a))
@@ -84,10 +69,23 @@ pub(crate) async fn workers(a: Authed) -> Result<Response, AppError> {
                                             }
                                         }
                                     }
+
                                 }
+                                td { (layout::time(Some(w.last_tick))) br; span class="muted" { (layout::ago(now, w.last_tick)) } }
+                                td {
+                                    @if !w.queues.is_empty() { (w.queues.join(", ")) }
+                                    @else if !w.excluded_queues.is_empty() { "all but " (w.excluded_queues.join(", ")) }
+                                    @else { "all" }
+                                }
+                                td class="num running" { (runs(&w.label)) }
+                                td class="num handled" { (w.handled) }
+                                td { (layout::time(Some(w.started))) }
+                                td { (layout::time(w.stopped)) }
+                                td class="num" { @if let Some(code) = w.exit_code { (code) } @else { span class="muted" { "–" } } }
+                                td { (w.heartbeat_timeout) " s" }
                             }
                             @if let Some(log) = &w.exit_log {
-                                tr class="log" { td colspan="11" { details { summary { "exit log of " (w.label) } pre { (log) } } } }
+                                tr class="log" { td colspan="10" { details { summary { "exit log of " (w.label) } pre { (log) } } } }
                             }
                         }
                     }

@@ -14,6 +14,7 @@ mod postgres;
 mod prepared;
 mod schedules;
 mod sqlite;
+mod stored_schedules;
 pub(crate) mod to_completion;
 mod url;
 mod workers;
