@@ -11,12 +11,12 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use diesel::prelude::*;
 use serde_yaml::Value;
 use toosimple_tests::smtp::{SmtpServer, free_port};
-use toosimple_tests::{TestDb, wait_until};
+use toosimple_tests::{TestDb, wait_for_exit, wait_until};
 
 const DEMO: &str = env!("CARGO_BIN_EXE_demo");
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -36,17 +36,7 @@ struct ScratchDatabase {
 impl ScratchDatabase {
     fn create() -> Option<ScratchDatabase> {
         let admin_url = TestDb::postgres_admin_url();
-        let mut admin = match PgConnection::establish(&admin_url) {
-            Ok(conn) => conn,
-            Err(e) => {
-                let reason = format!("PostgreSQL at {admin_url} is unreachable: {e}");
-                if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
-                    panic!("{reason} (CI=true: PostgreSQL tests must run)");
-                }
-                eprintln!("SKIPPED: {reason}");
-                return None;
-            }
-        };
+        let mut admin = TestDb::postgres_admin()?;
         let name = format!(
             "compose_{}_{:08x}",
             std::process::id(),
@@ -308,18 +298,10 @@ fn compose_services_run_as_local_processes_serve_the_site_share_the_queue_and_se
             })
         {
             let mut once = running.pop().unwrap();
-            let deadline = Instant::now() + DEADLINE;
-            let status = loop {
-                if let Some(status) = once.child.try_wait().unwrap() {
-                    break status;
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "{name} did not end:\n{}",
-                    once.log()
-                );
-                std::thread::sleep(Duration::from_millis(20));
-            };
+            let log = once.log.clone();
+            let status = wait_for_exit(&mut once.child, DEADLINE, name, || {
+                std::fs::read_to_string(&log).unwrap_or_default()
+            });
             assert!(status.success(), "{name} failed:\n{}", once.log());
         }
     }
@@ -395,14 +377,10 @@ fn compose_services_run_as_local_processes_serve_the_site_share_the_queue_and_se
             .status();
     }
     for service in &mut running {
-        let deadline = Instant::now() + DEADLINE;
-        let status = loop {
-            if let Some(status) = service.child.try_wait().unwrap() {
-                break status;
-            }
-            assert!(Instant::now() < deadline, "{} did not stop", service.name);
-            std::thread::sleep(Duration::from_millis(20));
-        };
+        let log = service.log.clone();
+        let status = wait_for_exit(&mut service.child, DEADLINE, &service.name, || {
+            std::fs::read_to_string(&log).unwrap_or_default()
+        });
         if service.name == "worker" {
             assert_eq!(status.code(), Some(0), "{}", service.log());
         }

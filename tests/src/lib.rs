@@ -13,7 +13,7 @@ pub mod tasks;
 mod testdb;
 pub mod tmpfs;
 
-pub use testdb::{POSTGRES_URL_ENV, TestDb, wait_until};
+pub use testdb::{POSTGRES_URL_ENV, TestDb, wait_for_exit, wait_until};
 
 /// Instantiates test functions `fn name(db: &TestDb)` once on SQLite and once on PostgreSQL,
 /// as `sqlite::name` and `postgres::name`.

@@ -3,11 +3,11 @@
 //! tasks.
 
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use toosimple_core::{State, TaskExec, TaskExecFilter, WorkerStatus};
 use toosimple_tests::tasks::{add, announced_sleep};
-use toosimple_tests::{TestDb, backend_suite, wait_until};
+use toosimple_tests::{TestDb, backend_suite, wait_for_exit, wait_until};
 
 const APP: &str = env!("CARGO_BIN_EXE_testapp");
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -64,18 +64,11 @@ impl ClusterProcess {
     }
 
     fn exit_code(&mut self) -> Option<i32> {
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the cluster did not exit:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let log = self.log.clone();
+        wait_for_exit(&mut self.child, DEADLINE, "the cluster", || {
+            std::fs::read_to_string(&log).unwrap_or_default()
+        })
+        .code()
     }
 }
 

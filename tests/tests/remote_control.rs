@@ -7,11 +7,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use toosimple_core::{State, StopRequest, TaskExec, TaskExecFilter, WorkerStatus};
 use toosimple_tests::tasks::{add, announced_sleep, sleepy};
-use toosimple_tests::{TestDb, backend_suite, wait_until};
+use toosimple_tests::{TestDb, backend_suite, wait_for_exit, wait_until};
 use toosimple_worker::{Exit, Worker};
 
 const APP: &str = env!("CARGO_BIN_EXE_testapp");
@@ -64,18 +64,11 @@ impl WorkerProcess {
 
     /// Waits for the process to exit by itself; its exit code.
     fn exit_code(&mut self) -> Option<i32> {
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the worker did not exit:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let log = self.log.clone();
+        wait_for_exit(&mut self.child, DEADLINE, "the worker", || {
+            std::fs::read_to_string(&log).unwrap_or_default()
+        })
+        .code()
     }
 
     fn log(&self) -> String {

@@ -21,6 +21,26 @@ pub(crate) fn overdue(next_due: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bo
     next_due.is_some_and(|due| due + OVERDUE_GRACE < now)
 }
 
+/// A schedule's last execution: its link and state, or why there is none.
+fn last_execution(
+    base: &str,
+    last_task: Option<i64>,
+    states: &HashMap<i64, State>,
+) -> maud::Markup {
+    html! {
+        @match last_task {
+            Some(id) => {
+                a href={ (base) "/execs/" (id) } { "#" (id) } " "
+                @match states.get(&id) {
+                    Some(state) => (layout::state_badge(*state)),
+                    None => span class="muted" { "deleted" },
+                }
+            },
+            None => span class="muted" { "none yet" },
+        }
+    }
+}
+
 pub(crate) async fn schedules(a: Authed) -> Result<Response, AppError> {
     let (rows, last_states, stored) = a
         .state
@@ -80,18 +100,7 @@ pub(crate) async fn schedules(a: Authed) -> Result<Response, AppError> {
                                     }
                                     @if late { " " span class="badge overdue" { "overdue" } }
                                 }
-                                td {
-                                    @match row.and_then(|r| r.last_task) {
-                                        Some(id) => {
-                                            a href={ (base) "/execs/" (id) } { "#" (id) } " "
-                                            @match last_states.get(&id) {
-                                                Some(state) => (layout::state_badge(*state)),
-                                                None => span class="muted" { "deleted" },
-                                            }
-                                        },
-                                        None => span class="muted" { "none yet" },
-                                    }
-                                }
+                                td { (last_execution(base, row.and_then(|r| r.last_task), &last_states)) }
                                 td {
                                     form method="post" action={ (base) "/schedules/run" } {
                                         (layout::csrf(&a))
@@ -150,18 +159,7 @@ pub(crate) async fn schedules(a: Authed) -> Result<Response, AppError> {
                                     }
                                 }
                                 td class="num" { @match s.repeats_left { Some(n) => (n), None => "∞" } }
-                                td {
-                                    @match row.and_then(|r| r.last_task) {
-                                        Some(id) => {
-                                            a href={ (base) "/execs/" (id) } { "#" (id) } " "
-                                            @match last_states.get(&id) {
-                                                Some(state) => (layout::state_badge(*state)),
-                                                None => span class="muted" { "deleted" },
-                                            }
-                                        },
-                                        None => span class="muted" { "none yet" },
-                                    }
-                                }
+                                td { (last_execution(base, row.and_then(|r| r.last_task), &last_states)) }
                             }
                         }
                     }
