@@ -660,10 +660,11 @@ impl Run {
             } else {
                 // Not judging now: rows running elsewhere may be a dead worker's, which
                 // `--until-done` must not leave behind (this worker runs none when it asks).
-                let elsewhere: i64 = toosimple_core::TaskExec::counts_in(&store)?
+                // Through the partial index on running rows: a count of every state, as
+                // before, read the whole history at each tick.
+                let elsewhere: i64 = toosimple_core::TaskExec::running_per_worker_in(&store)?
                     .iter()
-                    .filter(|c| c.state == toosimple_core::State::Processing)
-                    .map(|c| c.count)
+                    .map(|(_, n)| n)
                     .sum();
                 (Vec::new(), usize::try_from(elsewhere).unwrap_or(0), false)
             };
