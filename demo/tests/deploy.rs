@@ -69,7 +69,20 @@ fn assert_documented(args: &[String], top_help: &str) {
         if first == "tour" {
             top_help.to_string()
         } else {
-            help(&[first.as_str()])
+            let help_of_first = help(&[first.as_str()]);
+            // A command with subcommands of its own (`schedule add`): that one's help.
+            match args.get(1) {
+                Some(second)
+                    if !second.starts_with('-')
+                        && help_of_first.contains("Commands:")
+                        && help_of_first
+                            .lines()
+                            .any(|l| l.trim_start().starts_with(&format!("{second} "))) =>
+                {
+                    help(&[first.as_str(), second.as_str()])
+                }
+                _ => help_of_first,
+            }
         }
     };
     for flag in args.iter().filter(|a| a.starts_with("--")) {

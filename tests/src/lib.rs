@@ -16,7 +16,8 @@ mod testdb;
 pub mod tmpfs;
 
 pub use testdb::{
-    MYSQL_URL_ENV, PGBOUNCER_URL_ENV, POSTGRES_URL_ENV, TestDb, url_with_database, wait_until,
+    MYSQL_URL_ENV, PGBOUNCER_URL_ENV, POSTGRES_URL_ENV, TestDb, url_with_database, wait_for_exit,
+    wait_until,
 };
 
 /// Instantiates test functions `fn name(db: &TestDb)` once on SQLite, once on PostgreSQL and

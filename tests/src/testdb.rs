@@ -75,21 +75,28 @@ impl TestDb {
         std::env::var(POSTGRES_URL_ENV).unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_string())
     }
 
-    /// A fresh schema on the test PostgreSQL server, or `None` (with the reason printed) when
-    /// the server cannot be reached outside CI.
-    pub fn postgres() -> Option<TestDb> {
+    /// A connection to the test PostgreSQL server as its administrator, or `None` (with the
+    /// reason printed) when it cannot be reached outside CI; in CI that is a failure.
+    pub fn postgres_admin() -> Option<PgConnection> {
         let admin_url = TestDb::postgres_admin_url();
-        let mut admin = match PgConnection::establish(&admin_url) {
-            Ok(conn) => conn,
+        match PgConnection::establish(&admin_url) {
+            Ok(conn) => Some(conn),
             Err(e) => {
                 let reason = format!("PostgreSQL at {admin_url} is unreachable: {e}");
                 if in_ci() {
                     panic!("{reason} (CI=true: PostgreSQL tests must run)");
                 }
                 eprintln!("SKIPPED: {reason}; set {POSTGRES_URL_ENV} to run the PostgreSQL tests");
-                return None;
+                None
             }
-        };
+        }
+    }
+
+    /// A fresh schema on the test PostgreSQL server, or `None` (with the reason printed) when
+    /// the server cannot be reached outside CI.
+    pub fn postgres() -> Option<TestDb> {
+        let admin_url = TestDb::postgres_admin_url();
+        let mut admin = TestDb::postgres_admin()?;
         let schema = format!("t_{}_{:08x}", std::process::id(), rand::random::<u32>());
         diesel::sql_query(format!("CREATE SCHEMA {schema}"))
             .execute(&mut admin)
@@ -358,6 +365,28 @@ pub fn url_with_database(url: &str, database: &str) -> String {
     match query {
         Some(query) => format!("{server}/{database}?{query}"),
         None => format!("{server}/{database}"),
+    }
+}
+
+/// Waits for `child` to exit, panicking after `timeout` with `what` and `context()` (its
+/// log, say).
+pub fn wait_for_exit(
+    child: &mut std::process::Child,
+    timeout: Duration,
+    what: &str,
+    context: impl Fn() -> String,
+) -> std::process::ExitStatus {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().expect("look at the child process") {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not exit within {timeout:?}:\n{}",
+            context()
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -36,6 +36,9 @@ backend_suite!(
     purge_deletes_finished_executions_older_than_n_days,
     schedules_page_and_run_now,
     workers_page_shows_state_exit_code_and_log,
+    workers_page_shows_running_and_handled_and_stops_a_worker,
+    metrics_need_the_token_or_a_session_and_show_queue_depths,
+    schedules_page_lists_stored_schedules_and_pauses_resumes_and_removes_them,
     tasks_page_lists_options,
     user_data_is_html_escaped_on_every_page,
     works_at_the_root_and_under_any_prefix,
@@ -1368,6 +1371,207 @@ fn workers_page_shows_state_exit_code_and_log(db: &TestDb) {
     assert!(body.contains("ago"));
 }
 
+fn workers_page_shows_running_and_handled_and_stops_a_worker(db: &TestDb) {
+    let now = Utc::now().naive_utc();
+    insert_worker(db, "busy", now, None);
+    insert_worker(db, "done", now, Some((0, None)));
+    db.execute("UPDATE worker_statuses SET handled = 1234 WHERE label = 'busy'");
+    let running = add::queue(1, 2).unwrap().id();
+    db.execute(&format!(
+        "UPDATE task_execs SET state = 'processing', worker = 'busy' WHERE id = {running}"
+    ));
+    let mut client = Client::new(db).login();
+    let page = client.get("/workers");
+    page.assert_ok();
+    let row = |body: &str, label: &str| {
+        let start = body.find(&format!("<td>{label}</td>")).unwrap();
+        body[start..start + body[start..].find("</tr>").unwrap()].to_string()
+    };
+    let busy = row(&page.body, "busy");
+    assert!(busy.contains(r#"<td class="num running">1</td>"#), "{busy}");
+    assert!(
+        busy.contains(r#"<td class="num handled">1234</td>"#),
+        "{busy}"
+    );
+    assert!(busy.contains(r#"value="graceful""#) && busy.contains(r#"value="terminate""#));
+    assert!(
+        !row(&page.body, "done").contains("/workers/stop"),
+        "no stop button for a stopped worker"
+    );
+
+    let page = client.act("/workers/stop", &[("label", "busy"), ("mode", "graceful")]);
+    assert!(
+        page.body
+            .contains("Asked busy to stop: it finishes its running tasks"),
+        "{}",
+        page.body
+    );
+    let status = db.store.worker_status("busy").unwrap().unwrap();
+    assert_eq!(
+        status.stop_request,
+        Some(toosimple_core::StopRequest::Graceful)
+    );
+    let busy = row(&page.body, "busy");
+    assert!(
+        busy.contains("worker-stopping") && busy.contains("graceful asked"),
+        "{busy}"
+    );
+    assert!(
+        !busy.contains(r#"value="graceful""#) && busy.contains(r#"value="terminate""#),
+        "only the escalation is left: {busy}"
+    );
+
+    let page = client.act("/workers/stop", &[("label", "busy"), ("mode", "terminate")]);
+    assert!(
+        page.body.contains("Asked busy to terminate"),
+        "{}",
+        page.body
+    );
+    assert_eq!(
+        db.store
+            .worker_status("busy")
+            .unwrap()
+            .unwrap()
+            .stop_request,
+        Some(toosimple_core::StopRequest::Terminate)
+    );
+    let page = client.act("/workers/stop", &[("label", "done"), ("mode", "graceful")]);
+    assert!(
+        page.body.contains("done has already stopped."),
+        "{}",
+        page.body
+    );
+    let page = client.act("/workers/stop", &[("label", "ghost"), ("mode", "graceful")]);
+    assert!(
+        page.body
+            .contains("Could not stop ghost: no worker labelled `ghost`"),
+        "{}",
+        page.body
+    );
+    let bad = client.post("/workers/stop", &[("label", "busy"), ("mode", "kill")]);
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+}
+
+fn metrics_need_the_token_or_a_session_and_show_queue_depths(db: &TestDb) {
+    add::queue(1, 2).unwrap();
+    add::queue(2, 2).unwrap();
+    insert_worker(db, "w", Utc::now().naive_utc(), None);
+    let config = config(db).metrics_token("s3cret-token");
+    let mut client = Client::with_config(config, "");
+    let scrape = |client: &mut Client, token: &str| {
+        let request = client
+            .request("GET", "/metrics")
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap();
+        client.send(request)
+    };
+    let answer = scrape(&mut client, "s3cret-token");
+    answer.assert_ok();
+    assert!(
+        answer
+            .body
+            .contains(r#"toosimple_queue_depth{queue="default",state="queued"} 2"#),
+        "{}",
+        answer.body
+    );
+    assert!(
+        answer
+            .body
+            .contains(r#"toosimple_workers{state="online"} 1"#),
+        "{}",
+        answer.body
+    );
+    let wrong = scrape(&mut client, "guess");
+    assert_eq!(wrong.status, StatusCode::SEE_OTHER, "to the login page");
+    assert!(!wrong.body.contains("toosimple_queue_depth"));
+    // A logged-in session reads it without the token.
+    let mut client = client.login();
+    let page = client.get("/metrics");
+    page.assert_ok();
+    assert!(
+        page.body.contains("# TYPE toosimple_queue_depth gauge"),
+        "{}",
+        page.body
+    );
+}
+
+fn schedules_page_lists_stored_schedules_and_pauses_resumes_and_removes_them(db: &TestDb) {
+    db.store
+        .add_schedule(
+            &toosimple_core::NewSchedule::new("nightly", "add", json!({"a": 1, "b": 2}))
+                .every(toosimple_core::Every::Seconds(3600))
+                .between("02:00/04:30".parse().unwrap())
+                .weekdays("mon,tue".parse().unwrap())
+                .repeat(5),
+        )
+        .unwrap();
+    let mut client = Client::new(db).login();
+    let page = client.get("/schedules");
+    page.assert_ok();
+    let start = page.body.find(r#"id="stored-nightly""#).expect("its row");
+    let row = &page.body[start..start + page.body[start..].find("</tr>").unwrap()];
+    for expected in [
+        "every 3600 s",
+        "between 02:00/04:30",
+        "on mon,tue",
+        ">5<",
+        r#"value="pause""#,
+    ] {
+        assert!(row.contains(expected), "{expected:?} in {row}");
+    }
+    let page = client.act(
+        "/schedules/stored",
+        &[("name", "nightly"), ("action", "pause")],
+    );
+    assert!(
+        page.body.contains("Paused schedule nightly"),
+        "{}",
+        page.body
+    );
+    assert!(db.store.list_schedules().unwrap()[0].paused);
+    assert!(page.body.contains(r#"value="resume""#));
+    let page = client.act(
+        "/schedules/stored",
+        &[("name", "nightly"), ("action", "resume")],
+    );
+    assert!(
+        page.body.contains("Resumed schedule nightly"),
+        "{}",
+        page.body
+    );
+    assert!(!db.store.list_schedules().unwrap()[0].paused);
+    let page = client.act(
+        "/schedules/stored",
+        &[("name", "nightly"), ("action", "remove")],
+    );
+    assert!(
+        page.body.contains("Removed schedule nightly"),
+        "{}",
+        page.body
+    );
+    assert!(db.store.list_schedules().unwrap().is_empty());
+    let page = client.act(
+        "/schedules/stored",
+        &[("name", "nightly"), ("action", "remove")],
+    );
+    assert!(
+        page.body.contains("Could not remove schedule nightly"),
+        "{}",
+        page.body
+    );
+    let page = client.act(
+        "/schedules/stored",
+        &[("name", "nightly"), ("action", "explode")],
+    );
+    assert!(
+        page.body
+            .contains("is not something to do to a schedule: pause, resume or remove"),
+        "{}",
+        page.body
+    );
+}
+
 fn tasks_page_lists_options(db: &TestDb) {
     let _ = db;
     let mut client = Client::new(db).login();
@@ -2044,6 +2248,15 @@ mod browser {
         let now = Utc::now().naive_utc();
         insert_worker(&db, "web-1", now, None);
         insert_worker(&db, "web-2", now - TimeDelta::seconds(4), None);
+        db.execute("UPDATE worker_statuses SET handled = 1520 WHERE label = 'web-1'");
+        db.store
+            .add_schedule(
+                &toosimple_core::NewSchedule::new("reports", "add", json!({"a": 1, "b": 2}))
+                    .every(toosimple_core::Every::Seconds(3600))
+                    .between("02:00/18:30".parse().unwrap())
+                    .weekdays("mon,tue,wed,thu,fri".parse().unwrap()),
+            )
+            .unwrap();
 
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -2121,6 +2334,23 @@ mod browser {
             });
             assert!(s.text("pre.json").contains("<script>alert(1)</script>"));
             s.screenshot(&artifacts().join("admin-execution.png"));
+
+            // Schedules: the compiled ones and those stored at run time.
+            s.goto(&format!("{site}/schedules"));
+            s.wait_for("tr#stored-reports");
+            assert!(s.text("tr#stored-reports").contains("every 3600 s"));
+            s.screenshot(&artifacts().join("admin-schedules.png"));
+            s.click("tr#stored-reports button[value=pause]");
+            s.wait_for(".flash.ok");
+            assert!(s.text(".flash.ok").starts_with("Paused schedule reports"));
+
+            // Workers: what each runs and handled, and a stop button.
+            s.goto(&format!("{site}/workers"));
+            s.wait_for("table.workers");
+            s.screenshot(&artifacts().join("admin-workers.png"));
+            s.click("form.stop button[value=graceful]");
+            s.wait_for(".flash.ok");
+            assert!(s.text(".flash.ok").starts_with("Asked web-1 to stop"));
             // No script ran: there is no alert open.
             assert!(s.cmd("GET", "/alert/text", None).is_err());
         }));

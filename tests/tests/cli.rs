@@ -1192,6 +1192,8 @@ fn status_names_queued_tasks_no_online_worker_knows(db: &TestDb) {
             queues: &[],
             excluded_queues: &[],
             heartbeat_timeout: 300.0,
+            tick: 1.0,
+            cluster: None,
             now,
         })
         .unwrap();
@@ -1217,7 +1219,7 @@ fn status_names_queued_tasks_no_online_worker_knows(db: &TestDb) {
     assert_eq!(json["unknown_to_online_workers"][1]["count"], 2);
     // Once it stopped, no worker is online again.
     db.store
-        .stop_worker("adder", now, toosimple_core::EXIT_STOPPED, None)
+        .stop_worker("adder", now, toosimple_core::EXIT_STOPPED, None, None)
         .unwrap();
     assert!(
         TaskExec::unknown_to_online_workers_in(&db.store, now)

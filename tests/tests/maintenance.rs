@@ -29,6 +29,8 @@ fn register(db: &TestDb, label: &str, heartbeat_timeout: f64, now: chrono::DateT
             queues: &[],
             excluded_queues: &[],
             heartbeat_timeout,
+            tick: 1.0,
+            cluster: None,
             now,
         })
         .unwrap();
@@ -37,7 +39,7 @@ fn register(db: &TestDb, label: &str, heartbeat_timeout: f64, now: chrono::DateT
 fn heartbeat_writes_the_chosen_time(db: &TestDb) {
     let start = Utc::now();
     register(db, "w", 5.0, start);
-    let beat = heartbeat::Heartbeat::new("w", heartbeat::Config::default());
+    let beat = heartbeat::Heartbeat::new("w", heartbeat::Config::default(), Default::default());
     let at = start + TimeDelta::seconds(42);
     assert_eq!(beat.run_once(&db.store, at).unwrap().at, at);
     let status = &WorkerStatus::list_in(&db.store).unwrap()[0];
@@ -303,7 +305,7 @@ fn postgres_rescue_spares_what_a_worker_committed_while_it_was_judging() {
     *AFTER_RESCUE_JUDGED.lock().unwrap() = Some(Box::new(move || {
         // What two other workers commit while the rescue judges: a beat, and a newcomer's
         // registration and claim.
-        heartbeat::Heartbeat::new("silent", heartbeat::Config::default())
+        heartbeat::Heartbeat::new("silent", heartbeat::Config::default(), Default::default())
             .run_once(&store, now)
             .unwrap();
         store
@@ -313,6 +315,8 @@ fn postgres_rescue_spares_what_a_worker_committed_while_it_was_judging() {
                 queues: &[],
                 excluded_queues: &[],
                 heartbeat_timeout: 5.0,
+                tick: 1.0,
+                cluster: None,
                 now,
             })
             .unwrap();

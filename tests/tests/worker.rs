@@ -323,6 +323,8 @@ fn rescues_the_tasks_of_a_silent_worker_exactly_once(db: &TestDb) {
             queues: &[],
             excluded_queues: &[],
             heartbeat_timeout: 1.0,
+            tick: 1.0,
+            cluster: None,
             now: last_beat,
         })
         .unwrap();

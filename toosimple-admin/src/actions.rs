@@ -44,7 +44,31 @@ pub(crate) struct RunForm {
     back: Option<String>,
 }
 
-csrf_field!(Selection, PurgeForm, RunForm);
+/// A worker's stop or terminate button.
+#[derive(Deserialize)]
+pub(crate) struct StopForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    label: String,
+    #[serde(default)]
+    mode: String,
+    back: Option<String>,
+}
+
+/// A stored schedule's pause, resume or remove button.
+#[derive(Deserialize)]
+pub(crate) struct StoredForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    action: String,
+    back: Option<String>,
+}
+
+csrf_field!(Selection, PurgeForm, RunForm, StopForm, StoredForm);
 
 fn plural(n: usize, one: &str) -> String {
     if n == 1 {
@@ -246,6 +270,86 @@ pub(crate) async fn run_schedule(
             Flash::ok(format!("Ran schedule {name} now as")).with_links(vec![handle.id()])
         }
         Err(e) => Flash::error(format!("Could not run schedule {name}: {}", e.report())),
+    };
+    Ok(a.done(form.back.as_deref(), &default, flash))
+}
+
+/// `POST /workers/stop`: asks worker `label` to stop (`mode=graceful`) or terminate
+/// (`mode=terminate`); it sees the request at its next heartbeat.
+pub(crate) async fn stop_worker(
+    a: Authed,
+    CsrfForm(form): CsrfForm<StopForm>,
+) -> Result<Response, AppError> {
+    let request = match form.mode.as_str() {
+        "graceful" | "" => toosimple_core::StopRequest::Graceful,
+        "terminate" => toosimple_core::StopRequest::Terminate,
+        other => {
+            return Err(AppError::BadRequest(format!(
+                "{other:?} is not a way to stop: graceful or terminate"
+            )));
+        }
+    };
+    let label = form.label.clone();
+    let default = format!("{}/workers", a.base);
+    let outcome = {
+        let label = label.clone();
+        a.state
+            .db(move |store| Ok(store.request_stop(Some(&[label]), request)))
+            .await?
+    };
+    let flash = match outcome {
+        Ok(rows) if rows.iter().any(|w| w.stopped.is_some()) => {
+            Flash::error(format!("{label} has already stopped."))
+        }
+        Ok(_) => Flash::ok(match request {
+            toosimple_core::StopRequest::Graceful => format!(
+                "Asked {label} to stop: it finishes its running tasks, then exits (at its next heartbeat)."
+            ),
+            toosimple_core::StopRequest::Terminate => format!(
+                "Asked {label} to terminate: its running tasks are interrupted and replaced (at its next heartbeat)."
+            ),
+        }),
+        Err(e) => Flash::error(format!("Could not stop {label}: {}", e.report())),
+    };
+    Ok(a.done(form.back.as_deref(), &default, flash))
+}
+
+/// `POST /schedules/stored`: pauses, resumes or removes stored schedule `name`.
+pub(crate) async fn stored_schedule(
+    a: Authed,
+    CsrfForm(form): CsrfForm<StoredForm>,
+) -> Result<Response, AppError> {
+    let name = form.name.clone();
+    let action = form.action.clone();
+    let default = format!("{}/schedules", a.base);
+    if !matches!(action.as_str(), "pause" | "resume" | "remove") {
+        let flash = Flash::error(format!(
+            "{action:?} is not something to do to a schedule: pause, resume or remove."
+        ));
+        return Ok(a.done(form.back.as_deref(), &default, flash));
+    }
+    let outcome = {
+        let (name, action) = (name.clone(), action.clone());
+        a.state
+            .db(move |store| {
+                Ok(match action.as_str() {
+                    "pause" => store.pause_schedule(&name, true).map(|_| ()),
+                    "resume" => store.pause_schedule(&name, false).map(|_| ()),
+                    _ => store.remove_schedule(&name),
+                })
+            })
+            .await?
+    };
+    let flash = match outcome {
+        Ok(()) => Flash::ok(match action.as_str() {
+            "pause" => format!("Paused schedule {name}: nothing is enqueued until it is resumed."),
+            "resume" => format!("Resumed schedule {name}."),
+            _ => format!("Removed schedule {name}; its executions stay."),
+        }),
+        Err(e) => Flash::error(format!(
+            "Could not {action} schedule {name}: {}",
+            e.report()
+        )),
     };
     Ok(a.done(form.back.as_deref(), &default, flash))
 }

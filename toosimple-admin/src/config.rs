@@ -20,6 +20,9 @@ pub const PASSWORD_HASH_ENV: &str = "TOOSIMPLE_ADMIN_PASSWORD_HASH";
 /// at least 64 random bytes, in hex or base64 (`openssl rand -base64 64`).
 pub const SECRET_ENV: &str = "TOOSIMPLE_ADMIN_SECRET";
 
+/// The environment variable holding the token a Prometheus scraper sends for `/metrics`.
+pub const METRICS_TOKEN_ENV: &str = "TOOSIMPLE_METRICS_TOKEN";
+
 /// Why an [`AdminConfig`] could not be built.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -224,6 +227,7 @@ pub struct AdminConfig {
     pub(crate) page_size: i64,
     pub(crate) secret: Option<Secret>,
     pub(crate) client_ip_header: Option<HeaderName>,
+    pub(crate) metrics_token: Option<String>,
 }
 
 impl AdminConfig {
@@ -241,13 +245,19 @@ impl AdminConfig {
             page_size: 50,
             secret: None,
             client_ip_header: None,
+            metrics_token: None,
         }
     }
 
     /// Serves `store` with the password ([`Password::from_env`]) and the cookie secret
     /// ([`Secret::from_env`]) from the environment.
     pub fn from_env(store: Store) -> Result<AdminConfig, ConfigError> {
-        let config = AdminConfig::new(store, Password::from_env()?);
+        let mut config = AdminConfig::new(store, Password::from_env()?);
+        if let Ok(token) = std::env::var(METRICS_TOKEN_ENV)
+            && !token.trim().is_empty()
+        {
+            config = config.metrics_token(token.trim());
+        }
         Ok(match Secret::from_env()? {
             Some(secret) => config.secret(secret),
             None => config,
@@ -282,6 +292,13 @@ impl AdminConfig {
     /// can try, without slowing anyone else's login.
     pub fn failed_login_delay(mut self, delay: Duration) -> Self {
         self.failed_login_delay = delay;
+        self
+    }
+
+    /// The token a Prometheus scraper sends (`Authorization: Bearer TOKEN`) to read
+    /// `/metrics` without a session; without one, `/metrics` needs a login like every page.
+    pub fn metrics_token(mut self, token: impl Into<String>) -> Self {
+        self.metrics_token = Some(token.into());
         self
     }
 

@@ -84,6 +84,7 @@ mod auth;
 mod chart;
 mod config;
 mod layout;
+mod metrics;
 mod pages;
 mod serve;
 mod session;
@@ -91,7 +92,8 @@ mod state;
 mod throttle;
 
 pub use crate::config::{
-    AdminConfig, ConfigError, PASSWORD_ENV, PASSWORD_HASH_ENV, Password, SECRET_ENV, Secret,
+    AdminConfig, ConfigError, METRICS_TOKEN_ENV, PASSWORD_ENV, PASSWORD_HASH_ENV, Password,
+    SECRET_ENV, Secret,
 };
 #[doc(hidden)]
 pub use crate::serve::{ROUTES, Route};

@@ -14,7 +14,7 @@ use axum::routing::{MethodFilter, MethodRouter};
 use crate::config::{AdminConfig, ConfigError, SECRET_ENV, Secret};
 use crate::pages::{execs, overview, schedules, tasks, workers};
 use crate::state::AppState;
-use crate::{actions, auth};
+use crate::{actions, auth, metrics};
 
 const CSS: &str = include_str!("../assets/admin.css");
 
@@ -65,8 +65,11 @@ routes! {
     "/execs/purge" => POST actions::purge;
     "/schedules" => GET schedules::schedules;
     "/schedules/run" => POST actions::run_schedule;
+    "/schedules/stored" => POST actions::stored_schedule;
     "/workers" => GET workers::workers;
+    "/workers/stop" => POST actions::stop_worker;
     "/tasks" => GET tasks::tasks;
+    "/metrics" => GET metrics::metrics;
     "/static/admin.css" (public) => GET css;
 }
 

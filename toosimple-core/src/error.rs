@@ -244,6 +244,24 @@ pub enum Error {
         known: Vec<String>,
     },
 
+    /// A schedule to store (or stored) is refused: the reason says what to write.
+    #[error("schedule `{name}`: {reason}; nothing was stored")]
+    InvalidStoredSchedule {
+        /// The schedule's name.
+        name: String,
+        /// What is wrong and what to write instead.
+        reason: String,
+    },
+
+    /// No worker status row has this label.
+    #[error("no worker labelled `{label}` has run on this database: `app status --all` lists the workers. Known: {}", list_or_none(.known))]
+    UnknownWorker {
+        /// The label asked for.
+        label: String,
+        /// The labels of the workers not stopped yet.
+        known: Vec<String>,
+    },
+
     /// A command-line option or argument has an unusable value.
     #[error("invalid {option}: {reason}")]
     InvalidOption {

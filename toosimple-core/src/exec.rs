@@ -434,6 +434,26 @@ impl TaskExec {
         Ok(due.map(|d| d.and_utc()))
     }
 
+    /// Counts the `Processing` executions of `store` per worker label (through the partial
+    /// index on running rows, whatever the size of the history): what each worker runs now.
+    pub fn running_per_worker_in(store: &Store) -> Result<Vec<(String, i64)>> {
+        let rows: Vec<(Option<String>, i64)> = store.autocommit(
+            || "counting running executions per worker".to_string(),
+            |c| {
+                te::task_execs
+                    .filter(te::state.eq(State::Processing.as_str()))
+                    .group_by(te::worker)
+                    .select((te::worker, diesel::dsl::count_star()))
+                    .order(te::worker)
+                    .load(c)
+            },
+        )?;
+        Ok(rows
+            .into_iter()
+            .map(|(worker, n)| (worker.unwrap_or_default(), n))
+            .collect())
+    }
+
     /// Counts the executions of `store` per queue and state.
     pub fn counts_in(store: &Store) -> Result<Vec<QueueCount>> {
         let rows: Vec<(String, String, i64)> = store.autocommit(

@@ -58,6 +58,7 @@ mod schedule_exec;
 pub mod schema;
 mod state;
 pub mod store;
+mod stored_schedule;
 pub mod testing;
 mod ttl;
 mod worker_status;
@@ -90,9 +91,10 @@ pub use crate::state::{ParseStateError, State};
 pub use crate::store::{
     AnyConnection, Backend, DATABASE_URL_ENV, EnqueueConnection, Store, default_store, init,
 };
+pub use crate::stored_schedule::{Every, NewSchedule, StoredSchedule, Weekdays, Window};
 pub use crate::ttl::Ttl;
 pub use crate::worker_status::{
-    EXIT_CRASHED, EXIT_STOPPED, EXIT_TERMINATED, WorkerState, WorkerStatus,
+    EXIT_CRASHED, EXIT_STOPPED, EXIT_TERMINATED, StopRequest, WorkerState, WorkerStatus,
 };
 
 /// Enqueues schedule `name`'s task now on `store`, outside its cron (its `datetime_arg`, if

@@ -50,6 +50,11 @@ diesel::table! {
         exit_code -> Nullable<Integer>,
         exit_log -> Nullable<Text>,
         tasks -> Nullable<Text>,
+        stop_request -> Nullable<Text>,
+        handled -> BigInt,
+        tick -> Double,
+        cluster -> Nullable<Text>,
+        restarts -> Integer,
     }
 }
 
@@ -61,5 +66,29 @@ diesel::table! {
         last_due -> Nullable<Timestamp>,
         last_task -> Nullable<BigInt>,
         state -> Text,
+    }
+}
+
+diesel::table! {
+    /// One row per schedule created at run time (not by `#[schedule]`).
+    stored_schedules (id) {
+        id -> BigInt,
+        name -> Text,
+        task_name -> Text,
+        args -> Text,
+        cron -> Nullable<Text>,
+        tz -> Text,
+        interval_seconds -> Nullable<BigInt>,
+        interval_months -> Nullable<Integer>,
+        month_end -> Bool,
+        start -> Timestamp,
+        repeats_left -> Nullable<Integer>,
+        ends -> Nullable<Timestamp>,
+        between_start -> Nullable<Integer>,
+        between_end -> Nullable<Integer>,
+        weekdays -> Nullable<Integer>,
+        queue -> Nullable<Text>,
+        paused -> Bool,
+        created -> Timestamp,
     }
 }

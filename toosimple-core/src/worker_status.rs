@@ -21,6 +21,8 @@ pub const EXIT_CRASHED: i32 = 99;
 pub enum WorkerState {
     /// Running, with a recent heartbeat.
     Online,
+    /// Running, with a recent heartbeat, and asked to stop ([`StopRequest`]) from elsewhere.
+    Stopping,
     /// Stopped cleanly (exit code 0).
     Stopped,
     /// Stopped by SIGTERM or a second SIGINT (exit code 77); its running tasks were interrupted.
@@ -37,6 +39,7 @@ impl WorkerState {
     pub const fn as_str(self) -> &'static str {
         match self {
             WorkerState::Online => "online",
+            WorkerState::Stopping => "stopping",
             WorkerState::Stopped => "stopped",
             WorkerState::Terminated => "terminated",
             WorkerState::Crashed => "crashed",
@@ -45,7 +48,50 @@ impl WorkerState {
     }
 }
 
+impl WorkerState {
+    /// Whether the worker runs: online, or stopping after a request.
+    pub const fn is_running(self) -> bool {
+        matches!(self, WorkerState::Online | WorkerState::Stopping)
+    }
+}
+
 impl std::fmt::Display for WorkerState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A stop asked of a running worker from elsewhere (`app stop`, the admin's stop button): its
+/// heartbeat reads it back within one tick, and it stops as if it had been sent the signal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopRequest {
+    /// Finish the running tasks, claim nothing more, exit 0 (as a first SIGINT).
+    Graceful,
+    /// Interrupt the running tasks, each with a replacement, and exit 77 (as SIGTERM).
+    Terminate,
+}
+
+impl StopRequest {
+    /// The name stored in `worker_statuses.stop_request` (`"graceful"`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            StopRequest::Graceful => "graceful",
+            StopRequest::Terminate => "terminate",
+        }
+    }
+
+    /// The request stored as `text`; `None` for anything else (a newer version's word).
+    pub fn parse(text: &str) -> Option<StopRequest> {
+        match text {
+            "graceful" => Some(StopRequest::Graceful),
+            "terminate" => Some(StopRequest::Terminate),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for StopRequest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
@@ -78,21 +124,36 @@ pub struct WorkerStatus {
     pub exit_log: Option<String>,
     /// The tasks it links, by name; `None` for a worker that did not say (an older version).
     pub tasks: Option<Vec<String>>,
+    /// A stop asked of it from elsewhere and not yet reset by a restart under this label.
+    pub stop_request: Option<StopRequest>,
+    /// How many executions it ran since it started (as of its last heartbeat).
+    pub handled: i64,
+    /// Its heartbeat interval, seconds (the worker's `--tick`).
+    pub tick: f64,
+    /// The label of the `app cluster` that started it, if one did.
+    pub cluster: Option<String>,
+    /// How many times its cluster restarted it (after a death, or to recycle it).
+    pub restarts: i32,
 }
 
 #[derive(Queryable)]
 pub(crate) struct WorkerStatusRow {
-    id: i64,
-    label: String,
+    pub(crate) id: i64,
+    pub(crate) label: String,
     queues: String,
     excluded_queues: String,
     timeout: f64,
     last_tick: NaiveDateTime,
     started: NaiveDateTime,
-    stopped: Option<NaiveDateTime>,
+    pub(crate) stopped: Option<NaiveDateTime>,
     exit_code: Option<i32>,
     exit_log: Option<String>,
     tasks: Option<String>,
+    stop_request: Option<String>,
+    handled: i64,
+    tick: f64,
+    cluster: Option<String>,
+    restarts: i32,
 }
 
 impl From<WorkerStatusRow> for WorkerStatus {
@@ -109,6 +170,11 @@ impl From<WorkerStatusRow> for WorkerStatus {
             exit_code: row.exit_code,
             exit_log: row.exit_log,
             tasks: row.tasks.and_then(|t| serde_json::from_str(&t).ok()),
+            stop_request: row.stop_request.as_deref().and_then(StopRequest::parse),
+            handled: row.handled,
+            tick: row.tick,
+            cluster: row.cluster,
+            restarts: row.restarts,
         }
     }
 }
@@ -121,6 +187,7 @@ impl WorkerStatus {
             (Some(_), Some(EXIT_TERMINATED)) => WorkerState::Terminated,
             (Some(_), _) => WorkerState::Crashed,
             (None, _) if self.is_silent_at(now) => WorkerState::TimedOut,
+            (None, _) if self.stop_request.is_some() => WorkerState::Stopping,
             (None, _) => WorkerState::Online,
         }
     }
@@ -170,6 +237,11 @@ mod tests {
             exit_code: None,
             exit_log: None,
             tasks: None,
+            stop_request: None,
+            handled: 0,
+            tick: 1.0,
+            cluster: None,
+            restarts: 0,
         }
     }
 

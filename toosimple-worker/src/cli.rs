@@ -24,6 +24,9 @@ macro_rules! out {
     }};
 }
 
+mod control;
+mod schedule;
+
 /// Why a command failed: its own error, or its output could not be written.
 enum Failure {
     Error(Error),
@@ -54,6 +57,9 @@ struct Manage {
 enum Command {
     /// Run a worker: claim queued tasks and execute them.
     Worker(WorkerArgs),
+    /// Run N worker processes and restart those that die (django-q's cluster).
+    #[cfg(unix)]
+    Cluster(ClusterArgs),
     /// Serve the admin dashboard (password: TOOSIMPLE_ADMIN_PASSWORD or ..._HASH).
     #[cfg(feature = "admin")]
     Admin {
@@ -121,6 +127,43 @@ enum Command {
         /// The schedule's name.
         name: String,
     },
+    /// Schedules created at run time, stored in the database: add, list, pause, resume, remove.
+    #[command(subcommand)]
+    Schedule(schedule::ScheduleCommand),
+    /// Ask running workers to stop; each sees the request at its next heartbeat (its --tick).
+    Stop {
+        /// The workers' labels (`status` lists them).
+        #[arg(
+            value_name = "LABEL",
+            required_unless_present = "all",
+            conflicts_with = "all"
+        )]
+        labels: Vec<String>,
+        /// Every worker that has not stopped.
+        #[arg(long)]
+        all: bool,
+        /// Interrupt their running tasks, each with a replacement, and exit 77 (as SIGTERM);
+        /// without it they finish them and exit 0 (as a first SIGINT).
+        #[arg(long)]
+        terminate: bool,
+        /// Wait until each has stopped, and say how.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// A live view of the workers, queues and throughput, refreshed every second (q quits).
+    Monitor {
+        /// Time between refreshes.
+        #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = values::positive_duration)]
+        refresh: Duration,
+    },
+    /// Ask a worker whether it is alive: waits for its next heartbeat.
+    Ping {
+        /// The worker's label.
+        label: String,
+        /// How long to wait; default: two of its ticks and a second.
+        #[arg(long, value_name = "DURATION", value_parser = values::positive_duration)]
+        timeout: Option<Duration>,
+    },
 }
 
 impl Command {
@@ -128,6 +171,8 @@ impl Command {
     fn name(&self) -> &'static str {
         match self {
             Command::Worker(_) => "worker",
+            #[cfg(unix)]
+            Command::Cluster(_) => "cluster",
             #[cfg(feature = "admin")]
             Command::Admin { .. } => "admin",
             Command::Migrate => "migrate",
@@ -139,6 +184,10 @@ impl Command {
             Command::Tasks => "tasks",
             Command::Schedules { .. } => "schedules",
             Command::RunSchedule { .. } => "run-schedule",
+            Command::Stop { .. } => "stop",
+            Command::Schedule(_) => "schedule",
+            Command::Ping { .. } => "ping",
+            Command::Monitor { .. } => "monitor",
         }
     }
 }
@@ -266,6 +315,96 @@ struct WorkerArgs {
     /// failures are always kept; 0 keeps all (the default).
     #[arg(long = "save-limit", alias = "save_limit", value_name = "N")]
     save_limit: Option<u64>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (executions by task, queue and outcome,
+    /// run times, start delays, queue depths).
+    #[arg(long, value_name = "ADDR", value_parser = values::socket_addr)]
+    metrics_bind: Option<std::net::SocketAddr>,
+    /// Stop by itself (exit 0) after this many tasks: a fresh process for leaky task code.
+    #[arg(long, value_name = "N", value_parser = values::count)]
+    max_tasks: Option<u64>,
+    /// In development: restart when this program's binary changes on disk (after `cargo
+    /// build`), finishing running tasks first.
+    #[cfg(unix)]
+    #[arg(long)]
+    reload: bool,
+    /// The `app cluster` that started this worker (set by the cluster).
+    #[arg(long, hide = true)]
+    cluster: Option<String>,
+    /// How many times the cluster restarted this worker (set by the cluster).
+    #[arg(long, hide = true, default_value_t = 0)]
+    cluster_restarts: i32,
+}
+
+/// The `cluster` subcommand's options: its own, then every worker flag, given to each child.
+#[cfg(unix)]
+#[derive(Debug, Args)]
+struct ClusterArgs {
+    /// How many worker processes to run.
+    #[arg(long, value_name = "N", value_parser = values::count)]
+    processes: u64,
+    /// Recycle a worker whose resident memory grows above this (512MB, 1GB): it is asked to
+    /// stop gracefully, then started again.
+    #[arg(long, value_name = "SIZE", value_parser = values::bytes)]
+    max_memory: Option<u64>,
+    /// The first restart's delay after a death; it doubles with each death in a row, up to a
+    /// minute.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = values::positive_duration)]
+    restart_delay: Duration,
+    #[command(flatten)]
+    worker: WorkerArgs,
+}
+
+impl WorkerArgs {
+    /// These flags as a child of `app cluster` gets them: all but the label, which the
+    /// cluster gives each child, and the cluster's own.
+    #[cfg(unix)]
+    fn child_args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        for queue in &self.queue {
+            args.extend(["--queue".to_string(), queue.clone()]);
+        }
+        for queue in &self.exclude_queue {
+            args.extend(["--exclude-queue".to_string(), queue.clone()]);
+        }
+        if self.once {
+            args.push("--once".to_string());
+        }
+        if self.until_done {
+            args.push("--until-done".to_string());
+        }
+        args.extend([
+            "--tick".to_string(),
+            format!("{}ms", self.tick.as_millis()),
+            "--timeout".to_string(),
+            format!("{}ms", self.heartbeat_timeout.as_millis()),
+        ]);
+        if let Some(n) = self.concurrency {
+            args.extend(["--concurrency".to_string(), n.to_string()]);
+        }
+        if let Some(n) = self.claim_ahead {
+            args.extend(["--claim-ahead".to_string(), n.to_string()]);
+        }
+        if self.no_schedules {
+            args.push("--no-schedules".to_string());
+        }
+        if self.reload {
+            args.push("--reload".to_string());
+        }
+        if let Some(hook) = &self.error_hook {
+            args.extend(["--error-hook".to_string(), hook.name().to_string()]);
+        }
+        if let Some(ttl) = self.result_ttl {
+            let ttl = match ttl {
+                toosimple_core::Ttl::Keep => "keep".to_string(),
+                ttl => format!("{}s", ttl.as_seconds()),
+            };
+            args.extend(["--result-ttl".to_string(), ttl]);
+        }
+        if let Some(n) = self.save_limit {
+            args.extend(["--save-limit".to_string(), n.to_string()]);
+        }
+        args
+    }
 }
 
 impl WorkerArgs {
@@ -306,6 +445,8 @@ fn run(cli: Manage) -> ExitCode {
     };
     match cli.command {
         Command::Worker(args) => run_worker(args, db.url),
+        #[cfg(unix)]
+        Command::Cluster(args) => run_cluster(args, db.url),
         #[cfg(feature = "admin")]
         Command::Admin { bind } => crate::admin::run(bind, || db.existing()),
         other => match run_command(other, &db) {
@@ -409,13 +550,74 @@ fn run_worker(args: WorkerArgs, database_url: Option<String>) -> ExitCode {
         }
     };
     let shutdown = worker.shutdown_handle();
+    #[cfg(unix)]
+    let reload = match args.reload.then(crate::reload::own_binary).transpose() {
+        Ok(binary) => binary,
+        Err(e) => {
+            eprintln!("error: --reload cannot find this program's own file: {e}");
+            return exit_code(toosimple_core::EXIT_CRASHED);
+        }
+    };
+    #[cfg(unix)]
+    let changed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    #[cfg(unix)]
+    let watch = (reload.clone(), changed.clone());
     let exit = runtime.block_on(async move {
+        #[cfg(unix)]
+        if let (Some(binary), changed) = watch {
+            crate::reload::watch(binary, shutdown.clone(), changed);
+        }
         tokio::spawn(crate::signals::forward(shutdown));
         worker.run_async().await
     });
     // Sync tasks abandoned at termination must not keep the process alive.
     runtime.shutdown_timeout(Duration::from_millis(100));
+    #[cfg(unix)]
+    if let Some(binary) = reload
+        && exit == crate::worker::Exit::Stopped
+        && changed.load(std::sync::atomic::Ordering::SeqCst)
+    {
+        let error = crate::reload::exec_again(&binary);
+        eprintln!("error: --reload cannot start {}: {error}", binary.display());
+        return exit_code(toosimple_core::EXIT_CRASHED);
+    }
     exit_code(exit.code())
+}
+
+#[cfg(unix)]
+fn run_cluster(args: ClusterArgs, database_url: Option<String>) -> ExitCode {
+    let program = match std::env::current_exe() {
+        Ok(program) => program,
+        Err(e) => {
+            eprintln!("error: cannot find this program's own file to start its workers: {e}");
+            return exit_code(toosimple_core::EXIT_CRASHED);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return exit_code(toosimple_core::EXIT_CRASHED);
+        }
+    };
+    let cluster = crate::cluster::Cluster::new(
+        usize::try_from(args.processes).unwrap_or(usize::MAX),
+        program,
+        &args.worker.label,
+    )
+    .worker_args(args.worker.child_args())
+    .database_url(database_url)
+    .max_tasks(args.worker.max_tasks)
+    .max_memory(args.max_memory)
+    .metrics_bind(args.worker.metrics_bind)
+    .backoff(crate::cluster::Backoff {
+        first: args.restart_delay,
+        ..crate::cluster::Backoff::default()
+    });
+    exit_code(runtime.block_on(cluster.run()).code())
 }
 
 fn worker_from(args: &WorkerArgs) -> Result<Worker, Error> {
@@ -451,12 +653,23 @@ fn worker_from(args: &WorkerArgs) -> Result<Worker, Error> {
     if let Some(n) = args.save_limit {
         worker = worker.save_limit(n);
     }
+    if let Some(tasks) = args.max_tasks {
+        worker = worker.max_tasks(tasks);
+    }
+    if let Some(addr) = args.metrics_bind {
+        worker = worker.metrics_bind(addr);
+    }
+    if let Some(cluster) = &args.cluster {
+        worker = worker.in_cluster(cluster.clone(), args.cluster_restarts);
+    }
     Ok(worker)
 }
 
 fn run_command(command: Command, db: &Database) -> Result<(), Failure> {
     match command {
         Command::Worker(_) => unreachable!("handled by run_worker"),
+        #[cfg(unix)]
+        Command::Cluster(_) => unreachable!("handled by run_cluster"),
         #[cfg(feature = "admin")]
         Command::Admin { .. } => unreachable!("handled by admin::run"),
         Command::Migrate => {
@@ -539,6 +752,23 @@ fn run_command(command: Command, db: &Database) -> Result<(), Failure> {
             let handle = toosimple_core::run_schedule(&store, &name)?;
             out!("enqueued schedule {name} as #{}", handle.id());
         }
+        Command::Stop {
+            labels,
+            all: _,
+            terminate,
+            wait,
+        } => control::stop(&db.existing()?, &labels, terminate, wait)?,
+        Command::Schedule(command) => {
+            let store = match &command {
+                schedule::ScheduleCommand::Add(_) => db.create()?,
+                _ => db.existing()?,
+            };
+            schedule::run(&store, command)?
+        }
+        Command::Ping { label, timeout } => control::ping(&db.existing()?, &label, timeout)?,
+        Command::Monitor { refresh } => {
+            crate::monitor::run(&db.existing()?, refresh).map_err(Failure::Stdout)?
+        }
     }
     Ok(())
 }
@@ -567,12 +797,19 @@ fn status(store: &Store, json: bool, all: bool) -> Result<(), Failure> {
         workers.retain(|w| w.stopped.is_none_or(|at| at >= now - RECENTLY_STOPPED));
     }
     let hidden = listed - workers.len();
+    let running = TaskExec::running_per_worker_in(store)?;
     if json {
         let workers: Vec<serde_json::Value> = workers
             .iter()
             .map(|w| {
                 let mut value = serde_json::to_value(w).unwrap_or_default();
                 value["state"] = serde_json::json!(w.state_at(now));
+                value["running"] = serde_json::json!(
+                    running
+                        .iter()
+                        .find(|(label, _)| *label == w.label)
+                        .map_or(0, |(_, n)| *n)
+                );
                 value
             })
             .collect();
@@ -613,10 +850,12 @@ fn status(store: &Store, json: bool, all: bool) -> Result<(), Failure> {
     }
     out!();
     out!(
-        "{:<24} {:<11} {:<26} queues",
+        "{:<24} {:<11} {:<26} {:>7} {:>8} queues",
         "worker",
         "state",
-        "last tick"
+        "last tick",
+        "running",
+        "handled"
     );
     if workers.is_empty() && hidden == 0 {
         out!("(no workers)");
@@ -629,11 +868,20 @@ fn status(store: &Store, json: bool, all: bool) -> Result<(), Failure> {
         } else {
             "all".to_string()
         };
+        let runs = running
+            .iter()
+            .find(|(label, _)| *label == w.label)
+            .map_or(0, |(_, n)| *n);
+        let restarts = match (&w.cluster, w.restarts) {
+            (Some(cluster), n) => format!(" (cluster {cluster}, restarted {n}×)"),
+            (None, _) => String::new(),
+        };
         out!(
-            "{:<24} {:<11} {:<26} {queues}",
+            "{:<24} {:<11} {:<26} {runs:>7} {:>8} {queues}{restarts}",
             w.label,
             w.state_at(now).as_str(),
-            w.last_tick.format("%Y-%m-%d %H:%M:%S%.3f UTC")
+            w.last_tick.format("%Y-%m-%d %H:%M:%S%.3f UTC"),
+            w.handled,
         );
     }
     if hidden > 0 {
@@ -777,13 +1025,10 @@ mod tests {
 
     fn worker_args(argv: &[&str]) -> WorkerArgs {
         match parse(argv) {
-            Ok(Parsed::Toosimple(Builtin {
-                manage:
-                    Manage {
-                        command: Command::Worker(args),
-                        ..
-                    },
-            })) => args,
+            Ok(Parsed::Toosimple(Builtin { manage })) => match manage.command {
+                Command::Worker(args) => args,
+                other => panic!("{argv:?}: {other:?}"),
+            },
             other => panic!("{argv:?}: {other:?}"),
         }
     }

@@ -36,7 +36,13 @@
 //! A first SIGINT (or [`Shutdown::graceful`]) stops claiming and lets running tasks finish:
 //! exit code 0. SIGTERM or a second SIGINT ([`Shutdown::terminate`]) marks running tasks
 //! `Interrupted`, each with a replacement: exit code 77. An error it cannot recover from is
-//! recorded in its status row: exit code 99.
+//! recorded in its status row: exit code 99. `app stop LABEL` asks the same of a worker through
+//! the database, read back with its next heartbeat.
+//!
+//! # Clusters
+//! `app cluster --processes N` runs N worker processes under a supervisor
+//! ([`cluster::Cluster`]) that restarts those that die, with a doubling delay, and recycles
+//! them after `--max-tasks` tasks or above `--max-memory`.
 
 #![warn(missing_docs)]
 
@@ -44,6 +50,12 @@
 mod admin;
 mod cli;
 pub mod clock;
+#[cfg(unix)]
+pub mod cluster;
+pub mod metrics;
+pub mod monitor;
+#[cfg(unix)]
+mod reload;
 mod signals;
 pub mod testing;
 mod worker;

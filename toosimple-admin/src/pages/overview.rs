@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use axum::response::Response;
 use chrono::Utc;
 use maud::html;
-use toosimple_core::{State, TaskExec, WorkerState, WorkerStatus};
+use toosimple_core::{State, TaskExec, WorkerStatus};
 
 use crate::auth::Authed;
 use crate::chart;
@@ -38,7 +38,7 @@ pub(crate) async fn overview(a: Authed) -> Result<Response, AppError> {
     }
     let online: Vec<&WorkerStatus> = workers
         .iter()
-        .filter(|w| w.state_at(now) == WorkerState::Online)
+        .filter(|w| w.state_at(now).is_running())
         .collect();
     let base = &a.base;
     let execs = |query: &[(&str, &str)]| {

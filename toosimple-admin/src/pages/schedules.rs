@@ -21,11 +21,32 @@ pub(crate) fn overdue(next_due: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bo
     next_due.is_some_and(|due| due + OVERDUE_GRACE < now)
 }
 
+/// A schedule's last execution: its link and state, or why there is none.
+fn last_execution(
+    base: &str,
+    last_task: Option<i64>,
+    states: &HashMap<i64, State>,
+) -> maud::Markup {
+    html! {
+        @match last_task {
+            Some(id) => {
+                a href={ (base) "/execs/" (id) } { "#" (id) } " "
+                @match states.get(&id) {
+                    Some(state) => (layout::state_badge(*state)),
+                    None => span class="muted" { "deleted" },
+                }
+            },
+            None => span class="muted" { "none yet" },
+        }
+    }
+}
+
 pub(crate) async fn schedules(a: Authed) -> Result<Response, AppError> {
-    let (rows, last_states) = a
+    let (rows, last_states, stored) = a
         .state
         .db(|store| {
             let rows = ScheduleExec::list_in(store)?;
+            let stored = store.list_schedules()?;
             let mut states: HashMap<i64, State> = HashMap::new();
             for id in rows.iter().filter_map(|r| r.last_task) {
                 match TaskExec::get_in(store, id) {
@@ -36,7 +57,7 @@ pub(crate) async fn schedules(a: Authed) -> Result<Response, AppError> {
                     Err(e) => return Err(e.into()),
                 }
             }
-            Ok((rows, states))
+            Ok((rows, states, stored))
         })
         .await?;
     let defs = toosimple_core::schedules();
@@ -45,7 +66,10 @@ pub(crate) async fn schedules(a: Authed) -> Result<Response, AppError> {
     let base = &a.base;
     let orphans: Vec<&ScheduleExec> = rows
         .iter()
-        .filter(|r| r.state == ScheduleState::Invalid || !defs.iter().any(|d| d.name() == r.name))
+        .filter(|r| {
+            !stored.iter().any(|s| s.name == r.name)
+                && (r.state == ScheduleState::Invalid || !defs.iter().any(|d| d.name() == r.name))
+        })
         .collect();
     let body = html! {
         @if defs.is_empty() {
@@ -76,18 +100,7 @@ pub(crate) async fn schedules(a: Authed) -> Result<Response, AppError> {
                                     }
                                     @if late { " " span class="badge overdue" { "overdue" } }
                                 }
-                                td {
-                                    @match row.and_then(|r| r.last_task) {
-                                        Some(id) => {
-                                            a href={ (base) "/execs/" (id) } { "#" (id) } " "
-                                            @match last_states.get(&id) {
-                                                Some(state) => (layout::state_badge(*state)),
-                                                None => span class="muted" { "deleted" },
-                                            }
-                                        },
-                                        None => span class="muted" { "none yet" },
-                                    }
-                                }
+                                td { (last_execution(base, row.and_then(|r| r.last_task), &last_states)) }
                                 td {
                                     form method="post" action={ (base) "/schedules/run" } {
                                         (layout::csrf(&a))
@@ -95,6 +108,58 @@ pub(crate) async fn schedules(a: Authed) -> Result<Response, AppError> {
                                         button type="submit" { "Run now" }
                                     }
                                 }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        h2 { "Stored at run time" }
+        @if stored.is_empty() {
+            p class="muted empty" { "None yet: " code { "app schedule add NAME TASK JSON --cron EXPR" } " or " code { "--interval 1h" } " stores one." }
+        } @else {
+            div class="scroll" {
+                table class="schedules stored" {
+                    thead { tr {
+                        th { "schedule" } th { "task" } th { "when" } th { "only" } th { "last due" }
+                        th { "next due" } th class="num" { "left" } th { "last execution" }
+                    } }
+                    tbody {
+                        @for s in &stored {
+                            @let row = by_name.get(s.name.as_str()).copied();
+                            @let next = if s.paused { None } else { s.next_due(now) };
+                            tr id={ "stored-" (s.name) } class=[s.paused.then_some("paused")] {
+                                td {
+                                    strong { (s.name) } @if s.paused { " " span class="badge paused" { "paused" } }
+                                    form method="post" action={ (base) "/schedules/stored" } class="stored-actions" {
+                                        (layout::csrf(&a))
+                                        input type="hidden" name="name" value=(s.name);
+                                        @if s.paused {
+                                            button type="submit" name="action" value="resume" { "Resume" }
+                                        } @else {
+                                            button type="submit" name="action" value="pause" { "Pause" }
+                                        }
+                                        " "
+                                        button type="submit" name="action" value="remove" class="danger" { "Remove" }
+                                    }
+                                }
+                                td { a href={ (base) "/tasks#t-" (s.task) } { (s.task) } br; code class="muted" { (s.args.to_string()) } }
+                                td { (s.every.to_string()) br; span class="muted" { "from " (layout::time(Some(s.start))) } }
+                                td {
+                                    @if let Some(w) = s.between { "between " (w.to_string()) br; }
+                                    @if let Some(d) = s.weekdays { "on " (d.to_string()) br; }
+                                    @if let Some(end) = s.ends { "until " (layout::time(Some(end))) br; }
+                                    @if let Some(q) = &s.queue { "queue " (q) }
+                                }
+                                td { (layout::time(row.filter(|r| r.last_task.is_some()).and_then(|r| r.last_due))) }
+                                td {
+                                    @match next {
+                                        Some(next) => { (layout::time(Some(next))) br; span class="muted" { (layout::ago(now, next)) } },
+                                        None => span class="muted" { @if s.paused { "paused" } @else { "none" } },
+                                    }
+                                }
+                                td class="num" { @match s.repeats_left { Some(n) => (n), None => "∞" } }
+                                td { (last_execution(base, row.and_then(|r| r.last_task), &last_states)) }
                             }
                         }
                     }

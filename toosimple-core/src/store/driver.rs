@@ -31,6 +31,17 @@ pub struct MinuteCount {
     pub n: i64,
 }
 
+/// How many executions finished in one second.
+#[derive(Debug, Clone, PartialEq, Eq, diesel::QueryableByName)]
+pub struct SecondCount {
+    /// The second, since the Unix epoch.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub second: i64,
+    /// How many.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub n: i64,
+}
+
 /// The backend-specific operations of the store.
 pub(crate) trait Driver {
     /// Which backend this is.
@@ -79,6 +90,10 @@ pub(crate) trait Driver {
     /// Counts succeeded and failed executions per minute finished since `since`.
     fn finished_per_minute(&mut self, since: NaiveDateTime) -> QueryResult<Vec<MinuteCount>>;
 
+    /// Counts the executions finished (in any state) in each second since `since`, through
+    /// the index on finish times: the monitor's throughput.
+    fn finished_per_second(&mut self, since: NaiveDateTime) -> QueryResult<Vec<SecondCount>>;
+
     /// Deletes up to `limit` finished executions whose own TTL (`result_ttl` seconds after
     /// `finished`, not negative) has run out at `now`, that no remaining execution replaced
     /// (a retry chain goes from its last execution back, so it never loses its end first)
@@ -101,6 +116,15 @@ pub(crate) trait Driver {
         cutoff: NaiveDateTime,
         limit: i64,
     ) -> QueryResult<usize>;
+
+    /// Records a heartbeat of worker `label` at `now` with its `handled` count, and reads the
+    /// stop asked of it: one entry per status row (none when it has none).
+    fn beat(
+        &mut self,
+        label: &str,
+        now: NaiveDateTime,
+        handled: i64,
+    ) -> QueryResult<Vec<Option<String>>>;
 
     /// Marks those of `ids` whose hook has not run as taken at `now`, under their row locks
     /// (a worker that took one first keeps it); returns the ids it marked.

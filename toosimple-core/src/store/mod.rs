@@ -17,6 +17,7 @@ mod postgres;
 mod prepared;
 mod schedules;
 mod sqlite;
+mod stored_schedules;
 pub(crate) mod to_completion;
 mod url;
 mod workers;
@@ -38,8 +39,8 @@ pub use self::complete::{
     AFTER_RESCUE_JUDGED, Completion, CompletionReport, Exchange, Outcome, RESCUE_MAX_WAIT,
     RescuePass,
 };
-pub use self::driver::MinuteCount;
 use self::driver::driver;
+pub use self::driver::{MinuteCount, SecondCount};
 pub use self::enqueue::EnqueueConnection;
 #[doc(hidden)]
 pub use self::enqueue::{Enqueued, NewTaskExec};
@@ -403,6 +404,19 @@ impl Store {
             || "counting executions per minute".to_string(),
             |c| driver(c).finished_per_minute(since.naive_utc()),
         )
+    }
+
+    /// Counts the executions finished in each second since `since`, as `(second since the
+    /// epoch, count)` (the monitor's throughput).
+    pub fn finished_per_second(
+        &self,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<(i64, i64)>> {
+        let rows = self.autocommit(
+            || "counting executions per second".to_string(),
+            |c| driver(c).finished_per_second(since.naive_utc()),
+        )?;
+        Ok(rows.into_iter().map(|r| (r.second, r.n)).collect())
     }
 
     /// Runs `f` in a [`write_transaction`] on a pooled connection.

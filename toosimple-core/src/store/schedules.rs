@@ -101,9 +101,14 @@ impl Store {
                         Err(reason) => report.failed.push((row.name.clone(), reason)),
                     }
                 }
+                // Rows of schedules stored at run time are theirs, not stale.
+                let stored: Vec<String> = crate::schema::stored_schedules::table
+                    .select(crate::schema::stored_schedules::name)
+                    .load(c)?;
                 report.invalidated = diesel::update(
                     se::schedule_execs
                         .filter(se::name.ne_all(registered))
+                        .filter(se::name.ne_all(&stored))
                         .filter(se::state.ne(ScheduleState::Invalid.as_str())),
                 )
                 .set(se::state.eq(ScheduleState::Invalid.as_str()))

@@ -4,8 +4,10 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
 use super::Store;
-use crate::error::Result;
+use super::driver::driver;
+use crate::error::{Error, Result};
 use crate::schema::worker_statuses::dsl as ws;
+use crate::worker_status::{StopRequest, WorkerStatus, WorkerStatusRow};
 
 /// What a starting worker records about itself.
 #[derive(Debug, Clone)]
@@ -19,6 +21,10 @@ pub struct WorkerRegistration<'a> {
     /// Its heartbeat timeout: seconds without a heartbeat after which it counts as dead (the
     /// `--timeout` flag; not a task's run limit, `#[task(timeout)]`).
     pub heartbeat_timeout: f64,
+    /// Its heartbeat interval, seconds (the `--tick` flag): how long `app ping` waits for a beat.
+    pub tick: f64,
+    /// The `app cluster` that started it, and how many times it restarted it.
+    pub cluster: Option<(&'a str, i32)>,
     /// Its start time.
     pub now: DateTime<Utc>,
     /// The tasks it links, by name: what it can run.
@@ -53,6 +59,12 @@ impl Store {
                     ws::exit_code.eq(None::<i32>),
                     ws::exit_log.eq(None::<String>),
                     ws::tasks.eq(Some(&tasks)),
+                    // A stop asked of an earlier worker with this label is not for this one.
+                    ws::stop_request.eq(None::<String>),
+                    ws::handled.eq(0),
+                    ws::tick.eq(registration.tick),
+                    ws::cluster.eq(registration.cluster.map(|(name, _)| name)),
+                    ws::restarts.eq(registration.cluster.map_or(0, |(_, n)| n)),
                 );
                 let updated = diesel::update(ws::worker_statuses.filter(ws::label.eq(label)))
                     .set(values.clone())
@@ -72,32 +84,124 @@ impl Store {
         )
     }
 
-    /// Records a heartbeat of `label`.
-    pub fn heartbeat(&self, label: &str, now: DateTime<Utc>) -> Result<()> {
-        self.autocommit(
+    /// Records a heartbeat of `label`, with the number of executions it `handled` since it
+    /// started, and returns the stop asked of it, if any ([`Store::request_stop`]): one
+    /// statement, so that a worker sees a request within one heartbeat.
+    pub fn heartbeat(
+        &self,
+        label: &str,
+        now: DateTime<Utc>,
+        handled: u64,
+    ) -> Result<Option<StopRequest>> {
+        let handled = i64::try_from(handled).unwrap_or(i64::MAX);
+        let requests: Vec<Option<String>> = self.autocommit(
             || format!("recording the heartbeat of worker {label}"),
-            |c| {
-                diesel::update(ws::worker_statuses.filter(ws::label.eq(label)))
-                    .set(ws::last_tick.eq(now.naive_utc()))
-                    .execute(c)
-            },
+            |c| driver(c).beat(label, now.naive_utc(), handled),
         )?;
-        Ok(())
+        Ok(requests
+            .into_iter()
+            .next()
+            .flatten()
+            .as_deref()
+            .and_then(StopRequest::parse))
     }
 
-    /// Records that `label` stopped, with its exit code and, for a crash, why. A worker that
-    /// crashed before registering gets a row too, so that the reason is visible.
+    /// The status row of worker `label`, if one was ever recorded.
+    pub fn worker_status(&self, label: &str) -> Result<Option<WorkerStatus>> {
+        let rows: Vec<WorkerStatusRow> = self.autocommit(
+            || format!("reading the status of worker {label}"),
+            |c| {
+                ws::worker_statuses
+                    .filter(ws::label.eq(label))
+                    .load::<WorkerStatusRow>(c)
+            },
+        )?;
+        Ok(rows.into_iter().next().map(WorkerStatus::from))
+    }
+
+    /// Asks the workers labelled `labels` (every worker not stopped, for `None`) to stop: each
+    /// reads the request at its next heartbeat and stops as after a first SIGINT
+    /// ([`StopRequest::Graceful`]) or SIGTERM ([`StopRequest::Terminate`]). Requests only
+    /// escalate: a graceful request does not soften a termination already asked for.
+    ///
+    /// Returns the status rows the request was written on. A label no worker ever had is
+    /// [`Error::UnknownWorker`]; a worker that already stopped is returned as it is, untouched
+    /// (its `stopped` says so).
+    pub fn request_stop(
+        &self,
+        labels: Option<&[String]>,
+        request: StopRequest,
+    ) -> Result<Vec<WorkerStatus>> {
+        let asked = request.as_str();
+        // The outer result is the database's; the inner one names a label no worker had, in
+        // which case nothing is written.
+        let written = self.write(
+            || format!("asking workers to stop ({asked})"),
+            |c| {
+                let mut target = ws::worker_statuses.into_boxed();
+                if let Some(labels) = labels {
+                    target = target.filter(ws::label.eq_any(labels));
+                }
+                let found: Vec<WorkerStatusRow> = target.load(c)?;
+                if let Some(missing) = labels.and_then(|labels| {
+                    labels
+                        .iter()
+                        .find(|label| !found.iter().any(|row| &row.label == *label))
+                }) {
+                    return Ok(Err(missing.clone()));
+                }
+                let live: Vec<i64> = found
+                    .iter()
+                    .filter(|row| row.stopped.is_none())
+                    .map(|row| row.id)
+                    .collect();
+                let mut update =
+                    diesel::update(ws::worker_statuses.filter(ws::id.eq_any(&live))).into_boxed();
+                if request == StopRequest::Graceful {
+                    update = update.filter(ws::stop_request.is_null());
+                }
+                update.set(ws::stop_request.eq(asked)).execute(c)?;
+                ws::worker_statuses
+                    .filter(ws::id.eq_any(found.iter().map(|row| row.id)))
+                    .order(ws::label)
+                    .load::<WorkerStatusRow>(c)
+                    .map(Ok)
+            },
+        )?;
+        let rows = match written {
+            Ok(rows) => rows,
+            Err(label) => {
+                let known = WorkerStatus::list_in(self)?
+                    .into_iter()
+                    .filter(|w| w.stopped.is_none())
+                    .map(|w| w.label)
+                    .collect();
+                return Err(Error::UnknownWorker { label, known });
+            }
+        };
+        Ok(rows.into_iter().map(WorkerStatus::from).collect())
+    }
+
+    /// Records that `label` stopped, with its exit code, for a crash why, and the final count
+    /// of executions it `handled` when known. A worker that crashed before registering gets a
+    /// row too, so that the reason is visible.
     pub fn stop_worker(
         &self,
         label: &str,
         now: DateTime<Utc>,
         exit_code: i32,
         exit_log: Option<&str>,
+        handled: Option<u64>,
     ) -> Result<()> {
         let now = now.naive_utc();
         self.write(
             || format!("recording the stop of worker {label}"),
             |c| {
+                if let Some(handled) = handled {
+                    diesel::update(ws::worker_statuses.filter(ws::label.eq(label)))
+                        .set(ws::handled.eq(i64::try_from(handled).unwrap_or(i64::MAX)))
+                        .execute(c)?;
+                }
                 let values = (
                     ws::last_tick.eq(now),
                     ws::stopped.eq(now),

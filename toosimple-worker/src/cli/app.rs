@@ -202,7 +202,9 @@ impl Cli {
                 None => command.error(kind, message),
             });
         }
-        Ok(Parsed::Toosimple(Builtin { manage }))
+        Ok(Parsed::Toosimple(Builtin {
+            manage: Box::new(manage),
+        }))
     }
 }
 
@@ -245,7 +247,7 @@ pub enum Parsed {
 /// One of toosimple's subcommands, parsed and checked, not run yet.
 #[derive(Debug)]
 pub struct Builtin {
-    pub(super) manage: Manage,
+    pub(super) manage: Box<Manage>,
 }
 
 impl Builtin {
@@ -262,6 +264,6 @@ impl Builtin {
 
     /// Runs it and returns its exit code (see `--help`).
     pub fn run(self) -> ExitCode {
-        super::run(self.manage)
+        super::run(*self.manage)
     }
 }

@@ -202,6 +202,11 @@ fn check_parsed(parsed: Parsed) -> Result<(), TestCaseError> {
                 exit_code: None,
                 exit_log: None,
                 tasks: None,
+                stop_request: None,
+                handled: 0,
+                tick: args.tick.as_secs_f64(),
+                cluster: None,
+                restarts: 0,
             };
             let _ = status.state_at(now);
             let _ = status.is_silent_at(DateTime::<Utc>::MAX_UTC);

@@ -158,9 +158,68 @@ pub(crate) fn bind(text: &str) -> Result<std::net::SocketAddr, String> {
     })
 }
 
+/// `worker --metrics-bind`: an address and port.
+pub(crate) fn socket_addr(text: &str) -> Result<std::net::SocketAddr, String> {
+    text.trim().parse().map_err(|_| {
+        "write an address and port, e.g. 127.0.0.1:9464 (this machine only) or 0.0.0.0:9464"
+            .to_string()
+    })
+}
+
+/// `cluster --max-memory`: an amount of memory, `512MB`, `1.5GB`, `300MiB` or bytes.
+pub(crate) fn bytes(text: &str) -> Result<u64, String> {
+    const EXAMPLES: &str = "write e.g. 512MB, 1.5GB, 300MiB or a number of bytes";
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not an amount of memory: {EXAMPLES}"))?;
+    let unit = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "m" | "mb" => 1e6,
+        "g" | "gb" => 1e9,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        other => return Err(format!("{other:?} is not a unit of memory: {EXAMPLES}")),
+    };
+    let bytes = number * unit;
+    if !(bytes >= 1.0 && bytes < u64::MAX as f64) {
+        return Err(format!("{text:?} is no usable limit: {EXAMPLES}"));
+    }
+    Ok(bytes as u64)
+}
+
+/// `cluster --processes`, `worker --max-tasks`: a count from 1.
+pub(crate) fn count(text: &str) -> Result<u64, String> {
+    match text.trim().parse::<u64>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err("write a whole number from 1 up".to_string()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn memory_amounts_take_units() {
+        assert_eq!(bytes("512MB"), Ok(512_000_000));
+        assert_eq!(bytes("1.5GB"), Ok(1_500_000_000));
+        assert_eq!(bytes("300MiB"), Ok(300 * 1024 * 1024));
+        assert_eq!(bytes("4096"), Ok(4096));
+        assert!(
+            bytes("12 parsecs")
+                .unwrap_err()
+                .contains("not a unit of memory")
+        );
+        assert!(bytes("0").unwrap_err().contains("no usable limit"));
+        assert!(bytes("MB").unwrap_err().contains("not an amount"));
+    }
 
     #[test]
     fn durations_take_units_or_plain_seconds() {

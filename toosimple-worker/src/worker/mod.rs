@@ -17,6 +17,7 @@ mod runners;
 mod shutdown;
 mod unrunnable;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -71,6 +72,9 @@ pub struct Worker {
     concurrency: usize,
     claim_ahead: Option<usize>,
     schedules: bool,
+    max_tasks: Option<u64>,
+    cluster: Option<(String, i32)>,
+    metrics_bind: Option<std::net::SocketAddr>,
     clock: Arc<dyn Clock>,
     completer: Box<dyn Completer>,
     error_hook: Option<Hook>,
@@ -103,6 +107,9 @@ impl Worker {
             concurrency: std::thread::available_parallelism().map_or(1, |n| n.get()),
             claim_ahead: None,
             schedules: true,
+            max_tasks: None,
+            cluster: None,
+            metrics_bind: None,
             clock: Arc::new(DatabaseClock::new()),
             completer: Box::new(BatchedCompleter::new()),
             error_hook: None,
@@ -208,6 +215,28 @@ impl Worker {
         self
     }
 
+    /// Stops by itself, as after a first SIGINT, once it has claimed `tasks` executions and
+    /// they ended (django-q's `recycle`: a fresh process for leaky task code, which
+    /// `app cluster` then starts again).
+    pub fn max_tasks(mut self, tasks: u64) -> Self {
+        self.max_tasks = Some(tasks.max(1));
+        self
+    }
+
+    /// Keeps Prometheus metrics of what it runs and serves them, with the database's queue
+    /// depths, at `http://ADDR/metrics` (see [`crate::metrics`]).
+    pub fn metrics_bind(mut self, addr: std::net::SocketAddr) -> Self {
+        self.metrics_bind = Some(addr);
+        self
+    }
+
+    /// Records that `app cluster` `name` started it and has restarted it `restarts` times.
+    #[doc(hidden)]
+    pub fn in_cluster(mut self, name: impl Into<String>, restarts: i32) -> Self {
+        self.cluster = Some((name.into(), restarts));
+        self
+    }
+
     /// Takes its time from `clock` instead of the database's ([`DatabaseClock`]): for tests,
     /// a [`TestClock`](crate::clock::TestClock) that they move by hand.
     pub fn clock(mut self, clock: impl Clock) -> Self {
@@ -283,7 +312,7 @@ impl Worker {
                 if let Some(store) = store.or_else(|| toosimple_core::default_store().ok()) {
                     let log = reason.clone();
                     let _ = blocking(move || {
-                        store.stop_worker(&label, clock.now(), EXIT_CRASHED, Some(&log))
+                        store.stop_worker(&label, clock.now(), EXIT_CRASHED, Some(&log), None)
                     })
                     .await;
                 }
@@ -337,6 +366,10 @@ struct Run {
     clock: Arc<dyn Clock>,
     label: String,
     mode: RunMode,
+    /// Claims no more than this many executions in all, then stops (`--max-tasks`).
+    max_tasks: Option<u64>,
+    /// Its own stop handle, for stopping by itself after `max_tasks`.
+    shutdown: Shutdown,
     stop: watch::Receiver<StopRequest>,
     producer: Producer,
     completer: Arc<Mutex<Box<dyn Completer>>>,
@@ -360,6 +393,8 @@ struct Run {
     awaiting_rescue: bool,
     heartbeat_timeout: Duration,
     heartbeat: Option<Beating>,
+    /// Executions that ended here since the start; the heartbeat writes it to the status row.
+    handled: Arc<AtomicU64>,
     /// The round running on a blocking thread, and how many rows it claims: the loop goes on
     /// starting and gathering tasks meanwhile.
     in_flight: Option<(JoinHandle<Result<Exchange, Error>>, usize)>,
@@ -384,6 +419,8 @@ struct Run {
     /// Woken when executions are inserted (`Store::wakeups`).
     wakeup: Arc<Notify>,
     _listener: Option<toosimple_core::store::Wakeups>,
+    /// The metrics endpoint, stopped with the worker.
+    _metrics_server: Option<AbortOnDrop>,
     _tasks: TaskRuntime,
 }
 
@@ -451,7 +488,8 @@ impl Run {
                 worker.label.clone(),
             );
             let (queues, excluded) = (queues.clone(), excluded.clone());
-            let timeout = worker.heartbeat_timeout;
+            let (timeout, tick) = (worker.heartbeat_timeout, worker.tick);
+            let cluster = worker.cluster.clone();
             let attempt = blocking(move || {
                 let db = match (given, url) {
                     (Some(store), _) => store,
@@ -467,6 +505,8 @@ impl Run {
                     queues: &queues,
                     excluded_queues: &excluded,
                     heartbeat_timeout: timeout.as_secs_f64(),
+                    tick: tick.as_secs_f64(),
+                    cluster: cluster.as_ref().map(|(name, n)| (name.as_str(), *n)),
                     now: clock.now(),
                 })?;
                 Ok::<_, Error>((db, leftovers))
@@ -516,9 +556,27 @@ impl Run {
             "worker started"
         );
         // A connection of its own: tasks that hold every pooled connection cannot delay a beat.
-        let heartbeat = Heartbeat::new(label.clone(), beat)
-            .spawn(store.with_own_pool(1), worker.clock.clone())?;
+        let handled = Arc::new(AtomicU64::new(0));
+        let heartbeat = Heartbeat::new(label.clone(), beat, handled.clone()).spawn(
+            store.with_own_pool(1),
+            worker.clock.clone(),
+            worker.shutdown.clone(),
+        )?;
         let tasks = TaskRuntime::start()?;
+        let metrics = match worker.metrics_bind {
+            Some(addr) => {
+                let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+                    Error::Runtime(format!(
+                        "cannot serve metrics on {addr}: {e}; choose another --metrics-bind address"
+                    ))
+                })?;
+                let metrics = Arc::new(crate::metrics::Metrics::new());
+                tracing::info!(worker = %label, "metrics at http://{}/metrics", listener.local_addr().map_or(addr, |a| a));
+                let server = crate::metrics::serve(listener, metrics.clone(), store.clone());
+                Some((metrics, AbortOnDrop(server)))
+            }
+            None => None,
+        };
         let wakeup = Arc::new(Notify::new());
         let listener = store.wakeups(wakeup.clone());
         let materializer = Materializer::new(label.clone(), schedules, &worker.queues);
@@ -529,19 +587,22 @@ impl Run {
             worker.error_hook,
             worker.clock.clone(),
         );
+        let mut producer = Producer::new(
+            &label,
+            defs,
+            worker.queues.clone(),
+            worker.concurrency,
+            worker.claim_ahead.unwrap_or(worker.concurrency),
+            worker.mode,
+            worker.clock.clone(),
+            tasks.handle(),
+        );
+        producer.metrics = metrics.as_ref().map(|(metrics, _)| metrics.clone());
         let run = Run {
             defs,
+            _metrics_server: metrics.map(|(_, server)| server),
             queues: worker.queues.clone(),
-            producer: Producer::new(
-                &label,
-                defs,
-                worker.queues.clone(),
-                worker.concurrency,
-                worker.claim_ahead.unwrap_or(worker.concurrency),
-                worker.mode,
-                worker.clock.clone(),
-                tasks.handle(),
-            ),
+            producer,
             window: worker.completer.window(),
             completer: Arc::new(Mutex::new(worker.completer)),
             in_flight: None,
@@ -562,6 +623,8 @@ impl Run {
             clock: worker.clock,
             label,
             mode: worker.mode,
+            max_tasks: worker.max_tasks,
+            shutdown: worker.shutdown.clone(),
             stop: worker.stop,
             outage: Outage::default(),
             check_unheld: false,
@@ -584,6 +647,7 @@ impl Run {
             after_record: Vec::new(),
             after_round: Vec::new(),
             delete_at_once: worker.result_ttl.is_some_and(Ttl::is_zero),
+            handled,
             wakeup,
             _listener: listener,
             _tasks: tasks,
@@ -612,9 +676,17 @@ impl Run {
         }
     }
 
-    /// Hands finished executions to the completer, which records them at the latest in the
-    /// next round.
+    /// Hands executions that just ended to the completer, which records them at the latest in
+    /// the next round, and counts them as handled.
     fn record_later(&mut self, done: Vec<Completion>) {
+        if !done.is_empty() {
+            self.handled.fetch_add(done.len() as u64, Ordering::Relaxed);
+        }
+        self.push_completions(done);
+    }
+
+    /// Hands completions to the completer, or keeps them while a round holds it.
+    fn push_completions(&mut self, done: Vec<Completion>) {
         if self.in_flight.is_some() {
             self.arrivals.extend(done);
             return;
@@ -684,10 +756,11 @@ impl Run {
             } else {
                 // Not judging now: rows running elsewhere may be a dead worker's, which
                 // `--until-done` must not leave behind (this worker runs none when it asks).
-                let elsewhere: i64 = toosimple_core::TaskExec::counts_in(&store)?
+                // Through the partial index on running rows: a count of every state, as
+                // before, read the whole history at each tick.
+                let elsewhere: i64 = toosimple_core::TaskExec::running_per_worker_in(&store)?
                     .iter()
-                    .filter(|c| c.state == toosimple_core::State::Processing)
-                    .map(|c| c.count)
+                    .map(|(_, n)| n)
                     .sum();
                 (Vec::new(), usize::try_from(elsewhere).unwrap_or(0), false)
             };
@@ -753,7 +826,16 @@ impl Run {
     /// buffer (waking due sleeping rows if that comes up short). [`land_round`](Run::land_round)
     /// takes its result.
     fn start_round(&mut self, stop: StopRequest) {
-        let free = self.producer.free_slots(stop);
+        let mut free = self.producer.free_slots(stop);
+        if let Some(max) = self.max_tasks {
+            // Claimed rows all run (buffered ones too: no stop is asked before the last ends).
+            let left = max.saturating_sub(self.producer.executions as u64);
+            free = free.min(usize::try_from(left).unwrap_or(usize::MAX));
+            if self.handled.load(Ordering::Relaxed) >= max && stop == StopRequest::None {
+                tracing::info!(worker = %self.label, "handled its --max-tasks {max} executions: stopping");
+                self.shutdown.graceful();
+            }
+        }
         let claim = if self.claim_due { free } else { 0 };
         let pending = lock(&self.completer).pending();
         if (pending == 0 && claim == 0) || self.outage.waiting() {
@@ -833,7 +915,7 @@ impl Run {
             }
         }
         let arrivals = std::mem::take(&mut self.arrivals);
-        self.record_later(arrivals);
+        self.push_completions(arrivals);
     }
 
     /// Whether it should stop now: nothing runs or waits to be recorded, and it was asked to
@@ -947,12 +1029,14 @@ impl Run {
         }
         let (store, label, clock) = (self.store.clone(), self.label.clone(), self.clock.clone());
         let heartbeat = self.heartbeat.take();
+        let handled = self.handled.clone();
         blocking(move || {
             // No beat may land after the stop is recorded.
             if let Some(heartbeat) = heartbeat {
                 heartbeat.stop();
             }
-            store.stop_worker(&label, clock.now(), code, None)
+            let handled = Some(handled.load(Ordering::Relaxed));
+            store.stop_worker(&label, clock.now(), code, None, handled)
         })
         .await?;
         if code == EXIT_STOPPED {
@@ -1019,6 +1103,15 @@ impl Run {
             tracing::error!(worker = %self.label, "could not record the termination: {}", e.report());
         }
         Exit::Terminated
+    }
+}
+
+/// Aborts a background task when dropped.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

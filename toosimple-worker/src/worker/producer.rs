@@ -93,6 +93,8 @@ pub(crate) struct Producer {
     /// Executions claimed so far, and in the last round.
     pub(crate) executions: usize,
     pub(crate) last_claimed: usize,
+    /// Where start delays and run times go, when the worker keeps metrics.
+    pub(crate) metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 impl Producer {
@@ -131,6 +133,7 @@ impl Producer {
             rounds: 0,
             executions: 0,
             last_claimed: 0,
+            metrics: None,
         }
     }
 
@@ -191,6 +194,14 @@ impl Producer {
             let Some(def) = self.by_name.get(exec.task_name.as_str()).copied() else {
                 continue; // claimed only by registered names
             };
+            if let Some(metrics) = &self.metrics {
+                let late = self.clock.now().naive_utc() - exec.due;
+                metrics.started(
+                    &exec.task_name,
+                    &exec.queue,
+                    late.num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6,
+                );
+            }
             self.held.insert(exec.id, (exec.clone(), Instant::now()));
             match def.invoker() {
                 Invoker::Sync(call) if exec.timeout_ms.is_none() && def.timeout().is_none() => {
@@ -298,6 +309,10 @@ impl Producer {
             Ok(completion) => {
                 if let Some((_, started)) = self.held.remove(&completion.exec.id) {
                     let ran = started.elapsed().as_secs_f64();
+                    if let Some(metrics) = &self.metrics {
+                        let exec = &completion.exec;
+                        metrics.ended(&exec.task_name, &exec.queue, &completion.outcome, ran);
+                    }
                     // Weighted so that a change of workload shows within a few dozen tasks.
                     self.typical_run =
                         Some(self.typical_run.map_or(ran, |avg| avg * 0.9 + ran * 0.1));

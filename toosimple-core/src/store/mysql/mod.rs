@@ -18,7 +18,7 @@ use super::claim::{
     CLAIMED_COLUMNS, CLAIMED_SQL, ClaimRequest, ClaimedExec, QueueSelection, in_claim_order,
 };
 use super::complete::{Holder, OutcomeRow, interrupted, with_held_rows};
-use super::driver::{Driver, MinuteCount};
+use super::driver::{Driver, MinuteCount, SecondCount};
 use super::enqueue::{Enqueued, INSERT_BATCH, NewTaskExec, insert_unique, location_of};
 use super::to_completion::RunToCompletion;
 use crate::State;
@@ -180,7 +180,9 @@ fn queued_queues_of(
         .collect())
 }
 
-const FINISHED_PER_MINUTE: &str = "SELECT CAST(UNIX_TIMESTAMP(DATE_FORMAT(finished, '%Y-%m-%d %H:%i:00')) AS SIGNED) AS minute, \
+// Arithmetic on the stored UTC times, not UNIX_TIMESTAMP, which reads them in the session's
+// time zone.
+const FINISHED_PER_MINUTE: &str = "SELECT TIMESTAMPDIFF(MINUTE, '1970-01-01', finished) * 60 AS minute, \
      state, COUNT(*) AS n FROM task_execs WHERE finished >= ? AND state IN ('succeeded', 'failed') \
      GROUP BY 1, 2";
 
@@ -408,6 +410,36 @@ impl Driver for MysqlConnection {
     fn finished_per_minute(&mut self, since: NaiveDateTime) -> QueryResult<Vec<MinuteCount>> {
         diesel::sql_query(FINISHED_PER_MINUTE)
             .bind::<diesel::sql_types::Datetime, _>(since)
+            .load(self)
+    }
+
+    fn finished_per_second(&mut self, since: NaiveDateTime) -> QueryResult<Vec<SecondCount>> {
+        diesel::sql_query(
+            "SELECT TIMESTAMPDIFF(SECOND, '1970-01-01', finished) AS second, COUNT(*) AS n \
+             FROM task_execs WHERE finished >= ? GROUP BY 1",
+        )
+        .bind::<diesel::sql_types::Datetime, _>(since)
+        .load(self)
+    }
+
+    /// The update, then a read of the request: no `UPDATE … RETURNING` here. A request
+    /// written between the two is read at the next beat.
+    fn beat(
+        &mut self,
+        label: &str,
+        now: NaiveDateTime,
+        handled: i64,
+    ) -> QueryResult<Vec<Option<String>>> {
+        use crate::schema::worker_statuses::dsl as ws;
+        let updated = diesel::update(ws::worker_statuses.filter(ws::label.eq(label)))
+            .set((ws::last_tick.eq(now), ws::handled.eq(handled)))
+            .execute(self)?;
+        if updated == 0 {
+            return Ok(Vec::new());
+        }
+        ws::worker_statuses
+            .filter(ws::label.eq(label))
+            .select(ws::stop_request)
             .load(self)
     }
 

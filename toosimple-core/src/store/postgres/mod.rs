@@ -17,7 +17,7 @@ use super::claim::{
     in_claim_order,
 };
 use super::complete::{Holder, OutcomeRow, interrupted, with_held_rows};
-use super::driver::{Driver, MinuteCount};
+use super::driver::{Driver, MinuteCount, SecondCount};
 use super::enqueue::{Enqueued, NewTaskExec, enqueue_body, location_of};
 use super::hooks::mark_hooks_taken_returning;
 use super::inline::claim_ids_returning;
@@ -327,6 +327,15 @@ impl Driver for PgConnection {
             .load(self)
     }
 
+    fn finished_per_second(&mut self, since: NaiveDateTime) -> QueryResult<Vec<SecondCount>> {
+        diesel::sql_query(
+            "SELECT CAST(EXTRACT(EPOCH FROM date_trunc('second', finished)) AS BIGINT) AS second, \
+             COUNT(*) AS n FROM task_execs WHERE finished >= $1 GROUP BY 1",
+        )
+        .bind::<diesel::sql_types::Timestamp, _>(since)
+        .load(self)
+    }
+
     // SKIP LOCKED in each: two workers' retention passes delete different rows without
     // waiting, and a row a worker holds is not waited for either.
     fn delete_expired(&mut self, now: NaiveDateTime, limit: i64) -> QueryResult<usize> {
@@ -352,6 +361,20 @@ impl Driver for PgConnection {
             .set(interrupted(reason, now))
             .returning(CLAIMED_COLUMNS)
             .get_results(self))
+    }
+
+    /// One statement: the beat and the request read together.
+    fn beat(
+        &mut self,
+        label: &str,
+        now: NaiveDateTime,
+        handled: i64,
+    ) -> QueryResult<Vec<Option<String>>> {
+        use crate::schema::worker_statuses::dsl as ws;
+        diesel::update(ws::worker_statuses.filter(ws::label.eq(label)))
+            .set((ws::last_tick.eq(now), ws::handled.eq(handled)))
+            .returning(ws::stop_request)
+            .load(self)
     }
 
     fn mark_hooks_taken(&mut self, ids: &[i64], now: NaiveDateTime) -> QueryResult<Vec<i64>> {

@@ -15,7 +15,7 @@ use super::claim::{
     in_claim_order,
 };
 use super::complete::{Holder, OutcomeRow, interrupted, with_held_rows};
-use super::driver::{Driver, MinuteCount};
+use super::driver::{Driver, MinuteCount, SecondCount};
 use super::enqueue::{Enqueued, NewTaskExec, enqueue_body, location_of};
 use super::hooks::mark_hooks_taken_returning;
 use super::inline::claim_ids_returning;
@@ -161,6 +161,17 @@ impl Driver for SqliteConnection {
             .load(self)
     }
 
+    fn finished_per_second(&mut self, since: NaiveDateTime) -> QueryResult<Vec<SecondCount>> {
+        // Stored as text, `YYYY-MM-DD HH:MM:SS[.fff]`: its first 19 characters are the second.
+        diesel::sql_query(
+            "SELECT CAST(strftime('%s', s) AS INTEGER) AS second, n FROM \
+             (SELECT substr(finished, 1, 19) AS s, COUNT(*) AS n FROM task_execs \
+              WHERE finished >= ? GROUP BY 1)",
+        )
+        .bind::<diesel::sql_types::Timestamp, _>(since)
+        .load(self)
+    }
+
     fn delete_expired(&mut self, now: NaiveDateTime, limit: i64) -> QueryResult<usize> {
         // julianday() reads the stored text timestamps; a TTL in days is seconds / 86400.
         diesel::sql_query(format!(
@@ -185,6 +196,20 @@ impl Driver for SqliteConnection {
             .set(interrupted(reason, now))
             .returning(CLAIMED_COLUMNS)
             .get_results(self))
+    }
+
+    /// One statement: the beat and the request read together.
+    fn beat(
+        &mut self,
+        label: &str,
+        now: NaiveDateTime,
+        handled: i64,
+    ) -> QueryResult<Vec<Option<String>>> {
+        use crate::schema::worker_statuses::dsl as ws;
+        diesel::update(ws::worker_statuses.filter(ws::label.eq(label)))
+            .set((ws::last_tick.eq(now), ws::handled.eq(handled)))
+            .returning(ws::stop_request)
+            .load(self)
     }
 
     fn mark_hooks_taken(&mut self, ids: &[i64], now: NaiveDateTime) -> QueryResult<Vec<i64>> {

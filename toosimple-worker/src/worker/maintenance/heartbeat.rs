@@ -4,16 +4,22 @@
 //! tasks nor in the worker's loop: an async task that blocks its thread, or a slow round, cannot
 //! stop it and get the worker's tasks rescued (run twice) while it is alive. Before each beat it
 //! re-measures the database's clock, so that every worker dates its beats by one clock.
+//!
+//! Each beat also writes how many executions the worker handled since it started, and reads
+//! back a stop asked of it from elsewhere (`app stop`, the admin's stop button), which it hands
+//! to the worker's [`Shutdown`]: a remote stop is seen within one tick.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
-use toosimple_core::{Error, Store};
+use toosimple_core::{Error, StopRequest, Store};
 
 use super::{DEFAULT_INTERVAL, check_interval};
 use crate::clock::Clock;
+use crate::worker::Shutdown;
 
 /// The heartbeat timeout other workers give this one unless told otherwise: 300 s, as the seed.
 pub const DEFAULT_HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(300);
@@ -64,6 +70,8 @@ impl Config {
 pub struct Report {
     /// The time written as `last_tick`.
     pub at: DateTime<Utc>,
+    /// The stop asked of this worker from elsewhere, if any.
+    pub stop_request: Option<StopRequest>,
 }
 
 /// The heartbeat of worker `label`.
@@ -71,31 +79,44 @@ pub struct Report {
 pub struct Heartbeat {
     label: String,
     config: Config,
+    /// Executions handled since the worker started, counted by its loop.
+    handled: Arc<AtomicU64>,
 }
 
 impl Heartbeat {
-    /// The heartbeat of worker `label`.
-    pub fn new(label: impl Into<String>, config: Config) -> Heartbeat {
+    /// The heartbeat of worker `label`, reporting the count `handled` at each beat.
+    pub fn new(label: impl Into<String>, config: Config, handled: Arc<AtomicU64>) -> Heartbeat {
         Heartbeat {
             label: label.into(),
             config,
+            handled,
         }
     }
 
-    /// Writes one beat dated `now`.
+    /// Writes one beat dated `now`, with the handled count, and reads back any stop request.
     pub fn run_once(&self, store: &Store, now: DateTime<Utc>) -> Result<Report, Error> {
-        store.heartbeat(&self.label, now)?;
-        Ok(Report { at: now })
+        let stop_request =
+            store.heartbeat(&self.label, now, self.handled.load(Ordering::Relaxed))?;
+        Ok(Report {
+            at: now,
+            stop_request,
+        })
     }
 
-    /// Beats on a thread of its own until the returned handle is stopped or dropped.
-    pub(crate) fn spawn(self, store: Store, clock: Arc<dyn Clock>) -> Result<Beating, Error> {
+    /// Beats on a thread of its own until the returned handle is stopped or dropped, handing
+    /// stop requests read back from the database to `shutdown`.
+    pub(crate) fn spawn(
+        self,
+        store: Store,
+        clock: Arc<dyn Clock>,
+        shutdown: Shutdown,
+    ) -> Result<Beating, Error> {
         let (stop, stopped) = mpsc::channel::<()>();
         let troubled = Arc::new(Mutex::new(None));
         let trouble = troubled.clone();
         let thread = std::thread::Builder::new()
             .name(format!("toosimple-heartbeat-{}", self.label))
-            .spawn(move || self.beat_until(&store, &*clock, &stopped, &trouble))
+            .spawn(move || self.beat_until(&store, &*clock, &stopped, &trouble, &shutdown))
             .map_err(|e| Error::Runtime(format!("cannot start the heartbeat thread: {e}")))?;
         Ok(Beating {
             stop: Some(stop),
@@ -110,8 +131,10 @@ impl Heartbeat {
         clock: &dyn Clock,
         stopped: &mpsc::Receiver<()>,
         troubled: &Mutex<Option<Instant>>,
+        shutdown: &Shutdown,
     ) {
         let mut failing = false;
+        let mut obeyed: Option<StopRequest> = None;
         let mut logged_offset = TimeDelta::zero();
         let mut previous: Option<Instant> = None;
         loop {
@@ -133,6 +156,15 @@ impl Heartbeat {
                 *troubled.lock().unwrap_or_else(|e| e.into_inner()) =
                     Some(Instant::now() + self.config.heartbeat_timeout);
             }
+            if let Ok(Report {
+                stop_request: Some(request),
+                ..
+            }) = &beat
+                && obeyed < Some(*request)
+            {
+                obeyed = Some(*request);
+                self.obey(*request, shutdown);
+            }
             match beat {
                 Ok(_) if failing => {
                     tracing::debug!(worker = %self.label, "heartbeat recorded again");
@@ -150,6 +182,22 @@ impl Heartbeat {
             match stopped.recv_timeout(self.config.interval) {
                 Err(RecvTimeoutError::Timeout) => continue,
                 Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+            }
+        }
+    }
+}
+
+impl Heartbeat {
+    /// Stops the worker as a stop request read from the database asks.
+    fn obey(&self, request: StopRequest, shutdown: &Shutdown) {
+        match request {
+            StopRequest::Graceful => {
+                tracing::info!(worker = %self.label, "stop requested (app stop or the admin): finishing running tasks, then stopping");
+                shutdown.graceful();
+            }
+            StopRequest::Terminate => {
+                tracing::warn!(worker = %self.label, "termination requested (app stop --terminate or the admin): terminating");
+                shutdown.terminate();
             }
         }
     }

@@ -51,6 +51,9 @@ pub struct Materializer {
     registered: Arc<[&'static str]>,
     /// Schedules already reported as broken: reported once, not at every pass.
     broken: HashSet<String>,
+    /// The queues served: schedules stored at run time are materialized by the workers of
+    /// their queue.
+    queues: QueueSelection,
 }
 
 impl Materializer {
@@ -82,6 +85,7 @@ impl Materializer {
             schedules,
             registered,
             broken: HashSet::new(),
+            queues: queues.clone(),
         }
     }
 
@@ -95,12 +99,22 @@ impl Materializer {
         self.schedules.is_empty()
     }
 
-    /// One pass at `now`: enqueues what is due by then.
+    /// One pass at `now`: enqueues what is due by then, of the compiled schedules and of
+    /// those stored at run time (`app schedule add`), which it reads at each pass.
     pub fn run_once(&self, store: &Store, now: DateTime<Utc>) -> Result<MaterializeReport, Error> {
-        if self.is_empty() {
+        if !self.config.enabled {
             return Ok(MaterializeReport::default());
         }
-        store.materialize_schedules(&self.schedules, &self.registered, now)
+        let mut report = if self.is_empty() {
+            MaterializeReport::default()
+        } else {
+            store.materialize_schedules(&self.schedules, &self.registered, now)?
+        };
+        let stored = store.materialize_stored_schedules(&self.queues, now)?;
+        report.created.extend(stored.created);
+        report.enqueued.extend(stored.enqueued);
+        report.failed.extend(stored.failed);
+        Ok(report)
     }
 
     /// The first occurrence of any of its schedules after `now`.

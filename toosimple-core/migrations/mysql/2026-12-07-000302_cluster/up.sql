@@ -1,0 +1,4 @@
+-- Workers started by `app cluster`: the supervisor's label, and how many times the
+-- supervisor restarted this worker (after a crash, or to recycle it).
+ALTER TABLE worker_statuses ADD COLUMN cluster VARCHAR(255);
+ALTER TABLE worker_statuses ADD COLUMN restarts INTEGER NOT NULL DEFAULT 0;
