@@ -84,10 +84,12 @@ fn missing_sqlite_folder_names_the_path() {
 
 #[test]
 fn unsupported_scheme_says_which_urls_work() {
-    let err = Store::connect("mysql://root@localhost/db").unwrap_err();
+    let err = Store::connect("mssql://sa@localhost/db").unwrap_err();
     let message = err.to_string();
     assert!(
-        message.contains("sqlite://") && message.contains("postgres://"),
+        message.contains("sqlite://")
+            && message.contains("postgres://")
+            && message.contains("mysql://"),
         "{message}"
     );
 }
