@@ -179,6 +179,9 @@ pub(crate) fn describe_wakeups(target: &Target) -> String {
         Target::Sqlite { .. } if target.is_memory() => {
             "polling at each tick (an in-memory database)".to_string()
         }
+        Target::Sqlite { .. } if cfg!(target_os = "linux") => {
+            "the file's change counter, read when inotify sees the -wal file change".to_string()
+        }
         Target::Sqlite { .. } => "the file's change counter, read every 3 ms".to_string(),
         Target::Postgres { url, pooled } => super::postgres::describe_wakeups(url, *pooled),
         Target::Mysql { .. } => {

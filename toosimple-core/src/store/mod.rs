@@ -358,7 +358,8 @@ impl Store {
     /// Wakes `wake` each time executions are inserted into this database, for as long as the
     /// returned [`Wakeups`] lives: on PostgreSQL through `LISTEN` on [`QUEUED_CHANNEL`]
     /// (reconnecting by itself), on SQLite by reading the file's change counter
-    /// (`PRAGMA data_version`) every 3 ms on a thread of its own; `None` for an in-memory
+    /// (`PRAGMA data_version`) when the `-wal` file changed (inotify on Linux, a `stat` every
+    /// 3 ms elsewhere) on a thread of its own; `None` for an in-memory
     /// SQLite database, which no other connection can write.
     ///
     /// Call it inside a tokio runtime. A lost notification only delays work to the next poll:
