@@ -22,7 +22,7 @@ pub(crate) mod to_completion;
 mod url;
 mod workers;
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use diesel::prelude::*;
@@ -51,6 +51,7 @@ pub use self::url::mask as mask_url;
 #[doc(hidden)]
 pub use self::workers::WorkerRegistration;
 use crate::error::{Error, Result};
+use crate::signing::Signing;
 
 /// The environment variable naming the database.
 pub const DATABASE_URL_ENV: &str = "TOOSIMPLE_DATABASE_URL";
@@ -170,6 +171,9 @@ struct Inner {
     target: Target,
     /// Whether connecting created the SQLite file.
     created: bool,
+    /// The keys rows are signed and checked with, shared by every clone of the store and
+    /// every pool of it ([`Store::with_own_pool`]).
+    signing: Arc<RwLock<Option<Arc<Signing>>>>,
 }
 
 /// The settings every pool of a store shares.
@@ -293,6 +297,7 @@ impl Store {
                 backend,
                 target,
                 created,
+                signing: Arc::new(RwLock::new(Signing::from_env().map(Arc::new))),
             }),
         })
     }
@@ -325,7 +330,48 @@ impl Store {
                 backend: self.inner.backend,
                 target: self.inner.target.clone(),
                 created: self.inner.created,
+                signing: self.inner.signing.clone(),
             }),
+        }
+    }
+
+    /// Signs the rows enqueued through this store with `signing`'s key, and makes the workers
+    /// on it run only rows whose signature verifies (see [`Signing`]); `None` turns signing
+    /// off. Every clone of this store (the default store's slot, a worker's) shares the
+    /// setting. At connect time it is read from `TOOSIMPLE_SECRET_KEY` and
+    /// `TOOSIMPLE_SECRET_KEY_FALLBACKS`.
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir()?;
+    /// let url = format!("sqlite://{}", dir.path().join("tasks.sqlite3").display());
+    /// let store = toosimple_core::Store::connect(&url)?;
+    /// store.set_signing(Some(toosimple_core::Signing::new("s3cret").fallback("old s3cret")));
+    /// assert!(store.clone().signing().is_some());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn set_signing(&self, signing: Option<Signing>) {
+        *self
+            .inner
+            .signing
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = signing.map(Arc::new);
+    }
+
+    /// The keys rows are signed and checked with, if any (see [`set_signing`](Self::set_signing)).
+    pub fn signing(&self) -> Option<Arc<Signing>> {
+        self.inner
+            .signing
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Signs `rows` when this store has a key.
+    pub(crate) fn seal(&self, rows: &mut [NewTaskExec]) {
+        if let Some(signing) = self.signing() {
+            for row in rows {
+                signing.seal(row);
+            }
         }
     }
 
@@ -574,6 +620,16 @@ pub(crate) fn replace_default(store: Option<Store>) -> Option<Store> {
         &mut *DEFAULT_STORE.lock().unwrap_or_else(|e| e.into_inner()),
         store,
     )
+}
+
+/// The keys for an enqueue through a caller's own connection (`queue_in`), which names no
+/// store: the default store's when it is open, else the environment's.
+pub(crate) fn ambient_signing() -> Option<Arc<Signing>> {
+    let slot = DEFAULT_STORE.lock().unwrap_or_else(|e| e.into_inner());
+    match &*slot {
+        Some(store) => store.signing(),
+        None => Signing::from_env().map(Arc::new),
+    }
 }
 
 /// The store set by [`init`], or opened from the environment on first use.

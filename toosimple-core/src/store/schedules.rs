@@ -76,6 +76,7 @@ impl Store {
         registered: &[&str],
         now: DateTime<Utc>,
     ) -> Result<MaterializeReport> {
+        let signing = self.signing();
         self.write(
             || "materializing schedules".to_string(),
             |c| {
@@ -96,7 +97,7 @@ impl Store {
                     let Some(def) = schedules.iter().find(|s| s.name() == row.name) else {
                         continue;
                     };
-                    match materialize_one(c, def, row, now)? {
+                    match materialize_one(c, def, row, now, signing.as_deref())? {
                         Ok(enqueued) => report.enqueued.extend(enqueued),
                         Err(reason) => report.failed.push((row.name.clone(), reason)),
                     }
@@ -135,6 +136,7 @@ impl Store {
         if let Some(hook) = def.hook() {
             row.hook = Some(hook.name().to_string());
         }
+        self.seal(std::slice::from_mut(&mut row));
         let enqueued = self.write(
             || format!("running schedule `{name}`"),
             |c| {
@@ -166,6 +168,7 @@ fn materialize_one(
     def: &ScheduleDef,
     row: &ScheduleExecRow,
     now: DateTime<Utc>,
+    signing: Option<&crate::Signing>,
 ) -> QueryResult<std::result::Result<Enqueued, String>> {
     let schedule = match def.schedule() {
         Ok(schedule) => schedule,
@@ -194,6 +197,9 @@ fn materialize_one(
         new.schedule = Some(def.name().to_string());
         if let Some(hook) = def.hook() {
             new.hook = Some(hook.name().to_string());
+        }
+        if let Some(signing) = signing {
+            signing.seal(&mut new);
         }
         rows.push(new);
     }
