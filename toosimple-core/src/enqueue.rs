@@ -246,10 +246,8 @@ pub mod __private {
     ) -> Result<TaskHandle<T>> {
         crate::registry::tasks()?;
         let mut row = new_row_with(def, &args?, options)?;
-        // No store here: the default store's keys, or the environment's.
-        if let Some(signing) = crate::store::ambient_signing() {
-            signing.seal(&mut row);
-        }
+        // No store here: the default store's keys and compression, or the environment's.
+        crate::store::seal_ambient(std::slice::from_mut(&mut row));
         let enqueued = match conn.__enqueue(std::slice::from_ref(&row)) {
             Ok(enqueued) => enqueued,
             Err(source) => {

@@ -107,7 +107,7 @@ impl TryFrom<TaskExecRow> for TaskExec {
         Ok(TaskExec {
             id: row.id,
             task_name: row.task_name,
-            args: json(row.args),
+            args: json(crate::compression::decompress(&row.args).into_owned()),
             queue: row.queue,
             priority: row.priority,
             state,

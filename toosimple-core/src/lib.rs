@@ -44,12 +44,17 @@
 //! HMAC-SHA256 of its task, arguments and options, and workers mark `Invalid` any row whose
 //! signature does not verify instead of running it. See [`signing`].
 //!
+//! # Compressed arguments
+//! With `TOOSIMPLE_COMPRESS=1` (or [`Store::set_compression`]), large arguments are stored
+//! zstd-compressed and read back as plain JSON everywhere. See [`compression`].
+//!
 //! # Testing
 //! [`testing::TestStore`] gives each test a database of its own as the default store, so that
 //! tests of your tasks run under `cargo test`'s parallel threads.
 
 #![warn(missing_docs)]
 
+pub mod compression;
 mod cron;
 mod enqueue;
 mod error;

@@ -40,10 +40,10 @@ const VERSION: &str = "v1:";
 
 /// The secret keys of a store: the current one signs and verifies, the fallbacks only verify.
 ///
-/// What is signed: the task's name, its arguments exactly as stored (canonical JSON), the
-/// queue, the priority, the call's time limit, its result TTL and its hook. Not the due time
-/// or the retries left, which change as a row is woken and retried: a retry copies the
-/// signature of the row it replaces.
+/// What is signed: the task's name, its arguments (their canonical JSON, before any
+/// [compression](crate::compression)), the queue, the priority, the call's time limit, its
+/// result TTL and its hook. Not the due time or the retries left, which change as a row is
+/// woken and retried: a retry copies the signature of the row it replaces.
 #[derive(Clone)]
 pub struct Signing {
     key: Vec<u8>,

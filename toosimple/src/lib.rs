@@ -60,7 +60,7 @@ pub use toosimple_core::{
     Weekdays, Window, WorkerState, WorkerStatus, check_schedules, default_store, enqueue_by_name,
     enqueue_by_name_with, find_hook, find_task, hooks, init, run_schedule, schedules, tasks,
 };
-pub use toosimple_core::{schema, signing, store, testing};
+pub use toosimple_core::{compression, schema, signing, store, testing};
 
 /// The date-time types of the API (`queue_at`'s due date, [`TaskExec`]'s times), so that an
 /// application uses the same chrono.

@@ -141,7 +141,10 @@ pub(super) fn claim(
     if request.limit == 0 || request.task_names.is_empty() {
         return Ok(Vec::new());
     }
-    driver(c).claim(request)
+    let mut claimed = driver(c).claim(request)?;
+    // Compressed arguments reach the worker (and its signature check) as plain JSON.
+    claimed.iter_mut().for_each(crate::compression::inflate);
+    Ok(claimed)
 }
 
 /// Sorts claimed rows as the claim chose them (highest priority, then oldest due, then

@@ -22,6 +22,7 @@ pub(crate) mod to_completion;
 mod url;
 mod workers;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -174,7 +175,13 @@ struct Inner {
     /// The keys rows are signed and checked with, shared by every clone of the store and
     /// every pool of it ([`Store::with_own_pool`]).
     signing: Arc<RwLock<Option<Arc<Signing>>>>,
+    /// The size of JSON above which arguments are stored compressed, [`NO_COMPRESSION`]
+    /// when off; shared as `signing` is.
+    compress_above: Arc<AtomicUsize>,
 }
+
+/// `compress_above` when compression is off.
+const NO_COMPRESSION: usize = usize::MAX;
 
 /// The settings every pool of a store shares.
 fn pool_builder() -> r2d2::Builder<ConnectionManager> {
@@ -298,6 +305,9 @@ impl Store {
                 target,
                 created,
                 signing: Arc::new(RwLock::new(Signing::from_env().map(Arc::new))),
+                compress_above: Arc::new(AtomicUsize::new(
+                    crate::compression::from_env().unwrap_or(NO_COMPRESSION),
+                )),
             }),
         })
     }
@@ -331,6 +341,7 @@ impl Store {
                 target: self.inner.target.clone(),
                 created: self.inner.created,
                 signing: self.inner.signing.clone(),
+                compress_above: self.inner.compress_above.clone(),
             }),
         }
     }
@@ -366,13 +377,28 @@ impl Store {
             .clone()
     }
 
-    /// Signs `rows` when this store has a key.
+    /// Stores the arguments of the executions enqueued through this store zstd-compressed
+    /// when their JSON is longer than `above` bytes (see [`compression`](crate::compression));
+    /// `None` stores them as they are. Readers (workers, [`TaskExec`](crate::TaskExec), the
+    /// admin, the CLI) always see plain JSON. Shared by every clone of the store; at connect
+    /// time it is read from `TOOSIMPLE_COMPRESS` and `TOOSIMPLE_COMPRESS_ABOVE`.
+    pub fn set_compression(&self, above: Option<usize>) {
+        self.inner
+            .compress_above
+            .store(above.unwrap_or(NO_COMPRESSION), Ordering::Relaxed);
+    }
+
+    /// The size of JSON above which arguments are compressed, `None` when compression is off
+    /// (see [`set_compression`](Self::set_compression)).
+    pub fn compression(&self) -> Option<usize> {
+        let above = self.inner.compress_above.load(Ordering::Relaxed);
+        (above != NO_COMPRESSION).then_some(above)
+    }
+
+    /// Signs `rows` when this store has a key, then compresses their large arguments when
+    /// compression is on: the signature covers the plain JSON.
     pub(crate) fn seal(&self, rows: &mut [NewTaskExec]) {
-        if let Some(signing) = self.signing() {
-            for row in rows {
-                signing.seal(row);
-            }
-        }
+        seal_with(self.signing().as_deref(), self.compression(), rows);
     }
 
     /// Connects to `TOOSIMPLE_DATABASE_URL`, or to `sqlite://toosimple.sqlite3` when it is unset.
@@ -622,13 +648,34 @@ pub(crate) fn replace_default(store: Option<Store>) -> Option<Store> {
     )
 }
 
-/// The keys for an enqueue through a caller's own connection (`queue_in`), which names no
-/// store: the default store's when it is open, else the environment's.
-pub(crate) fn ambient_signing() -> Option<Arc<Signing>> {
-    let slot = DEFAULT_STORE.lock().unwrap_or_else(|e| e.into_inner());
-    match &*slot {
-        Some(store) => store.signing(),
-        None => Signing::from_env().map(Arc::new),
+/// Signs, then compresses, `rows` as `signing` and `compress_above` say.
+fn seal_with(signing: Option<&Signing>, compress_above: Option<usize>, rows: &mut [NewTaskExec]) {
+    for row in rows {
+        if let Some(signing) = signing {
+            signing.seal(row);
+        }
+        if let Some(above) = compress_above
+            && let Some(packed) = crate::compression::compress(&row.args, above)
+        {
+            row.args = packed;
+        }
+    }
+}
+
+/// Seals rows enqueued through a caller's own connection (`queue_in`), which names no store:
+/// with the default store's settings when it is open, else the environment's.
+pub(crate) fn seal_ambient(rows: &mut [NewTaskExec]) {
+    let default = DEFAULT_STORE
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    match default {
+        Some(store) => store.seal(rows),
+        None => seal_with(
+            Signing::from_env().as_ref(),
+            crate::compression::from_env(),
+            rows,
+        ),
     }
 }
 

@@ -76,7 +76,6 @@ impl Store {
         registered: &[&str],
         now: DateTime<Utc>,
     ) -> Result<MaterializeReport> {
-        let signing = self.signing();
         self.write(
             || "materializing schedules".to_string(),
             |c| {
@@ -97,7 +96,7 @@ impl Store {
                     let Some(def) = schedules.iter().find(|s| s.name() == row.name) else {
                         continue;
                     };
-                    match materialize_one(c, def, row, now, signing.as_deref())? {
+                    match materialize_one(c, def, row, now, self)? {
                         Ok(enqueued) => report.enqueued.extend(enqueued),
                         Err(reason) => report.failed.push((row.name.clone(), reason)),
                     }
@@ -168,7 +167,7 @@ fn materialize_one(
     def: &ScheduleDef,
     row: &ScheduleExecRow,
     now: DateTime<Utc>,
-    signing: Option<&crate::Signing>,
+    store: &Store,
 ) -> QueryResult<std::result::Result<Enqueued, String>> {
     let schedule = match def.schedule() {
         Ok(schedule) => schedule,
@@ -198,11 +197,9 @@ fn materialize_one(
         if let Some(hook) = def.hook() {
             new.hook = Some(hook.name().to_string());
         }
-        if let Some(signing) = signing {
-            signing.seal(&mut new);
-        }
         rows.push(new);
     }
+    store.seal(&mut rows);
     let enqueued = c.__enqueue(&rows)?;
     let last_due = dues
         .last()
