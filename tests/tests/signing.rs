@@ -3,6 +3,9 @@
 //! fallbacks still verify, and without a key nothing changes; on SQLite, PostgreSQL and
 //! MariaDB.
 //!
+//! Compressed arguments (django-q's `Q_COMPRESSED`) are tested here too: they are signed as
+//! plain JSON and must read back as it.
+//!
 //! Keys are set through `Store::set_signing` on the test's store (the default store too), not
 //! through the process's environment, except for the CLI's child process.
 
@@ -15,7 +18,7 @@ use toosimple_worker::maintenance::schedules::{Config, Materializer};
 
 use toosimple_core::signing::SIGNATURE_MISMATCH;
 use toosimple_core::{Signing, State, TaskExec, schedule, task};
-use toosimple_tests::tasks::{add, fails_once, record};
+use toosimple_tests::tasks::{add, fails_once, record, shout};
 use toosimple_tests::{TestDb, backend_suite};
 use toosimple_worker::Exit;
 
@@ -26,6 +29,7 @@ backend_suite!(
     after_a_rotation_old_rows_run_while_the_old_key_is_a_fallback,
     without_a_key_nothing_is_signed_or_checked,
     the_cli_signs_what_it_enqueues_with_the_environments_key,
+    large_arguments_are_stored_compressed_and_read_as_plain_json,
 );
 
 const APP: &str = env!("CARGO_BIN_EXE_testapp");
@@ -276,4 +280,77 @@ fn the_cli_signs_what_it_enqueues_with_the_environments_key(db: &TestDb) {
         (State::Succeeded, Some(serde_json::json!(42)))
     );
     assert_eq!(state(db, unsigned), State::Invalid);
+}
+
+fn stored_args(db: &TestDb, id: i64) -> String {
+    use diesel::prelude::*;
+    use toosimple_core::schema::task_execs::dsl as te;
+    let mut conn = db.store.connection().unwrap();
+    te::task_execs
+        .find(id)
+        .select(te::args)
+        .first(&mut *conn)
+        .unwrap()
+}
+
+fn large_arguments_are_stored_compressed_and_read_as_plain_json(db: &TestDb) {
+    db.store.set_signing(Some(Signing::new("s3cret")));
+    db.store.set_compression(Some(100));
+    let text = "compress me ".repeat(500);
+    let large = shout::queue(text.clone()).unwrap();
+    let small = shout::queue("hi".to_string()).unwrap();
+    let many = shout::queue_many([(text.clone(),)]).unwrap();
+    let mut conn = db.store.connection().unwrap();
+    let inside = shout::queue_in(&mut *conn, text.clone()).unwrap();
+    drop(conn);
+
+    for id in [large.id(), many[0].id(), inside.id()] {
+        let stored = stored_args(db, id);
+        assert!(
+            stored.starts_with("zstd:") && stored.len() < text.len() / 5,
+            "row {id} is stored compressed: {} bytes",
+            stored.len()
+        );
+        // Whoever reads the row sees the plain JSON.
+        assert_eq!(
+            TaskExec::get_in(&db.store, id).unwrap().args,
+            serde_json::json!({ "text": text })
+        );
+    }
+    assert_eq!(stored_args(db, small.id()), r#"{"text":"hi"}"#);
+    let listed = TaskExec::list_in(
+        &db.store,
+        &toosimple_core::TaskExecFilter::default().task_name("shout"),
+    )
+    .unwrap();
+    assert!(
+        listed.iter().all(|e| e.args["text"].is_string()),
+        "{listed:?}"
+    );
+
+    // The worker decompresses, checks the signature over the plain JSON, and runs it.
+    assert_eq!(db.worker().until_done().run(), Exit::Stopped);
+    assert_eq!(
+        large.exec().unwrap().result,
+        Some(serde_json::json!(text.to_uppercase()))
+    );
+    for id in [small.id(), many[0].id(), inside.id()] {
+        assert_eq!(state(db, id), State::Succeeded);
+    }
+
+    // A compressed row changed outside toosimple is refused like any other.
+    let changed = shout::queue(text.clone()).unwrap();
+    let other = shout::queue(format!("{text}!")).unwrap();
+    db.execute(&format!(
+        "UPDATE task_execs SET args = '{}' WHERE id = {}",
+        stored_args(db, other.id()),
+        changed.id()
+    ));
+    db.execute(&format!("DELETE FROM task_execs WHERE id = {}", other.id()));
+    assert_eq!(db.worker().until_done().run(), Exit::Stopped);
+    let exec = changed.exec().unwrap();
+    assert_eq!(
+        (exec.state, exec.error.as_deref()),
+        (State::Invalid, Some(SIGNATURE_MISMATCH))
+    );
 }
