@@ -231,6 +231,7 @@ fn claimed(id: i64, task: &str, args: String) -> ClaimedExec {
         timeout_ms: None,
         result_ttl: None,
         hook: None,
+        signature: None,
     }
 }
 

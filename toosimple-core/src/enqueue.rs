@@ -92,6 +92,7 @@ pub(crate) fn new_row_with(
         timeout_ms: resolved.timeout_ms,
         result_ttl: resolved.result_ttl,
         hook: resolved.hook,
+        signature: None,
     })
 }
 
@@ -122,10 +123,12 @@ fn say_not_queued(mut error: Error, count: usize) -> Error {
 pub(crate) fn enqueue_rows<T>(
     store: &Store,
     def: &'static TaskDef,
-    rows: &[NewTaskExec],
+    rows: &mut [NewTaskExec],
 ) -> Result<Vec<TaskHandle<T>>> {
     // Fails when two tasks share this name, before anything is written.
     crate::registry::tasks()?;
+    store.seal(rows);
+    let rows = &*rows;
     let enqueued = if let [row] = rows
         && row.unique_key.is_none()
     {
@@ -178,8 +181,8 @@ pub fn enqueue_by_name_with(
     options: &CallOptions,
 ) -> Result<TaskHandle<Value>> {
     let def = find_task(task)?;
-    let row = new_row_with(def, &args, options)?;
-    let mut handles = enqueue_rows(store, def, std::slice::from_ref(&row))?;
+    let mut row = new_row_with(def, &args, options)?;
+    let mut handles = enqueue_rows(store, def, std::slice::from_mut(&mut row))?;
     Ok(handles.remove(0))
 }
 
@@ -202,8 +205,8 @@ pub mod __private {
         options: &CallOptions,
     ) -> Result<TaskHandle<T>> {
         let store = default_store()?;
-        let row = new_row_with(def, &args?, options)?;
-        let mut handles = enqueue_rows(&store, def, std::slice::from_ref(&row))?;
+        let mut row = new_row_with(def, &args?, options)?;
+        let mut handles = enqueue_rows(&store, def, std::slice::from_mut(&mut row))?;
         Ok(handles.remove(0))
     }
 
@@ -220,10 +223,10 @@ pub mod __private {
         options: &CallOptions,
     ) -> Result<Vec<TaskHandle<T>>> {
         let store = default_store()?;
-        let rows = args
+        let mut rows = args
             .map(|a| new_row_with(def, &a?, options))
             .collect::<Result<Vec<_>>>()?;
-        enqueue_rows(&store, def, &rows)
+        enqueue_rows(&store, def, &mut rows)
     }
 
     pub fn enqueue_in<T, C: EnqueueConnection + ?Sized>(
@@ -242,7 +245,9 @@ pub mod __private {
         options: &CallOptions,
     ) -> Result<TaskHandle<T>> {
         crate::registry::tasks()?;
-        let row = new_row_with(def, &args?, options)?;
+        let mut row = new_row_with(def, &args?, options)?;
+        // No store here: the default store's keys and compression, or the environment's.
+        crate::store::seal_ambient(std::slice::from_mut(&mut row));
         let enqueued = match conn.__enqueue(std::slice::from_ref(&row)) {
             Ok(enqueued) => enqueued,
             Err(source) => {

@@ -67,7 +67,7 @@ pub struct TaskExec {
 
 /// The row as diesel reads it, columns in `schema.rs` order.
 #[derive(Queryable)]
-#[allow(dead_code)] // unique_key and schedule are read for the column order only
+#[allow(dead_code)] // unique_key, schedule and signature are read for the column order only
 pub(crate) struct TaskExecRow {
     id: i64,
     task_name: String,
@@ -92,6 +92,7 @@ pub(crate) struct TaskExecRow {
     hook: Option<String>,
     hook_ran: Option<NaiveDateTime>,
     hook_error: Option<String>,
+    signature: Option<String>,
 }
 
 impl TryFrom<TaskExecRow> for TaskExec {
@@ -106,7 +107,7 @@ impl TryFrom<TaskExecRow> for TaskExec {
         Ok(TaskExec {
             id: row.id,
             task_name: row.task_name,
-            args: json(row.args),
+            args: json(crate::compression::decompress(&row.args).into_owned()),
             queue: row.queue,
             priority: row.priority,
             state,

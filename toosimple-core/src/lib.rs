@@ -39,12 +39,22 @@
 //! schedules that name it, once its outcome is recorded; a worker's `error_hook` receives
 //! every failure. See [`Hook`].
 //!
+//! # Signed payloads
+//! With `TOOSIMPLE_SECRET_KEY` set (or [`Store::set_signing`]), each enqueued row carries an
+//! HMAC-SHA256 of its task, arguments and options, and workers mark `Invalid` any row whose
+//! signature does not verify instead of running it. See [`signing`].
+//!
+//! # Compressed arguments
+//! With `TOOSIMPLE_COMPRESS=1` (or [`Store::set_compression`]), large arguments are stored
+//! zstd-compressed and read back as plain JSON everywhere. See [`compression`].
+//!
 //! # Testing
 //! [`testing::TestStore`] gives each test a database of its own as the default store, so that
 //! tests of your tasks run under `cargo test`'s parallel threads.
 
 #![warn(missing_docs)]
 
+pub mod compression;
 mod cron;
 mod enqueue;
 mod error;
@@ -56,6 +66,7 @@ mod registry;
 mod schedule;
 mod schedule_exec;
 pub mod schema;
+pub mod signing;
 mod state;
 pub mod store;
 mod stored_schedule;
@@ -87,6 +98,7 @@ pub use crate::options::{Call, CallOptions};
 pub use crate::registry::{TaskDef, find_task, tasks};
 pub use crate::schedule::{ScheduleDef, check_schedules, schedules};
 pub use crate::schedule_exec::{ScheduleExec, ScheduleState};
+pub use crate::signing::Signing;
 pub use crate::state::{ParseStateError, State};
 pub use crate::store::{
     AnyConnection, Backend, DATABASE_URL_ENV, EnqueueConnection, Store, default_store, init,

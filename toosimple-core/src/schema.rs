@@ -33,6 +33,7 @@ diesel::table! {
         hook -> Nullable<Text>,
         hook_ran -> Nullable<Timestamp>,
         hook_error -> Nullable<Text>,
+        signature -> Nullable<Text>,
     }
 }
 

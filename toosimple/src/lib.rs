@@ -55,12 +55,12 @@ pub use toosimple_core::{hook, schedule, task};
 pub use toosimple_core::{
     AnyConnection, Backend, Call, CallOptions, CronSchedule, DATABASE_URL_ENV, EXIT_CRASHED,
     EXIT_STOPPED, EXIT_TERMINATED, EnqueueConnection, Error, Every, Hook, NewSchedule,
-    ParseStateError, QueueCount, Result, ScheduleDef, ScheduleExec, ScheduleState, State,
+    ParseStateError, QueueCount, Result, ScheduleDef, ScheduleExec, ScheduleState, Signing, State,
     StopRequest, Store, StoredSchedule, TaskCount, TaskDef, TaskExec, TaskExecFilter, TaskHandle,
     Weekdays, Window, WorkerState, WorkerStatus, check_schedules, default_store, enqueue_by_name,
     enqueue_by_name_with, find_hook, find_task, hooks, init, run_schedule, schedules, tasks,
 };
-pub use toosimple_core::{schema, store, testing};
+pub use toosimple_core::{compression, schema, signing, store, testing};
 
 /// The date-time types of the API (`queue_at`'s due date, [`TaskExec`]'s times), so that an
 /// application uses the same chrono.

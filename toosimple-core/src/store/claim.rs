@@ -75,6 +75,8 @@ pub struct ClaimedExec {
     pub result_ttl: Option<i64>,
     /// The hook the worker calls once the outcome is recorded, by name.
     pub hook: Option<String>,
+    /// The row's signature, checked before it runs by a worker with a key.
+    pub signature: Option<String>,
 }
 
 /// The SQL types of [`CLAIMED_SQL`], to load claimed rows by position.
@@ -91,11 +93,12 @@ pub(super) type ClaimedSqlType = (
     diesel::sql_types::Nullable<diesel::sql_types::BigInt>,
     diesel::sql_types::Nullable<diesel::sql_types::BigInt>,
     diesel::sql_types::Nullable<diesel::sql_types::Text>,
+    diesel::sql_types::Nullable<diesel::sql_types::Text>,
 );
 
 /// The columns a claim returns, as SQL, in [`ClaimedExec`]'s order.
 pub(super) const CLAIMED_SQL: &str = "id, task_name, args, queue, priority, due, retries, retry_delay, unique_key, timeout_ms, \
-     result_ttl, hook";
+     result_ttl, hook, signature";
 
 pub(super) type ClaimedColumns = (
     te::id,
@@ -110,6 +113,7 @@ pub(super) type ClaimedColumns = (
     te::timeout_ms,
     te::result_ttl,
     te::hook,
+    te::signature,
 );
 
 pub(super) const CLAIMED_COLUMNS: ClaimedColumns = (
@@ -125,6 +129,7 @@ pub(super) const CLAIMED_COLUMNS: ClaimedColumns = (
     te::timeout_ms,
     te::result_ttl,
     te::hook,
+    te::signature,
 );
 
 /// Claims per `request` through the backend's driver; nothing to claim asks nothing of the
@@ -136,7 +141,10 @@ pub(super) fn claim(
     if request.limit == 0 || request.task_names.is_empty() {
         return Ok(Vec::new());
     }
-    driver(c).claim(request)
+    let mut claimed = driver(c).claim(request)?;
+    // Compressed arguments reach the worker (and its signature check) as plain JSON.
+    claimed.iter_mut().for_each(crate::compression::inflate);
+    Ok(claimed)
 }
 
 /// Sorts claimed rows as the claim chose them (highest priority, then oldest due, then

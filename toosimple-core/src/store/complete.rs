@@ -96,6 +96,8 @@ fn replacement(exec: &ClaimedExec, retry: bool, now: DateTime<Utc>) -> NewTaskEx
         timeout_ms: exec.timeout_ms,
         result_ttl: exec.result_ttl,
         hook: exec.hook.clone(),
+        // The signed fields are copied as they are: so is the signature.
+        signature: exec.signature.clone(),
     }
 }
 

@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use super::AnyConnection;
 use super::driver::{Driver, driver};
 
-/// Rows per multi-row `INSERT`: 13 bound columns each stays under both backends' limits on
+/// Rows per multi-row `INSERT`: 16 bound columns each stays under both backends' limits on
 /// bound parameters (SQLite 32,766, PostgreSQL 65,535).
 pub(super) const INSERT_BATCH: usize = 1_000;
 
@@ -30,6 +30,8 @@ pub struct NewTaskExec {
     pub timeout_ms: Option<i64>,
     pub result_ttl: Option<i64>,
     pub hook: Option<String>,
+    /// The row's signature (`crate::Signing`), `None` without a key.
+    pub signature: Option<String>,
 }
 
 /// Where an enqueued row went.

@@ -22,6 +22,10 @@ impl Store {
             || format!("claiming executions {ids:?} to run them inline"),
             |c| driver(c).claim_ids(ids, worker, now.naive_utc()),
         )
+        .map(|mut claimed| {
+            claimed.iter_mut().for_each(crate::compression::inflate);
+            claimed
+        })
     }
 }
 

@@ -22,7 +22,8 @@ pub(crate) mod to_completion;
 mod url;
 mod workers;
 
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use diesel::prelude::*;
@@ -51,6 +52,7 @@ pub use self::url::mask as mask_url;
 #[doc(hidden)]
 pub use self::workers::WorkerRegistration;
 use crate::error::{Error, Result};
+use crate::signing::Signing;
 
 /// The environment variable naming the database.
 pub const DATABASE_URL_ENV: &str = "TOOSIMPLE_DATABASE_URL";
@@ -170,7 +172,16 @@ struct Inner {
     target: Target,
     /// Whether connecting created the SQLite file.
     created: bool,
+    /// The keys rows are signed and checked with, shared by every clone of the store and
+    /// every pool of it ([`Store::with_own_pool`]).
+    signing: Arc<RwLock<Option<Arc<Signing>>>>,
+    /// The size of JSON above which arguments are stored compressed, [`NO_COMPRESSION`]
+    /// when off; shared as `signing` is.
+    compress_above: Arc<AtomicUsize>,
 }
+
+/// `compress_above` when compression is off.
+const NO_COMPRESSION: usize = usize::MAX;
 
 /// The settings every pool of a store shares.
 fn pool_builder() -> r2d2::Builder<ConnectionManager> {
@@ -293,6 +304,10 @@ impl Store {
                 backend,
                 target,
                 created,
+                signing: Arc::new(RwLock::new(Signing::from_env().map(Arc::new))),
+                compress_above: Arc::new(AtomicUsize::new(
+                    crate::compression::from_env().unwrap_or(NO_COMPRESSION),
+                )),
             }),
         })
     }
@@ -325,8 +340,65 @@ impl Store {
                 backend: self.inner.backend,
                 target: self.inner.target.clone(),
                 created: self.inner.created,
+                signing: self.inner.signing.clone(),
+                compress_above: self.inner.compress_above.clone(),
             }),
         }
+    }
+
+    /// Signs the rows enqueued through this store with `signing`'s key, and makes the workers
+    /// on it run only rows whose signature verifies (see [`Signing`]); `None` turns signing
+    /// off. Every clone of this store (the default store's slot, a worker's) shares the
+    /// setting. At connect time it is read from `TOOSIMPLE_SECRET_KEY` and
+    /// `TOOSIMPLE_SECRET_KEY_FALLBACKS`.
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir()?;
+    /// let url = format!("sqlite://{}", dir.path().join("tasks.sqlite3").display());
+    /// let store = toosimple_core::Store::connect(&url)?;
+    /// store.set_signing(Some(toosimple_core::Signing::new("s3cret").fallback("old s3cret")));
+    /// assert!(store.clone().signing().is_some());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn set_signing(&self, signing: Option<Signing>) {
+        *self
+            .inner
+            .signing
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = signing.map(Arc::new);
+    }
+
+    /// The keys rows are signed and checked with, if any (see [`set_signing`](Self::set_signing)).
+    pub fn signing(&self) -> Option<Arc<Signing>> {
+        self.inner
+            .signing
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Stores the arguments of the executions enqueued through this store zstd-compressed
+    /// when their JSON is longer than `above` bytes (see [`compression`](crate::compression));
+    /// `None` stores them as they are. Readers (workers, [`TaskExec`](crate::TaskExec), the
+    /// admin, the CLI) always see plain JSON. Shared by every clone of the store; at connect
+    /// time it is read from `TOOSIMPLE_COMPRESS` and `TOOSIMPLE_COMPRESS_ABOVE`.
+    pub fn set_compression(&self, above: Option<usize>) {
+        self.inner
+            .compress_above
+            .store(above.unwrap_or(NO_COMPRESSION), Ordering::Relaxed);
+    }
+
+    /// The size of JSON above which arguments are compressed, `None` when compression is off
+    /// (see [`set_compression`](Self::set_compression)).
+    pub fn compression(&self) -> Option<usize> {
+        let above = self.inner.compress_above.load(Ordering::Relaxed);
+        (above != NO_COMPRESSION).then_some(above)
+    }
+
+    /// Signs `rows` when this store has a key, then compresses their large arguments when
+    /// compression is on: the signature covers the plain JSON.
+    pub(crate) fn seal(&self, rows: &mut [NewTaskExec]) {
+        seal_with(self.signing().as_deref(), self.compression(), rows);
     }
 
     /// Connects to `TOOSIMPLE_DATABASE_URL`, or to `sqlite://toosimple.sqlite3` when it is unset.
@@ -575,6 +647,37 @@ pub(crate) fn replace_default(store: Option<Store>) -> Option<Store> {
         &mut *DEFAULT_STORE.lock().unwrap_or_else(|e| e.into_inner()),
         store,
     )
+}
+
+/// Signs, then compresses, `rows` as `signing` and `compress_above` say.
+fn seal_with(signing: Option<&Signing>, compress_above: Option<usize>, rows: &mut [NewTaskExec]) {
+    for row in rows {
+        if let Some(signing) = signing {
+            signing.seal(row);
+        }
+        if let Some(above) = compress_above
+            && let Some(packed) = crate::compression::compress(&row.args, above)
+        {
+            row.args = packed;
+        }
+    }
+}
+
+/// Seals rows enqueued through a caller's own connection (`queue_in`), which names no store:
+/// with the default store's settings when it is open, else the environment's.
+pub(crate) fn seal_ambient(rows: &mut [NewTaskExec]) {
+    let default = DEFAULT_STORE
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    match default {
+        Some(store) => store.seal(rows),
+        None => seal_with(
+            Signing::from_env().as_ref(),
+            crate::compression::from_env(),
+            rows,
+        ),
+    }
 }
 
 /// The store set by [`init`], or opened from the environment on first use.

@@ -96,7 +96,7 @@ impl Store {
                     let Some(def) = schedules.iter().find(|s| s.name() == row.name) else {
                         continue;
                     };
-                    match materialize_one(c, def, row, now)? {
+                    match materialize_one(c, def, row, now, self)? {
                         Ok(enqueued) => report.enqueued.extend(enqueued),
                         Err(reason) => report.failed.push((row.name.clone(), reason)),
                     }
@@ -135,6 +135,7 @@ impl Store {
         if let Some(hook) = def.hook() {
             row.hook = Some(hook.name().to_string());
         }
+        self.seal(std::slice::from_mut(&mut row));
         let enqueued = self.write(
             || format!("running schedule `{name}`"),
             |c| {
@@ -166,6 +167,7 @@ fn materialize_one(
     def: &ScheduleDef,
     row: &ScheduleExecRow,
     now: DateTime<Utc>,
+    store: &Store,
 ) -> QueryResult<std::result::Result<Enqueued, String>> {
     let schedule = match def.schedule() {
         Ok(schedule) => schedule,
@@ -197,6 +199,7 @@ fn materialize_one(
         }
         rows.push(new);
     }
+    store.seal(&mut rows);
     let enqueued = c.__enqueue(&rows)?;
     let last_due = dues
         .last()

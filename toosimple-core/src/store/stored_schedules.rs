@@ -231,6 +231,7 @@ impl Store {
                         new.queue = queue.clone();
                     }
                     new.schedule = Some(schedule.name.clone());
+                    self.seal(std::slice::from_mut(&mut new));
                     let enqueued = c.__enqueue(std::slice::from_ref(&new))?;
                     diesel::update(se::schedule_execs.find(row.id))
                         .set((

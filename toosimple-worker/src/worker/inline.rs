@@ -29,7 +29,10 @@ pub(crate) fn run_here(store: &Store, ids: &[i64]) -> Result<(), Error> {
     for exec in store.claim_ids(INLINE_LABEL, ids, clock.now())? {
         let id = exec.id;
         let def = toosimple_core::find_task(&exec.task_name)?;
-        let outcome = run(def, &exec);
+        let outcome = match store.signing().map(|s| s.check(&exec)) {
+            Some(Err(message)) => Outcome::Invalid(message),
+            _ => run(def, &exec),
+        };
         let completion = Completion {
             exec,
             outcome,

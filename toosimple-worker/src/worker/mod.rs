@@ -598,6 +598,8 @@ impl Run {
             tasks.handle(),
         );
         producer.metrics = metrics.as_ref().map(|(metrics, _)| metrics.clone());
+        // The store's keys as the worker starts: each claimed row is checked against them.
+        producer.signing = store.signing();
         let run = Run {
             defs,
             _metrics_server: metrics.map(|(_, server)| server),

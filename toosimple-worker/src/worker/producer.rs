@@ -19,9 +19,9 @@ use chrono::{DateTime, Utc};
 use tokio::runtime::Handle;
 use tokio::task::{JoinError, JoinSet};
 use tokio::time::Instant;
-use toosimple_core::TaskDef;
 use toosimple_core::runtime::Invoker;
-use toosimple_core::store::{ClaimRequest, ClaimedExec, Completion, QueueSelection};
+use toosimple_core::store::{ClaimRequest, ClaimedExec, Completion, Outcome, QueueSelection};
+use toosimple_core::{Signing, TaskDef};
 
 use super::execute::execute;
 use super::runners::Runners;
@@ -95,6 +95,8 @@ pub(crate) struct Producer {
     pub(crate) last_claimed: usize,
     /// Where start delays and run times go, when the worker keeps metrics.
     pub(crate) metrics: Option<Arc<crate::metrics::Metrics>>,
+    /// The keys each claimed row's signature is checked with, when the store has them.
+    pub(crate) signing: Option<Arc<Signing>>,
 }
 
 impl Producer {
@@ -134,6 +136,7 @@ impl Producer {
             executions: 0,
             last_claimed: 0,
             metrics: None,
+            signing: None,
         }
     }
 
@@ -203,6 +206,20 @@ impl Producer {
                 );
             }
             self.held.insert(exec.id, (exec.clone(), Instant::now()));
+            // A row whose signature does not verify never runs: it ends `Invalid` through the
+            // same path as a run, so that it is recorded (and its hook called) as one.
+            if let Some(Err(message)) = self.signing.as_ref().map(|s| s.check(&exec)) {
+                tracing::warn!(task = def.name(), id = exec.id, "{message}");
+                let clock = self.clock.clone();
+                self.running.spawn(async move {
+                    Completion {
+                        exec,
+                        outcome: Outcome::Invalid(message),
+                        finished: clock.now(),
+                    }
+                });
+                continue;
+            }
             match def.invoker() {
                 Invoker::Sync(call) if exec.timeout_ms.is_none() && def.timeout().is_none() => {
                     self.on_runners += 1;
