@@ -1203,7 +1203,7 @@ fn cancel_cancels_only_pending_executions(db: &TestDb) {
         ],
     );
     assert!(page.body.contains(&format!(
-        "Cancelled nothing (#{done} not pending: only sleeping or queued executions can be cancelled)"
+        "Cancelled nothing (#{done} already finished: only sleeping, queued or running executions can be cancelled)"
     )));
     assert_eq!(exec(db, done).state, State::Succeeded);
     assert!(

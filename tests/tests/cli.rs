@@ -1022,7 +1022,7 @@ fn enqueue_requeue_cancel_and_purge(db: &TestDb) {
     assert_eq!(
         stderr(&again).trim(),
         format!(
-            "error: cannot cancel #{}: it has already finished (succeeded); only sleeping or queued executions can be cancelled",
+            "error: cannot cancel #{}: it has already finished (succeeded); only sleeping, queued or running executions can be cancelled",
             first.id
         )
     );
