@@ -76,9 +76,12 @@ impl fmt::Display for Progress {
 ///     rows
 /// }
 ///
-/// // queue takes only the stored arguments:
-/// let _ = import::queue;
-/// assert_eq!(import(3, TaskContext::detached()), 3);
+/// fn main() {
+///     // `import::queue(rows)` takes only the stored argument; called directly, the function
+///     // takes a detached context.
+///     let _queue: fn(u32) -> _ = import::queue;
+///     assert_eq!(import(3, TaskContext::detached()), 3);
+/// }
 /// ```
 #[derive(Clone, Default)]
 pub struct TaskContext {
