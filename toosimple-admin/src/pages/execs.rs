@@ -181,7 +181,17 @@ fn row(base: &str, e: &TaskExec) -> Markup {
             td { a href={ (base) "/execs/" (e.id) } { "#" (e.id) } }
             td { (e.task_name) }
             td { (e.queue) }
-            td { (layout::state_badge(e.state)) }
+            td {
+                (layout::state_badge(e.state))
+                @if e.state == State::Processing {
+                    @if let Some(progress) = &e.progress {
+                        " " span class="muted progress" { (format!("{:.0}%", progress.fraction * 100.0)) }
+                    }
+                    @if e.cancel_requested.is_some() {
+                        " " span class="muted cancel-requested" { "cancel requested" }
+                    }
+                }
+            }
             td class="args" { code { (layout::truncate(&e.args.to_string(), 80)) } }
             td { (layout::time(Some(e.created))) }
             td { (layout::time(e.finished)) }
