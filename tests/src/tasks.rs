@@ -329,3 +329,123 @@ pub fn hooked(succeed: bool) -> Result<(), String> {
         Err("asked to fail".to_string())
     }
 }
+
+/// Named gates shared by the tests and the tasks they run in the same process: a task waits
+/// on a gate the test opens (or opens one the test waits on), so that the test controls the
+/// timing instead of sleeping and hoping.
+pub mod gate {
+    use std::collections::HashSet;
+    use std::sync::{Condvar, Mutex};
+    use std::time::{Duration, Instant};
+
+    static OPEN: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+    static CHANGED: Condvar = Condvar::new();
+
+    /// Opens gate `name`.
+    pub fn open(name: &str) {
+        let mut open = OPEN.lock().unwrap_or_else(|e| e.into_inner());
+        open.get_or_insert_with(HashSet::new)
+            .insert(name.to_string());
+        CHANGED.notify_all();
+    }
+
+    /// Whether gate `name` is open.
+    pub fn is_open(name: &str) -> bool {
+        let open = OPEN.lock().unwrap_or_else(|e| e.into_inner());
+        open.as_ref().is_some_and(|o| o.contains(name))
+    }
+
+    /// Blocks until gate `name` opens; `false` if it did not within `timeout`.
+    pub fn wait(name: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut open = OPEN.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if open.as_ref().is_some_and(|o| o.contains(name)) {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            open = CHANGED
+                .wait_timeout(open, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    /// A name no other test uses: `what` and a number.
+    pub fn unique(what: &str) -> String {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        format!("{what}-{n}")
+    }
+}
+
+/// How long the gated tasks wait for their test at most, so that a failed test never leaves
+/// a task running forever.
+const GATE_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Reports progress 0.5 "halfway", then waits for gate `key` and returns `n`.
+#[task]
+pub async fn halfway(key: String, n: i64, ctx: toosimple_core::TaskContext) -> i64 {
+    ctx.progress(0.5, "halfway");
+    let deadline = std::time::Instant::now() + GATE_LIMIT;
+    while !gate::is_open(&key) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    n
+}
+
+/// Reports progress `reports` times, `i / reports` with the message `report i`, one every
+/// `pause_us` microseconds; then opens gate `{key}-reported` and waits for gate `key`.
+#[task]
+pub fn many_reports(
+    key: String,
+    reports: u32,
+    pause_us: u64,
+    ctx: toosimple_core::TaskContext,
+) -> u32 {
+    for i in 1..=reports {
+        ctx.progress(f64::from(i) / f64::from(reports), format!("report {i}"));
+        std::thread::sleep(std::time::Duration::from_micros(pause_us));
+    }
+    gate::open(&format!("{key}-reported"));
+    gate::wait(&key, GATE_LIMIT);
+    reports
+}
+
+/// Opens gate `{key}-started`, then awaits forever (a minute at most); opens gate
+/// `{key}-dropped` when its future is dropped (aborted) before it ends.
+#[task]
+pub async fn awaits_forever(key: String) -> Result<(), String> {
+    struct OpenOnDrop(Option<String>);
+    impl Drop for OpenOnDrop {
+        fn drop(&mut self) {
+            if let Some(name) = self.0.take() {
+                gate::open(&name);
+            }
+        }
+    }
+    let mut dropped = OpenOnDrop(Some(format!("{key}-dropped")));
+    gate::open(&format!("{key}-started"));
+    tokio::time::sleep(GATE_LIMIT).await;
+    dropped.0 = None;
+    Err("nobody cancelled it".to_string())
+}
+
+/// Opens gate `{key}-started`, then checks its cancel flag every 5 ms (a minute at most);
+/// once it sees it, opens gate `{key}-saw-cancel` and returns.
+#[task]
+pub fn checks_for_cancel(key: String, ctx: toosimple_core::TaskContext) -> Result<(), String> {
+    gate::open(&format!("{key}-started"));
+    let deadline = std::time::Instant::now() + GATE_LIMIT;
+    while std::time::Instant::now() < deadline {
+        if ctx.is_cancelled() {
+            gate::open(&format!("{key}-saw-cancel"));
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    Err("nobody cancelled it".to_string())
+}

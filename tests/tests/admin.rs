@@ -1203,13 +1203,43 @@ fn cancel_cancels_only_pending_executions(db: &TestDb) {
         ],
     );
     assert!(page.body.contains(&format!(
-        "Cancelled nothing (#{done} not pending: only sleeping or queued executions can be cancelled)"
+        "Cancelled nothing (#{done} already finished: only sleeping, queued or running executions can be cancelled)"
     )));
     assert_eq!(exec(db, done).state, State::Succeeded);
     assert!(
         !page.body.contains(">Cancel</button>"),
         "no cancel button once finished"
     );
+    // A running execution gets a cancel request, shown until its worker honours it.
+    let running = add::queue(5, 6).unwrap().id();
+    db.execute(&format!(
+        "UPDATE task_execs SET state = 'processing', worker = 'w', progress = 0.25, \
+         progress_message = 'a quarter' WHERE id = {running}"
+    ));
+    let page = client.get(&format!("/execs/{running}"));
+    assert!(page.body.contains("25% a quarter"), "{}", page.body);
+    assert!(page.body.contains(">Cancel</button>"), "{}", page.body);
+    let page = client.act(
+        "/execs/cancel",
+        &[
+            ("id", &running.to_string()),
+            ("back", &format!("/admin/execs/{running}")),
+        ],
+    );
+    assert!(
+        page.body
+            .contains(&format!("cancel requested for #{running}")),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("cancel requested <time"),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains(">Cancel</button>"), "{}", page.body);
+    assert_eq!(exec(db, running).state, State::Processing);
+    assert!(exec(db, running).cancel_requested.is_some());
 }
 
 fn delete_removes_executions(db: &TestDb) {

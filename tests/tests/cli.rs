@@ -1022,7 +1022,7 @@ fn enqueue_requeue_cancel_and_purge(db: &TestDb) {
     assert_eq!(
         stderr(&again).trim(),
         format!(
-            "error: cannot cancel #{}: it has already finished (succeeded); only sleeping or queued executions can be cancelled",
+            "error: cannot cancel #{}: it has already finished (succeeded); only sleeping, queued or running executions can be cancelled",
             first.id
         )
     );
@@ -1030,6 +1030,46 @@ fn enqueue_requeue_cancel_and_purge(db: &TestDb) {
     let missing = run(db, &["cancel", "987654"]);
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no task execution with id 987654"));
+
+    // A running execution: `show` and `status` give its progress; `cancel` records a request,
+    // shown until its worker honours it.
+    let running = add::queue(5, 6).unwrap().id();
+    db.execute(&format!(
+        "UPDATE task_execs SET state = 'processing', worker = 'w', progress = 0.25, \
+         progress_message = 'a quarter' WHERE id = {running}"
+    ));
+    let show = run(db, &["show", &running.to_string()]);
+    assert!(show.status.success());
+    assert!(
+        stdout(&show).contains("progress:  25% a quarter"),
+        "{}",
+        stdout(&show)
+    );
+    let cancel = run(db, &["cancel", &running.to_string()]);
+    assert!(cancel.status.success());
+    assert!(
+        stdout(&cancel).starts_with(&format!("cancel requested for #{running}: it is running")),
+        "{}",
+        stdout(&cancel)
+    );
+    let show = run(db, &["show", &running.to_string()]);
+    assert!(
+        stdout(&show).contains("cancel requested at "),
+        "{}",
+        stdout(&show)
+    );
+    let status = run(db, &["status"]);
+    assert!(
+        stdout(&status).contains("25% a quarter (cancel requested)"),
+        "{}",
+        stdout(&status)
+    );
+    let shown = run(db, &["show", &running.to_string(), "--json"]);
+    let shown: serde_json::Value = serde_json::from_str(&stdout(&shown)).unwrap();
+    assert_eq!(shown["progress"]["fraction"], json!(0.25));
+    assert!(shown["cancel_requested"].is_string(), "{shown}");
+    // No worker runs it: out of the way of the purge below.
+    db.execute(&format!("DELETE FROM task_execs WHERE id = {running}"));
 
     // Nothing is old enough yet; then everything finished is.
     // Finding: the age was shown as "604800s".

@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::{TimeDelta, Utc};
 use diesel::Connection;
 use serde_json::json;
-use toosimple_core::{Error, State, TaskExec, TaskExecFilter, TaskHandle};
+use toosimple_core::{Cancellation, Error, State, TaskExec, TaskExecFilter, TaskHandle};
 use toosimple_tests::tasks::{
     Everything, add, echo, fail_with, fails_once, many_args, nothing, refresh, send, shout,
 };
@@ -25,7 +25,7 @@ backend_suite!(
     unique_earlier_due_moves_sleeping_duplicate_earlier,
     unique_later_due_leaves_sleeping_duplicate,
     unique_allows_a_new_row_once_the_pending_one_ran,
-    cancel_cancels_pending_and_leaves_running,
+    cancel_cancels_pending_and_asks_running,
     wait_times_out_on_a_queued_task,
     wait_returns_the_result_when_done,
     wait_reports_failure_with_the_message,
@@ -232,7 +232,7 @@ fn unique_allows_a_new_row_once_the_pending_one_ran(db: &TestDb) {
     assert_eq!(third.id(), second.id());
 }
 
-fn cancel_cancels_pending_and_leaves_running(db: &TestDb) {
+fn cancel_cancels_pending_and_asks_running(db: &TestDb) {
     let queued = add::queue(1, 1).unwrap();
     let sleeping = add::queue_at(Utc::now() + TimeDelta::hours(1), 1, 1).unwrap();
     let running = add::queue(2, 2).unwrap();
@@ -241,15 +241,24 @@ fn cancel_cancels_pending_and_leaves_running(db: &TestDb) {
         running.id()
     ));
 
-    assert!(queued.cancel().unwrap());
-    assert!(sleeping.cancel().unwrap());
-    assert!(!running.cancel().unwrap());
+    assert_eq!(queued.cancel().unwrap(), Cancellation::Cancelled);
+    assert_eq!(sleeping.cancel().unwrap(), Cancellation::Cancelled);
+    // A running one gets a cancel request, for its worker to honour; it stays Processing.
+    assert_eq!(running.cancel().unwrap(), Cancellation::Requested);
     assert_eq!(queued.state().unwrap(), State::Cancelled);
     assert!(queued.exec().unwrap().finished.is_some());
     assert_eq!(sleeping.state().unwrap(), State::Cancelled);
-    assert_eq!(running.state().unwrap(), State::Processing);
+    let asked = running.exec().unwrap();
+    assert_eq!(asked.state, State::Processing);
+    let requested = asked.cancel_requested.expect("a cancel request");
+    // Asking again keeps the first request.
+    assert_eq!(running.cancel().unwrap(), Cancellation::Requested);
+    assert_eq!(running.exec().unwrap().cancel_requested, Some(requested));
     // Cancelling twice changes nothing; a cancelled wait reports the state.
-    assert!(!queued.cancel().unwrap());
+    assert_eq!(
+        queued.cancel().unwrap(),
+        Cancellation::Finished(State::Cancelled)
+    );
     let err = queued.wait(Duration::from_secs(1)).unwrap_err();
     assert!(
         matches!(

@@ -3,7 +3,7 @@
 //! and PostgreSQL.
 
 use chrono::{TimeDelta, Utc};
-use toosimple_core::{State, TaskExec, schedule, task};
+use toosimple_core::{Cancellation, State, TaskExec, schedule, task};
 use toosimple_tests::tasks::{
     add, fail_with, failing_hook, hooked, note_execution, panicking_hook, record,
 };
@@ -195,7 +195,7 @@ fn hooks_left_behind_are_taken_once_by_a_pass(db: &TestDb) {
 
     // A cancelled execution ran nowhere: taken at once, and called by a worker's pass.
     let cancelled = hooked::queue(true).unwrap();
-    assert!(cancelled.cancel().unwrap());
+    assert_eq!(cancelled.cancel().unwrap(), Cancellation::Cancelled);
     let worker = db.worker().until_done();
     assert_eq!(worker.run(), Exit::Stopped);
     assert_eq!(db.side_effects(), vec![cancelled.id()]);

@@ -6,8 +6,8 @@ use axum::response::Response;
 use chrono::{TimeDelta, Utc};
 use diesel::prelude::*;
 use serde::Deserialize;
-use toosimple_core::TaskExec;
 use toosimple_core::schema::task_execs::dsl as te;
+use toosimple_core::{Cancellation, TaskExec};
 
 use crate::auth::{Authed, CsrfForm, csrf_field};
 use crate::session::Flash;
@@ -153,7 +153,7 @@ pub(crate) async fn requeue(
     Ok(redirect(&a, form.back.as_deref(), flash))
 }
 
-/// `POST /execs/cancel`: cancels each pending `id`.
+/// `POST /execs/cancel`: cancels each pending `id`, and asks a cancel of each running one.
 pub(crate) async fn cancel(
     a: Authed,
     CsrfForm(form): CsrfForm<Selection>,
@@ -162,18 +162,20 @@ pub(crate) async fn cancel(
     if ids.is_empty() {
         return Ok(nothing_selected(&a, &form));
     }
-    let (cancelled, not_pending, errors) = a
+    let (cancelled, requested, finished, errors) = a
         .state
         .db(move |store| {
-            let (mut cancelled, mut not_pending, mut errors) = (Vec::new(), Vec::new(), Vec::new());
+            let (mut cancelled, mut requested, mut finished, mut errors) =
+                (Vec::new(), Vec::new(), Vec::new(), Vec::new());
             for id in ids {
                 match TaskExec::cancel_in(store, id) {
-                    Ok(true) => cancelled.push(id),
-                    Ok(false) => not_pending.push(format!("#{id}")),
+                    Ok(Cancellation::Cancelled) => cancelled.push(id),
+                    Ok(Cancellation::Requested) => requested.push(format!("#{id}")),
+                    Ok(Cancellation::Finished(_)) => finished.push(format!("#{id}")),
                     Err(e) => errors.push(format!("#{id}: {}", e.report())),
                 }
             }
-            Ok((cancelled, not_pending, errors))
+            Ok((cancelled, requested, finished, errors))
         })
         .await?;
     let mut text = if cancelled.is_empty() {
@@ -181,16 +183,23 @@ pub(crate) async fn cancel(
     } else {
         format!("Cancelled {}", plural(cancelled.len(), "execution"))
     };
-    if !not_pending.is_empty() {
+    if !requested.is_empty() {
         text.push_str(&format!(
-            " ({} not pending: only sleeping or queued executions can be cancelled)",
-            not_pending.join(", ")
+            "; cancel requested for {} (running: its worker stops it within a heartbeat)",
+            requested.join(", ")
+        ));
+    }
+    if !finished.is_empty() {
+        text.push_str(&format!(
+            " ({} already finished: only sleeping, queued or running executions can be \
+             cancelled)",
+            finished.join(", ")
         ));
     }
     if !errors.is_empty() {
         text.push_str(&format!("; errors: {}", errors.join("; ")));
     }
-    let failed = cancelled.is_empty() || !errors.is_empty();
+    let failed = (cancelled.is_empty() && requested.is_empty()) || !errors.is_empty();
     let flash = if failed {
         Flash::error(text)
     } else {

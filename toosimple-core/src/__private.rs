@@ -20,7 +20,7 @@ pub use crate::options::{Call, CallOptions, CallTarget};
 pub use crate::registry::{BoxFuture, Invoker, RunError, RunResult, TaskDef};
 pub use crate::schedule::ScheduleDef;
 pub use crate::store::EnqueueConnection;
-pub use crate::{State, TaskExec, TaskHandle};
+pub use crate::{State, TaskContext, TaskExec, TaskHandle};
 
 /// Task arguments are stored as JSON: each must serialize and deserialize.
 #[diagnostic::on_unimplemented(

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::State;
+use crate::context::Progress;
 use crate::error::{Error, Result};
 use crate::schema::task_execs::dsl as te;
 use crate::store::to_completion::RunToCompletion;
@@ -63,6 +64,14 @@ pub struct TaskExec {
     /// How the hook (or the worker's error hook) failed, when it did; the execution's own
     /// outcome is never changed by it.
     pub hook_error: Option<String>,
+    /// The latest progress the task reported while it ran ([`TaskContext::progress`]), as its
+    /// worker wrote it (at most once a second): kept once it ended.
+    ///
+    /// [`TaskContext::progress`]: crate::TaskContext::progress
+    pub progress: Option<Progress>,
+    /// When a cancel of this execution was asked while it ran ([`TaskExec::cancel_in`]): its
+    /// worker stops it within a heartbeat, and records it `Cancelled`.
+    pub cancel_requested: Option<DateTime<Utc>>,
 }
 
 /// The row as diesel reads it, columns in `schema.rs` order.
@@ -93,6 +102,9 @@ pub(crate) struct TaskExecRow {
     hook_ran: Option<NaiveDateTime>,
     hook_error: Option<String>,
     signature: Option<String>,
+    progress: Option<f64>,
+    progress_message: Option<String>,
+    cancel_requested: Option<NaiveDateTime>,
 }
 
 impl TryFrom<TaskExecRow> for TaskExec {
@@ -128,6 +140,8 @@ impl TryFrom<TaskExecRow> for TaskExec {
             hook: row.hook,
             hook_ran: row.hook_ran.map(|t| t.and_utc()),
             hook_error: row.hook_error,
+            progress: Progress::from_columns(row.progress, row.progress_message),
+            cancel_requested: row.cancel_requested.map(|t| t.and_utc()),
         })
     }
 }
@@ -274,14 +288,19 @@ impl TaskExec {
         rows.into_iter().map(TaskExec::try_from).collect()
     }
 
-    /// Cancels execution `id` of `store` if it is still pending (`Sleeping` or `Queued`).
-    /// Returns whether it was; a running or finished execution is left as it is.
-    pub fn cancel_in(store: &Store, id: i64) -> Result<bool> {
+    /// Cancels execution `id` of `store`: a pending one (`Sleeping` or `Queued`) is
+    /// `Cancelled` at once; on a running one (`Processing`) a cancel request is recorded, which
+    /// its worker reads back within a heartbeat: it aborts an async task at its next await
+    /// point, sets the flag a sync task sees through [`TaskContext::is_cancelled`], and records
+    /// the execution `Cancelled` (never retried). A finished execution is left as it is.
+    ///
+    /// [`TaskContext::is_cancelled`]: crate::TaskContext::is_cancelled
+    pub fn cancel_in(store: &Store, id: i64) -> Result<Cancellation> {
         let now = crate::enqueue::now().naive_utc();
-        let changed = store.autocommit(
+        let (pending, running) = store.autocommit(
             || format!("cancelling task execution {id}"),
             |c| {
-                diesel::update(
+                let pending = diesel::update(
                     te::task_execs
                         .find(id)
                         .filter(te::state.eq_any(State::PENDING.map(State::as_str))),
@@ -290,14 +309,52 @@ impl TaskExec {
                     te::state.eq(State::Cancelled.as_str()),
                     te::finished.eq(now),
                 ))
-                .execute(c)
+                .execute(c)?;
+                if pending > 0 {
+                    return Ok((pending, 0));
+                }
+                let running = diesel::update(
+                    te::task_execs
+                        .find(id)
+                        .filter(te::state.eq(State::Processing.as_str()))
+                        .filter(te::cancel_requested.is_null()),
+                )
+                .set(te::cancel_requested.eq(now))
+                .execute(c)?;
+                Ok((0, running))
             },
         )?;
-        if changed == 0 {
-            // Tell a missing id apart from one that is no longer pending.
-            TaskExec::get_in(store, id)?;
+        if pending == 1 {
+            return Ok(Cancellation::Cancelled);
         }
-        Ok(changed == 1)
+        if running == 1 {
+            return Ok(Cancellation::Requested);
+        }
+        // Tell a missing id apart from one already asked or finished.
+        let exec = TaskExec::get_in(store, id)?;
+        Ok(match exec.state {
+            State::Processing => Cancellation::Requested,
+            state => Cancellation::Finished(state),
+        })
+    }
+}
+
+/// What [`TaskExec::cancel_in`] (and [`TaskHandle::cancel`](crate::TaskHandle::cancel)) did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cancellation {
+    /// It was pending: it is `Cancelled` now.
+    Cancelled,
+    /// It is running: a cancel request is recorded (now or earlier), and its worker stops it
+    /// and records it `Cancelled` within a heartbeat.
+    Requested,
+    /// It had already ended in this state: nothing changed.
+    Finished(State),
+}
+
+impl Cancellation {
+    /// Whether the execution is (or will be) cancelled: not [`Finished`](Self::Finished).
+    pub fn is_cancelled_or_requested(self) -> bool {
+        !matches!(self, Cancellation::Finished(_))
     }
 }
 

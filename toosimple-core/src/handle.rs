@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
-use crate::{State, Store, TaskExec};
+use crate::{Cancellation, Progress, State, Store, TaskExec};
 
 /// A handle on an enqueued execution whose task returns `T`.
 ///
@@ -106,10 +106,19 @@ impl<T> TaskHandle<T> {
         Ok(self.exec()?.state)
     }
 
-    /// Cancels the execution if it is still pending (`Sleeping` or `Queued`) and returns
-    /// whether it was. A running execution is not touched.
-    pub fn cancel(&self) -> Result<bool> {
+    /// Cancels the execution: a pending one at once, a running one by a cancel request its
+    /// worker honours within a heartbeat (see [`TaskExec::cancel_in`]). A finished one is left
+    /// as it is ([`Cancellation::Finished`]).
+    pub fn cancel(&self) -> Result<Cancellation> {
         TaskExec::cancel_in(&self.store()?, self.id)
+    }
+
+    /// The latest progress the execution reported ([`TaskContext::progress`]) that its worker
+    /// wrote (at most once a second), `None` before any.
+    ///
+    /// [`TaskContext::progress`]: crate::TaskContext::progress
+    pub fn progress(&self) -> Result<Option<Progress>> {
+        Ok(self.exec()?.progress)
     }
 
     /// Blocks until the execution ends, following its retries, and returns its result.

@@ -31,8 +31,13 @@
 //! Migrations run on first connect. A [`Store`] is one database's connection pool.
 //!
 //! # Following executions
-//! A [`TaskHandle`] reads the row back, waits for the result, or cancels a pending execution;
+//! A [`TaskHandle`] reads the row back, waits for the result, reads the progress a running
+//! execution reported, or cancels it (pending: at once; running: its worker stops it);
 //! [`TaskExec::get`] and [`TaskExec::list`] read rows by id or filter.
+//!
+//! # Progress and cancelling
+//! A task that takes a [`TaskContext`] argument (given by the worker, never stored) reports
+//! its [`Progress`] through it and sees a cancel asked while it runs.
 //!
 //! # Hooks
 //! A [`#[hook]`](hook) function receives each finished execution of the tasks, calls or
@@ -55,6 +60,7 @@
 #![warn(missing_docs)]
 
 pub mod compression;
+mod context;
 mod cron;
 mod enqueue;
 mod error;
@@ -81,6 +87,7 @@ pub mod __private;
 /// the public surface. It changes in any release without notice; applications never name it.
 #[doc(hidden)]
 pub mod runtime {
+    pub use crate::context::ExecControl;
     pub use crate::error::report;
     pub use crate::registry::{BoxFuture, Invoker, RunError, RunResult, require_tasks};
     pub use toosimple_cron::rotate_seconds;
@@ -88,10 +95,11 @@ pub mod runtime {
 
 pub use toosimple_macros::{hook, schedule, task};
 
+pub use crate::context::{Progress, TaskContext};
 pub use crate::cron::CronSchedule;
 pub use crate::enqueue::{enqueue_by_name, enqueue_by_name_with};
 pub use crate::error::{Error, Result};
-pub use crate::exec::{QueueCount, TaskCount, TaskExec, TaskExecFilter};
+pub use crate::exec::{Cancellation, QueueCount, TaskCount, TaskExec, TaskExecFilter};
 pub use crate::handle::TaskHandle;
 pub use crate::hook::{Hook, find_hook, hooks};
 pub use crate::options::{Call, CallOptions};

@@ -1,4 +1,4 @@
-//! The database tables, as diesel sees them. The DDL is in `migrations/{sqlite,postgres}`.
+//! The database tables, as diesel sees them. The DDL is in `migrations/{sqlite,postgres,mysql}`.
 //!
 //! Times are `TIMESTAMP` without time zone holding UTC, on both backends, because diesel's
 //! multi-backend connection supports no `TIMESTAMPTZ`; JSON is `TEXT` for the same reason.
@@ -34,6 +34,9 @@ diesel::table! {
         hook_ran -> Nullable<Timestamp>,
         hook_error -> Nullable<Text>,
         signature -> Nullable<Text>,
+        progress -> Nullable<Double>,
+        progress_message -> Nullable<Text>,
+        cancel_requested -> Nullable<Timestamp>,
     }
 }
 

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 ///                                   ▼
 ///                               Processing ─► Succeeded | Failed | Interrupted | Invalid
 /// Sleeping | Queued ─(cancel)─► Cancelled
+/// Processing ─(cancel request, honoured by its worker)─► Cancelled
 /// ```
 ///
 /// A failed or interrupted execution that may be retried keeps its state and points to its
@@ -32,7 +33,8 @@ pub enum State {
     Interrupted,
     /// Could not be run: its stored arguments do not fit the task.
     Invalid,
-    /// Cancelled before it ran.
+    /// Cancelled before it ran, or while it ran (its worker honoured a cancel request); never
+    /// retried.
     Cancelled,
 }
 

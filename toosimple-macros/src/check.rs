@@ -80,6 +80,8 @@ pub(crate) fn signature(sig: &Signature, errors: &mut Errors) -> Vec<Param> {
                 "#[task] cannot be used on methods (`self` receiver); write a free function \
                  that calls the method",
             )),
+            // Given by the worker at run time, never stored: not a parameter of `queue`.
+            FnArg::Typed(typed) if is_context(&typed.ty) => {}
             FnArg::Typed(typed) => {
                 let ident = match &*typed.pat {
                     Pat::Ident(p) if p.by_ref.is_none() && p.subpat.is_none() => {
@@ -106,6 +108,20 @@ pub(crate) fn signature(sig: &Signature, errors: &mut Errors) -> Vec<Param> {
         }
     }
     params
+}
+
+/// Whether `ty` is `TaskContext` (any path ending so, without generic arguments): the
+/// argument the worker gives each execution, to report progress and see a cancel. Recognised
+/// by name, as a macro sees no types.
+pub(crate) fn is_context(ty: &Type) -> bool {
+    match ty {
+        Type::Path(path) if path.qself.is_none() => path.path.segments.last().is_some_and(|s| {
+            s.ident == "TaskContext" && matches!(s.arguments, syn::PathArguments::None)
+        }),
+        Type::Paren(inner) => is_context(&inner.elem),
+        Type::Group(inner) => is_context(&inner.elem),
+        _ => false,
+    }
 }
 
 /// Finds references and `impl Trait` anywhere in an argument type; `true` when there are none.

@@ -329,6 +329,7 @@ impl Task<'_> {
             .inputs
             .iter()
             .filter_map(|input| match input {
+                FnArg::Typed(typed) if check::is_context(&typed.ty) => None,
                 FnArg::Typed(typed) => {
                     let ty = at(Depth::Module, &typed.ty);
                     Some(match &*typed.pat {
@@ -506,6 +507,23 @@ impl Task<'_> {
                 ::core::result::Result::Ok(())
             }
         };
+        // The function's arguments in order: the stored ones, and the worker's context where
+        // the function takes one.
+        let mut stored = names.iter();
+        let call_args: Vec<TokenStream> = self
+            .func
+            .sig
+            .inputs
+            .iter()
+            .filter_map(|input| match input {
+                FnArg::Typed(typed) if check::is_context(&typed.ty) => {
+                    Some(quote!(#p::TaskContext::current()))
+                }
+                FnArg::Typed(_) => stored.next().map(|name| quote!(#name)),
+                FnArg::Receiver(_) => None,
+            })
+            .collect();
+        let names = call_args;
         if self.func.sig.asyncness.is_some() {
             let outcome = Self::outcome(returns, quote!(super::super::#fname(#(#names),*).await));
             quote! {

@@ -7,7 +7,8 @@ pub use app::{Builtin, Cli, Parsed};
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 use toosimple_core::{
-    DATABASE_URL_ENV, Error, QueueCount, State, Store, TaskCount, TaskExec, WorkerStatus,
+    Cancellation, DATABASE_URL_ENV, Error, QueueCount, State, Store, TaskCount, TaskExec,
+    TaskExecFilter, WorkerStatus,
 };
 
 use crate::worker::{RunMode, Worker};
@@ -98,7 +99,18 @@ enum Command {
         #[arg(value_parser = values::exec_id)]
         id: i64,
     },
-    /// Cancel execution ID if it has not started.
+    /// Show execution ID: its state, timings, outcome, and while it runs its progress and any
+    /// cancel requested.
+    Show {
+        /// The execution to show.
+        #[arg(value_parser = values::exec_id)]
+        id: i64,
+        /// Print it as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cancel execution ID: a pending one at once; a running one is stopped by its worker
+    /// within a heartbeat (async tasks aborted, sync tasks see the flag) and recorded cancelled.
     Cancel {
         /// The execution to cancel.
         #[arg(value_parser = values::exec_id)]
@@ -179,6 +191,7 @@ impl Command {
             Command::Status { .. } => "status",
             Command::Enqueue { .. } => "enqueue",
             Command::Requeue { .. } => "requeue",
+            Command::Show { .. } => "show",
             Command::Cancel { .. } => "cancel",
             Command::Purge { .. } => "purge",
             Command::Tasks => "tasks",
@@ -720,20 +733,24 @@ fn run_command(command: Command, db: &Database) -> Result<(), Failure> {
             let handle = TaskExec::requeue_in(&store, id)?;
             out!("requeued #{id} as #{}", handle.id());
         }
+        Command::Show { id, json } => {
+            let exec = TaskExec::get_in(&db.existing()?, id)?;
+            show(&exec, json)?;
+        }
         Command::Cancel { id } => {
             let store = db.existing()?;
-            if TaskExec::cancel_in(&store, id)? {
-                out!("cancelled #{id}");
-            } else {
-                let state = TaskExec::get_in(&store, id)?.state;
-                let why = if state.is_finished() {
-                    format!("it has already finished ({state})")
-                } else {
-                    format!("it is {state}")
-                };
-                return Err(Failure::Refused(format!(
-                    "cannot cancel #{id}: {why}; only sleeping or queued executions can be cancelled"
-                )));
+            match TaskExec::cancel_in(&store, id)? {
+                Cancellation::Cancelled => out!("cancelled #{id}"),
+                Cancellation::Requested => out!(
+                    "cancel requested for #{id}: it is running; its worker stops it within a \
+                     heartbeat and records it cancelled"
+                ),
+                Cancellation::Finished(state) => {
+                    return Err(Failure::Refused(format!(
+                        "cannot cancel #{id}: it has already finished ({state}); only sleeping, \
+                         queued or running executions can be cancelled"
+                    )));
+                }
             }
         }
         Command::Purge { older_than, state } => {
@@ -798,6 +815,12 @@ fn status(store: &Store, json: bool, all: bool) -> Result<(), Failure> {
     }
     let hidden = listed - workers.len();
     let running = TaskExec::running_per_worker_in(store)?;
+    let running_execs = TaskExec::list_in(
+        store,
+        &TaskExecFilter::default()
+            .state(State::Processing)
+            .limit(RUNNING_SHOWN),
+    )?;
     if json {
         let workers: Vec<serde_json::Value> = workers
             .iter()
@@ -818,6 +841,7 @@ fn status(store: &Store, json: bool, all: bool) -> Result<(), Failure> {
             "counts": counts,
             "unknown_to_online_workers": unknown,
             "workers": workers,
+            "running": running_execs,
         });
         out!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
         return Ok(());
@@ -846,6 +870,27 @@ fn status(store: &Store, json: bool, all: bool) -> Result<(), Failure> {
         out!("{:<28} {:<20} {:>8}", "task", "queue", "count");
         for TaskCount { task, queue, count } in &unknown {
             out!("{task:<28} {queue:<20} {count:>8}");
+        }
+    }
+    if !running_execs.is_empty() {
+        out!();
+        out!("{:<8} {:<28} {:<24} progress", "running", "task", "worker");
+        for exec in &running_execs {
+            let progress = exec
+                .progress
+                .as_ref()
+                .map_or("-".to_string(), |p| p.to_string());
+            let cancel = if exec.cancel_requested.is_some() {
+                " (cancel requested)"
+            } else {
+                ""
+            };
+            out!(
+                "{:<8} {:<28} {:<24} {progress}{cancel}",
+                format!("#{}", exec.id),
+                exec.task_name,
+                exec.worker.as_deref().unwrap_or("-"),
+            );
         }
     }
     out!();
@@ -892,6 +937,49 @@ fn status(store: &Store, json: bool, all: bool) -> Result<(), Failure> {
     }
     Ok(())
 }
+
+/// `show ID`: one execution, as text or JSON.
+fn show(exec: &TaskExec, json: bool) -> Result<(), Failure> {
+    if json {
+        out!("{}", serde_json::to_string_pretty(exec).unwrap_or_default());
+        return Ok(());
+    }
+    let time = |t: Option<chrono::DateTime<Utc>>| {
+        t.map_or("-".to_string(), |t| {
+            t.format("%Y-%m-%d %H:%M:%S%.3f UTC").to_string()
+        })
+    };
+    out!("#{} {} ({})", exec.id, exec.task_name, exec.state);
+    out!("queue:     {} (priority {})", exec.queue, exec.priority);
+    out!("args:      {}", exec.args);
+    out!("due:       {}", time(Some(exec.due)));
+    out!("started:   {}", time(exec.started));
+    out!("finished:  {}", time(exec.finished));
+    if let Some(worker) = &exec.worker {
+        out!("worker:    {worker}");
+    }
+    if let Some(progress) = &exec.progress {
+        out!("progress:  {progress}");
+    }
+    if exec.state == State::Processing
+        && let Some(at) = exec.cancel_requested
+    {
+        out!("cancel requested at {}", time(Some(at)));
+    }
+    if let Some(result) = &exec.result {
+        out!("result:    {result}");
+    }
+    if let Some(error) = &exec.error {
+        out!("error:     {error}");
+    }
+    if let Some(next) = exec.replaced_by {
+        out!("replaced by #{next}");
+    }
+    Ok(())
+}
+
+/// How many running executions `status` lists.
+const RUNNING_SHOWN: i64 = 20;
 
 fn schedules(store: &Store, json: bool) -> Result<(), Failure> {
     let rows = toosimple_core::ScheduleExec::list_in(store)?;

@@ -130,6 +130,7 @@ impl Metrics {
             Outcome::Failed(_) => "failed",
             Outcome::Invalid(_) => "invalid",
             Outcome::Interrupted(_) => "interrupted",
+            Outcome::Cancelled(_) => "cancelled",
         };
         self.executions
             .get_or_create(&Ended {

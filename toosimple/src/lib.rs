@@ -29,7 +29,8 @@
 //! [`#[task]`](task) keeps the function callable and adds a same-named module with `queue`,
 //! `queue_at`, `queue_many` and `queue_in` (inside your own diesel transaction);
 //! [`#[schedule]`](schedule) enqueues it on a cron. Each call is a [`TaskExec`] row, followed
-//! through a [`TaskHandle`].
+//! through a [`TaskHandle`]. A task that takes a [`TaskContext`] reports its [`Progress`] and
+//! sees a cancel asked while it runs.
 //!
 //! # The database
 //! `TOOSIMPLE_DATABASE_URL` (`sqlite://path`, `postgres://…`; default
@@ -53,12 +54,13 @@
 pub use toosimple_core::{hook, schedule, task};
 
 pub use toosimple_core::{
-    AnyConnection, Backend, Call, CallOptions, CronSchedule, DATABASE_URL_ENV, EXIT_CRASHED,
-    EXIT_STOPPED, EXIT_TERMINATED, EnqueueConnection, Error, Every, Hook, NewSchedule,
-    ParseStateError, QueueCount, Result, ScheduleDef, ScheduleExec, ScheduleState, Signing, State,
-    StopRequest, Store, StoredSchedule, TaskCount, TaskDef, TaskExec, TaskExecFilter, TaskHandle,
-    Weekdays, Window, WorkerState, WorkerStatus, check_schedules, default_store, enqueue_by_name,
-    enqueue_by_name_with, find_hook, find_task, hooks, init, run_schedule, schedules, tasks,
+    AnyConnection, Backend, Call, CallOptions, Cancellation, CronSchedule, DATABASE_URL_ENV,
+    EXIT_CRASHED, EXIT_STOPPED, EXIT_TERMINATED, EnqueueConnection, Error, Every, Hook,
+    NewSchedule, ParseStateError, Progress, QueueCount, Result, ScheduleDef, ScheduleExec,
+    ScheduleState, Signing, State, StopRequest, Store, StoredSchedule, TaskContext, TaskCount,
+    TaskDef, TaskExec, TaskExecFilter, TaskHandle, Weekdays, Window, WorkerState, WorkerStatus,
+    check_schedules, default_store, enqueue_by_name, enqueue_by_name_with, find_hook, find_task,
+    hooks, init, run_schedule, schedules, tasks,
 };
 pub use toosimple_core::{compression, schema, signing, store, testing};
 

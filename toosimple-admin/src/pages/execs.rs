@@ -181,7 +181,17 @@ fn row(base: &str, e: &TaskExec) -> Markup {
             td { a href={ (base) "/execs/" (e.id) } { "#" (e.id) } }
             td { (e.task_name) }
             td { (e.queue) }
-            td { (layout::state_badge(e.state)) }
+            td {
+                (layout::state_badge(e.state))
+                @if e.state == State::Processing {
+                    @if let Some(progress) = &e.progress {
+                        " " span class="muted progress" { (format!("{:.0}%", progress.fraction * 100.0)) }
+                    }
+                    @if e.cancel_requested.is_some() {
+                        " " span class="muted cancel-requested" { "cancel requested" }
+                    }
+                }
+            }
             td class="args" { code { (layout::truncate(&e.args.to_string(), 80)) } }
             td { (layout::time(Some(e.created))) }
             td { (layout::time(e.finished)) }
@@ -283,7 +293,7 @@ pub(crate) async fn detail(a: Authed, Path(id): Path<String>) -> Result<Response
                 input type="hidden" name="back" value={ (base) "/execs/" (exec.id) };
                 button type="submit" { "Requeue" }
             }
-            @if exec.state.is_pending() {
+            @if exec.state.is_pending() || (exec.state == State::Processing && exec.cancel_requested.is_none()) {
                 form method="post" action={ (base) "/execs/cancel" } {
                     (layout::csrf(&a))
                     input type="hidden" name="id" value=(exec.id);
@@ -309,6 +319,17 @@ pub(crate) async fn detail(a: Authed, Path(id): Path<String>) -> Result<Response
             dt { "finished" } dd { (layout::time(exec.finished)) }
             dt { "run time" } dd { (duration.as_deref().unwrap_or("–")) }
             dt { "worker" } dd { (exec.worker.as_deref().unwrap_or("–")) }
+            @if let Some(progress) = &exec.progress {
+                dt { "progress" } dd class="progress" {
+                    progress value=(progress.fraction) max="1" { (progress.to_string()) }
+                    " " (progress.to_string())
+                }
+            }
+            @if exec.state == State::Processing {
+                @if let Some(at) = exec.cancel_requested {
+                    dt { "cancel" } dd class="cancel-requested" { "cancel requested " (layout::time(Some(at))) ": its worker stops it within a heartbeat" }
+                }
+            }
             dt { "retries left" } dd { (exec.retries) }
             dt { "retry delay" } dd { (exec.retry_delay) " s" }
             dt { "replaces" } dd class="chain" {

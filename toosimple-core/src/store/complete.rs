@@ -29,6 +29,9 @@ pub enum Outcome {
     Invalid(String),
     /// Its worker stopped while it ran; replaced by a new execution with the same retries.
     Interrupted(String),
+    /// A cancel was asked while it ran, and its worker stopped it (or it returned after);
+    /// never retried.
+    Cancelled(String),
 }
 
 /// A claimed execution and how it ended.
@@ -156,6 +159,7 @@ fn record(
                 Outcome::Interrupted(message) => {
                     (State::Interrupted, None, Some(storable(message)))
                 }
+                Outcome::Cancelled(message) => (State::Cancelled, None, Some(storable(message))),
             };
             OutcomeRow {
                 id: done.exec.id,

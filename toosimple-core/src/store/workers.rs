@@ -5,7 +5,10 @@ use diesel::prelude::*;
 
 use super::Store;
 use super::driver::driver;
+use crate::State;
+use crate::context::Progress;
 use crate::error::{Error, Result};
+use crate::schema::task_execs::dsl as te;
 use crate::schema::worker_statuses::dsl as ws;
 use crate::worker_status::{StopRequest, WorkerStatus, WorkerStatusRow};
 
@@ -32,6 +35,56 @@ pub struct WorkerRegistration<'a> {
 }
 
 impl Store {
+    /// What a worker's heartbeat does while `worker` runs executions: writes the latest
+    /// `progress` of those that reported some (on the rows it still holds), and returns the
+    /// ids among `running` that have a cancel request ([`TaskExec::cancel_in`]).
+    ///
+    /// [`TaskExec::cancel_in`]: crate::TaskExec::cancel_in
+    pub fn sync_running(
+        &self,
+        worker: &str,
+        progress: &[(i64, Progress)],
+        running: &[i64],
+    ) -> Result<Vec<i64>> {
+        if !progress.is_empty() {
+            self.write(
+                || format!("writing the progress of {} executions", progress.len()),
+                |c| {
+                    for (id, report) in progress {
+                        // PostgreSQL refuses a NUL in text: written `\0`, as Rust shows it.
+                        let message = report.message.as_ref().map(|m| m.replace('\0', "\\0"));
+                        diesel::update(
+                            te::task_execs
+                                .find(id)
+                                .filter(te::state.eq(State::Processing.as_str()))
+                                .filter(te::worker.eq(worker)),
+                        )
+                        .set((
+                            te::progress.eq(Some(report.fraction)),
+                            te::progress_message.eq(message),
+                        ))
+                        .execute(c)?;
+                    }
+                    Ok(())
+                },
+            )?;
+        }
+        if running.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.autocommit(
+            || format!("reading the cancel requests of worker {worker}"),
+            |c| {
+                te::task_execs
+                    .filter(te::id.eq_any(running))
+                    .filter(te::state.eq(State::Processing.as_str()))
+                    .filter(te::cancel_requested.is_not_null())
+                    .select(te::id)
+                    .load::<i64>(c)
+            },
+        )
+    }
+
     /// Creates or resets the status row of `registration.label`, and interrupts (with
     /// replacements) any execution still `Processing` under that label: it was left by an
     /// earlier worker with the same label that died, since labels are unique among live

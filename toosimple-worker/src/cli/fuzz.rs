@@ -32,6 +32,7 @@ const WORDS: &[&str] = &[
     "enqueue",
     "requeue",
     "cancel",
+    "show",
     "purge",
     "tasks",
     "schedules",

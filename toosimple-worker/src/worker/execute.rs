@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use tokio::runtime::Handle;
 use toosimple_core::TaskDef;
-use toosimple_core::runtime::{BoxFuture, Invoker, RunError, RunResult};
+use toosimple_core::runtime::{BoxFuture, ExecControl, Invoker, RunError, RunResult};
 use toosimple_core::store::{ClaimedExec, Completion, Outcome};
 
 use crate::clock::Clock;
@@ -39,14 +39,19 @@ impl Drop for AbortOnDrop {
 /// run on the blocking pool; a thread cannot be pre-empted, so at the timeout the execution is
 /// recorded as failed and the thread is abandoned: whatever it returns later is dropped and
 /// never written over the recorded time-out.
+///
+/// `control` is the execution's [`TaskContext`](toosimple_core::TaskContext): current while
+/// the task runs, and its cancel flag (set by the heartbeat) aborts an async task at once; a
+/// sync task sees the flag and is recorded `Cancelled` when it returns.
 pub(crate) async fn execute(
     def: &'static TaskDef,
     exec: ClaimedExec,
     clock: Arc<dyn Clock>,
     tasks: Handle,
+    control: Arc<ExecControl>,
 ) -> Completion {
     let start = report_start(def, &exec);
-    let outcome = run(def, &exec, &tasks).await;
+    let outcome = cancelled_or(&control, run(def, &exec, &tasks, &control).await);
     report_end(def, &exec, &outcome, start);
     Completion {
         exec,
@@ -68,7 +73,10 @@ pub(crate) fn report_end(def: &TaskDef, exec: &ClaimedExec, outcome: &Outcome, s
         Outcome::Succeeded(_) => {
             tracing::info!(task = def.name(), id = exec.id, duration = ?elapsed, outcome = "succeeded", "task ended")
         }
-        Outcome::Failed(message) | Outcome::Invalid(message) | Outcome::Interrupted(message) => {
+        Outcome::Failed(message)
+        | Outcome::Invalid(message)
+        | Outcome::Interrupted(message)
+        | Outcome::Cancelled(message) => {
             tracing::info!(
                 task = def.name(),
                 id = exec.id,
@@ -87,10 +95,29 @@ fn outcome_name(outcome: &Outcome) -> &'static str {
         Outcome::Failed(_) => "failed",
         Outcome::Invalid(_) => "invalid",
         Outcome::Interrupted(_) => "interrupted",
+        Outcome::Cancelled(_) => "cancelled",
     }
 }
 
-async fn run(def: &'static TaskDef, exec: &ClaimedExec, tasks: &Handle) -> Outcome {
+/// What a run whose cancel flag was set before it ended is recorded as.
+pub(crate) const CANCELLED: &str = "cancelled while running (a cancel was requested)";
+
+/// `outcome`, or `Cancelled` when a cancel was asked before the run ended: once the flag is
+/// set, whatever the task returns is dropped.
+pub(crate) fn cancelled_or(control: &ExecControl, outcome: Outcome) -> Outcome {
+    if control.is_cancelled() {
+        Outcome::Cancelled(CANCELLED.to_string())
+    } else {
+        outcome
+    }
+}
+
+async fn run(
+    def: &'static TaskDef,
+    exec: &ClaimedExec,
+    tasks: &Handle,
+    control: &Arc<ExecControl>,
+) -> Outcome {
     let args: serde_json::Value = match serde_json::from_str(&exec.args) {
         Ok(args) => args,
         Err(e) => return Outcome::Invalid(format!("arguments are not valid JSON: {e}")),
@@ -103,27 +130,40 @@ async fn run(def: &'static TaskDef, exec: &ClaimedExec, tasks: &Handle) -> Outco
     let joined = match def.invoker() {
         Invoker::Async(call) => {
             let watched = Watched {
-                inner: call(args),
+                inner: control.enter(|| call(args)),
                 task: def.name(),
                 id: exec.id,
                 warned: false,
+                control: control.clone(),
             };
             // The limit runs in the task itself, which polls the task first: when the process
             // resumes from a pause with both the task's timers and the limit's expired, a task
             // that gets to its end is not declared timed out after its side effects happened.
             let handle = tasks.spawn(within(timeout, watched));
             let _abort = AbortOnDrop(handle.abort_handle());
-            match handle.await {
-                Ok(Some(output)) => Some(Ok(output)),
-                Ok(None) => None,
-                Err(join_error) => Some(Err(join_error)),
+            // A cancel request aborts the task at its next await point (`_abort`, dropped).
+            tokio::select! {
+                biased;
+                joined = handle => match joined {
+                    Ok(Some(output)) => Some(Ok(output)),
+                    Ok(None) => None,
+                    Err(join_error) => Some(Err(join_error)),
+                },
+                () = control.cancelled() => {
+                    return Outcome::Cancelled(CANCELLED.to_string());
+                }
             }
         }
         Invoker::Sync(call) => {
             // A blocking-pool thread of its own: it shares no thread with the loop (each
             // blocking call gets its own), so it needs no runtime apart, and an abandoned one
             // is left to the caller's runtime shutdown as before.
-            within(timeout, tokio::task::spawn_blocking(move || call(args))).await
+            let control = control.clone();
+            within(
+                timeout,
+                tokio::task::spawn_blocking(move || control.enter(|| call(args))),
+            )
+            .await
         }
     };
     match joined {
@@ -177,6 +217,8 @@ struct Watched {
     task: &'static str,
     id: i64,
     warned: bool,
+    /// Current on the thread during each poll: the task's `TaskContext`.
+    control: Arc<ExecControl>,
 }
 
 impl Future for Watched {
@@ -184,7 +226,8 @@ impl Future for Watched {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<RunResult> {
         let start = Instant::now();
-        let poll = self.inner.as_mut().poll(cx);
+        let control = self.control.clone();
+        let poll = control.enter(|| self.inner.as_mut().poll(cx));
         let held = start.elapsed();
         if held >= BLOCKING_POLL_WARNING && !self.warned {
             // Once per execution: the first block names the culprit; more would be noise.

@@ -12,7 +12,7 @@ mod hooks;
 pub(crate) mod inline;
 pub mod maintenance;
 mod outage;
-mod producer;
+pub(crate) mod producer;
 mod runners;
 mod shutdown;
 mod unrunnable;
@@ -557,11 +557,14 @@ impl Run {
         );
         // A connection of its own: tasks that hold every pooled connection cannot delay a beat.
         let handled = Arc::new(AtomicU64::new(0));
-        let heartbeat = Heartbeat::new(label.clone(), beat, handled.clone()).spawn(
-            store.with_own_pool(1),
-            worker.clock.clone(),
-            worker.shutdown.clone(),
-        )?;
+        let controls = producer::Controls::default();
+        let heartbeat = Heartbeat::new(label.clone(), beat, handled.clone())
+            .with_running(controls.clone())
+            .spawn(
+                store.with_own_pool(1),
+                worker.clock.clone(),
+                worker.shutdown.clone(),
+            )?;
         let tasks = TaskRuntime::start()?;
         let metrics = match worker.metrics_bind {
             Some(addr) => {
@@ -600,6 +603,7 @@ impl Run {
         producer.metrics = metrics.as_ref().map(|(metrics, _)| metrics.clone());
         // The store's keys as the worker starts: each claimed row is checked against them.
         producer.signing = store.signing();
+        producer.controls = controls;
         let run = Run {
             defs,
             _metrics_server: metrics.map(|(_, server)| server),
@@ -1160,7 +1164,9 @@ pub(crate) fn run_claimed(exec: toosimple_core::store::ClaimedExec) -> Result<Co
         .map_err(|e| Error::Runtime(format!("cannot start a runtime to run one execution: {e}")))?;
     let handle = runtime.handle().clone();
     let clock: Arc<dyn Clock> = Arc::new(DatabaseClock::new());
-    Ok(runtime.block_on(execute::execute(def, exec, clock, handle)))
+    // No heartbeat here: the task's context reports to nobody and is never cancelled.
+    let control = toosimple_core::runtime::ExecControl::new(exec.id);
+    Ok(runtime.block_on(execute::execute(def, exec, clock, handle, control)))
 }
 
 /// Locks a mutex the loop shares with its blocking calls; a panic there already ended the

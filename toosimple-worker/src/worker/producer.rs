@@ -12,14 +12,14 @@
 //! worker could run it.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio::runtime::Handle;
 use tokio::task::{JoinError, JoinSet};
 use tokio::time::Instant;
-use toosimple_core::runtime::Invoker;
+use toosimple_core::runtime::{ExecControl, Invoker};
 use toosimple_core::store::{ClaimRequest, ClaimedExec, Completion, Outcome, QueueSelection};
 use toosimple_core::{Signing, TaskDef};
 
@@ -31,6 +31,10 @@ use crate::clock::Clock;
 /// The typical run below which tasks are claimed ahead: a round trip to the database is a
 /// real share of such a task's time, and a row waits in the buffer about one task's length.
 pub(crate) const SHORT_TASK: Duration = Duration::from_millis(20);
+
+/// The controls (progress, cancel flag) of the executions a worker runs, by id: the producer
+/// adds and removes them, the heartbeat writes their progress and sets their cancel flags.
+pub(crate) type Controls = Arc<Mutex<HashMap<i64, Arc<ExecControl>>>>;
 
 /// What [`Producer::next_finished`] saw end.
 #[derive(Debug)]
@@ -82,6 +86,8 @@ pub(crate) struct Producer {
     on_runners: usize,
     /// The claimed executions still running, by id, with when each started here.
     held: HashMap<i64, (ClaimedExec, Instant)>,
+    /// The running executions' controls, shared with the heartbeat.
+    pub(crate) controls: Controls,
     /// Claimed executions waiting for a slot, in claim order.
     buffer: VecDeque<ClaimedExec>,
     /// The most rows it may hold in `buffer`.
@@ -124,6 +130,7 @@ impl Producer {
             runners: Runners::new(concurrency, clock.clone()),
             on_runners: 0,
             held: HashMap::new(),
+            controls: Controls::default(),
             buffer: VecDeque::new(),
             // `--once` runs one round's claims: nothing would start the buffered rows.
             claim_ahead: if mode == RunMode::Once {
@@ -220,17 +227,28 @@ impl Producer {
                 });
                 continue;
             }
+            let control = ExecControl::new(exec.id);
+            self.lock_controls().insert(exec.id, control.clone());
             match def.invoker() {
                 Invoker::Sync(call) if exec.timeout_ms.is_none() && def.timeout().is_none() => {
                     self.on_runners += 1;
-                    self.runners.run(def, call, exec);
+                    self.runners.run(def, call, exec, control);
                 }
                 _ => {
-                    self.running
-                        .spawn(execute(def, exec, self.clock.clone(), self.tasks.clone()));
+                    self.running.spawn(execute(
+                        def,
+                        exec,
+                        self.clock.clone(),
+                        self.tasks.clone(),
+                        control,
+                    ));
                 }
             }
         }
+    }
+
+    fn lock_controls(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Arc<ExecControl>>> {
+        self.controls.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// When an execution waiting for a busy runner is due a runner of its own.
@@ -324,6 +342,7 @@ impl Producer {
     fn finished(&mut self, joined: Result<Completion, JoinError>) -> Option<Completion> {
         match joined {
             Ok(completion) => {
+                self.lock_controls().remove(&completion.exec.id);
                 if let Some((_, started)) = self.held.remove(&completion.exec.id) {
                     let ran = started.elapsed().as_secs_f64();
                     if let Some(metrics) = &self.metrics {
@@ -349,5 +368,6 @@ impl Producer {
     pub(crate) fn abort_all(&mut self) {
         self.running.abort_all();
         self.runners.close();
+        self.lock_controls().clear();
     }
 }

@@ -24,10 +24,10 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 use toosimple_core::TaskDef;
-use toosimple_core::runtime::RunResult;
+use toosimple_core::runtime::{ExecControl, RunResult};
 use toosimple_core::store::{ClaimedExec, Completion};
 
-use super::execute::{outcome_of, panicked, report_end, report_start};
+use super::execute::{cancelled_or, outcome_of, panicked, report_end, report_start};
 use crate::clock::Clock;
 
 /// How long an idle runner waits for work before its thread ends.
@@ -47,6 +47,7 @@ struct Job {
     call: fn(serde_json::Value) -> RunResult,
     exec: ClaimedExec,
     queued: Instant,
+    control: Arc<ExecControl>,
 }
 
 /// The runners of one worker.
@@ -101,12 +102,14 @@ impl Runners {
         }
     }
 
-    /// Queues `exec` of `def`, whose function is `call`, for the next free runner.
+    /// Queues `exec` of `def`, whose function is `call`, for the next free runner, with
+    /// `control` current while it runs.
     pub(crate) fn run(
         &self,
         def: &'static TaskDef,
         call: fn(serde_json::Value) -> RunResult,
         exec: ClaimedExec,
+        control: Arc<ExecControl>,
     ) {
         let mut state = lock(&self.shared.state);
         state.queue.push_back(Job {
@@ -114,6 +117,7 @@ impl Runners {
             call,
             exec,
             queued: Instant::now(),
+            control,
         });
         // A busy runner takes it when done, unless that takes long (`nudge`).
         let start = state.runners == state.idle && self.shared.one_more_hand(&mut state);
@@ -262,18 +266,25 @@ impl Shared {
     /// Runs one execution, its panic caught, and dates its end.
     fn execute(&self, job: Job) -> Completion {
         let Job {
-            def, call, exec, ..
+            def,
+            call,
+            exec,
+            control,
+            ..
         } = job;
         let start = report_start(def, &exec);
         let outcome = match serde_json::from_str(&exec.args) {
-            Ok(args) => match std::panic::catch_unwind(AssertUnwindSafe(|| call(args))) {
-                Ok(result) => outcome_of(result),
-                Err(payload) => panicked(&*payload),
-            },
+            Ok(args) => {
+                match std::panic::catch_unwind(AssertUnwindSafe(|| control.enter(|| call(args)))) {
+                    Ok(result) => outcome_of(result),
+                    Err(payload) => panicked(&*payload),
+                }
+            }
             Err(e) => toosimple_core::store::Outcome::Invalid(format!(
                 "arguments are not valid JSON: {e}"
             )),
         };
+        let outcome = cancelled_or(&control, outcome);
         report_end(def, &exec, &outcome, start);
         Completion {
             exec,

@@ -8,7 +8,12 @@
 //! Each beat also writes how many executions the worker handled since it started, and reads
 //! back a stop asked of it from elsewhere (`app stop`, the admin's stop button), which it hands
 //! to the worker's [`Shutdown`]: a remote stop is seen within one tick.
+//!
+//! While the worker runs executions, each beat also writes the latest progress they reported
+//! (at most once a second per execution, coalesced: the latest report wins) and reads back the
+//! cancel requests on them, which set their cancel flags: a cancel is seen within one tick.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
@@ -20,6 +25,10 @@ use toosimple_core::{Error, StopRequest, Store};
 use super::{DEFAULT_INTERVAL, check_interval};
 use crate::clock::Clock;
 use crate::worker::Shutdown;
+use crate::worker::producer::Controls;
+
+/// The least time between two progress writes of one execution.
+pub(crate) const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
 /// The heartbeat timeout other workers give this one unless told otherwise: 300 s, as the seed.
 pub const DEFAULT_HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(300);
@@ -81,6 +90,8 @@ pub struct Heartbeat {
     config: Config,
     /// Executions handled since the worker started, counted by its loop.
     handled: Arc<AtomicU64>,
+    /// The executions the worker runs: their progress to write, their cancel flags to set.
+    running: Controls,
 }
 
 impl Heartbeat {
@@ -90,7 +101,55 @@ impl Heartbeat {
             label: label.into(),
             config,
             handled,
+            running: Controls::default(),
         }
+    }
+
+    /// Writes the progress of the executions in `running`, and sets their cancel flags.
+    pub(crate) fn with_running(mut self, running: Controls) -> Heartbeat {
+        self.running = running;
+        self
+    }
+
+    /// Writes the progress the running executions reported since their last write a second
+    /// or more ago (`written` remembers when), and sets the cancel flag of those with a cancel
+    /// request. Nothing when none runs.
+    fn sync_running(
+        &self,
+        store: &Store,
+        written: &mut HashMap<i64, Instant>,
+    ) -> Result<(), Error> {
+        let running: Vec<_> = self
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        written.retain(|id, _| running.iter().any(|c| c.id() == *id));
+        if running.is_empty() {
+            return Ok(());
+        }
+        let now = Instant::now();
+        let mut progress = Vec::new();
+        for control in &running {
+            let due = written
+                .get(&control.id())
+                .is_none_or(|at| now.duration_since(*at) >= PROGRESS_EVERY);
+            if due && let Some(report) = control.take_progress() {
+                written.insert(control.id(), now);
+                progress.push((control.id(), report));
+            }
+        }
+        let ids: Vec<i64> = running.iter().map(|c| c.id()).collect();
+        let cancelled = store.sync_running(&self.label, &progress, &ids)?;
+        for control in running.iter().filter(|c| cancelled.contains(&c.id())) {
+            if !control.is_cancelled() {
+                tracing::info!(worker = %self.label, id = control.id(), "cancel requested: stopping the execution");
+                control.cancel();
+            }
+        }
+        Ok(())
     }
 
     /// Writes one beat dated `now`, with the handled count, and reads back any stop request.
@@ -137,6 +196,7 @@ impl Heartbeat {
         let mut obeyed: Option<StopRequest> = None;
         let mut logged_offset = TimeDelta::zero();
         let mut previous: Option<Instant> = None;
+        let mut written = HashMap::new();
         loop {
             let asked = Instant::now();
             // Woken far later than its interval: this process stalled (paused, starved), and
@@ -155,6 +215,12 @@ impl Heartbeat {
                 // Others' beats likely met the same trouble: no rescue judges them for a while.
                 *troubled.lock().unwrap_or_else(|e| e.into_inner()) =
                     Some(Instant::now() + self.config.heartbeat_timeout);
+            }
+            // After the beat and its timing: a slow progress write is no sign of trouble.
+            if beat.is_ok()
+                && let Err(e) = self.sync_running(store, &mut written)
+            {
+                tracing::debug!(worker = %self.label, "could not write progress or read cancel requests: {}", e.report());
             }
             if let Ok(Report {
                 stop_request: Some(request),
