@@ -2,21 +2,25 @@
 
 use toosimple_tests as _;
 
-const EXPECTED: [&str; 25] = [
+const EXPECTED: [&str; 29] = [
     "add",
     "always_fails",
     "announced_sleep",
     "append_line",
     "async_sleepy_with_timeout",
     "at_time",
+    "awaits_forever",
     "blocks_its_thread",
+    "checks_for_cancel",
     "echo",
     "fail_with",
     "fails_noting_db_time",
     "fails_once",
+    "halfway",
     "hooked",
     "mail.send",
     "many_args",
+    "many_reports",
     "morning",
     "nothing",
     "panics",
