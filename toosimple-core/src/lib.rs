@@ -106,7 +106,7 @@ pub use crate::options::{Call, CallOptions};
 pub use crate::registry::{TaskDef, find_task, tasks};
 pub use crate::schedule::{ScheduleDef, check_schedules, schedules};
 pub use crate::schedule_exec::{ScheduleExec, ScheduleState};
-pub use crate::signing::Signing;
+pub use crate::signing::{SignedFields, Signing};
 pub use crate::state::{ParseStateError, State};
 pub use crate::store::{
     AnyConnection, Backend, DATABASE_URL_ENV, EnqueueConnection, Store, default_store, init,

@@ -10,13 +10,15 @@
 //! rotation, but never sign.
 //!
 //! ```
-//! use toosimple_core::Signing;
+//! use toosimple_core::{SignedFields, Signing};
 //!
 //! let old = Signing::new("old secret");
 //! let rotated = Signing::new("new secret").fallback("old secret");
-//! let signature = old.sign("add", r#"{"a":1,"b":2}"#, "default", 0, None, None, None);
-//! assert!(rotated.verify("add", r#"{"a":1,"b":2}"#, "default", 0, None, None, None, Some(&signature)));
-//! assert!(!rotated.verify("add", r#"{"a":1,"b":3}"#, "default", 0, None, None, None, Some(&signature)));
+//! let call = SignedFields::new("add", r#"{"a":1,"b":2}"#, "default");
+//! let signature = old.sign(&call);
+//! assert!(rotated.verify(&call, Some(&signature)));
+//! let changed = SignedFields { args: r#"{"a":1,"b":3}"#, ..call };
+//! assert!(!rotated.verify(&changed, Some(&signature)));
 //! ```
 
 use hmac::{Hmac, KeyInit, Mac};
@@ -100,26 +102,7 @@ impl Signing {
 
     /// The signature of a row with these fields, with the current key: `v1:` and the
     /// HMAC-SHA256 in hexadecimal.
-    #[allow(clippy::too_many_arguments)]
-    pub fn sign(
-        &self,
-        task_name: &str,
-        args: &str,
-        queue: &str,
-        priority: i32,
-        timeout_ms: Option<i64>,
-        result_ttl: Option<i64>,
-        hook: Option<&str>,
-    ) -> String {
-        let fields = Fields {
-            task_name,
-            args,
-            queue,
-            priority,
-            timeout_ms,
-            result_ttl,
-            hook,
-        };
+    pub fn sign(&self, fields: &SignedFields<'_>) -> String {
         let tag = fields.mac(&self.key).finalize().into_bytes();
         let mut out = String::with_capacity(VERSION.len() + 64);
         out.push_str(VERSION);
@@ -131,32 +114,12 @@ impl Signing {
 
     /// Whether `signature` is the signature of these fields under the current key or a
     /// fallback (compared in constant time). A missing signature never verifies.
-    #[allow(clippy::too_many_arguments)]
-    pub fn verify(
-        &self,
-        task_name: &str,
-        args: &str,
-        queue: &str,
-        priority: i32,
-        timeout_ms: Option<i64>,
-        result_ttl: Option<i64>,
-        hook: Option<&str>,
-        signature: Option<&str>,
-    ) -> bool {
+    pub fn verify(&self, fields: &SignedFields<'_>, signature: Option<&str>) -> bool {
         let Some(tag) = signature
             .and_then(|s| s.strip_prefix(VERSION))
             .and_then(decode_hex)
         else {
             return false;
-        };
-        let fields = Fields {
-            task_name,
-            args,
-            queue,
-            priority,
-            timeout_ms,
-            result_ttl,
-            hook,
         };
         std::iter::once(&self.key)
             .chain(&self.fallbacks)
@@ -165,31 +128,31 @@ impl Signing {
 
     /// Signs `row` as it will be inserted.
     pub(crate) fn seal(&self, row: &mut NewTaskExec) {
-        row.signature = Some(self.sign(
-            &row.task_name,
-            &row.args,
-            &row.queue,
-            row.priority,
-            row.timeout_ms,
-            row.result_ttl,
-            row.hook.as_deref(),
-        ));
+        row.signature = Some(self.sign(&SignedFields {
+            task_name: &row.task_name,
+            args: &row.args,
+            queue: &row.queue,
+            priority: row.priority,
+            timeout_ms: row.timeout_ms,
+            result_ttl: row.result_ttl,
+            hook: row.hook.as_deref(),
+        }));
     }
 
     /// Checks a claimed row before it runs: `Err` holds the message to record on it
     /// ([`SIGNATURE_MISMATCH`]).
     #[doc(hidden)]
     pub fn check(&self, exec: &ClaimedExec) -> Result<(), String> {
-        if self.verify(
-            &exec.task_name,
-            &exec.args,
-            &exec.queue,
-            exec.priority,
-            exec.timeout_ms,
-            exec.result_ttl,
-            exec.hook.as_deref(),
-            exec.signature.as_deref(),
-        ) {
+        let fields = SignedFields {
+            task_name: &exec.task_name,
+            args: &exec.args,
+            queue: &exec.queue,
+            priority: exec.priority,
+            timeout_ms: exec.timeout_ms,
+            result_ttl: exec.result_ttl,
+            hook: exec.hook.as_deref(),
+        };
+        if self.verify(&fields, exec.signature.as_deref()) {
             Ok(())
         } else {
             Err(SIGNATURE_MISMATCH.to_string())
@@ -197,18 +160,40 @@ impl Signing {
     }
 }
 
-/// The signed fields of a row.
-struct Fields<'a> {
-    task_name: &'a str,
-    args: &'a str,
-    queue: &'a str,
-    priority: i32,
-    timeout_ms: Option<i64>,
-    result_ttl: Option<i64>,
-    hook: Option<&'a str>,
+/// The fields of a row that its signature covers: what it asks a worker to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignedFields<'a> {
+    /// The task's registered name.
+    pub task_name: &'a str,
+    /// The arguments' JSON as stored, before any compression.
+    pub args: &'a str,
+    /// The queue.
+    pub queue: &'a str,
+    /// The priority.
+    pub priority: i32,
+    /// The call's time limit in milliseconds, if it set one.
+    pub timeout_ms: Option<i64>,
+    /// The call's result TTL in seconds, if it set one.
+    pub result_ttl: Option<i64>,
+    /// The call's hook, if it set one.
+    pub hook: Option<&'a str>,
 }
 
-impl Fields<'_> {
+impl<'a> SignedFields<'a> {
+    /// A call of `task_name` with `args` on `queue`: priority 0, no time limit, TTL or hook
+    /// (set the public fields for others).
+    pub fn new(task_name: &'a str, args: &'a str, queue: &'a str) -> SignedFields<'a> {
+        SignedFields {
+            task_name,
+            args,
+            queue,
+            priority: 0,
+            timeout_ms: None,
+            result_ttl: None,
+            hook: None,
+        }
+    }
+
     /// The MAC over the fields, each length-prefixed so that no two rows give the same bytes.
     fn mac(&self, key: &[u8]) -> Hmac<Sha256> {
         let mut mac =
@@ -245,11 +230,11 @@ mod tests {
     use super::*;
 
     fn sign(s: &Signing, args: &str) -> String {
-        s.sign("t", args, "default", 0, None, None, None)
+        s.sign(&SignedFields::new("t", args, "default"))
     }
 
     fn verify(s: &Signing, args: &str, signature: Option<&str>) -> bool {
-        s.verify("t", args, "default", 0, None, None, None, signature)
+        s.verify(&SignedFields::new("t", args, "default"), signature)
     }
 
     #[test]
@@ -259,10 +244,31 @@ mod tests {
         assert!(sig.starts_with("v1:") && sig.len() == 3 + 64, "{sig}");
         assert!(verify(&s, "{}", Some(&sig)));
         assert!(!verify(&s, "{\"a\":1}", Some(&sig)));
-        assert!(!s.verify("t", "{}", "other", 0, None, None, None, Some(&sig)));
-        assert!(!s.verify("t", "{}", "default", 1, None, None, None, Some(&sig)));
-        assert!(!s.verify("t", "{}", "default", 0, Some(1), None, None, Some(&sig)));
-        assert!(!s.verify("t", "{}", "default", 0, None, None, Some("h"), Some(&sig)));
+        let call = SignedFields::new("t", "{}", "default");
+        for changed in [
+            SignedFields {
+                queue: "other",
+                ..call
+            },
+            SignedFields {
+                priority: 1,
+                ..call
+            },
+            SignedFields {
+                timeout_ms: Some(1),
+                ..call
+            },
+            SignedFields {
+                result_ttl: Some(1),
+                ..call
+            },
+            SignedFields {
+                hook: Some("h"),
+                ..call
+            },
+        ] {
+            assert!(!s.verify(&changed, Some(&sig)), "{changed:?}");
+        }
         assert!(!verify(&s, "{}", None));
         assert!(!verify(&s, "{}", Some("v1:zz")));
         assert!(!verify(&s, "{}", Some(&sig[3..])));
@@ -283,12 +289,19 @@ mod tests {
     fn fields_do_not_run_into_each_other() {
         let s = Signing::new("k");
         assert_ne!(
-            s.sign("ab", "c", "q", 0, None, None, None),
-            s.sign("a", "bc", "q", 0, None, None, None)
+            s.sign(&SignedFields::new("ab", "c", "q")),
+            s.sign(&SignedFields::new("a", "bc", "q"))
         );
+        let call = SignedFields::new("a", "b", "q");
         assert_ne!(
-            s.sign("a", "b", "q", 0, Some(1), None, None),
-            s.sign("a", "b", "q", 0, None, Some(1), None)
+            s.sign(&SignedFields {
+                timeout_ms: Some(1),
+                ..call
+            }),
+            s.sign(&SignedFields {
+                result_ttl: Some(1),
+                ..call
+            })
         );
     }
 
