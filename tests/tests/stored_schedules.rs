@@ -18,6 +18,7 @@ backend_suite!(
     bad_input_is_refused_with_what_to_write_and_nothing_is_stored,
     the_cli_adds_lists_pauses_and_removes_and_a_worker_runs_it,
     only_the_workers_of_its_queue_materialize_it,
+    its_hook_gets_each_run_and_its_result_is_the_latest_finished_run,
 );
 
 fn at(s: &str) -> DateTime<Utc> {
@@ -382,4 +383,68 @@ fn only_the_workers_of_its_queue_materialize_it(db: &TestDb) {
         1
     );
     assert_eq!(executions("add")[0].queue, "reports");
+}
+
+fn its_hook_gets_each_run_and_its_result_is_the_latest_finished_run(db: &TestDb) {
+    db.create_side_effects();
+    let folder = tempfile::tempdir().unwrap();
+    let marker = folder.path().join("ran-once").display().to_string();
+    let start = at("2026-12-07T10:00:00Z");
+    let schedule = |hook: &str| {
+        NewSchedule::new(
+            "retried-sum",
+            "fails_once",
+            json!({"marker": marker, "a": 20, "b": 22}),
+        )
+        .every(Every::Seconds(3600))
+        .start(start)
+        .hook(hook)
+    };
+    // An unknown hook is refused, and nothing is stored.
+    let refused = db.store.add_schedule(&schedule("no_such_hook")).unwrap_err();
+    assert!(
+        refused.to_string().contains("no_such_hook"),
+        "{refused}"
+    );
+    assert!(db.store.list_schedules().unwrap().is_empty());
+
+    let stored = db.store.add_schedule(&schedule("note_execution")).unwrap();
+    assert_eq!(stored.hook.as_deref(), Some("note_execution"));
+    assert_eq!(db.store.latest_schedule_run("retried-sum").unwrap(), None);
+    let made = materializer("a")
+        .run_once(&db.store, start + TimeDelta::seconds(1))
+        .unwrap();
+    assert_eq!(made.enqueued.len(), 1, "{made:?}");
+    // Enqueued but not run: no finished run yet.
+    assert_eq!(db.store.schedule_result("retried-sum").unwrap(), None);
+
+    assert_eq!(
+        db.worker().until_done().schedules(false).run(),
+        toosimple_worker::Exit::Stopped
+    );
+    let first = TaskExec::get_in(&db.store, made.enqueued[0].1).unwrap();
+    assert_eq!(first.state, State::Failed);
+    assert_eq!(first.hook.as_deref(), Some("note_execution"));
+    let retry = first.replaced_by.expect("retried once");
+    // The hook got both runs, the failed one and its retry.
+    let mut noted = db.side_effects();
+    noted.sort_unstable();
+    assert_eq!(noted, vec![first.id, retry]);
+
+    // The latest run is the end of the occurrence's retry chain.
+    let latest = db.store.latest_schedule_run("retried-sum").unwrap().unwrap();
+    assert_eq!((latest.id, latest.state), (retry, State::Succeeded));
+    assert_eq!(
+        db.store.schedule_result("retried-sum").unwrap(),
+        Some(json!(42))
+    );
+    let out = app(db, &["schedule", "result", "retried-sum"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("Succeeded") || stdout.contains("succeeded"), "{stdout}");
+    assert!(stdout.contains("result: 42"), "{stdout}");
+    let list = String::from_utf8_lossy(&app(db, &["schedule", "list"]).stdout).into_owned();
+    assert!(list.contains("hook note_execution"), "{list}");
+    let out = app(db, &["schedule", "result", "never-stored"]);
+    assert_eq!(out.status.code(), Some(1));
 }

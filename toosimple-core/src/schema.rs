@@ -94,5 +94,6 @@ diesel::table! {
         queue -> Nullable<Text>,
         paused -> Bool,
         created -> Timestamp,
+        hook -> Nullable<Text>,
     }
 }

@@ -188,6 +188,7 @@ pub struct NewSchedule {
     pub(crate) between: Option<Window>,
     pub(crate) weekdays: Option<Weekdays>,
     pub(crate) queue: Option<String>,
+    pub(crate) hook: Option<String>,
 }
 
 impl NewSchedule {
@@ -205,6 +206,7 @@ impl NewSchedule {
             between: None,
             weekdays: None,
             queue: None,
+            hook: None,
         }
     }
 
@@ -256,6 +258,14 @@ impl NewSchedule {
         self
     }
 
+    /// Hands each execution it enqueues, once finished, to the registered [`Hook`](crate::Hook)
+    /// named `hook` instead of its task's hook (django-pq's and django-q's schedule `hook`).
+    /// An unknown name is refused when the schedule is added.
+    pub fn hook(mut self, hook: impl Into<String>) -> Self {
+        self.hook = Some(hook.into());
+        self
+    }
+
     /// Checks everything before anything is stored: the name, the task and its arguments, the
     /// cron expression or step, the repeats and the queue.
     pub(crate) fn validate(&self) -> Result<()> {
@@ -282,6 +292,9 @@ impl NewSchedule {
             ));
         }
         task.check_args(&self.args)?;
+        if let Some(hook) = &self.hook {
+            crate::find_hook(hook)?;
+        }
         match &self.every {
             None => {
                 return Err(refuse(
@@ -365,6 +378,9 @@ pub struct StoredSchedule {
     pub paused: bool,
     /// When it was stored.
     pub created: DateTime<Utc>,
+    /// The registered hook each execution it enqueues is handed to once finished, instead of
+    /// its task's (`None`: the task's own, if any).
+    pub hook: Option<String>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -388,6 +404,7 @@ pub(crate) struct StoredScheduleRow {
     pub(crate) queue: Option<String>,
     pub(crate) paused: bool,
     pub(crate) created: NaiveDateTime,
+    pub(crate) hook: Option<String>,
 }
 
 impl StoredScheduleRow {
@@ -429,6 +446,7 @@ impl StoredScheduleRow {
             queue: self.queue.clone(),
             paused: self.paused,
             created: self.created.and_utc(),
+            hook: self.hook.clone(),
             name: self.name,
         })
     }

@@ -149,7 +149,8 @@ pub(crate) async fn schedules(a: Authed) -> Result<Response, AppError> {
                                     @if let Some(w) = s.between { "between " (w.to_string()) br; }
                                     @if let Some(d) = s.weekdays { "on " (d.to_string()) br; }
                                     @if let Some(end) = s.ends { "until " (layout::time(Some(end))) br; }
-                                    @if let Some(q) = &s.queue { "queue " (q) }
+                                    @if let Some(q) = &s.queue { "queue " (q) br; }
+                                    @if let Some(h) = &s.hook { "hook " code { (h) } }
                                 }
                                 td { (layout::time(row.filter(|r| r.last_task.is_some()).and_then(|r| r.last_due))) }
                                 td {

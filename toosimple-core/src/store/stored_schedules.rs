@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::schedule_exec::ScheduleState;
 use crate::schema::schedule_execs::dsl as se;
 use crate::schema::stored_schedules::dsl as ss;
+use crate::schema::task_execs::dsl as te;
 use crate::stored_schedule::{Every, NewSchedule, StoredSchedule, StoredScheduleRow};
 
 fn unknown(name: &str) -> Error {
@@ -73,6 +74,7 @@ impl Store {
                         ss::queue.eq(&schedule.queue),
                         ss::paused.eq(false),
                         ss::created.eq(now),
+                        ss::hook.eq(&schedule.hook),
                     ))
                     .execute(c)?;
                 // Its occurrences start from its own start, not from an earlier schedule's.
@@ -147,6 +149,61 @@ impl Store {
             return Err(unknown(name));
         }
         Ok(())
+    }
+
+    /// The latest finished run of schedule `name` (stored or `#[schedule]`): of its newest
+    /// occurrences, the first whose execution, followed through its retries, has ended. It is
+    /// the last execution of that chain, in any end state (`None` before any has ended).
+    ///
+    /// ```no_run
+    /// let store = toosimple_core::default_store()?;
+    /// if let Some(run) = store.latest_schedule_run("nightly-report")? {
+    ///     println!("{} at {:?}: {:?}", run.state, run.finished, run.result);
+    /// }
+    /// # Ok::<(), toosimple_core::Error>(())
+    /// ```
+    pub fn latest_schedule_run(&self, name: &str) -> Result<Option<crate::TaskExec>> {
+        // Occurrences newer than the last finished run are still queued or running: a few
+        // are looked at, newest first, through the (schedule, due) index.
+        const OCCURRENCES: i64 = 8;
+        // A retry chain is as long as the task's retries; past this it is read no further.
+        const CHAIN: usize = 1_000;
+        let row = self.autocommit(
+            || format!("reading the latest run of schedule `{name}`"),
+            |c| {
+                let firsts: Vec<i64> = te::task_execs
+                    .filter(te::schedule.eq(name))
+                    .order(te::due.desc())
+                    .select(te::id)
+                    .limit(OCCURRENCES)
+                    .load(c)?;
+                for first in firsts {
+                    let mut id = first;
+                    for _ in 0..CHAIN {
+                        let Some(row) = crate::exec::find_row(c, id)? else {
+                            break;
+                        };
+                        match row.replaced_by {
+                            Some(next) => id = next,
+                            None if row.finished.is_some() => return Ok(Some(row)),
+                            None => break,
+                        }
+                    }
+                }
+                Ok(None)
+            },
+        )?;
+        row.map(crate::TaskExec::try_from).transpose()
+    }
+
+    /// The result of schedule `name`'s latest finished run when that run succeeded (django-q's
+    /// `Schedule.result()`): `None` when none has ended yet or the latest failed (then
+    /// [`latest_schedule_run`](Self::latest_schedule_run) tells why).
+    pub fn schedule_result(&self, name: &str) -> Result<Option<serde_json::Value>> {
+        Ok(self
+            .latest_schedule_run(name)?
+            .filter(|run| run.state == crate::State::Succeeded)
+            .and_then(|run| run.result))
     }
 
     /// One pass over the stored schedules of `queues` (those whose queue, or whose task's
@@ -229,6 +286,9 @@ impl Store {
                     let mut new = crate::enqueue::new_row(task, &schedule.args, Some(due));
                     if let Some(queue) = &schedule.queue {
                         new.queue = queue.clone();
+                    }
+                    if let Some(hook) = &schedule.hook {
+                        new.hook = Some(hook.clone());
                     }
                     new.schedule = Some(schedule.name.clone());
                     self.seal(std::slice::from_mut(&mut new));

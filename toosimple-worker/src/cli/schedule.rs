@@ -34,6 +34,14 @@ pub(super) enum ScheduleCommand {
         /// The schedule's name.
         name: String,
     },
+    /// The latest finished run of a schedule (stored or compiled): its state and result.
+    Result {
+        /// The schedule's name.
+        name: String,
+        /// Print the execution as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -72,6 +80,9 @@ pub(super) struct AddArgs {
     /// Enqueue on this queue instead of the task's.
     #[arg(long, value_parser = values::queue)]
     queue: Option<String>,
+    /// Hand each finished execution to this registered hook instead of the task's.
+    #[arg(long, value_name = "NAME")]
+    hook: Option<String>,
 }
 
 /// `--repeat`: a count, or an end.
@@ -156,6 +167,9 @@ pub(super) fn run(store: &Store, command: ScheduleCommand) -> Result<(), Failure
             if let Some(queue) = args.queue {
                 new = new.on_queue(queue);
             }
+            if let Some(hook) = args.hook {
+                new = new.hook(hook);
+            }
             let stored = store.add_schedule(&new)?;
             out!(
                 "stored schedule {} ({}); next due {}",
@@ -226,6 +240,9 @@ pub(super) fn run(store: &Store, command: ScheduleCommand) -> Result<(), Failure
                 if let Some(q) = &s.queue {
                     options.push(format!("queue {q}"));
                 }
+                if let Some(h) = &s.hook {
+                    options.push(format!("hook {h}"));
+                }
                 out!(
                     "{:<20} {:<18} {:<28} {:<20} {:<20} {:>6}  {}",
                     s.name,
@@ -261,6 +278,29 @@ pub(super) fn run(store: &Store, command: ScheduleCommand) -> Result<(), Failure
         ScheduleCommand::Remove { name } => {
             store.remove_schedule(&name)?;
             out!("removed schedule {name}");
+        }
+        ScheduleCommand::Result { name, json } => {
+            let Some(run) = store.latest_schedule_run(&name)? else {
+                return Err(Failure::Refused(format!(
+                    "schedule `{name}` has no finished run yet: `schedule list` shows when it is next due"
+                )));
+            };
+            if json {
+                out!("{}", serde_json::to_string_pretty(&run).unwrap_or_default());
+            } else {
+                out!(
+                    "{name}: execution {} {} at {}",
+                    run.id,
+                    run.state,
+                    run.finished
+                        .map_or("-".to_string(), |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+                );
+                match (&run.result, &run.error) {
+                    (Some(result), _) => out!("result: {result}"),
+                    (None, Some(error)) => out!("error: {error}"),
+                    (None, None) => {}
+                }
+            }
         }
     }
     Ok(())

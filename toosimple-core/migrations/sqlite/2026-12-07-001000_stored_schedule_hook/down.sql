@@ -1,0 +1,1 @@
+ALTER TABLE stored_schedules DROP COLUMN hook;
