@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use toosimple_core::{Cancellation, State, TaskExec, TaskExecFilter};
-use toosimple_tests::tasks::{awaits_forever, checks_for_cancel, gate};
+use toosimple_tests::tasks::{add, awaits_forever, checks_for_cancel, gate};
 use toosimple_tests::{TestDb, backend_suite, wait_until};
 use toosimple_worker::Exit;
 
@@ -15,6 +15,7 @@ const DEADLINE: Duration = Duration::from_secs(30);
 backend_suite!(
     cancelling_a_running_async_task_aborts_it_and_it_is_not_retried,
     cancelling_a_running_sync_task_sets_the_flag_it_sees,
+    a_cancel_asked_of_a_worker_that_died_ends_it_cancelled_when_rescued,
 );
 
 /// Every execution of task `name`.
@@ -86,4 +87,41 @@ fn cancelling_a_running_sync_task_sets_the_flag_it_sees(db: &TestDb) {
     assert_eq!(exec.result, None, "{exec:?}");
     assert_eq!(exec.replaced_by, None, "{exec:?}");
     assert_eq!(executions_of(db, checks_for_cancel::NAME).len(), 1);
+}
+
+/// A worker that dies (no status row: never to beat again) after a cancel was asked of its
+/// task: the rescue ends the execution `Cancelled`, and does not run it again.
+fn a_cancel_asked_of_a_worker_that_died_ends_it_cancelled_when_rescued(db: &TestDb) {
+    let asked = add::with().retries(3).queue(1, 2).unwrap();
+    let other = add::queue(3, 4).unwrap();
+    let claimed = db
+        .store
+        .claim(&toosimple_core::store::ClaimRequest {
+            worker: "ghost",
+            task_names: &[add::NAME],
+            queues: &toosimple_core::store::QueueSelection::All,
+            limit: 2,
+            now: chrono::Utc::now(),
+        })
+        .unwrap();
+    assert_eq!(claimed.len(), 2);
+    assert_eq!(asked.cancel().unwrap(), Cancellation::Requested);
+
+    let rescued = db.store.rescue("rescuer", chrono::Utc::now()).unwrap();
+    // Only the other one is replaced, to run again.
+    assert_eq!(
+        rescued.iter().map(|(old, _)| *old).collect::<Vec<_>>(),
+        vec![other.id()]
+    );
+    let exec = asked.exec().unwrap();
+    assert_eq!((exec.state, exec.replaced_by), (State::Cancelled, None), "{exec:?}");
+    assert!(
+        exec.error.as_deref().unwrap_or("").contains("cancel was requested"),
+        "{exec:?}"
+    );
+    assert_eq!(other.exec().unwrap().state, State::Interrupted);
+    assert_eq!(
+        asked.cancel().unwrap(),
+        Cancellation::Finished(State::Cancelled)
+    );
 }

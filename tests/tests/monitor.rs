@@ -1,11 +1,12 @@
 //! `app monitor` in a real terminal: tmux runs it in an 80×24 window, as over SSH, and its
-//! screen is captured (`tmux capture-pane`) into `test-artifacts/monitor-<backend>.txt`.
+//! screen is captured (`tmux capture-pane`) into `test-artifacts/monitor-<backend>.txt` (and the
+//! screen with a running task's progress into `monitor-progress-<backend>.txt`).
 
 use std::process::{Command, Output};
 use std::time::Duration;
 
 use toosimple_core::State;
-use toosimple_tests::tasks::{add, fail_with};
+use toosimple_tests::tasks::{add, fail_with, gate, halfway};
 use toosimple_tests::{TestDb, backend_suite, wait_until};
 use toosimple_worker::Worker;
 
@@ -146,21 +147,32 @@ fn monitor_shows_workers_queues_and_throughput_in_80_by_24_and_q_quits(db: &Test
         "13 finished in the last minute:\n{screen}"
     );
 
-    // It refreshes: a new worker appears.
+    // It refreshes: a new worker appears, with the task it runs and that task's progress.
+    let key = gate::unique("monitor");
+    halfway::with().on_queue("slow").queue(key.clone(), 1).unwrap();
     let store = db.store.clone();
     let live = std::thread::spawn(move || {
         Worker::new()
             .store(store)
             .label("live")
-            .queues(["nothing-here"])
+            .queues(["slow"])
             .until_done()
             .tick(Duration::from_millis(50))
             .run()
     });
-    wait_until("the refresh showing the new worker", DEADLINE, || {
-        tmux.screen().contains("live")
+    wait_until("the refresh showing the new worker's task", DEADLINE, || {
+        screen = tmux.screen();
+        screen
+            .lines()
+            .any(|l| l.contains("live") && l.contains("halfway 50% halfway"))
     });
-    live.join().unwrap();
+    std::fs::write(
+        artifacts.join(format!("monitor-progress-{}.txt", backend(db))),
+        &screen,
+    )
+    .unwrap();
+    gate::open(&key);
+    assert_eq!(live.join().unwrap(), toosimple_worker::Exit::Stopped);
 
     let quit = tmux.run(&["send-keys", "-t", "monitor", "q"]);
     assert!(quit.status.success());

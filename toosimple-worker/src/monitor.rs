@@ -12,7 +12,7 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Sparkline, Table};
-use toosimple_core::{Error, State, Store, TaskExec, WorkerState, WorkerStatus};
+use toosimple_core::{Error, State, Store, TaskExec, TaskExecFilter, WorkerState, WorkerStatus};
 
 /// How far back the throughput sparkline reaches, one bar a second.
 pub const THROUGHPUT_WINDOW: usize = 60;
@@ -33,6 +33,9 @@ pub struct WorkerLine {
     pub handled: i64,
     /// Seconds since its last heartbeat.
     pub silent_for: f64,
+    /// What it runs now: a task's name, with its progress when it reported one
+    /// (`render_report 45% page 9`), and how many more run beside it.
+    pub current: Option<String>,
 }
 
 /// One queue's counts.
@@ -69,6 +72,13 @@ impl Snapshot {
     /// Reads the snapshot at `now` from `store`.
     pub fn read(store: &Store, now: DateTime<Utc>) -> Result<Snapshot, Error> {
         let running = TaskExec::running_per_worker_in(store)?;
+        // Through the index of states: running rows are few, whatever the table's size.
+        let processing = TaskExec::list_in(
+            store,
+            &TaskExecFilter::default()
+                .state(State::Processing)
+                .limit(CURRENT_ROWS),
+        )?;
         let workers = WorkerStatus::list_in(store)?
             .into_iter()
             .filter(|w| w.stopped.is_none_or(|at| at >= now - RECENTLY_STOPPED))
@@ -80,6 +90,7 @@ impl Snapshot {
                 state: w.state_at(now),
                 handled: w.handled,
                 silent_for: (now - w.last_tick).num_milliseconds().max(0) as f64 / 1000.0,
+                current: current_task(&processing, &w.label),
                 label: w.label,
             })
             .collect();
@@ -123,6 +134,33 @@ impl Snapshot {
             per_second,
         })
     }
+}
+
+/// Running rows read for the workers' current tasks: more than a screen shows.
+const CURRENT_ROWS: i64 = 500;
+
+/// What worker `label` runs now, as the monitor shows it: the task that reported progress
+/// last (else the one started last), its progress, and how many more run beside it.
+fn current_task(processing: &[TaskExec], label: &str) -> Option<String> {
+    let mine: Vec<&TaskExec> = processing
+        .iter()
+        .filter(|e| e.worker.as_deref() == Some(label))
+        .collect();
+    let shown = mine
+        .iter()
+        .max_by_key(|e| (e.progress.is_some(), e.started))?;
+    let mut text = shown.task_name.clone();
+    if let Some(progress) = &shown.progress {
+        text.push_str(&format!(" {:.0}%", progress.fraction * 100.0));
+        if let Some(message) = &progress.message {
+            text.push(' ');
+            text.push_str(message);
+        }
+    }
+    if mine.len() > 1 {
+        text = format!("{text} (+{})", mine.len() - 1);
+    }
+    Some(text)
 }
 
 fn state_style(state: WorkerState) -> Style {
@@ -203,6 +241,7 @@ fn render_workers(frame: &mut Frame, area: Rect, snapshot: &Snapshot) {
                 Cell::from(format!("{:>7}", w.running)),
                 Cell::from(format!("{:>9}", w.handled)),
                 Cell::from(format!("{:>8.1}s", w.silent_for)),
+                Cell::from(w.current.clone().unwrap_or_default()),
             ])
         })
         .collect();
@@ -217,15 +256,16 @@ fn render_workers(frame: &mut Frame, area: Rect, snapshot: &Snapshot) {
     let table = Table::new(
         rows,
         [
-            Constraint::Min(20),
-            Constraint::Length(10),
+            Constraint::Min(16),
+            Constraint::Length(8),
             Constraint::Length(7),
             Constraint::Length(9),
             Constraint::Length(10),
+            Constraint::Min(16),
         ],
     )
     .header(
-        Row::new(vec!["worker", "state", "running", "  handled", "last beat"])
+        Row::new(vec!["worker", "state", "running", "  handled", "last beat", "now"])
             .style(Style::new().add_modifier(Modifier::BOLD)),
     )
     .block(block);
@@ -382,6 +422,7 @@ mod tests {
                     running: n as i64,
                     handled: 1000 * n as i64,
                     silent_for: 0.4,
+                    current: (n == 1).then(|| "render 45% page 9 (+1)".to_string()),
                 })
                 .collect(),
             queues: (1..=queues)
@@ -423,6 +464,7 @@ mod tests {
             "worker-2",
             "stopping",
             "3000",
+            "render 45% page 9 (+1)",
             "queue-2",
             "Finished per second: 2/s now, 174 in the last minute, peak 6/s",
         ] {

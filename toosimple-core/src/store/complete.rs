@@ -506,13 +506,40 @@ macro_rules! with_held_rows {
 
 pub(super) use with_held_rows;
 
+/// Replaces the interrupted executions, but those whose cancel was asked while they ran:
+/// their worker died or stopped before it honoured the request, which still stands, so they
+/// end `Cancelled`, with no replacement to run them again.
 fn replace_all(
     c: &mut AnyConnection,
     interrupted: &[ClaimedExec],
     now: DateTime<Utc>,
 ) -> QueryResult<Vec<(i64, i64)>> {
+    if interrupted.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<i64> = interrupted.iter().map(|exec| exec.id).collect();
+    let cancelled: HashSet<i64> = te::task_execs
+        .filter(te::id.eq_any(&ids))
+        .filter(te::cancel_requested.is_not_null())
+        .select(te::id)
+        .load::<i64>(c)?
+        .into_iter()
+        .collect();
+    if !cancelled.is_empty() {
+        diesel::update(te::task_execs.filter(te::id.eq_any(cancelled.iter().copied().collect::<Vec<i64>>())))
+            .set((
+                te::state.eq(State::Cancelled.as_str()),
+                te::error.eq(CANCELLED_WHILE_INTERRUPTED),
+            ))
+            .execute(c)?;
+    }
     interrupted
         .iter()
+        .filter(|exec| !cancelled.contains(&exec.id))
         .map(|exec| Ok((exec.id, replace(c, exec, false, now)?)))
         .collect()
 }
+
+/// The error of an execution whose worker died or stopped before it honoured a cancel.
+pub(crate) const CANCELLED_WHILE_INTERRUPTED: &str =
+    "cancelled: a cancel was requested while it ran, and its worker stopped or died before it could honour it";
