@@ -114,9 +114,16 @@ fn a_cancel_asked_of_a_worker_that_died_ends_it_cancelled_when_rescued(db: &Test
         vec![other.id()]
     );
     let exec = asked.exec().unwrap();
-    assert_eq!((exec.state, exec.replaced_by), (State::Cancelled, None), "{exec:?}");
+    assert_eq!(
+        (exec.state, exec.replaced_by),
+        (State::Cancelled, None),
+        "{exec:?}"
+    );
     assert!(
-        exec.error.as_deref().unwrap_or("").contains("cancel was requested"),
+        exec.error
+            .as_deref()
+            .unwrap_or("")
+            .contains("cancel was requested"),
         "{exec:?}"
     );
     assert_eq!(other.exec().unwrap().state, State::Interrupted);

@@ -149,7 +149,10 @@ fn monitor_shows_workers_queues_and_throughput_in_80_by_24_and_q_quits(db: &Test
 
     // It refreshes: a new worker appears, with the task it runs and that task's progress.
     let key = gate::unique("monitor");
-    halfway::with().on_queue("slow").queue(key.clone(), 1).unwrap();
+    halfway::with()
+        .on_queue("slow")
+        .queue(key.clone(), 1)
+        .unwrap();
     let store = db.store.clone();
     let live = std::thread::spawn(move || {
         Worker::new()
@@ -160,12 +163,16 @@ fn monitor_shows_workers_queues_and_throughput_in_80_by_24_and_q_quits(db: &Test
             .tick(Duration::from_millis(50))
             .run()
     });
-    wait_until("the refresh showing the new worker's task", DEADLINE, || {
-        screen = tmux.screen();
-        screen
-            .lines()
-            .any(|l| l.contains("live") && l.contains("halfway 50% halfway"))
-    });
+    wait_until(
+        "the refresh showing the new worker's task",
+        DEADLINE,
+        || {
+            screen = tmux.screen();
+            screen
+                .lines()
+                .any(|l| l.contains("live") && l.contains("halfway 50% halfway"))
+        },
+    );
     std::fs::write(
         artifacts.join(format!("monitor-progress-{}.txt", backend(db))),
         &screen,

@@ -401,11 +401,11 @@ fn its_hook_gets_each_run_and_its_result_is_the_latest_finished_run(db: &TestDb)
         .hook(hook)
     };
     // An unknown hook is refused, and nothing is stored.
-    let refused = db.store.add_schedule(&schedule("no_such_hook")).unwrap_err();
-    assert!(
-        refused.to_string().contains("no_such_hook"),
-        "{refused}"
-    );
+    let refused = db
+        .store
+        .add_schedule(&schedule("no_such_hook"))
+        .unwrap_err();
+    assert!(refused.to_string().contains("no_such_hook"), "{refused}");
     assert!(db.store.list_schedules().unwrap().is_empty());
 
     let stored = db.store.add_schedule(&schedule("note_execution")).unwrap();
@@ -432,7 +432,11 @@ fn its_hook_gets_each_run_and_its_result_is_the_latest_finished_run(db: &TestDb)
     assert_eq!(noted, vec![first.id, retry]);
 
     // The latest run is the end of the occurrence's retry chain.
-    let latest = db.store.latest_schedule_run("retried-sum").unwrap().unwrap();
+    let latest = db
+        .store
+        .latest_schedule_run("retried-sum")
+        .unwrap()
+        .unwrap();
     assert_eq!((latest.id, latest.state), (retry, State::Succeeded));
     assert_eq!(
         db.store.schedule_result("retried-sum").unwrap(),
@@ -440,8 +444,15 @@ fn its_hook_gets_each_run_and_its_result_is_the_latest_finished_run(db: &TestDb)
     );
     let out = app(db, &["schedule", "result", "retried-sum"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("Succeeded") || stdout.contains("succeeded"), "{stdout}");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("Succeeded") || stdout.contains("succeeded"),
+        "{stdout}"
+    );
     assert!(stdout.contains("result: 42"), "{stdout}");
     let list = String::from_utf8_lossy(&app(db, &["schedule", "list"]).stdout).into_owned();
     assert!(list.contains("hook note_execution"), "{list}");

@@ -6,7 +6,7 @@ use chrono::{TimeDelta, Utc};
 use toosimple_core::{State, TaskExec, TaskExecFilter};
 use toosimple_tests::tasks::{
     always_fails, announced_sleep, async_sleepy_with_timeout, panics, record, record_high,
-    record_q1, record_q2, sleepy, sleepy_with_timeout,
+    record_q1, record_q2, sleepy_with_timeout,
 };
 use toosimple_tests::{TestDb, backend_suite, wait_until};
 use toosimple_worker::Exit;

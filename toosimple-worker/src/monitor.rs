@@ -265,8 +265,15 @@ fn render_workers(frame: &mut Frame, area: Rect, snapshot: &Snapshot) {
         ],
     )
     .header(
-        Row::new(vec!["worker", "state", "running", "  handled", "last beat", "now"])
-            .style(Style::new().add_modifier(Modifier::BOLD)),
+        Row::new(vec![
+            "worker",
+            "state",
+            "running",
+            "  handled",
+            "last beat",
+            "now",
+        ])
+        .style(Style::new().add_modifier(Modifier::BOLD)),
     )
     .block(block);
     frame.render_widget(table, area);

@@ -526,12 +526,14 @@ fn replace_all(
         .into_iter()
         .collect();
     if !cancelled.is_empty() {
-        diesel::update(te::task_execs.filter(te::id.eq_any(cancelled.iter().copied().collect::<Vec<i64>>())))
-            .set((
-                te::state.eq(State::Cancelled.as_str()),
-                te::error.eq(CANCELLED_WHILE_INTERRUPTED),
-            ))
-            .execute(c)?;
+        diesel::update(
+            te::task_execs.filter(te::id.eq_any(cancelled.iter().copied().collect::<Vec<i64>>())),
+        )
+        .set((
+            te::state.eq(State::Cancelled.as_str()),
+            te::error.eq(CANCELLED_WHILE_INTERRUPTED),
+        ))
+        .execute(c)?;
     }
     interrupted
         .iter()
@@ -541,5 +543,4 @@ fn replace_all(
 }
 
 /// The error of an execution whose worker died or stopped before it honoured a cancel.
-pub(crate) const CANCELLED_WHILE_INTERRUPTED: &str =
-    "cancelled: a cancel was requested while it ran, and its worker stopped or died before it could honour it";
+pub(crate) const CANCELLED_WHILE_INTERRUPTED: &str = "cancelled: a cancel was requested while it ran, and its worker stopped or died before it could honour it";

@@ -292,8 +292,9 @@ pub(super) fn run(store: &Store, command: ScheduleCommand) -> Result<(), Failure
                     "{name}: execution {} {} at {}",
                     run.id,
                     run.state,
-                    run.finished
-                        .map_or("-".to_string(), |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+                    run.finished.map_or("-".to_string(), |t| t
+                        .format("%Y-%m-%d %H:%M:%S UTC")
+                        .to_string())
                 );
                 match (&run.result, &run.error) {
                     (Some(result), _) => out!("result: {result}"),
