@@ -169,6 +169,22 @@ fn a_row_changed_outside_toosimple_is_invalid_and_never_runs(db: &TestDb) {
         assert_eq!(exec.replaced_by, None, "an invalid row is never retried");
         assert!(exec.finished.is_some());
     }
+    // Requeueing a changed row would sign the change: it is refused, and nothing is enqueued;
+    // the genuine one is requeued, signed.
+    let before = TaskExec::list_in(&db.store, &Default::default()).unwrap().len();
+    let refused = TaskExec::requeue_in(&db.store, changed.id()).unwrap_err();
+    assert!(
+        matches!(refused, toosimple_core::Error::SignatureMismatch { id } if id == changed.id()),
+        "{refused}"
+    );
+    assert!(refused.to_string().contains(SIGNATURE_MISMATCH), "{refused}");
+    assert_eq!(
+        TaskExec::list_in(&db.store, &Default::default()).unwrap().len(),
+        before
+    );
+    let again = TaskExec::requeue_in(&db.store, untouched.id()).unwrap();
+    assert!(signature(db, again.id()).is_some());
+    assert_eq!(again.exec().unwrap().args, serde_json::json!({"n": 3}));
 }
 
 fn a_row_without_a_signature_is_invalid_once_a_key_is_set(db: &TestDb) {

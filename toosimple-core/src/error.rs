@@ -123,6 +123,17 @@ pub enum Error {
         reason: String,
     },
 
+    /// A signed row's signature does not verify under this store's key: it is not copied
+    /// into a new, freshly signed row (which would launder a forged one).
+    #[error(
+        "task execution {id} is not requeued: {}; requeue it with the key that signed it, or enqueue the call anew",
+        crate::signing::SIGNATURE_MISMATCH
+    )]
+    SignatureMismatch {
+        /// The row's id.
+        id: i64,
+    },
+
     /// A task argument could not be encoded as JSON.
     #[error("cannot encode argument `{arg}` of task `{task}` as JSON: {source}")]
     EncodeArg {

@@ -107,6 +107,26 @@ pub(crate) struct TaskExecRow {
     cancel_requested: Option<NaiveDateTime>,
 }
 
+impl TaskExecRow {
+    /// Whether the row's signature verifies under `signing`'s keys (over the plain
+    /// arguments, as they were signed before any compression).
+    fn signature_verifies(&self, signing: &crate::Signing) -> bool {
+        let args = crate::compression::decompress(&self.args);
+        signing.verify(
+            &crate::SignedFields {
+                task_name: &self.task_name,
+                args: &args,
+                queue: &self.queue,
+                priority: self.priority,
+                timeout_ms: self.timeout_ms,
+                result_ttl: self.result_ttl,
+                hook: self.hook.as_deref(),
+            },
+            self.signature.as_deref(),
+        )
+    }
+}
+
 impl TryFrom<TaskExecRow> for TaskExec {
     type Error = Error;
 
@@ -542,8 +562,23 @@ impl TaskExec {
     /// Enqueues a new execution of the same task with the same arguments as execution `id`
     /// (as the admin's "requeue" action): the task's current options apply, and a unique task
     /// with an identical pending execution gives a handle to that one.
+    ///
+    /// With a signing key, a row whose signature does not verify is refused
+    /// ([`Error::SignatureMismatch`]): the new row is signed, so copying a forged one would
+    /// make it pass.
     pub fn requeue_in(store: &Store, id: i64) -> Result<crate::TaskHandle<Value>> {
-        let exec = TaskExec::get_in(store, id)?;
+        let row = store
+            .autocommit(
+                || format!("reading task execution {id}"),
+                |c| find_row(c, id),
+            )?
+            .ok_or(Error::ExecNotFound { id })?;
+        if let Some(signing) = store.signing()
+            && !row.signature_verifies(&signing)
+        {
+            return Err(Error::SignatureMismatch { id });
+        }
+        let exec = TaskExec::try_from(row)?;
         crate::enqueue::enqueue_by_name(store, &exec.task_name, exec.args, None)
     }
 
