@@ -60,6 +60,8 @@ fn every_enqueue_path_signs_and_a_signed_task_runs(db: &TestDb) {
     db.store.set_signing(Some(Signing::new("s3cret")));
     let single = add::queue(2, 3).unwrap();
     let many = add::queue_many([(1, 1), (2, 2)]).unwrap();
+    // Enough rows for PostgreSQL's bulk path (`COPY FROM`), which must sign as the others do.
+    let bulk = add::queue_many((0..150).map(|i| (i, 1))).unwrap();
     let with = add::with()
         .on_queue("other")
         .priority(7)
@@ -114,6 +116,7 @@ fn every_enqueue_path_signs_and_a_signed_task_runs(db: &TestDb) {
     ]
     .into_iter()
     .chain(many.iter().map(|h| h.id()))
+    .chain(bulk.iter().map(|h| h.id()))
     .chain([retried.id()])
     .collect();
     for id in &ids {
@@ -124,6 +127,9 @@ fn every_enqueue_path_signs_and_a_signed_task_runs(db: &TestDb) {
     assert_eq!(worker.run(), Exit::Stopped);
     for id in &ids[..6] {
         assert_eq!(state(db, *id), State::Succeeded, "row {id}");
+    }
+    for handle in &bulk {
+        assert_eq!(handle.state().unwrap(), State::Succeeded, "row {}", handle.id());
     }
     assert_eq!(single.exec().unwrap().result, Some(serde_json::json!(5)));
     assert_eq!(

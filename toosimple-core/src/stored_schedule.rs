@@ -607,6 +607,7 @@ mod tests {
             queue: None,
             paused: false,
             created: at(start),
+            hook: None,
         }
     }
 

@@ -445,6 +445,7 @@ struct CopiedTaskExec<'a> {
     timeout_ms: Option<i64>,
     result_ttl: Option<i64>,
     hook: Option<&'a str>,
+    signature: Option<&'a str>,
 }
 
 #[derive(QueryableByName)]
@@ -488,6 +489,7 @@ fn copy_rows(c: &mut PgConnection, rows: &[NewTaskExec]) -> QueryResult<Vec<Enqu
             timeout_ms: row.timeout_ms,
             result_ttl: row.result_ttl,
             hook: row.hook.as_deref(),
+            signature: row.signature.as_deref(),
         })
         .collect();
     let stored = diesel::copy_from(te::task_execs)
