@@ -445,6 +445,8 @@ struct CopiedTaskExec<'a> {
     timeout_ms: Option<i64>,
     result_ttl: Option<i64>,
     hook: Option<&'a str>,
+    #[cfg(feature = "otel")]
+    trace_context: Option<&'a str>,
 }
 
 #[derive(QueryableByName)]
@@ -488,6 +490,8 @@ fn copy_rows(c: &mut PgConnection, rows: &[NewTaskExec]) -> QueryResult<Vec<Enqu
             timeout_ms: row.timeout_ms,
             result_ttl: row.result_ttl,
             hook: row.hook.as_deref(),
+            #[cfg(feature = "otel")]
+            trace_context: row.trace_context.as_deref(),
         })
         .collect();
     let stored = diesel::copy_from(te::task_execs)
