@@ -16,7 +16,6 @@ use tokio::runtime::Handle;
 use toosimple_core::TaskDef;
 use toosimple_core::runtime::{BoxFuture, ExecControl, Invoker, RunError, RunResult};
 use toosimple_core::store::{ClaimedExec, Completion, Outcome};
-
 use tracing::{Instrument, Span};
 
 use super::trace::{record_outcome, task_span};
