@@ -93,6 +93,9 @@ pub(crate) fn new_row_with(
         result_ttl: resolved.result_ttl,
         hook: resolved.hook,
         signature: None,
+        // Set once per call by `enqueue_rows`, not per row.
+        #[cfg(feature = "otel")]
+        trace_context: None,
     })
 }
 
@@ -128,6 +131,8 @@ pub(crate) fn enqueue_rows<T>(
     // Fails when two tasks share this name, before anything is written.
     crate::registry::tasks()?;
     store.seal(rows);
+    #[cfg(feature = "otel")]
+    crate::otel::stamp(rows);
     let rows = &*rows;
     let enqueued = if let [row] = rows
         && row.unique_key.is_none()
@@ -248,6 +253,8 @@ pub mod __private {
         let mut row = new_row_with(def, &args?, options)?;
         // No store here: the default store's keys and compression, or the environment's.
         crate::store::seal_ambient(std::slice::from_mut(&mut row));
+        #[cfg(feature = "otel")]
+        crate::otel::stamp(std::slice::from_mut(&mut row));
         let enqueued = match conn.__enqueue(std::slice::from_ref(&row)) {
             Ok(enqueued) => enqueued,
             Err(source) => {

@@ -68,6 +68,8 @@ mod exec;
 mod handle;
 mod hook;
 mod options;
+#[cfg(feature = "otel")]
+pub mod otel;
 mod registry;
 mod schedule;
 mod schedule_exec;

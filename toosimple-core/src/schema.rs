@@ -37,6 +37,7 @@ diesel::table! {
         progress -> Nullable<Double>,
         progress_message -> Nullable<Text>,
         cancel_requested -> Nullable<Timestamp>,
+        trace_context -> Nullable<Text>,
     }
 }
 

@@ -43,6 +43,7 @@
 //! | `admin` | no | `admin`: the web dashboard's axum `Router`, and the CLI's `admin` subcommand |
 //! | `mail` | no | `mail`: queued email through lettre (`toosimple::mail::send`) |
 //! | `full` | no | all of the above |
+//! | `otel` | no | `otel`: traces through OpenTelemetry, a task's span the child of the span that queued it (not in `full`) |
 //!
 //! # Testing
 //! [`testing::TestStore`] gives each test its own database as the default store, so that the
@@ -63,6 +64,11 @@ pub use toosimple_core::{
     find_task, hooks, init, run_schedule, schedules, tasks,
 };
 pub use toosimple_core::{compression, schema, signing, store, testing};
+
+/// Traces through OpenTelemetry: the trace context stored at enqueue, and the OpenTelemetry
+/// crates toosimple is built with.
+#[cfg(feature = "otel")]
+pub use toosimple_core::otel;
 
 /// The date-time types of the API (`queue_at`'s due date, [`TaskExec`]'s times), so that an
 /// application uses the same chrono.

@@ -77,6 +77,11 @@ pub struct ClaimedExec {
     pub hook: Option<String>,
     /// The row's signature, checked before it runs by a worker with a key.
     pub signature: Option<String>,
+    /// The W3C trace context of the span that enqueued it (the `otel` feature): its
+    /// `traceparent`, then a newline and its `tracestate` when it has one. Read whatever the
+    /// features: a NULL column costs next to nothing, and the claim's column list stays one
+    /// for the three backends' SQL.
+    pub trace_context: Option<String>,
 }
 
 /// The SQL types of [`CLAIMED_SQL`], to load claimed rows by position.
@@ -94,11 +99,12 @@ pub(super) type ClaimedSqlType = (
     diesel::sql_types::Nullable<diesel::sql_types::BigInt>,
     diesel::sql_types::Nullable<diesel::sql_types::Text>,
     diesel::sql_types::Nullable<diesel::sql_types::Text>,
+    diesel::sql_types::Nullable<diesel::sql_types::Text>,
 );
 
 /// The columns a claim returns, as SQL, in [`ClaimedExec`]'s order.
 pub(super) const CLAIMED_SQL: &str = "id, task_name, args, queue, priority, due, retries, retry_delay, unique_key, timeout_ms, \
-     result_ttl, hook, signature";
+     result_ttl, hook, signature, trace_context";
 
 pub(super) type ClaimedColumns = (
     te::id,
@@ -114,6 +120,7 @@ pub(super) type ClaimedColumns = (
     te::result_ttl,
     te::hook,
     te::signature,
+    te::trace_context,
 );
 
 pub(super) const CLAIMED_COLUMNS: ClaimedColumns = (
@@ -130,6 +137,7 @@ pub(super) const CLAIMED_COLUMNS: ClaimedColumns = (
     te::result_ttl,
     te::hook,
     te::signature,
+    te::trace_context,
 );
 
 /// Claims per `request` through the backend's driver; nothing to claim asks nothing of the

@@ -101,6 +101,9 @@ fn replacement(exec: &ClaimedExec, retry: bool, now: DateTime<Utc>) -> NewTaskEx
         hook: exec.hook.clone(),
         // The signed fields are copied as they are: so is the signature.
         signature: exec.signature.clone(),
+        // A retry belongs to the trace of the call that queued the first run.
+        #[cfg(feature = "otel")]
+        trace_context: exec.trace_context.clone(),
     }
 }
 

@@ -16,7 +16,9 @@ use tokio::runtime::Handle;
 use toosimple_core::TaskDef;
 use toosimple_core::runtime::{BoxFuture, ExecControl, Invoker, RunError, RunResult};
 use toosimple_core::store::{ClaimedExec, Completion, Outcome};
+use tracing::{Instrument, Span};
 
+use super::trace::{record_outcome, task_span};
 use crate::clock::Clock;
 
 /// An async task's single poll longer than this blocked its executor thread: worth a warning.
@@ -50,9 +52,16 @@ pub(crate) async fn execute(
     tasks: Handle,
     control: Arc<ExecControl>,
 ) -> Completion {
-    let start = report_start(def, &exec);
-    let outcome = cancelled_or(&control, run(def, &exec, &tasks, &control).await);
-    report_end(def, &exec, &outcome, start);
+    let span = task_span(def, &exec);
+    let outcome = async {
+        let start = report_start(def, &exec);
+        let outcome = cancelled_or(&control, run(def, &exec, &tasks, &control, &span).await);
+        report_end(def, &exec, &outcome, start);
+        outcome
+    }
+    .instrument(span.clone())
+    .await;
+    record_outcome(&span, &outcome);
     Completion {
         exec,
         outcome,
@@ -89,7 +98,7 @@ pub(crate) fn report_end(def: &TaskDef, exec: &ClaimedExec, outcome: &Outcome, s
     }
 }
 
-fn outcome_name(outcome: &Outcome) -> &'static str {
+pub(crate) fn outcome_name(outcome: &Outcome) -> &'static str {
     match outcome {
         Outcome::Succeeded(_) => "succeeded",
         Outcome::Failed(_) => "failed",
@@ -117,6 +126,7 @@ async fn run(
     exec: &ClaimedExec,
     tasks: &Handle,
     control: &Arc<ExecControl>,
+    span: &Span,
 ) -> Outcome {
     let args: serde_json::Value = match serde_json::from_str(&exec.args) {
         Ok(args) => args,
@@ -139,7 +149,8 @@ async fn run(
             // The limit runs in the task itself, which polls the task first: when the process
             // resumes from a pause with both the task's timers and the limit's expired, a task
             // that gets to its end is not declared timed out after its side effects happened.
-            let handle = tasks.spawn(within(timeout, watched));
+            // The task's own spans and logs belong to its span, on whichever thread it runs.
+            let handle = tasks.spawn(within(timeout, watched).instrument(span.clone()));
             let _abort = AbortOnDrop(handle.abort_handle());
             // A cancel request aborts the task at its next await point (`_abort`, dropped).
             tokio::select! {
@@ -159,9 +170,10 @@ async fn run(
             // blocking call gets its own), so it needs no runtime apart, and an abandoned one
             // is left to the caller's runtime shutdown as before.
             let control = control.clone();
+            let span = span.clone();
             within(
                 timeout,
-                tokio::task::spawn_blocking(move || control.enter(|| call(args))),
+                tokio::task::spawn_blocking(move || span.in_scope(|| control.enter(|| call(args)))),
             )
             .await
         }

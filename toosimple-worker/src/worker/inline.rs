@@ -14,9 +14,11 @@ use std::time::Duration;
 use toosimple_core::runtime::{Invoker, RunResult};
 use toosimple_core::store::{ClaimedExec, Completion, Outcome};
 use toosimple_core::{Error, Store, TaskDef};
+use tracing::Instrument;
 
 use super::execute::{outcome_of, panicked};
 use super::hooks::call_hooks;
+use super::trace::{record_outcome, task_span};
 use crate::clock::{Clock, DatabaseClock};
 
 /// The worker label of executions run inline.
@@ -31,7 +33,12 @@ pub(crate) fn run_here(store: &Store, ids: &[i64]) -> Result<(), Error> {
         let def = toosimple_core::find_task(&exec.task_name)?;
         let outcome = match store.signing().map(|s| s.check(&exec)) {
             Some(Err(message)) => Outcome::Invalid(message),
-            _ => run(def, &exec),
+            _ => {
+                let span = task_span(def, &exec);
+                let outcome = span.in_scope(|| run(def, &exec));
+                record_outcome(&span, &outcome);
+                outcome
+            }
         };
         let completion = Completion {
             exec,
@@ -58,7 +65,8 @@ fn run(def: &'static TaskDef, exec: &ClaimedExec) -> Outcome {
                 .timeout_ms
                 .map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(1)))
                 .or(def.timeout().map(Duration::from_secs));
-            let future = call(args);
+            // Current on the scoped thread too, when there is one.
+            let future = call(args).in_current_span();
             match block_on_here(async move {
                 match timeout {
                     Some(limit) => tokio::time::timeout(limit, future).await.ok(),

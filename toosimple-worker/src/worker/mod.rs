@@ -15,6 +15,7 @@ mod outage;
 pub(crate) mod producer;
 mod runners;
 mod shutdown;
+mod trace;
 mod unrunnable;
 
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -28,6 +28,7 @@ use toosimple_core::runtime::{ExecControl, RunResult};
 use toosimple_core::store::{ClaimedExec, Completion};
 
 use super::execute::{cancelled_or, outcome_of, panicked, report_end, report_start};
+use super::trace::{record_outcome, task_span};
 use crate::clock::Clock;
 
 /// How long an idle runner waits for work before its thread ends.
@@ -272,6 +273,8 @@ impl Shared {
             control,
             ..
         } = job;
+        let span = task_span(def, &exec);
+        let _entered = span.enter();
         let start = report_start(def, &exec);
         let outcome = match serde_json::from_str(&exec.args) {
             Ok(args) => {
@@ -286,6 +289,7 @@ impl Shared {
         };
         let outcome = cancelled_or(&control, outcome);
         report_end(def, &exec, &outcome, start);
+        record_outcome(&span, &outcome);
         Completion {
             exec,
             outcome,

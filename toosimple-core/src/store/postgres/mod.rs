@@ -446,6 +446,8 @@ struct CopiedTaskExec<'a> {
     result_ttl: Option<i64>,
     hook: Option<&'a str>,
     signature: Option<&'a str>,
+    #[cfg(feature = "otel")]
+    trace_context: Option<&'a str>,
 }
 
 #[derive(QueryableByName)]
@@ -490,6 +492,8 @@ fn copy_rows(c: &mut PgConnection, rows: &[NewTaskExec]) -> QueryResult<Vec<Enqu
             result_ttl: row.result_ttl,
             hook: row.hook.as_deref(),
             signature: row.signature.as_deref(),
+            #[cfg(feature = "otel")]
+            trace_context: row.trace_context.as_deref(),
         })
         .collect();
     let stored = diesel::copy_from(te::task_execs)

@@ -1,0 +1,1 @@
+ALTER TABLE task_execs DROP COLUMN trace_context;
