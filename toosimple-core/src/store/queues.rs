@@ -11,6 +11,7 @@ use diesel::prelude::*;
 
 use super::claim::{ClaimRequest, ClaimedExec, QueueSelection, in_claim_order};
 use super::driver::driver;
+use super::to_completion::RunToCompletion;
 use super::{AnyConnection, Store};
 use crate::State;
 use crate::error::Result;
@@ -22,8 +23,7 @@ fn load(c: &mut AnyConnection, name: &str) -> QueryResult<Option<QueueRow>> {
     qs::queues
         .filter(qs::name.eq(name))
         .select(QueueRow::as_select())
-        .first(c)
-        .optional()
+        .optional_to_completion(c)
 }
 
 /// Makes sure queue `name` has a row (with the defaults), inside the caller's write
@@ -265,7 +265,7 @@ fn room_in(c: &mut AnyConnection, queue: &str) -> QueryResult<usize> {
         .filter(te::state.eq(State::Processing.as_str()))
         .filter(te::queue.eq(queue))
         .count()
-        .get_result(c)?;
+        .one_to_completion(c)?;
     Ok(usize::try_from(i64::from(limit) - running).unwrap_or(0))
 }
 

@@ -341,8 +341,7 @@ impl Driver for MysqlConnection {
             .filter(qs::name.eq(name))
             .select(QueueRow::as_select())
             .for_update()
-            .first(self)
-            .optional()
+            .optional_to_completion(self)
     }
 
     /// Two statements for the whole round: the rows `worker` still holds are locked, then

@@ -271,8 +271,7 @@ impl Driver for PgConnection {
             .filter(qs::name.eq(name))
             .select(QueueRow::as_select())
             .for_update()
-            .first(self)
-            .optional()
+            .optional_to_completion(self)
     }
 
     /// One statement for the whole round (one round trip instead of one per task).

@@ -102,8 +102,7 @@ impl Driver for SqliteConnection {
         qs::queues
             .filter(qs::name.eq(name))
             .select(QueueRow::as_select())
-            .first(self)
-            .optional()
+            .optional_to_completion(self)
     }
 
     /// One statement for the round: the outcomes go in as one JSON array (one bound value,
