@@ -211,6 +211,15 @@ pub fn sleepy(ms: u64, n: i64) -> Result<(), String> {
     record(n)
 }
 
+/// Records `n` as it starts and `-n` as it ends, `ms` milliseconds later: the spans of runs,
+/// in `side_effects`' order, show which ran at the same time (`n` must not be 0).
+#[task]
+pub fn records_its_span(ms: u64, n: i64) -> Result<(), String> {
+    record(n)?;
+    std::thread::sleep(std::time::Duration::from_millis(ms));
+    record(-n)
+}
+
 /// Sleeps `ms` milliseconds, then records `n`; times out after 1 s.
 #[task(timeout = 1)]
 pub fn sleepy_with_timeout(ms: u64, n: i64) -> Result<(), String> {

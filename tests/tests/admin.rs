@@ -39,6 +39,7 @@ backend_suite!(
     workers_page_shows_running_and_handled_and_stops_a_worker,
     metrics_need_the_token_or_a_session_and_show_queue_depths,
     schedules_page_lists_stored_schedules_and_pauses_resumes_and_removes_them,
+    queues_page_pauses_resumes_and_sets,
     tasks_page_lists_options,
     user_data_is_html_escaped_on_every_page,
     works_at_the_root_and_under_any_prefix,
@@ -1523,6 +1524,84 @@ fn metrics_need_the_token_or_a_session_and_show_queue_depths(db: &TestDb) {
         page.body.contains("# TYPE toosimple_queue_depth gauge"),
         "{}",
         page.body
+    );
+}
+
+/// The Queues page lists the binary's queues with their settings, pauses and resumes one,
+/// saves its settings (empty fields remove one), and refuses a bad value without changing
+/// anything.
+fn queues_page_pauses_resumes_and_sets(db: &TestDb) {
+    let mut client = Client::new(db).login();
+    let page = client.get("/queues");
+    page.assert_ok();
+    assert!(
+        page.body.contains(r#"id="q-q1""#),
+        "a task's queue: {}",
+        page.body
+    );
+    let page = client.act("/queues", &[("name", "reports"), ("action", "pause")]);
+    assert!(page.body.contains("Paused queue reports"), "{}", page.body);
+    assert!(db.store.queue("reports").unwrap().paused);
+    let start = page.body.find(r#"id="q-reports""#).expect("its row");
+    let row = &page.body[start..start + page.body[start..].find("</tr>").unwrap()];
+    assert!(row.contains(r#"value="resume""#), "{row}");
+    let page = client.act("/queues", &[("name", "reports"), ("action", "resume")]);
+    assert!(page.body.contains("Resumed queue reports"), "{}", page.body);
+    assert!(!db.store.queue("reports").unwrap().paused);
+    let page = client.act(
+        "/queues",
+        &[
+            ("name", "reports"),
+            ("action", "set"),
+            ("limit", "1"),
+            ("retries", "3"),
+            ("timeout", "90"),
+        ],
+    );
+    assert!(
+        page.body.contains("Saved the settings of queue reports"),
+        "{}",
+        page.body
+    );
+    let saved = db.store.queue("reports").unwrap();
+    assert_eq!(saved.concurrency_limit, Some(1));
+    assert_eq!(saved.default_retries, Some(3));
+    assert_eq!(saved.default_timeout, Some(Duration::from_secs(90)));
+    let page = client.act(
+        "/queues",
+        &[
+            ("name", "reports"),
+            ("action", "set"),
+            ("limit", "0"),
+            ("retries", ""),
+            ("timeout", ""),
+        ],
+    );
+    assert!(
+        page.body.contains("Nothing was changed: the limit"),
+        "{}",
+        page.body
+    );
+    assert_eq!(db.store.queue("reports").unwrap(), saved);
+    let page = client.act(
+        "/queues",
+        &[
+            ("name", "reports"),
+            ("action", "set"),
+            ("limit", ""),
+            ("retries", "3"),
+            ("timeout", ""),
+        ],
+    );
+    page.assert_ok();
+    let cleared = db.store.queue("reports").unwrap();
+    assert_eq!(
+        (
+            cleared.concurrency_limit,
+            cleared.default_retries,
+            cleared.default_timeout
+        ),
+        (None, Some(3), None)
     );
 }
 

@@ -29,6 +29,8 @@ fn request(limit: usize) -> ClaimRequest<'static> {
         queues: &ALL,
         limit,
         now: Utc::now(),
+        settings: &[],
+        in_order: false,
     }
 }
 

@@ -2,7 +2,7 @@
 
 use toosimple_tests as _;
 
-const EXPECTED: [&str; 29] = [
+const EXPECTED: [&str; 30] = [
     "add",
     "always_fails",
     "announced_sleep",
@@ -28,6 +28,7 @@ const EXPECTED: [&str; 29] = [
     "record_high",
     "record_q1",
     "record_q2",
+    "records_its_span",
     "refresh",
     "shout",
     "sleepy",

@@ -111,6 +111,8 @@ fn rescue_spares_rows_a_silent_worker_claimed_within_its_heartbeat_timeout(db: &
             queues: &ALL,
             limit: 1,
             now: claimed_at,
+            settings: &[],
+            in_order: false,
         })
         .unwrap();
     assert_eq!(claimed.len(), 1);
@@ -192,6 +194,8 @@ fn a_round_wakes_due_rows_only_when_its_claim_comes_up_short(db: &TestDb) {
         queues: &ALL,
         limit,
         now: due,
+        settings: &[],
+        in_order: false,
     };
     // One free slot, one queued row: the claim is full, the due row sleeps on.
     let full = db.store.exchange(&[], &request(1)).unwrap();
@@ -295,6 +299,8 @@ fn postgres_rescue_spares_what_a_worker_committed_while_it_was_judging() {
                 queues: &ALL,
                 limit: 1,
                 now,
+                settings: &[],
+                in_order: false,
             })
             .unwrap()
     };
@@ -327,6 +333,8 @@ fn postgres_rescue_spares_what_a_worker_committed_while_it_was_judging() {
                 queues: &ALL,
                 limit: 1,
                 now,
+                settings: &[],
+                in_order: false,
             })
             .unwrap();
     }));

@@ -68,7 +68,28 @@ pub(crate) struct StoredForm {
     back: Option<String>,
 }
 
-csrf_field!(Selection, PurgeForm, RunForm, StopForm, StoredForm);
+/// A queue's pause or resume button, or its settings form (`action` `set`: empty fields
+/// remove the setting).
+#[derive(Deserialize)]
+pub(crate) struct QueueForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    action: String,
+    #[serde(default)]
+    limit: String,
+    #[serde(default)]
+    retries: String,
+    #[serde(default)]
+    timeout: String,
+    back: Option<String>,
+}
+
+csrf_field!(
+    Selection, PurgeForm, RunForm, StopForm, StoredForm, QueueForm
+);
 
 fn plural(n: usize, one: &str) -> String {
     if n == 1 {
@@ -359,6 +380,104 @@ pub(crate) async fn stored_schedule(
             "Could not {action} schedule {name}: {}",
             e.report()
         )),
+    };
+    Ok(a.done(form.back.as_deref(), &default, flash))
+}
+
+/// The settings a queue's form asks for, or the sentence saying which field to fix.
+fn queue_change(form: &QueueForm) -> Result<toosimple_core::QueueChange, String> {
+    let limit = match form.limit.trim() {
+        "" => None,
+        t => match t.parse::<u32>() {
+            Ok(n) if n >= 1 => Some(n),
+            _ => {
+                return Err(format!(
+                    "the limit {t:?} is not a whole number from 1 (1: one at a time); leave it empty for none"
+                ));
+            }
+        },
+    };
+    let retries = match form.retries.trim() {
+        "" => None,
+        t => match t.parse::<i32>() {
+            Ok(n) if n >= -1 => Some(n),
+            _ => {
+                return Err(format!(
+                    "the retries {t:?} are not a number from -1 (for ever); leave them empty for none"
+                ));
+            }
+        },
+    };
+    let timeout = match form.timeout.trim() {
+        "" => None,
+        t => match t
+            .parse::<f64>()
+            .ok()
+            .and_then(|s| std::time::Duration::try_from_secs_f64(s).ok())
+        {
+            Some(d) if !d.is_zero() => Some(d),
+            _ => {
+                return Err(format!(
+                    "the time limit {t:?} is not a number of seconds above 0; leave it empty for none"
+                ));
+            }
+        },
+    };
+    Ok(toosimple_core::QueueChange::new()
+        .concurrency_limit(limit)
+        .default_retries(retries)
+        .default_timeout(timeout))
+}
+
+/// `POST /queues`: pauses or resumes queue `name`, or sets its concurrency limit, default
+/// retries and default time limit.
+pub(crate) async fn queue(
+    a: Authed,
+    CsrfForm(form): CsrfForm<QueueForm>,
+) -> Result<Response, AppError> {
+    let name = form.name.trim().to_string();
+    let action = form.action.clone();
+    let default = format!("{}/queues", a.base);
+    let change = match action.as_str() {
+        "pause" | "resume" => None,
+        "set" => match queue_change(&form) {
+            Ok(change) => Some(change),
+            Err(reason) => {
+                let flash = Flash::error(format!("Nothing was changed: {reason}."));
+                return Ok(a.done(form.back.as_deref(), &default, flash));
+            }
+        },
+        _ => {
+            let flash = Flash::error(format!(
+                "{action:?} is not something to do to a queue: pause, resume or set."
+            ));
+            return Ok(a.done(form.back.as_deref(), &default, flash));
+        }
+    };
+    let outcome = {
+        let (name, action) = (name.clone(), action.clone());
+        a.state
+            .db(move |store| {
+                Ok(match (action.as_str(), change) {
+                    ("pause", _) => store.pause_queue(&name),
+                    ("resume", _) => store.resume_queue(&name),
+                    (_, Some(change)) => store.set_queue(&name, &change),
+                    (_, None) => store.queue(&name),
+                })
+            })
+            .await?
+    };
+    let flash = match outcome {
+        Ok(_) => Flash::ok(match action.as_str() {
+            "pause" => format!(
+                "Paused queue {name}: workers start nothing more from it within a tick; running tasks finish."
+            ),
+            "resume" => format!("Resumed queue {name}."),
+            _ => format!(
+                "Saved the settings of queue {name}; workers apply them from their next tick."
+            ),
+        }),
+        Err(e) => Flash::error(format!("Could not {action} queue {name}: {}", e.report())),
     };
     Ok(a.done(form.back.as_deref(), &default, flash))
 }

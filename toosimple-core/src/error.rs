@@ -255,6 +255,15 @@ pub enum Error {
         known: Vec<String>,
     },
 
+    /// A change of a queue's settings is refused: the reason says what to write.
+    #[error("queue `{queue}`: {reason}; nothing was changed")]
+    InvalidQueueSettings {
+        /// The queue's name.
+        queue: String,
+        /// What is wrong and what to write instead.
+        reason: String,
+    },
+
     /// A schedule to store (or stored) is refused: the reason says what to write.
     #[error("schedule `{name}`: {reason}; nothing was stored")]
     InvalidStoredSchedule {

@@ -76,7 +76,7 @@ pub struct TaskExec {
 
 /// The row as diesel reads it, columns in `schema.rs` order.
 #[derive(Queryable)]
-#[allow(dead_code)] // unique_key, schedule, signature and trace_context: for the column order only
+#[allow(dead_code)] // unique_key, schedule, own_retries and trace_context: for the column order only
 pub(crate) struct TaskExecRow {
     id: i64,
     task_name: String,
@@ -105,6 +105,7 @@ pub(crate) struct TaskExecRow {
     progress: Option<f64>,
     progress_message: Option<String>,
     cancel_requested: Option<NaiveDateTime>,
+    own_retries: bool,
     trace_context: Option<String>,
 }
 

@@ -39,6 +39,11 @@
 //! A task that takes a [`TaskContext`] argument (given by the worker, never stored) reports
 //! its [`Progress`] through it and sees a cancel asked while it runs.
 //!
+//! # Queues and their settings
+//! Each queue can be paused, limited to a number of executions running at once across every
+//! worker (1: serial), and given default retries and time limit for executions that set none:
+//! see [`QueueSettings`] and [`Store::set_queue`].
+//!
 //! # Hooks
 //! A [`#[hook]`](hook) function receives each finished execution of the tasks, calls or
 //! schedules that name it, once its outcome is recorded; a worker's `error_hook` receives
@@ -68,6 +73,7 @@ mod exec;
 mod handle;
 mod hook;
 mod options;
+mod queue;
 #[cfg(feature = "otel")]
 pub mod otel;
 mod registry;
@@ -105,6 +111,7 @@ pub use crate::exec::{Cancellation, QueueCount, TaskCount, TaskExec, TaskExecFil
 pub use crate::handle::TaskHandle;
 pub use crate::hook::{Hook, find_hook, hooks};
 pub use crate::options::{Call, CallOptions};
+pub use crate::queue::{QueueChange, QueueSettings};
 pub use crate::registry::{TaskDef, find_task, tasks};
 pub use crate::schedule::{ScheduleDef, check_schedules, schedules};
 pub use crate::schedule_exec::{ScheduleExec, ScheduleState};

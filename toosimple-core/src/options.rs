@@ -171,6 +171,7 @@ impl CallOptions {
                 .unwrap_or_else(|| def.queue().to_string()),
             priority: self.priority.unwrap_or(def.priority()),
             retries: self.retries.unwrap_or(def.retries()),
+            own_retries: self.retries.is_some() || def.has_own_retries(),
             retry_delay: self.retry_delay.map_or(def.retry_delay(), whole_seconds),
             timeout_ms: self
                 .timeout
@@ -292,6 +293,8 @@ pub(crate) struct Resolved {
     pub queue: String,
     pub priority: i32,
     pub retries: i32,
+    /// Whether the call or the task chose `retries` (else a queue's default replaces them).
+    pub own_retries: bool,
     pub retry_delay: i64,
     pub timeout_ms: Option<i64>,
     pub result_ttl: Option<i64>,

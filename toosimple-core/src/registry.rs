@@ -57,6 +57,8 @@ pub struct TaskDef {
     queue: &'static str,
     priority: i32,
     retries: i32,
+    /// Whether `#[task(retries = …)]` chose them: else its queue's default retries apply.
+    own_retries: bool,
     retry_delay: i64,
     unique: bool,
     timeout: Option<u64>,
@@ -76,6 +78,7 @@ impl TaskDef {
             queue: "default",
             priority: 0,
             retries: 0,
+            own_retries: false,
             retry_delay: 0,
             unique: false,
             timeout: None,
@@ -112,6 +115,7 @@ impl TaskDef {
     /// Sets how many times a failure is retried (-1: forever).
     pub const fn with_retries(mut self, retries: i32) -> Self {
         self.retries = retries;
+        self.own_retries = true;
         self
     }
 
@@ -176,6 +180,13 @@ impl TaskDef {
     /// How many retries a failure gets (-1: forever).
     pub const fn retries(&self) -> i32 {
         self.retries
+    }
+
+    /// Whether its retries were set ([`with_retries`](Self::with_retries), `#[task(retries =
+    /// …)]`): a task that sets none gets its queue's default retries
+    /// ([`QueueSettings::default_retries`](crate::QueueSettings::default_retries)), if any.
+    pub const fn has_own_retries(&self) -> bool {
+        self.own_retries
     }
 
     /// The first retry's delay, in seconds.

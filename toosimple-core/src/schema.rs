@@ -37,6 +37,7 @@ diesel::table! {
         progress -> Nullable<Double>,
         progress_message -> Nullable<Text>,
         cancel_requested -> Nullable<Timestamp>,
+        own_retries -> Bool,
         trace_context -> Nullable<Text>,
     }
 }
@@ -96,5 +97,18 @@ diesel::table! {
         paused -> Bool,
         created -> Timestamp,
         hook -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    /// One row per queue given settings at run time (`QueueSettings`); a queue without a row
+    /// has the defaults.
+    queues (name) {
+        name -> Text,
+        paused -> Bool,
+        concurrency_limit -> Nullable<Integer>,
+        default_retries -> Nullable<Integer>,
+        default_timeout_ms -> Nullable<BigInt>,
+        updated -> Timestamp,
     }
 }

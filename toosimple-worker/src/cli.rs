@@ -26,6 +26,7 @@ macro_rules! out {
 }
 
 mod control;
+mod queue;
 mod schedule;
 
 /// Why a command failed: its own error, or its output could not be written.
@@ -142,6 +143,10 @@ enum Command {
     /// Schedules created at run time, stored in the database: add, list, pause, resume, remove.
     #[command(subcommand)]
     Schedule(schedule::ScheduleCommand),
+    /// The queues' settings, stored in the database: list, pause, resume, set (concurrency
+    /// limit, default retries and time limit), reset.
+    #[command(subcommand)]
+    Queue(queue::QueueCommand),
     /// Ask running workers to stop; each sees the request at its next heartbeat (its --tick).
     Stop {
         /// The workers' labels (`status` lists them).
@@ -199,6 +204,7 @@ impl Command {
             Command::RunSchedule { .. } => "run-schedule",
             Command::Stop { .. } => "stop",
             Command::Schedule(_) => "schedule",
+            Command::Queue(_) => "queue",
             Command::Ping { .. } => "ping",
             Command::Monitor { .. } => "monitor",
         }
@@ -284,6 +290,10 @@ struct WorkerArgs {
         value_parser = values::queue
     )]
     exclude_queue: Vec<String>,
+    /// Claim from the --queue queues in the order given: all it can of the first before the
+    /// second (priority orders each queue's own tasks).
+    #[arg(long = "in-order", alias = "in_order", requires = "queue")]
+    in_order: bool,
     /// Run one round, then stop.
     #[arg(long, conflicts_with = "until_done")]
     once: bool,
@@ -378,6 +388,9 @@ impl WorkerArgs {
         }
         for queue in &self.exclude_queue {
             args.extend(["--exclude-queue".to_string(), queue.clone()]);
+        }
+        if self.in_order {
+            args.push("--in-order".to_string());
         }
         if self.once {
             args.push("--once".to_string());
@@ -647,7 +660,9 @@ fn worker_from(args: &WorkerArgs) -> Result<Worker, Error> {
             RunMode::Forever
         });
     if !args.queue.is_empty() {
-        worker = worker.queues(args.queue.iter().cloned());
+        worker = worker
+            .queues(args.queue.iter().cloned())
+            .in_order(args.in_order);
     } else if !args.exclude_queue.is_empty() {
         worker = worker.exclude_queues(args.exclude_queue.iter().cloned());
     }
@@ -781,6 +796,13 @@ fn run_command(command: Command, db: &Database) -> Result<(), Failure> {
                 _ => db.existing()?,
             };
             schedule::run(&store, command)?
+        }
+        Command::Queue(command) => {
+            let store = match &command {
+                queue::QueueCommand::List { .. } => db.existing()?,
+                _ => db.create()?,
+            };
+            queue::run(&store, command)?
         }
         Command::Ping { label, timeout } => control::ping(&db.existing()?, &label, timeout)?,
         Command::Monitor { refresh } => {

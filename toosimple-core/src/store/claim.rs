@@ -5,9 +5,9 @@ use diesel::prelude::*;
 
 use super::driver::driver;
 use super::{AnyConnection, Store};
-use crate::State;
 use crate::error::Result;
 use crate::schema::task_execs::dsl as te;
+use crate::{QueueSettings, State};
 
 /// Which queues a worker serves.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -45,6 +45,13 @@ pub struct ClaimRequest<'a> {
     pub limit: usize,
     /// The time written as `started`.
     pub now: DateTime<Utc>,
+    /// The settings of the configured queues, as the worker read them at its last tick. Empty
+    /// (no queue configured, or none with settings but the defaults): the claim is the
+    /// drivers' own, with no statement more.
+    pub settings: &'a [QueueSettings],
+    /// Claims from `queues` (an [`Only`](QueueSelection::Only)) in the order listed: all it
+    /// can of the first before the second, and so on (django-pq's queue priority).
+    pub in_order: bool,
 }
 
 /// A row a worker claimed (now `Processing`), with what running and replacing it needs.
@@ -77,6 +84,8 @@ pub struct ClaimedExec {
     pub hook: Option<String>,
     /// The row's signature, checked before it runs by a worker with a key.
     pub signature: Option<String>,
+    /// Whether `retries` are its own, not the default its queue's settings replace.
+    pub own_retries: bool,
     /// The W3C trace context of the span that enqueued it (the `otel` feature): its
     /// `traceparent`, then a newline and its `tracestate` when it has one. Read whatever the
     /// features: a NULL column costs next to nothing, and the claim's column list stays one
@@ -99,12 +108,13 @@ pub(super) type ClaimedSqlType = (
     diesel::sql_types::Nullable<diesel::sql_types::BigInt>,
     diesel::sql_types::Nullable<diesel::sql_types::Text>,
     diesel::sql_types::Nullable<diesel::sql_types::Text>,
+    diesel::sql_types::Bool,
     diesel::sql_types::Nullable<diesel::sql_types::Text>,
 );
 
 /// The columns a claim returns, as SQL, in [`ClaimedExec`]'s order.
 pub(super) const CLAIMED_SQL: &str = "id, task_name, args, queue, priority, due, retries, retry_delay, unique_key, timeout_ms, \
-     result_ttl, hook, signature, trace_context";
+     result_ttl, hook, signature, own_retries, trace_context";
 
 pub(super) type ClaimedColumns = (
     te::id,
@@ -120,6 +130,7 @@ pub(super) type ClaimedColumns = (
     te::result_ttl,
     te::hook,
     te::signature,
+    te::own_retries,
     te::trace_context,
 );
 
@@ -137,6 +148,7 @@ pub(super) const CLAIMED_COLUMNS: ClaimedColumns = (
     te::result_ttl,
     te::hook,
     te::signature,
+    te::own_retries,
     te::trace_context,
 );
 
@@ -149,7 +161,11 @@ pub(super) fn claim(
     if request.limit == 0 || request.task_names.is_empty() {
         return Ok(Vec::new());
     }
-    let mut claimed = driver(c).claim(request)?;
+    let mut claimed = if request.settings.is_empty() && !request.in_order {
+        driver(c).claim(request)?
+    } else {
+        super::queues::claim_with_settings(c, request)?
+    };
     // Compressed arguments reach the worker (and its signature check) as plain JSON.
     claimed.iter_mut().for_each(crate::compression::inflate);
     Ok(claimed)

@@ -101,6 +101,8 @@ fn replacement(exec: &ClaimedExec, retry: bool, now: DateTime<Utc>) -> NewTaskEx
         hook: exec.hook.clone(),
         // The signed fields are copied as they are: so is the signature.
         signature: exec.signature.clone(),
+        // A retry's count is what is left of the queue's default, if it was one: its own.
+        own_retries: exec.own_retries || retry,
         // A retry belongs to the trace of the call that queued the first run.
         #[cfg(feature = "otel")]
         trace_context: exec.trace_context.clone(),
@@ -235,7 +237,10 @@ impl Store {
                             ..*request
                         };
                         claimed.extend(claim(c, &rest)?);
-                        in_claim_order(&mut claimed);
+                        // Queues served in order keep it: the woken rows come after.
+                        if !request.in_order {
+                            in_claim_order(&mut claimed);
+                        }
                     }
                 }
                 Ok(Exchange {

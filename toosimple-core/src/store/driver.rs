@@ -15,6 +15,7 @@ use super::complete::{Holder, OutcomeRow};
 use super::enqueue::{Enqueued, NewTaskExec};
 use super::url::Target;
 use super::{AnyConnection, Backend, mysql, sqlite};
+use crate::queue::QueueRow;
 use crate::schedule_exec::ScheduleExecRow;
 
 /// One (minute, state) count of finished executions; the minute as seconds since the epoch.
@@ -70,6 +71,10 @@ pub(crate) trait Driver {
 
     /// Claims up to `request.limit` queued rows for `request.worker`, in claim order.
     fn claim(&mut self, request: &ClaimRequest<'_>) -> QueryResult<Vec<ClaimedExec>>;
+
+    /// Reads queue `name`'s settings row and locks it until the transaction ends (SQLite's
+    /// write transaction already excludes other writers): the limited claim's turnstile.
+    fn lock_queue(&mut self, name: &str) -> QueryResult<Option<QueueRow>>;
 
     /// Writes outcomes on the rows `worker` still holds; returns the ids written.
     fn record_outcomes(&mut self, worker: &str, rows: &[OutcomeRow<'_>]) -> QueryResult<Vec<i64>>;

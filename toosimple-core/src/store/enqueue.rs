@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use super::AnyConnection;
 use super::driver::{Driver, driver};
 
-/// Rows per multi-row `INSERT`: 16 bound columns each (17 with the `otel` feature) stays under both backends' limits on
+/// Rows per multi-row `INSERT`: 17 bound columns each (18 with the `otel` feature) stays under both backends' limits on
 /// bound parameters (SQLite 32,766, PostgreSQL 65,535).
 pub(super) const INSERT_BATCH: usize = 1_000;
 
@@ -32,6 +32,9 @@ pub struct NewTaskExec {
     pub hook: Option<String>,
     /// The row's signature (`crate::Signing`), `None` without a key.
     pub signature: Option<String>,
+    /// Whether `retries` are the row's own rather than the default 0, which its queue's
+    /// default retries replace at its claim (see `crate::QueueSettings`).
+    pub own_retries: bool,
     /// The enqueuing span's W3C trace context ([`ClaimedExec::trace_context`]). Only with the
     /// `otel` feature: without it the `INSERT` binds no more columns than before.
     ///

@@ -15,6 +15,7 @@ mod inline;
 mod mysql;
 mod postgres;
 mod prepared;
+mod queues;
 mod schedules;
 mod sqlite;
 mod stored_schedules;

@@ -45,17 +45,24 @@ impl Drop for AbortOnDrop {
 /// `control` is the execution's [`TaskContext`](toosimple_core::TaskContext): current while
 /// the task runs, and its cancel flag (set by the heartbeat) aborts an async task at once; a
 /// sync task sees the flag and is recorded `Cancelled` when it returns.
+///
+/// `default_timeout` is its queue's default time limit, for an execution that has none of
+/// its own.
 pub(crate) async fn execute(
     def: &'static TaskDef,
     exec: ClaimedExec,
     clock: Arc<dyn Clock>,
     tasks: Handle,
     control: Arc<ExecControl>,
+    default_timeout: Option<Duration>,
 ) -> Completion {
     let span = task_span(def, &exec);
     let outcome = async {
         let start = report_start(def, &exec);
-        let outcome = cancelled_or(&control, run(def, &exec, &tasks, &control, &span).await);
+        let outcome = cancelled_or(
+            &control,
+            run(def, &exec, &tasks, &control, &span, default_timeout).await,
+        );
         report_end(def, &exec, &outcome, start);
         outcome
     }
@@ -127,6 +134,7 @@ async fn run(
     tasks: &Handle,
     control: &Arc<ExecControl>,
     span: &Span,
+    default_timeout: Option<Duration>,
 ) -> Outcome {
     let args: serde_json::Value = match serde_json::from_str(&exec.args) {
         Ok(args) => args,
@@ -136,7 +144,8 @@ async fn run(
     let timeout = exec
         .timeout_ms
         .map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(1)))
-        .or(def.timeout().map(Duration::from_secs));
+        .or(def.timeout().map(Duration::from_secs))
+        .or(default_timeout);
     let joined = match def.invoker() {
         Invoker::Async(call) => {
             let watched = Watched {

@@ -66,6 +66,7 @@ pub struct Worker {
     store: Option<Store>,
     database_url: Option<String>,
     queues: QueueSelection,
+    in_order: bool,
     tick: Duration,
     mode: RunMode,
     label: String,
@@ -101,6 +102,7 @@ impl Worker {
             store: None,
             database_url: None,
             queues: QueueSelection::All,
+            in_order: false,
             tick: maintenance::DEFAULT_INTERVAL,
             mode: RunMode::Forever,
             label: format!("worker-{}", std::process::id()),
@@ -153,6 +155,23 @@ impl Worker {
         S: Into<String>,
     {
         self.queues = QueueSelection::Except(queues.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Claims from the queues given to [`queues`](Self::queues) in the order listed (the CLI's
+    /// `--in-order`, django-pq's queue priority): as many rows of the first queue as it has
+    /// slots, then of the second, and so on. Priority orders the rows within each queue; a
+    /// later queue's highest priority waits behind an earlier queue's lowest, so a busy first
+    /// queue starves the others.
+    ///
+    /// ```no_run
+    /// let worker = toosimple_worker::Worker::new()
+    ///     .queues(["urgent", "default"])
+    ///     .in_order(true);
+    /// # let _ = worker;
+    /// ```
+    pub fn in_order(mut self, in_order: bool) -> Self {
+        self.in_order = in_order;
         self
     }
 
@@ -471,6 +490,13 @@ impl Run {
             interval: worker.tick,
         };
         wake.validate()?;
+        if worker.in_order && !matches!(&worker.queues, QueueSelection::Only(q) if !q.is_empty()) {
+            return Err(Error::InvalidOption {
+                option: "--in-order".to_string(),
+                reason: "serves the queues in the order of --queue: name them, e.g.                          `--queue urgent --queue default --in-order`"
+                    .to_string(),
+            });
+        }
 
         let (queues, excluded) = match &worker.queues {
             QueueSelection::All => (vec![], vec![]),
@@ -605,6 +631,7 @@ impl Run {
         // The store's keys as the worker starts: each claimed row is checked against them.
         producer.signing = store.signing();
         producer.controls = controls;
+        producer.serve_in_order(worker.in_order);
         let run = Run {
             defs,
             _metrics_server: metrics.map(|(_, server)| server),
@@ -756,6 +783,9 @@ impl Run {
             && !self.heartbeat.as_ref().is_some_and(|beat| beat.troubled());
         let passed = blocking(move || {
             let mut duties = lock(&duties);
+            // The queues' settings, once per tick (a small table): pauses and limits are seen
+            // within a tick.
+            let settings = store.queues()?;
             let now = clock.now();
             let (rescued, awaiting, deferred) = if rescue {
                 let report = duties.rescuer.run_once(&store, now)?;
@@ -796,11 +826,13 @@ impl Run {
                 awaiting,
                 deferred,
                 to_hook,
+                settings,
             ))
         })
         .await;
         match passed {
-            Ok((next_due, awaiting, deferred, to_hook)) => {
+            Ok((next_due, awaiting, deferred, to_hook, settings)) => {
+                self.producer.set_queue_settings(settings);
                 if let Some(hooks) = &self.hooks {
                     hooks.send(to_hook);
                 }
@@ -1167,7 +1199,7 @@ pub(crate) fn run_claimed(exec: toosimple_core::store::ClaimedExec) -> Result<Co
     let clock: Arc<dyn Clock> = Arc::new(DatabaseClock::new());
     // No heartbeat here: the task's context reports to nobody and is never cancelled.
     let control = toosimple_core::runtime::ExecControl::new(exec.id);
-    Ok(runtime.block_on(execute::execute(def, exec, clock, handle, control)))
+    Ok(runtime.block_on(execute::execute(def, exec, clock, handle, control, None)))
 }
 
 /// Locks a mutex the loop shares with its blocking calls; a panic there already ended the

@@ -21,7 +21,7 @@ use tokio::task::{JoinError, JoinSet};
 use tokio::time::Instant;
 use toosimple_core::runtime::{ExecControl, Invoker};
 use toosimple_core::store::{ClaimRequest, ClaimedExec, Completion, Outcome, QueueSelection};
-use toosimple_core::{Signing, TaskDef};
+use toosimple_core::{QueueSettings, Signing, TaskDef};
 
 use super::execute::execute;
 use super::runners::Runners;
@@ -52,6 +52,8 @@ pub(crate) struct ClaimPlan {
     task_names: Arc<[&'static str]>,
     queues: Arc<QueueSelection>,
     limit: usize,
+    settings: Arc<[QueueSettings]>,
+    in_order: bool,
 }
 
 impl ClaimPlan {
@@ -63,6 +65,8 @@ impl ClaimPlan {
             queues: &self.queues,
             limit: self.limit,
             now,
+            settings: &self.settings,
+            in_order: self.in_order,
         }
     }
 }
@@ -74,6 +78,11 @@ pub(crate) struct Producer {
     task_names: Arc<[&'static str]>,
     by_name: HashMap<&'static str, &'static TaskDef>,
     queues: Arc<QueueSelection>,
+    /// Whether it claims from its queues in the order listed.
+    in_order: bool,
+    /// The settings of the configured queues that differ from the defaults, read at each
+    /// tick: empty (the usual case), claims are as if queues had no settings.
+    settings: Arc<[QueueSettings]>,
     concurrency: usize,
     mode: RunMode,
     clock: Arc<dyn Clock>,
@@ -122,6 +131,8 @@ impl Producer {
             task_names: defs.iter().map(|d| d.name()).collect(),
             by_name: defs.iter().map(|d| (d.name(), *d)).collect(),
             queues: Arc::new(queues),
+            in_order: false,
+            settings: Arc::from(Vec::new()),
             concurrency,
             mode,
             clock: clock.clone(),
@@ -145,6 +156,30 @@ impl Producer {
             metrics: None,
             signing: None,
         }
+    }
+
+    /// Claims from its queues in the order they are listed.
+    pub(crate) fn serve_in_order(&mut self, in_order: bool) {
+        self.in_order = in_order;
+    }
+
+    /// Takes the queues' settings as read at this tick; those at the defaults are dropped, so
+    /// that a worker of unconfigured queues keeps the plain claim.
+    pub(crate) fn set_queue_settings(&mut self, settings: Vec<QueueSettings>) {
+        let changed: Vec<QueueSettings> =
+            settings.into_iter().filter(|s| !s.is_default()).collect();
+        if *self.settings != *changed {
+            tracing::info!(worker = %self.label, queues = ?changed, "queue settings changed");
+            self.settings = Arc::from(changed);
+        }
+    }
+
+    /// The time limit of queue `queue`'s executions that set none.
+    fn default_timeout(&self, queue: &str) -> Option<Duration> {
+        self.settings
+            .iter()
+            .find(|s| s.name == queue)
+            .and_then(|s| s.default_timeout)
     }
 
     /// How many rows to claim now: the free slots, plus room in the buffer while tasks are
@@ -177,6 +212,8 @@ impl Producer {
             task_names: self.task_names.clone(),
             queues: self.queues.clone(),
             limit,
+            settings: self.settings.clone(),
+            in_order: self.in_order,
         }
     }
 
@@ -229,8 +266,19 @@ impl Producer {
             }
             let control = ExecControl::new(exec.id);
             self.lock_controls().insert(exec.id, control.clone());
+            // The queue's default applies to executions without a limit of their own; it is
+            // not written to the row, whose signed `timeout_ms` stays as enqueued.
+            let default_timeout = if exec.timeout_ms.is_none() && def.timeout().is_none() {
+                self.default_timeout(&exec.queue)
+            } else {
+                None
+            };
             match def.invoker() {
-                Invoker::Sync(call) if exec.timeout_ms.is_none() && def.timeout().is_none() => {
+                Invoker::Sync(call)
+                    if exec.timeout_ms.is_none()
+                        && def.timeout().is_none()
+                        && default_timeout.is_none() =>
+                {
                     self.on_runners += 1;
                     self.runners.run(def, call, exec, control);
                 }
@@ -241,6 +289,7 @@ impl Producer {
                         self.clock.clone(),
                         self.tasks.clone(),
                         control,
+                        default_timeout,
                     ));
                 }
             }

@@ -22,6 +22,7 @@ use super::driver::{Driver, MinuteCount, SecondCount};
 use super::enqueue::{Enqueued, INSERT_BATCH, NewTaskExec, insert_unique, location_of};
 use super::to_completion::RunToCompletion;
 use crate::State;
+use crate::queue::QueueRow;
 use crate::schedule_exec::ScheduleExecRow;
 use crate::schema::schedule_execs::dsl as se;
 use crate::schema::task_execs::dsl as te;
@@ -329,6 +330,18 @@ impl Driver for MysqlConnection {
             ))
             .execute(self)?;
         Ok(claimed)
+    }
+
+    /// `FOR UPDATE`: another worker's limited claim of the queue waits for this one's commit,
+    /// then counts what it claimed (each statement sees the newest commits at `READ
+    /// COMMITTED`).
+    fn lock_queue(&mut self, name: &str) -> QueryResult<Option<QueueRow>> {
+        use crate::schema::queues::dsl as qs;
+        qs::queues
+            .filter(qs::name.eq(name))
+            .select(QueueRow::as_select())
+            .for_update()
+            .optional_to_completion(self)
     }
 
     /// Two statements for the whole round: the rows `worker` still holds are locked, then

@@ -23,6 +23,7 @@ use super::hooks::mark_hooks_taken_returning;
 use super::inline::claim_ids_returning;
 use super::prepared::Prepared;
 use super::to_completion::RunToCompletion;
+use crate::queue::QueueRow;
 use crate::schedule_exec::ScheduleExecRow;
 use crate::schema::schedule_execs::dsl as se;
 use crate::schema::task_execs::dsl as te;
@@ -262,6 +263,17 @@ impl Driver for PgConnection {
         claim(self, request)
     }
 
+    /// `FOR UPDATE`: another worker's limited claim of the queue waits for this one's commit,
+    /// then counts what it claimed.
+    fn lock_queue(&mut self, name: &str) -> QueryResult<Option<QueueRow>> {
+        use crate::schema::queues::dsl as qs;
+        qs::queues
+            .filter(qs::name.eq(name))
+            .select(QueueRow::as_select())
+            .for_update()
+            .optional_to_completion(self)
+    }
+
     /// One statement for the whole round (one round trip instead of one per task).
     fn record_outcomes(&mut self, worker: &str, rows: &[OutcomeRow<'_>]) -> QueryResult<Vec<i64>> {
         use diesel::sql_types::Nullable;
@@ -445,6 +457,7 @@ struct CopiedTaskExec<'a> {
     timeout_ms: Option<i64>,
     result_ttl: Option<i64>,
     hook: Option<&'a str>,
+    own_retries: bool,
     signature: Option<&'a str>,
     #[cfg(feature = "otel")]
     trace_context: Option<&'a str>,
@@ -491,6 +504,7 @@ fn copy_rows(c: &mut PgConnection, rows: &[NewTaskExec]) -> QueryResult<Vec<Enqu
             timeout_ms: row.timeout_ms,
             result_ttl: row.result_ttl,
             hook: row.hook.as_deref(),
+            own_retries: row.own_retries,
             signature: row.signature.as_deref(),
             #[cfg(feature = "otel")]
             trace_context: row.trace_context.as_deref(),

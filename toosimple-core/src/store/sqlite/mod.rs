@@ -21,6 +21,7 @@ use super::hooks::mark_hooks_taken_returning;
 use super::inline::claim_ids_returning;
 use super::prepared::Prepared;
 use super::to_completion::RunToCompletion;
+use crate::queue::QueueRow;
 use crate::schedule_exec::ScheduleExecRow;
 use crate::schema::schedule_execs::dsl as se;
 
@@ -93,6 +94,15 @@ impl Driver for SqliteConnection {
     /// Inside `BEGIN IMMEDIATE`, which already serialises writers: no row locks.
     fn claim(&mut self, request: &ClaimRequest<'_>) -> QueryResult<Vec<ClaimedExec>> {
         claim(self, request)
+    }
+
+    /// The write transaction (`BEGIN IMMEDIATE`) already excludes other writers.
+    fn lock_queue(&mut self, name: &str) -> QueryResult<Option<QueueRow>> {
+        use crate::schema::queues::dsl as qs;
+        qs::queues
+            .filter(qs::name.eq(name))
+            .select(QueueRow::as_select())
+            .optional_to_completion(self)
     }
 
     /// One statement for the round: the outcomes go in as one JSON array (one bound value,

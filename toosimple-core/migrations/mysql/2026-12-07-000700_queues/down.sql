@@ -1,0 +1,2 @@
+ALTER TABLE task_execs DROP COLUMN own_retries;
+DROP TABLE queues;
