@@ -102,6 +102,8 @@ fn a_cancel_asked_of_a_worker_that_died_ends_it_cancelled_when_rescued(db: &Test
             queues: &toosimple_core::store::QueueSelection::All,
             limit: 2,
             now: chrono::Utc::now(),
+            settings: &[],
+            in_order: false,
         })
         .unwrap();
     assert_eq!(claimed.len(), 2);
