@@ -62,6 +62,7 @@ pub use toosimple_core::{
     WorkerStatus, check_schedules, default_store, enqueue_by_name, enqueue_by_name_with, find_hook,
     find_task, hooks, init, run_schedule, schedules, tasks,
 };
+pub use toosimple_core::{Count, EXACT_COUNT_LIMIT, ExecCounts, StateCount};
 pub use toosimple_core::{compression, schema, signing, store, testing};
 
 /// The date-time types of the API (`queue_at`'s due date, [`TaskExec`]'s times), so that an
