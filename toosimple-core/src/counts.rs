@@ -136,11 +136,13 @@ impl ExecCounts {
     }
 }
 
-/// A row of the per-state reads.
+/// A queue's share of the newest rows of one state.
 #[derive(QueryableByName)]
-struct QueueOf {
+struct QueueTally {
     #[diesel(sql_type = diesel::sql_types::Text)]
     queue: String,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
 }
 
 impl TaskExec {
@@ -172,28 +174,31 @@ impl TaskExec {
                 // One snapshot for every read: on SQLite the biggest state is the table's
                 // count less the others.
                 c.transaction(|c| {
-                    let mut newest: Vec<(State, Vec<String>)> = Vec::new();
+                    let mut newest: Vec<(State, Vec<(String, i64)>)> = Vec::new();
                     for state in State::ALL {
                         // The state as a literal (one of `State::ALL`'s names): with a bound
                         // parameter, PostgreSQL's generic plan may walk the primary key
                         // backwards for a rare state instead of its range of the state index.
-                        let rows: Vec<QueueOf> = diesel::sql_query(format!(
-                            "SELECT queue FROM task_execs WHERE state = '{}' \
-                             ORDER BY id DESC LIMIT {sample}",
+                        // Grouped by the database: ten thousand rows never leave it.
+                        let rows: Vec<QueueTally> = diesel::sql_query(format!(
+                            "SELECT queue, COUNT(*) AS n FROM (SELECT queue FROM task_execs \
+                             WHERE state = '{}' ORDER BY id DESC LIMIT {sample}) AS newest \
+                             GROUP BY queue",
                             state.as_str()
                         ))
                         .load(c)?;
-                        newest.push((state, rows.into_iter().map(|r| r.queue).collect()));
+                        newest.push((state, rows.into_iter().map(|r| (r.queue, r.n)).collect()));
                     }
+                    let read = |rows: &Vec<(String, i64)>| rows.iter().map(|(_, n)| n).sum::<i64>();
                     let big: Vec<&str> = newest
                         .iter()
-                        .filter(|(_, rows)| rows.len() as i64 > exact_up_to)
+                        .filter(|(_, rows)| read(rows) > exact_up_to)
                         .map(|(state, _)| state.as_str())
                         .collect();
                     let counted: i64 = newest
                         .iter()
-                        .filter(|(_, rows)| rows.len() as i64 <= exact_up_to)
-                        .map(|(_, rows)| rows.len() as i64)
+                        .map(|(_, rows)| read(rows))
+                        .filter(|n| *n <= exact_up_to)
                         .sum();
                     let totals = if big.is_empty() {
                         Vec::new()
@@ -209,26 +214,19 @@ impl TaskExec {
 
 /// The counts from the newest rows of each state and the totals of the `big` states.
 fn assemble(
-    newest: Vec<(State, Vec<String>)>,
+    newest: Vec<(State, Vec<(String, i64)>)>,
     big: &[&str],
     totals: &[(i64, bool)],
     exact_up_to: i64,
 ) -> ExecCounts {
     let mut per_state = Vec::new();
     let mut per_queue: Vec<QueueCount> = Vec::new();
-    for (state, queues) in newest {
-        let read = queues.len() as i64;
+    for (state, tally) in newest {
+        let read: i64 = tally.iter().map(|(_, n)| n).sum();
         let total = big
             .iter()
             .position(|b| *b == state.as_str())
             .and_then(|i| totals.get(i).copied());
-        let mut tally: Vec<(String, i64)> = Vec::new();
-        for queue in queues {
-            match tally.iter_mut().find(|(q, _)| *q == queue) {
-                Some((_, n)) => *n += 1,
-                None => tally.push((queue, 1)),
-            }
-        }
         let (count, exact) = match total {
             // A statistics estimate below what was just read is stale: the rows read are
             // there.
@@ -317,7 +315,7 @@ mod tests {
         assert_eq!((a_ok.count, a_ok.approximate), (750, true));
         assert!(counts.any_approximate());
         // A stale estimate never says fewer than were read.
-        let newest = vec![(State::Failed, vec!["a".to_string(); 4])];
+        let newest = vec![(State::Failed, vec![("a".to_string(), 4)])];
         let counts = assemble(newest, &["failed"], &[(2, false)], 3);
         assert_eq!(counts.state(State::Failed), Count::estimate(4));
     }

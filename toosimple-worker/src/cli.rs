@@ -6,9 +6,7 @@ use std::time::Duration;
 pub use app::{Builtin, Cli, Parsed};
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
-use toosimple_core::{
-    Cancellation, DATABASE_URL_ENV, Error, State, Store, TaskCount, TaskExec, WorkerStatus,
-};
+use toosimple_core::{Cancellation, DATABASE_URL_ENV, Error, State, Store, TaskCount, TaskExec};
 
 use crate::worker::{RunMode, Worker};
 
