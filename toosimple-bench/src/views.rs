@@ -148,6 +148,22 @@ fn fill_sql(backend: Backend, rows: i64, from: i64, to: i64, start: &str) -> Str
     )
 }
 
+/// The id of the row in the middle of the table (MariaDB's ids have gaps between statements).
+fn middle_id(store: &Store, rows: i64) -> i64 {
+    use toosimple_core::schema::task_execs::dsl as te;
+    let mut conn = store.connection().unwrap();
+    te::task_execs
+        .select(te::id)
+        .order(te::id)
+        .offset(rows / 2)
+        .limit(1)
+        .load::<i64>(&mut *conn)
+        .unwrap()
+        .first()
+        .copied()
+        .unwrap_or(1)
+}
+
 /// Fills `store` with `rows` executions, the workers and the schedules.
 fn fill(store: &Store, backend: Backend, rows: i64) {
     let mut conn = store.connection().unwrap();
@@ -188,13 +204,16 @@ fn fill(store: &Store, backend: Backend, rows: i64) {
             .execute(&mut *conn)
             .unwrap();
     }
+    drop(conn);
+    let middle = middle_id(store, rows);
+    let mut conn = store.connection().unwrap();
     for (k, (task, _)) in TASKS.iter().enumerate().step_by(2) {
         use schedule_execs::dsl as se;
         diesel::insert_into(se::schedule_execs)
             .values((
                 se::name.eq(format!("every-{task}-{k}")),
                 se::last_due.eq(Some(now - TimeDelta::hours(1))),
-                se::last_task.eq(Some((rows / 2 + k as i64).max(1))),
+                se::last_task.eq(Some(middle)),
                 se::state.eq("active"),
             ))
             .execute(&mut *conn)
@@ -228,9 +247,8 @@ fn chart_before(store: &Store) -> Vec<MinuteCount> {
 }
 
 /// The views, each with its data function as the handler, `status` or the monitor calls it.
-fn views<'a>(store: &'a Store, rows: i64) -> Vec<View<'a>> {
+fn views<'a>(store: &'a Store, middle: i64) -> Vec<View<'a>> {
     let page = 51;
-    let middle = (rows / 2).max(1);
     let list = move |filter: TaskExecFilter| {
         Box::new(move || {
             toosimple_admin::views::executions(store, &filter).unwrap();
@@ -403,7 +421,7 @@ pub(crate) fn run(args: &ViewsArgs) {
         .map(|(name, f)| (*name, time(f.as_ref(), args.runs)))
         .collect();
     let mut figures = Vec::new();
-    for (name, f) in views(&store, args.rows) {
+    for (name, f) in views(&store, middle_id(&store, args.rows)) {
         let (median, max) = time(f.as_ref(), args.runs);
         let old = before.iter().find(|(n, _)| *n == name).map(|(_, t)| *t);
         if !args.json {

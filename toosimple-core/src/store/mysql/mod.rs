@@ -79,11 +79,11 @@ fn check_version(version: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The estimated row count of an `EXPLAIN` line.
+/// The estimated row count of an `EXPLAIN` line: MariaDB sends it as text.
 #[derive(QueryableByName)]
 struct Explained {
-    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
-    rows: Option<i64>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    rows: Option<String>,
 }
 
 #[derive(QueryableByName)]
@@ -425,7 +425,7 @@ impl Driver for MysqlConnection {
                 ))
                 .load::<Explained>(self)?
                 .into_iter()
-                .find_map(|row| row.rows)
+                .find_map(|row| row.rows.and_then(|n| n.trim().parse::<i64>().ok()))
                 .unwrap_or(0);
                 Ok((rows, false))
             })
