@@ -295,13 +295,13 @@ mod tests {
     #[test]
     fn big_states_share_their_total_as_their_newest_rows() {
         let newest = vec![
-            (State::Queued, vec!["a".to_string(), "b".to_string()]),
+            (
+                State::Queued,
+                vec![("a".to_string(), 1), ("b".to_string(), 1)],
+            ),
             (
                 State::Succeeded,
-                vec!["a", "a", "a", "b"]
-                    .into_iter()
-                    .map(String::from)
-                    .collect(),
+                vec![("a".to_string(), 3), ("b".to_string(), 1)],
             ),
         ];
         let counts = assemble(newest, &["succeeded"], &[(1000, false)], 3);
