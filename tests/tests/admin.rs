@@ -47,6 +47,9 @@ backend_suite!(
     executions_page_stays_fast_with_100k_rows,
     admin_subcommand_refuses_to_start_without_a_password,
     admin_subcommand_serves_the_dashboard_until_sigterm,
+    overview_marks_estimated_counts_and_says_what_they_are,
+    view_counts_are_exact_up_to_the_limit_and_estimated_beyond,
+    keyset_pages_walk_every_row_once_newest_first,
 );
 
 const PASSWORD: &str = "correct horse battery staple";
@@ -2477,4 +2480,186 @@ mod browser {
             .unwrap()
             .join("test-artifacts")
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Counts and lists that stay bounded on big tables
+
+/// Adds `n` executions of `task` in `state` on `queue`, finished now when `state` is final.
+fn insert_state(db: &TestDb, queue: &str, task: &str, state: State, n: usize) {
+    let now = Utc::now().naive_utc();
+    let finished = (!state.is_pending() && state != State::Processing).then_some(now);
+    let mut conn = db.store.connection().unwrap();
+    for _ in 0..n {
+        diesel::insert_into(te::task_execs)
+            .values((
+                te::task_name.eq(task),
+                te::args.eq("{}"),
+                te::queue.eq(queue),
+                te::priority.eq(0),
+                te::state.eq(state.as_str()),
+                te::due.eq(now),
+                te::created.eq(now),
+                te::finished.eq(finished),
+                te::retries.eq(0),
+                te::retry_delay.eq(0i64),
+            ))
+            .execute(&mut *conn)
+            .unwrap();
+    }
+}
+
+fn overview_marks_estimated_counts_and_says_what_they_are(db: &TestDb) {
+    insert_state(db, "default", "add", State::Failed, 3);
+    insert_state(db, "emails", "mail.send", State::Failed, 1);
+    insert_state(db, "default", "add", State::Queued, 1);
+    // Under the limit (10,000 by default): every count exact, nothing marked.
+    let mut client = Client::new(db).login();
+    let body = client.get("/").body;
+    assert!(
+        body.contains(r#"<span class="count">4</span><span class="what">failed</span>"#),
+        "{body}"
+    );
+    assert!(!body.contains("approximate"), "{body}");
+    // Over it, the failed executions' split per queue is estimated, and marked so, with
+    // a legend; the queued one is still counted.
+    let config =
+        AdminConfig::new(db.store.clone(), Password::plain(PASSWORD)).exact_counts_up_to(2);
+    let mut client = Client::with_config(config, "/admin").login();
+    let page = client.get("/");
+    page.assert_ok();
+    let body = page.body;
+    assert!(body.contains(r#"class="muted approximate-note""#), "{body}");
+    assert!(
+        body.contains(r#"<a class="approximate" title="an estimate: more executions than the page counts one by one" href="/admin/execs?state=failed&amp;queue=default">≈"#),
+        "{body}"
+    );
+    assert!(
+        body.contains(r#"<span class="count">1</span><span class="what">queued</span>"#),
+        "{body}"
+    );
+    // SQLite counts the total exactly; the others estimate it, and say so on the card.
+    let card_estimated = body.contains(r#"<span class="count approximate""#);
+    assert_eq!(
+        card_estimated,
+        db.store.backend() != toosimple_core::Backend::Sqlite,
+        "{body}"
+    );
+}
+
+fn view_counts_are_exact_up_to_the_limit_and_estimated_beyond(db: &TestDb) {
+    use toosimple_core::Count;
+    insert_state(db, "default", "add", State::Failed, 3);
+    insert_state(db, "emails", "mail.send", State::Failed, 2);
+    insert_state(db, "default", "add", State::Queued, 1);
+    insert_state(db, "emails", "mail.send", State::Succeeded, 2);
+    // Within the limit: the same numbers as counting every row, none marked.
+    let exact = TaskExec::view_counts_in(&db.store, 100).unwrap();
+    assert_eq!(exact.per_queue, TaskExec::counts_in(&db.store).unwrap());
+    assert!(!exact.any_approximate());
+    assert_eq!(exact.state(State::Failed), Count::exact(5));
+    assert_eq!(exact.state(State::Sleeping), Count::exact(0));
+    assert_eq!(exact.per_state.len(), State::ALL.len());
+
+    // A limit of 2: succeeded (2) and queued (1) are still counted, failed (5) is not.
+    let bounded = TaskExec::view_counts_in(&db.store, 2).unwrap();
+    assert_eq!(bounded.exact_up_to, 2);
+    assert_eq!(bounded.state(State::Succeeded), Count::exact(2));
+    assert_eq!(bounded.state(State::Queued), Count::exact(1));
+    let failed = bounded.state(State::Failed);
+    match db.store.backend() {
+        // SQLite's total is the table's count less the other states: exact.
+        toosimple_core::Backend::Sqlite => assert_eq!(failed, Count::exact(5)),
+        // The planner's estimate of a table never analyzed, never below the 3 rows read.
+        _ => assert!(failed.approximate && failed.n >= 3, "{failed:?}"),
+    }
+    let failed_per_queue: Vec<_> = bounded
+        .per_queue
+        .iter()
+        .filter(|c| c.state == State::Failed)
+        .collect();
+    assert!(!failed_per_queue.is_empty());
+    assert!(
+        failed_per_queue
+            .iter()
+            .all(|c| c.approximate && c.count >= 1)
+    );
+    assert!(
+        bounded
+            .per_queue
+            .iter()
+            .filter(|c| c.state != State::Failed)
+            .all(|c| !c.approximate)
+    );
+    assert!(bounded.any_approximate());
+    // Marked in JSON only when estimated, as `status --json` prints them.
+    let json = serde_json::to_value(&bounded.per_queue).unwrap();
+    for entry in json.as_array().unwrap() {
+        assert_eq!(
+            entry.get("approximate").is_some(),
+            entry["state"] == "failed",
+            "{entry}"
+        );
+    }
+}
+
+fn keyset_pages_walk_every_row_once_newest_first(db: &TestDb) {
+    for i in 0..6 {
+        insert_state(db, "default", "add", State::Succeeded, 1);
+        insert_state(db, "emails", "mail.send", State::Failed, 1);
+        if i % 2 == 0 {
+            insert_state(db, "default", "add", State::Queued, 1);
+        }
+    }
+    for filter in [
+        TaskExecFilter::default(),
+        TaskExecFilter::default().state(State::Failed),
+        TaskExecFilter::default().queue("default"),
+        TaskExecFilter::default()
+            .task_name("add")
+            .state(State::Queued),
+    ] {
+        let all: Vec<i64> = TaskExec::list_in(&db.store, &filter.clone().limit(1000))
+            .unwrap()
+            .iter()
+            .map(|e| e.id)
+            .collect();
+        assert!(!all.is_empty());
+        assert!(all.windows(2).all(|w| w[0] > w[1]), "newest first: {all:?}");
+        // Pages of 4, each from the last id of the one before, as the admin's "Older →".
+        let mut walked = Vec::new();
+        let mut before = None;
+        loop {
+            let mut page = filter.clone().limit(4);
+            if let Some(id) = before {
+                page = page.before_id(id);
+            }
+            let rows = TaskExec::list_in(&db.store, &page).unwrap();
+            assert!(rows.len() <= 4);
+            let Some(last) = rows.last() else { break };
+            before = Some(last.id);
+            walked.extend(rows.iter().map(|e| e.id));
+        }
+        assert_eq!(walked, all, "{filter:?}");
+    }
+    // The admin's pager links the next page by the last id shown.
+    let config = AdminConfig::new(db.store.clone(), Password::plain(PASSWORD)).page_size(4);
+    let mut client = Client::with_config(config, "/admin").login();
+    let first = client.get("/execs?state=failed");
+    let ids: Vec<i64> = TaskExec::list_in(
+        &db.store,
+        &TaskExecFilter::default().state(State::Failed).limit(4),
+    )
+    .unwrap()
+    .iter()
+    .map(|e| e.id)
+    .collect();
+    assert!(
+        first
+            .body
+            .contains(&format!("/admin/execs?state=failed&amp;before={}", ids[3])),
+        "{}",
+        first.body
+    );
+    assert!(!first.body.contains("offset"));
 }

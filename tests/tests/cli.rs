@@ -36,6 +36,7 @@ backend_suite!(
     until_done_warns_of_tasks_it_does_not_link_and_queues_no_task_uses,
     output_into_a_closed_pipe_ends_quietly,
     logs_into_a_pipe_have_no_colour_codes,
+    status_marks_estimated_counts,
 );
 
 // The exactly-once test across processes, through a transaction-pooling proxy too.
@@ -1540,4 +1541,51 @@ fn logs_into_a_pipe_have_no_colour_codes(db: &TestDb) {
     let log = stderr(&output);
     assert!(log.contains("worker started"), "{log}");
     assert!(!log.contains('\x1b'), "{log:?}");
+}
+
+/// Adds `n` failed executions (up to 100,000) in one statement, as a long history holds.
+fn insert_failed(db: &TestDb, n: i64) {
+    let digits = "(SELECT 0 AS x UNION ALL SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3 \
+                  UNION ALL SELECT 4 UNION ALL SELECT 5 UNION ALL SELECT 6 UNION ALL SELECT 7 \
+                  UNION ALL SELECT 8 UNION ALL SELECT 9)";
+    db.execute(&format!(
+        "INSERT INTO task_execs (task_name, args, queue, priority, state, due, created, finished, \
+         retries, retry_delay) SELECT 'add', '{{}}', 'default', 0, 'failed', \
+         '2026-12-01 00:00:00', '2026-12-01 00:00:00', '2026-12-01 00:00:01', 0, 0 \
+         FROM {digits} AS a, {digits} AS b, {digits} AS c, {digits} AS d, {digits} AS e \
+         WHERE a.x * 10000 + b.x * 1000 + c.x * 100 + d.x * 10 + e.x < {n}"
+    ));
+}
+
+fn status_marks_estimated_counts(db: &TestDb) {
+    run(db, &["migrate"]);
+    add::queue(1, 2).unwrap();
+    insert_failed(db, toosimple_core::EXACT_COUNT_LIMIT + 1);
+    let status = run(db, &["status"]);
+    assert!(status.status.success());
+    let text = stdout(&status);
+    // Queued: counted. Failed: more than `status` counts one by one, so estimated and marked.
+    assert!(
+        text.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["default", "queued", "1"]),
+        "{text}"
+    );
+    let failed = text
+        .lines()
+        .find(|l| l.split_whitespace().take(2).collect::<Vec<_>>() == ["default", "failed"])
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(failed.contains('≈'), "{text}");
+    assert!(text.contains("(≈: an estimate;"), "{text}");
+
+    let status = run(db, &["status", "--json"]);
+    let value: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let counts = value["counts"].as_array().unwrap();
+    let failed = counts.iter().find(|c| c["state"] == "failed").unwrap();
+    assert_eq!(failed["approximate"], true, "{value}");
+    assert!(failed["count"].as_i64().unwrap() > toosimple_core::EXACT_COUNT_LIMIT);
+    let queued = counts.iter().find(|c| c["state"] == "queued").unwrap();
+    assert_eq!(
+        queued,
+        &json!({"queue": "default", "state": "queued", "count": 1})
+    );
 }

@@ -7,22 +7,22 @@ use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use maud::{Markup, html};
 use toosimple_core::Store;
 
-use crate::state::AppError;
-
 /// How many minutes the chart covers.
 pub(crate) const MINUTES: usize = 60;
 
-/// Per-minute counts, oldest minute first.
+/// Executions that succeeded and failed in each minute of the last hour, oldest minute first.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct LastHour {
+pub struct LastHour {
     /// The first minute shown.
     pub start: DateTime<Utc>,
+    /// How many succeeded in each minute.
     pub succeeded: [i64; MINUTES],
+    /// How many failed in each minute.
     pub failed: [i64; MINUTES],
 }
 
 /// Counts the executions of `store` that finished in each of the `MINUTES` minutes up to `now`.
-pub(crate) fn last_hour(store: &Store, now: DateTime<Utc>) -> Result<LastHour, AppError> {
+pub(crate) fn last_hour(store: &Store, now: DateTime<Utc>) -> toosimple_core::Result<LastHour> {
     let end = now.duration_trunc(TimeDelta::minutes(1)).unwrap_or(now);
     let start = end - TimeDelta::minutes(MINUTES as i64 - 1);
     let rows = store.finished_per_minute(start)?;

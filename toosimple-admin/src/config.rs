@@ -228,6 +228,7 @@ pub struct AdminConfig {
     pub(crate) secret: Option<Secret>,
     pub(crate) client_ip_header: Option<HeaderName>,
     pub(crate) metrics_token: Option<String>,
+    pub(crate) exact_counts_up_to: i64,
 }
 
 impl AdminConfig {
@@ -246,6 +247,7 @@ impl AdminConfig {
             secret: None,
             client_ip_header: None,
             metrics_token: None,
+            exact_counts_up_to: toosimple_core::EXACT_COUNT_LIMIT,
         }
     }
 
@@ -299,6 +301,15 @@ impl AdminConfig {
     /// `/metrics` without a session; without one, `/metrics` needs a login like every page.
     pub fn metrics_token(mut self, token: impl Into<String>) -> Self {
         self.metrics_token = Some(token.into());
+        self
+    }
+
+    /// How many executions of one state the overview counts one by one before it shows an
+    /// estimate marked `≈` (default [`EXACT_COUNT_LIMIT`](toosimple_core::EXACT_COUNT_LIMIT),
+    /// 10,000): the page reads at most this many rows per state, so that it stays fast
+    /// beside millions of executions.
+    pub fn exact_counts_up_to(mut self, rows: i64) -> Self {
+        self.exact_counts_up_to = rows.max(0);
         self
     }
 

@@ -90,6 +90,7 @@ mod serve;
 mod session;
 mod state;
 mod throttle;
+pub mod views;
 
 pub use crate::config::{
     AdminConfig, ConfigError, METRICS_TOKEN_ENV, PASSWORD_ENV, PASSWORD_HASH_ENV, Password,

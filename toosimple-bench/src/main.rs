@@ -5,10 +5,15 @@
 //!
 //! Each figure is printed with the rate of a plain-diesel baseline measured in the same run on
 //! the same database, so that results compare across machines and loads.
+//!
+//! `views --backend sqlite --rows 1000000` times instead what the admin's pages, `status` and
+//! the monitor read, beside a big history (see `views.rs`).
+
+mod views;
 
 use std::time::{Duration, Instant};
 
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 use diesel::prelude::*;
 use toosimple_core::{State, Store, TaskExec, TaskExecFilter, task};
 use toosimple_worker::{Exit, Worker};
@@ -22,7 +27,7 @@ fn noop() {}
 #[task(queue = "backlog", priority = -1)]
 fn waiting() {}
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Backend {
     Sqlite,
     Postgres,
@@ -32,7 +37,11 @@ enum Backend {
 
 /// toosimple benchmark.
 #[derive(Debug, Parser)]
+#[command(args_conflicts_with_subcommands = true)]
 struct Args {
+    /// Another measurement than the queue's throughput.
+    #[command(subcommand)]
+    mode: Option<Mode>,
     /// Which database to measure.
     #[arg(long, value_enum, default_value = "sqlite")]
     backend: Backend,
@@ -89,6 +98,13 @@ struct Args {
     mysql_url: String,
 }
 
+/// The measurements besides the default one.
+#[derive(Debug, Subcommand)]
+enum Mode {
+    /// Times what each admin page, `status` and a monitor refresh read, beside a big history.
+    Views(views::ViewsArgs),
+}
+
 /// The drain's worker: every queue but the backlog's.
 fn bench_worker(store: &Store, args: &Args, label: &str) -> Worker {
     let worker = Worker::new()
@@ -111,8 +127,8 @@ struct BenchDb {
 }
 
 impl BenchDb {
-    fn new(args: &Args) -> BenchDb {
-        match args.backend {
+    fn new(backend: Backend, postgres_url: &str, mysql_url: &str) -> BenchDb {
+        match backend {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("a temporary folder");
                 let url = format!("sqlite://{}", dir.path().join("bench.sqlite3").display());
@@ -125,34 +141,30 @@ impl BenchDb {
             }
             Backend::Postgres => {
                 let schema = format!("bench_{:08x}", rand::random::<u32>());
-                let mut admin = PgConnection::establish(&libpq_url(&args.postgres_url))
-                    .expect("reach PostgreSQL");
+                let mut admin =
+                    PgConnection::establish(&libpq_url(postgres_url)).expect("reach PostgreSQL");
                 diesel::sql_query(format!("CREATE SCHEMA {schema}"))
                     .execute(&mut admin)
                     .unwrap();
-                let sep = if args.postgres_url.contains('?') {
-                    '&'
-                } else {
-                    '?'
-                };
-                let url = format!("{}{sep}options=-csearch_path%3D{schema}", args.postgres_url);
+                let sep = if postgres_url.contains('?') { '&' } else { '?' };
+                let url = format!("{postgres_url}{sep}options=-csearch_path%3D{schema}");
                 BenchDb {
                     url,
                     _dir: None,
-                    drop_schema: Some((args.postgres_url.clone(), schema)),
+                    drop_schema: Some((postgres_url.to_string(), schema)),
                     drop_database: None,
                 }
             }
             Backend::Mysql => {
                 let database = format!("bench_{:08x}", rand::random::<u32>());
                 let mut admin =
-                    MysqlConnection::establish(&args.mysql_url).expect("reach MariaDB or MySQL");
+                    MysqlConnection::establish(mysql_url).expect("reach MariaDB or MySQL");
                 diesel::sql_query(format!("CREATE DATABASE {database}"))
                     .execute(&mut admin)
                     .unwrap();
-                let (server, query) = match args.mysql_url.split_once('?') {
+                let (server, query) = match mysql_url.split_once('?') {
                     Some((server, query)) => (server, format!("?{query}")),
-                    None => (args.mysql_url.as_str(), String::new()),
+                    None => (mysql_url, String::new()),
                 };
                 let authority = server.find("://").map_or(0, |i| i + 3);
                 let server = server[authority..]
@@ -162,7 +174,7 @@ impl BenchDb {
                     url: format!("{server}/{database}{query}"),
                     _dir: None,
                     drop_schema: None,
-                    drop_database: Some((args.mysql_url.clone(), database)),
+                    drop_database: Some((mysql_url.to_string(), database)),
                 }
             }
         }
@@ -485,6 +497,11 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 fn main() {
     let args = Args::parse();
+    if let Some(Mode::Views(views)) = &args.mode {
+        toosimple_worker::init_tracing("warn");
+        views::run(views);
+        return;
+    }
     if let Some(url) = &args.work_on {
         toosimple_worker::init_tracing("warn");
         let store = toosimple_core::init(url).expect("open the benchmark database");
@@ -519,7 +536,7 @@ fn main() {
     }
     // `TOOSIMPLE_LOG=info` shows the worker's log (rounds per drain, for instance).
     toosimple_worker::init_tracing("warn");
-    let db = BenchDb::new(&args);
+    let db = BenchDb::new(args.backend, &args.postgres_url, &args.mysql_url);
     let store = toosimple_core::init(&db.url).expect("open the benchmark database");
     let n = args.tasks;
     say(

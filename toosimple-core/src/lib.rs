@@ -66,6 +66,7 @@
 
 pub mod compression;
 mod context;
+mod counts;
 mod cron;
 mod enqueue;
 mod error;
@@ -104,6 +105,7 @@ pub mod runtime {
 pub use toosimple_macros::{hook, schedule, task};
 
 pub use crate::context::{Progress, TaskContext};
+pub use crate::counts::{Count, EXACT_COUNT_LIMIT, ExecCounts, StateCount};
 pub use crate::cron::CronSchedule;
 pub use crate::enqueue::{enqueue_by_name, enqueue_by_name_with};
 pub use crate::error::{Error, Result};

@@ -6,10 +6,7 @@ use std::time::Duration;
 pub use app::{Builtin, Cli, Parsed};
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
-use toosimple_core::{
-    Cancellation, DATABASE_URL_ENV, Error, QueueCount, State, Store, TaskCount, TaskExec,
-    TaskExecFilter, WorkerStatus,
-};
+use toosimple_core::{Cancellation, DATABASE_URL_ENV, Error, State, Store, TaskCount, TaskExec};
 
 use crate::worker::{RunMode, Worker};
 
@@ -827,22 +824,19 @@ fn age_text(age: Duration) -> String {
 const RECENTLY_STOPPED: chrono::TimeDelta = chrono::TimeDelta::hours(1);
 
 fn status(store: &Store, json: bool, all: bool) -> Result<(), Failure> {
-    let counts = TaskExec::counts_in(store)?;
-    let mut workers = WorkerStatus::list_in(store)?;
     let now = Utc::now();
-    let unknown = TaskExec::unknown_to_online_workers_in(store, now)?;
+    let crate::status::Status {
+        counts,
+        mut workers,
+        unknown,
+        running,
+        running_execs,
+    } = crate::status::Status::read(store, now)?;
     let listed = workers.len();
     if !all {
         workers.retain(|w| w.stopped.is_none_or(|at| at >= now - RECENTLY_STOPPED));
     }
     let hidden = listed - workers.len();
-    let running = TaskExec::running_per_worker_in(store)?;
-    let running_execs = TaskExec::list_in(
-        store,
-        &TaskExecFilter::default()
-            .state(State::Processing)
-            .limit(RUNNING_SHOWN),
-    )?;
     if json {
         let workers: Vec<serde_json::Value> = workers
             .iter()
@@ -860,7 +854,8 @@ fn status(store: &Store, json: bool, all: bool) -> Result<(), Failure> {
             .collect();
         let out = serde_json::json!({
             "database": store.url(),
-            "counts": counts,
+            "counts": counts.per_queue,
+            "per_state": counts.per_state,
             "unknown_to_online_workers": unknown,
             "workers": workers,
             "running": running_execs,
@@ -871,16 +866,24 @@ fn status(store: &Store, json: bool, all: bool) -> Result<(), Failure> {
     out!("database: {}", store.url());
     out!();
     out!("{:<20} {:<12} {:>8}", "queue", "state", "count");
-    if counts.is_empty() {
+    if counts.per_queue.is_empty() {
         out!("(no executions)");
     }
-    for QueueCount {
-        queue,
-        state,
-        count,
-    } in &counts
-    {
-        out!("{queue:<20} {:<12} {count:>8}", state.as_str());
+    for count in &counts.per_queue {
+        out!(
+            "{:<20} {:<12} {:>8}",
+            count.queue,
+            count.state.as_str(),
+            count.shown()
+        );
+    }
+    if counts.any_approximate() {
+        // An estimate must not pass for a count: said under the table.
+        out!(
+            "(≈: an estimate; a state with more than {} executions is not counted row by row: its total comes from the database's statistics, its split per queue from its newest {})",
+            counts.exact_up_to,
+            counts.exact_up_to
+        );
     }
     if !unknown.is_empty() {
         // Queued rows of tasks no online worker links stay queued (a deploy rolling out
@@ -999,9 +1002,6 @@ fn show(exec: &TaskExec, json: bool) -> Result<(), Failure> {
     }
     Ok(())
 }
-
-/// How many running executions `status` lists.
-const RUNNING_SHOWN: i64 = 20;
 
 fn schedules(store: &Store, json: bool) -> Result<(), Failure> {
     let rows = toosimple_core::ScheduleExec::list_in(store)?;

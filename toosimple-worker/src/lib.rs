@@ -57,6 +57,7 @@ pub mod monitor;
 #[cfg(unix)]
 mod reload;
 mod signals;
+pub mod status;
 pub mod testing;
 mod worker;
 

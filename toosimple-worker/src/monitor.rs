@@ -12,7 +12,10 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Sparkline, Table};
-use toosimple_core::{Error, State, Store, TaskExec, TaskExecFilter, WorkerState, WorkerStatus};
+use toosimple_core::{
+    Count, EXACT_COUNT_LIMIT, Error, State, Store, TaskExec, TaskExecFilter, WorkerState,
+    WorkerStatus,
+};
 
 /// How far back the throughput sparkline reaches, one bar a second.
 pub const THROUGHPUT_WINDOW: usize = 60;
@@ -38,19 +41,28 @@ pub struct WorkerLine {
     pub current: Option<String>,
 }
 
-/// One queue's counts.
+/// One queue's counts: exact up to [`EXACT_COUNT_LIMIT`] executions per state, estimates
+/// (shown with `≈`) beyond.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct QueueLine {
     /// The queue.
     pub queue: String,
     /// Executions waiting to be claimed.
-    pub queued: i64,
+    pub queued: Count,
     /// Executions due later (retries, `queue_at`).
-    pub sleeping: i64,
+    pub sleeping: Count,
     /// Executions running.
-    pub running: i64,
+    pub running: Count,
     /// Executions that failed (after their retries).
-    pub failed: i64,
+    pub failed: Count,
+}
+
+impl QueueLine {
+    fn any_approximate(&self) -> bool {
+        [self.queued, self.sleeping, self.running, self.failed]
+            .iter()
+            .any(|c| c.approximate)
+    }
 }
 
 /// What one refresh shows.
@@ -95,7 +107,7 @@ impl Snapshot {
             })
             .collect();
         let mut queues: Vec<QueueLine> = Vec::new();
-        for count in TaskExec::counts_in(store)? {
+        for count in TaskExec::view_counts_in(store, EXACT_COUNT_LIMIT)?.per_queue {
             let line = match queues.iter_mut().find(|q| q.queue == count.queue) {
                 Some(line) => line,
                 None => {
@@ -106,11 +118,12 @@ impl Snapshot {
                     queues.last_mut().expect("just pushed")
                 }
             };
+            let n = count.shown();
             match count.state {
-                State::Queued => line.queued += count.count,
-                State::Sleeping => line.sleeping += count.count,
-                State::Processing => line.running += count.count,
-                State::Failed => line.failed += count.count,
+                State::Queued => line.queued += n,
+                State::Sleeping => line.sleeping += n,
+                State::Processing => line.running += n,
+                State::Failed => line.failed += n,
                 _ => {}
             }
         }
@@ -280,12 +293,18 @@ fn render_workers(frame: &mut Frame, area: Rect, snapshot: &Snapshot) {
 }
 
 fn render_queues(frame: &mut Frame, area: Rect, snapshot: &Snapshot) {
-    let block = Block::new().borders(Borders::ALL).title(" Queues ");
+    let title = if snapshot.queues.iter().any(QueueLine::any_approximate) {
+        " Queues (≈: estimated, over 10000 per state) "
+            .replace("10000", &EXACT_COUNT_LIMIT.to_string())
+    } else {
+        " Queues ".to_string()
+    };
+    let block = Block::new().borders(Borders::ALL).title(title);
     let (shown, hidden) = fitting(&snapshot.queues, area);
     let mut rows: Vec<Row> = snapshot.queues[..shown]
         .iter()
         .map(|q| {
-            let failed = Cell::from(format!("{:>9}", q.failed)).style(if q.failed > 0 {
+            let failed = Cell::from(format!("{:>9}", q.failed)).style(if q.failed.n > 0 {
                 Style::new().fg(Color::Red)
             } else {
                 Style::new()
@@ -435,10 +454,10 @@ mod tests {
             queues: (1..=queues)
                 .map(|n| QueueLine {
                     queue: format!("queue-{n}"),
-                    queued: 10 * n as i64,
-                    sleeping: 1,
-                    running: 2,
-                    failed: n as i64 - 1,
+                    queued: Count::exact(10 * n as i64),
+                    sleeping: Count::exact(1),
+                    running: Count::exact(2),
+                    failed: Count::exact(n as i64 - 1),
                 })
                 .collect(),
             per_second: (0..THROUGHPUT_WINDOW as u64).map(|s| s % 7).collect(),
@@ -485,5 +504,19 @@ mod tests {
         assert!(screen.contains("… and 35 more"), "{screen}");
         assert!(screen.contains("… and 25 more"), "{screen}");
         assert!(screen.contains("Finished per second"), "{screen}");
+    }
+
+    #[test]
+    fn estimated_counts_show_with_their_mark_and_a_legend() {
+        let mut snapshot = snapshot(1, 2);
+        let screen_exact = screen(&snapshot);
+        assert!(!screen_exact.contains('≈'), "{screen_exact}");
+        snapshot.queues[0].failed = Count::estimate(26_712);
+        let screen = screen(&snapshot);
+        assert!(screen.contains("≈26700"), "{screen}");
+        assert!(
+            screen.contains("Queues (≈: estimated, over 10000 per state)"),
+            "{screen}"
+        );
     }
 }

@@ -63,6 +63,7 @@ pub use toosimple_core::{
     Weekdays, Window, WorkerState, WorkerStatus, check_schedules, default_store, enqueue_by_name,
     enqueue_by_name_with, find_hook, find_task, hooks, init, run_schedule, schedules, tasks,
 };
+pub use toosimple_core::{Count, EXACT_COUNT_LIMIT, ExecCounts, StateCount};
 pub use toosimple_core::{compression, schema, signing, store, testing};
 
 /// Traces through OpenTelemetry: the trace context stored at enqueue, and the OpenTelemetry

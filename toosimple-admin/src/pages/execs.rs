@@ -99,7 +99,7 @@ pub(crate) async fn list(a: Authed, Query(query): Query<ListQuery>) -> Result<Re
     }
     let mut rows = a
         .state
-        .db(move |store| Ok(TaskExec::list_in(store, &filter)?))
+        .db(move |store| Ok(crate::views::executions(store, &filter)?))
         .await?;
     let more = rows.len() as i64 > page;
     rows.truncate(page as usize);

@@ -6,35 +6,36 @@ use std::collections::BTreeMap;
 use axum::response::Response;
 use chrono::Utc;
 use maud::html;
-use toosimple_core::{State, TaskExec, WorkerStatus};
+use toosimple_core::{Count, State, WorkerStatus};
 
 use crate::auth::Authed;
 use crate::chart;
 use crate::layout::{self, Nav};
 use crate::state::AppError;
+use crate::views;
+
+/// What an estimated count says when hovered.
+const ESTIMATED: &str = "an estimate: more executions than the page counts one by one";
 
 pub(crate) async fn overview(a: Authed) -> Result<Response, AppError> {
     let now = Utc::now();
-    let (counts, workers, hour, unknown) = a
+    let exact_up_to = a.state.0.config.exact_counts_up_to;
+    let views::Overview {
+        counts,
+        workers,
+        last_hour: hour,
+        unknown,
+    } = a
         .state
-        .db(move |store| {
-            Ok((
-                TaskExec::counts_in(store)?,
-                WorkerStatus::list_in(store)?,
-                chart::last_hour(store, now)?,
-                TaskExec::unknown_to_online_workers_in(store, now)?,
-            ))
-        })
+        .db(move |store| Ok(views::overview(store, now, exact_up_to)?))
         .await?;
-    let mut per_queue: BTreeMap<&str, BTreeMap<State, i64>> = BTreeMap::new();
-    let mut per_state: BTreeMap<State, i64> = BTreeMap::new();
-    for c in &counts {
+    let mut per_queue: BTreeMap<&str, BTreeMap<State, Count>> = BTreeMap::new();
+    for c in &counts.per_queue {
         *per_queue
             .entry(&c.queue)
             .or_default()
             .entry(c.state)
-            .or_default() += c.count;
-        *per_state.entry(c.state).or_default() += c.count;
+            .or_default() += c.shown();
     }
     let online: Vec<&WorkerStatus> = workers
         .iter()
@@ -50,10 +51,21 @@ pub(crate) async fn overview(a: Authed) -> Result<Response, AppError> {
     let body = html! {
         section class="cards" {
             @for state in State::ALL {
+                @let count = counts.state(state);
                 a class={ "card state-" (state.as_str()) } href=(execs(&[("state", state.as_str())])) {
-                    span class="count" { (per_state.get(&state).copied().unwrap_or(0)) }
+                    @if count.approximate {
+                        span class="count approximate" title=(ESTIMATED) { (count) }
+                    } @else {
+                        span class="count" { (count) }
+                    }
                     span class="what" { (state.as_str()) }
                 }
+            }
+        }
+        @if counts.any_approximate() {
+            p class="muted approximate-note" {
+                "≈: an estimate. A state with more than " (counts.exact_up_to) " executions is not counted row by row (that would read the whole table at each visit): "
+                "its total comes from the database's statistics, and its split per queue from its newest " (counts.exact_up_to) "."
             }
         }
         @if !unknown.is_empty() {
@@ -93,6 +105,7 @@ pub(crate) async fn overview(a: Authed) -> Result<Response, AppError> {
                                     @for state in State::ALL {
                                         td class="num" {
                                             @match states.get(&state) {
+                                                Some(n) if n.approximate => a class="approximate" title=(ESTIMATED) href=(execs(&[("state", state.as_str()), ("queue", queue)])) { (n) },
                                                 Some(n) => a href=(execs(&[("state", state.as_str()), ("queue", queue)])) { (n) },
                                                 None => span class="muted" { "0" },
                                             }

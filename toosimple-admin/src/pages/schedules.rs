@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use axum::response::Response;
 use chrono::{DateTime, TimeDelta, Utc};
 use maud::html;
-use toosimple_core::{ScheduleExec, ScheduleState, State, TaskExec};
+use toosimple_core::{ScheduleExec, ScheduleState, State};
 
 use crate::auth::Authed;
 use crate::layout::{self, Nav};
@@ -42,23 +42,13 @@ fn last_execution(
 }
 
 pub(crate) async fn schedules(a: Authed) -> Result<Response, AppError> {
-    let (rows, last_states, stored) = a
+    let crate::views::Schedules {
+        rows,
+        last_states,
+        stored,
+    } = a
         .state
-        .db(|store| {
-            let rows = ScheduleExec::list_in(store)?;
-            let stored = store.list_schedules()?;
-            let mut states: HashMap<i64, State> = HashMap::new();
-            for id in rows.iter().filter_map(|r| r.last_task) {
-                match TaskExec::get_in(store, id) {
-                    Ok(exec) => {
-                        states.insert(id, exec.state);
-                    }
-                    Err(toosimple_core::Error::ExecNotFound { .. }) => {}
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            Ok((rows, states, stored))
-        })
+        .db(|store| Ok(crate::views::schedules(store)?))
         .await?;
     let defs = toosimple_core::schedules();
     let by_name: HashMap<&str, &ScheduleExec> = rows.iter().map(|r| (r.name.as_str(), r)).collect();

@@ -4,21 +4,15 @@
 use axum::response::Response;
 use chrono::Utc;
 use maud::html;
-use toosimple_core::{TaskExec, WorkerStatus};
 
 use crate::auth::Authed;
 use crate::layout::{self, Nav};
 use crate::state::AppError;
 
 pub(crate) async fn workers(a: Authed) -> Result<Response, AppError> {
-    let (workers, running) = a
+    let crate::views::Workers { workers, running } = a
         .state
-        .db(|store| {
-            Ok((
-                WorkerStatus::list_in(store)?,
-                TaskExec::running_per_worker_in(store)?,
-            ))
-        })
+        .db(|store| Ok(crate::views::workers(store)?))
         .await?;
     let now = Utc::now();
     let base = &a.base;

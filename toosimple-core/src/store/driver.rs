@@ -92,6 +92,12 @@ pub(crate) trait Driver {
     /// The current time by the clock every worker of this database shares.
     fn database_now(&mut self) -> QueryResult<chrono::DateTime<chrono::Utc>>;
 
+    /// How many rows of `task_execs` are in each of `states`, states too big to count row by
+    /// row in a view, as `(count, exact)`; `others` rows are in the other states (counted).
+    /// SQLite counts them (the first as the table's row count, read page by page, less the
+    /// rest); PostgreSQL, MariaDB and MySQL give their planner's estimates.
+    fn count_big_states(&mut self, states: &[&str], others: i64) -> QueryResult<Vec<(i64, bool)>>;
+
     /// Counts succeeded and failed executions per minute finished since `since`.
     fn finished_per_minute(&mut self, since: NaiveDateTime) -> QueryResult<Vec<MinuteCount>>;
 

@@ -574,6 +574,17 @@ fn discard_if_dead(conn: &mut AnyConnection) {
     }
 }
 
+/// The totals of the `states` too big for the views to count row by row (see
+/// [`TaskExec::view_counts_in`](crate::TaskExec::view_counts_in)), as `(count, exact)`;
+/// `others` rows are in the other states.
+pub(crate) fn count_big_states(
+    conn: &mut AnyConnection,
+    states: &[&str],
+    others: i64,
+) -> QueryResult<Vec<(i64, bool)>> {
+    driver(conn).count_big_states(states, others)
+}
+
 /// A transaction for read-then-write work. On SQLite it takes the write lock at its start
 /// (`BEGIN IMMEDIATE`), so that two writers never both read and then fail to upgrade, which
 /// SQLite reports as `SQLITE_BUSY` without waiting; on PostgreSQL it is a plain transaction.

@@ -80,6 +80,13 @@ fn check_version(version: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The estimated row count of an `EXPLAIN` line: MariaDB sends it as text.
+#[derive(QueryableByName)]
+struct Explained {
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    rows: Option<String>,
+}
+
 #[derive(QueryableByName)]
 struct DatabaseNow {
     #[diesel(sql_type = diesel::sql_types::Datetime)]
@@ -418,6 +425,24 @@ impl Driver for MysqlConnection {
         diesel::sql_query("SELECT UTC_TIMESTAMP(6) AS now")
             .one_to_completion::<DatabaseNow>(self)
             .map(|row| row.now.and_utc())
+    }
+
+    /// The optimizer's estimates (`EXPLAIN`'s rows, from dives into the index on
+    /// `(state, id)`): counting a million entries of it takes a fifth of a second.
+    fn count_big_states(&mut self, states: &[&str], _others: i64) -> QueryResult<Vec<(i64, bool)>> {
+        states
+            .iter()
+            .map(|state| {
+                let rows = diesel::sql_query(format!(
+                    "EXPLAIN SELECT 1 FROM task_execs WHERE state = '{state}'"
+                ))
+                .load::<Explained>(self)?
+                .into_iter()
+                .find_map(|row| row.rows.and_then(|n| n.trim().parse::<i64>().ok()))
+                .unwrap_or(0);
+                Ok((rows, false))
+            })
+            .collect()
     }
 
     fn finished_per_minute(&mut self, since: NaiveDateTime) -> QueryResult<Vec<MinuteCount>> {

@@ -190,6 +190,13 @@ struct DatabaseNow {
     now: chrono::DateTime<chrono::Utc>,
 }
 
+/// What `EXPLAIN (FORMAT JSON)` returns: one JSON text.
+#[derive(QueryableByName)]
+struct Explained {
+    #[diesel(sql_type = diesel::sql_types::Text, column_name = "QUERY PLAN")]
+    plan: String,
+}
+
 const FINISHED_PER_MINUTE: &str = "SELECT CAST(EXTRACT(EPOCH FROM date_trunc('minute', finished)) AS BIGINT) AS minute, \
      state, COUNT(*) AS n FROM task_execs WHERE finished >= $1 AND state IN ('succeeded', 'failed') \
      GROUP BY 1, 2";
@@ -331,6 +338,27 @@ impl Driver for PgConnection {
         diesel::sql_query("SELECT now() AS now")
             .one_to_completion::<DatabaseNow>(self)
             .map(|row| row.now)
+    }
+
+    /// The planner's estimates (`EXPLAIN`): the table's size scaled to its pages now, times
+    /// the state's frequency in the statistics autovacuum keeps. Counting a million rows
+    /// through an index-only scan takes 60 ms and more.
+    fn count_big_states(&mut self, states: &[&str], _others: i64) -> QueryResult<Vec<(i64, bool)>> {
+        states
+            .iter()
+            .map(|state| {
+                let plan = diesel::sql_query(format!(
+                    "EXPLAIN (FORMAT JSON) SELECT 1 FROM task_execs WHERE state = '{state}'"
+                ))
+                .one_to_completion::<Explained>(self)?
+                .plan;
+                let rows = serde_json::from_str::<serde_json::Value>(&plan)
+                    .ok()
+                    .and_then(|v| v[0]["Plan"]["Plan Rows"].as_f64())
+                    .unwrap_or(0.0);
+                Ok((rows as i64, false))
+            })
+            .collect()
     }
 
     fn finished_per_minute(&mut self, since: NaiveDateTime) -> QueryResult<Vec<MinuteCount>> {

@@ -45,9 +45,19 @@ pub(super) fn establish(path: &str) -> ConnectionResult<SqliteConnection> {
 
 // Times are stored as `YYYY-MM-DD HH:MM:SS.ffffff` text, so the minute is a prefix of it
 // (turned into seconds once per group, not per row).
+/// `+state`: without statistics SQLite's planner prefers the index on `(state, id)`, which
+/// walks every succeeded row (0.2 s per million); the unary plus leaves it the index on
+/// `finished`, which reads the last hour's rows only.
 const FINISHED_PER_MINUTE: &str = "SELECT CAST(strftime('%s', m || ':00') AS INTEGER) AS minute, state, n FROM \
      (SELECT substr(finished, 1, 16) AS m, state, COUNT(*) AS n FROM task_execs \
-      WHERE finished >= ? AND state IN ('succeeded', 'failed') GROUP BY 1, 2)";
+      WHERE finished >= ? AND +state IN ('succeeded', 'failed') GROUP BY 1, 2)";
+
+/// One `COUNT(*)`.
+#[derive(QueryableByName)]
+struct Total {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
 
 /// What every retention delete also asks of a row `t`: no remaining execution replaced it
 /// (a chain goes from its end back), and its hook, if any, has run.
@@ -163,6 +173,32 @@ impl Driver for SqliteConnection {
     /// Every process using the file runs on this machine: its clock is the shared one.
     fn database_now(&mut self) -> QueryResult<chrono::DateTime<chrono::Utc>> {
         Ok(chrono::Utc::now())
+    }
+
+    /// Exact: each state counted through the index on `(state, id)` (tens of milliseconds per
+    /// million entries) but one, the rest of the table, whose `COUNT(*)` SQLite reads from its
+    /// smallest index page by page (a dozen milliseconds per million rows). That one is
+    /// `succeeded` when it is among them, the biggest state of most histories.
+    fn count_big_states(&mut self, states: &[&str], others: i64) -> QueryResult<Vec<(i64, bool)>> {
+        let rest = states.iter().position(|s| *s == "succeeded").unwrap_or(0);
+        let mut counts = vec![(0, true); states.len()];
+        let mut counted = others;
+        for (i, state) in states.iter().enumerate().filter(|(i, _)| *i != rest) {
+            let n = diesel::sql_query(format!(
+                "SELECT COUNT(*) AS n FROM task_execs WHERE state = '{state}'"
+            ))
+            .one_to_completion::<Total>(self)?
+            .n;
+            counts[i] = (n, true);
+            counted += n;
+        }
+        if !states.is_empty() {
+            let all = diesel::sql_query("SELECT COUNT(*) AS n FROM task_execs")
+                .one_to_completion::<Total>(self)?
+                .n;
+            counts[rest] = (all - counted, true);
+        }
+        Ok(counts)
     }
 
     fn finished_per_minute(&mut self, since: NaiveDateTime) -> QueryResult<Vec<MinuteCount>> {
