@@ -25,6 +25,7 @@ pub(crate) enum Nav {
     Overview,
     Execs,
     Schedules,
+    Flows,
     Workers,
     Tasks,
 }
@@ -72,6 +73,7 @@ pub(crate) fn page(a: &Authed, nav: Nav, title: &str, body: Markup) -> Response 
                         (link(Nav::Overview, home(base), "Overview"))
                         (link(Nav::Execs, format!("{base}/execs"), "Executions"))
                         (link(Nav::Schedules, format!("{base}/schedules"), "Schedules"))
+                        (link(Nav::Flows, format!("{base}/flows"), "Flows"))
                         (link(Nav::Workers, format!("{base}/workers"), "Workers"))
                         (link(Nav::Tasks, format!("{base}/tasks"), "Tasks"))
                         form class="logout" method="post" action={ (base) "/logout" } {

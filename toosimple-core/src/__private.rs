@@ -16,6 +16,7 @@ pub use crate::enqueue::__private::{
 };
 pub use crate::error::{Error, Result};
 pub use crate::hook::{Hook, HookOutput};
+pub use crate::flow::TaskCall;
 pub use crate::options::{Call, CallOptions, CallTarget};
 pub use crate::registry::{BoxFuture, Invoker, RunError, RunResult, TaskDef};
 pub use crate::schedule::ScheduleDef;

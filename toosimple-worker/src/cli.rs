@@ -26,6 +26,7 @@ macro_rules! out {
 }
 
 mod control;
+mod flow;
 mod schedule;
 
 /// Why a command failed: its own error, or its output could not be written.
@@ -142,6 +143,9 @@ enum Command {
     /// Schedules created at run time, stored in the database: add, list, pause, resume, remove.
     #[command(subcommand)]
     Schedule(schedule::ScheduleCommand),
+    /// Flows (task calls run one after another): show one by id or name, list them.
+    #[command(subcommand)]
+    Flow(flow::FlowCommand),
     /// Ask running workers to stop; each sees the request at its next heartbeat (its --tick).
     Stop {
         /// The workers' labels (`status` lists them).
@@ -199,6 +203,7 @@ impl Command {
             Command::RunSchedule { .. } => "run-schedule",
             Command::Stop { .. } => "stop",
             Command::Schedule(_) => "schedule",
+            Command::Flow(_) => "flow",
             Command::Ping { .. } => "ping",
             Command::Monitor { .. } => "monitor",
         }
@@ -782,6 +787,7 @@ fn run_command(command: Command, db: &Database) -> Result<(), Failure> {
             };
             schedule::run(&store, command)?
         }
+        Command::Flow(command) => flow::run(&db.existing()?, command)?,
         Command::Ping { label, timeout } => control::ping(&db.existing()?, &label, timeout)?,
         Command::Monitor { refresh } => {
             crate::monitor::run(&db.existing()?, refresh).map_err(Failure::Stdout)?

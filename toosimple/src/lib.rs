@@ -55,7 +55,8 @@ pub use toosimple_core::{hook, schedule, task};
 
 pub use toosimple_core::{
     AnyConnection, Backend, Call, CallOptions, Cancellation, CronSchedule, DATABASE_URL_ENV,
-    EXIT_CRASHED, EXIT_STOPPED, EXIT_TERMINATED, EnqueueConnection, Error, Every, Hook,
+    EXIT_CRASHED, EXIT_STOPPED, EXIT_TERMINATED, EnqueueConnection, Error, Every, Flow, FlowExec,
+    FlowHandle, FlowState, FlowStep, Hook, StepState, TaskCall,
     NewSchedule, ParseStateError, Progress, QueueCount, Result, ScheduleDef, ScheduleExec,
     ScheduleState, SignedFields, Signing, State, StopRequest, Store, StoredSchedule, TaskContext,
     TaskCount, TaskDef, TaskExec, TaskExecFilter, TaskHandle, Weekdays, Window, WorkerState,

@@ -77,6 +77,8 @@ pub struct ClaimedExec {
     pub hook: Option<String>,
     /// The row's signature, checked before it runs by a worker with a key.
     pub signature: Option<String>,
+    /// The flow it is a step of: recording its outcome advances that flow.
+    pub flow_id: Option<i64>,
 }
 
 /// The SQL types of [`CLAIMED_SQL`], to load claimed rows by position.
@@ -94,11 +96,12 @@ pub(super) type ClaimedSqlType = (
     diesel::sql_types::Nullable<diesel::sql_types::BigInt>,
     diesel::sql_types::Nullable<diesel::sql_types::Text>,
     diesel::sql_types::Nullable<diesel::sql_types::Text>,
+    diesel::sql_types::Nullable<diesel::sql_types::BigInt>,
 );
 
 /// The columns a claim returns, as SQL, in [`ClaimedExec`]'s order.
 pub(super) const CLAIMED_SQL: &str = "id, task_name, args, queue, priority, due, retries, retry_delay, unique_key, timeout_ms, \
-     result_ttl, hook, signature";
+     result_ttl, hook, signature, flow_id";
 
 pub(super) type ClaimedColumns = (
     te::id,
@@ -114,6 +117,7 @@ pub(super) type ClaimedColumns = (
     te::result_ttl,
     te::hook,
     te::signature,
+    te::flow_id,
 );
 
 pub(super) const CLAIMED_COLUMNS: ClaimedColumns = (
@@ -130,6 +134,7 @@ pub(super) const CLAIMED_COLUMNS: ClaimedColumns = (
     te::result_ttl,
     te::hook,
     te::signature,
+    te::flow_id,
 );
 
 /// Claims per `request` through the backend's driver; nothing to claim asks nothing of the

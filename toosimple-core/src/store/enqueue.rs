@@ -32,6 +32,8 @@ pub struct NewTaskExec {
     pub hook: Option<String>,
     /// The row's signature (`crate::Signing`), `None` without a key.
     pub signature: Option<String>,
+    /// The flow it is a step of.
+    pub flow_id: Option<i64>,
 }
 
 /// Where an enqueued row went.
