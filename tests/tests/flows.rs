@@ -152,7 +152,11 @@ fn a_step_that_fails_once_then_succeeds_on_its_retry_lets_the_flow_go_on(db: &Te
     assert_eq!(waiting.state, FlowState::Running);
     assert_eq!(states(&waiting), [StepState::Enqueued, StepState::Waiting]);
     let retry = TaskExec::get(first).unwrap().replaced_by.unwrap();
-    assert_eq!(waiting.steps[0].exec, Some(retry), "the step follows its retry");
+    assert_eq!(
+        waiting.steps[0].exec,
+        Some(retry),
+        "the step follows its retry"
+    );
     assert_eq!(TaskExec::get(retry).unwrap().flow, Some(flow.id()));
 
     assert_eq!(db.worker().until_done().run(), Exit::Stopped);
@@ -206,10 +210,7 @@ fn a_flow_is_found_by_id_and_by_name_and_bad_flows_store_nothing(db: &TestDb) {
             .id,
         older.id()
     );
-    assert_eq!(
-        Flow::lookup_in(&db.store, "signup").unwrap().id,
-        newer.id()
-    );
+    assert_eq!(Flow::lookup_in(&db.store, "signup").unwrap().id, newer.id());
 
     let missing = Flow::get(newer.id() + 1000).unwrap_err();
     assert!(matches!(missing, Error::FlowNotFound { .. }));
@@ -287,10 +288,7 @@ fn the_cli_shows_a_flow_by_id_and_by_name_and_lists_flows(db: &TestDb) {
         };
         assert!(step("1").contains("succeeded"), "{stdout}");
         assert!(step("2").contains("failed"), "{stdout}");
-        assert!(
-            step("2").contains(&format!("#{failed_exec}")),
-            "{stdout}"
-        );
+        assert!(step("2").contains(&format!("#{failed_exec}")), "{stdout}");
         assert!(step("3").contains("skipped"), "{stdout}");
     }
 
@@ -497,7 +495,9 @@ fn retention_keeps_a_running_flow_and_deletes_it_with_its_final_execution(db: &T
     // TTL, and the whole flow goes with it.
     let second = flow.get().unwrap().steps[1].exec.unwrap();
     TaskExec::cancel_in(&db.store, second).unwrap();
-    StalledFlows::default().run_once(&db.store, Utc::now()).unwrap();
+    StalledFlows::default()
+        .run_once(&db.store, Utc::now())
+        .unwrap();
     let ended = flow.get().unwrap();
     assert_eq!(ended.state, FlowState::Failed);
     assert_eq!(ended.final_exec, Some(second));

@@ -168,7 +168,11 @@ impl Flow {
         let mut parts = Vec::with_capacity(self.steps.len());
         for step in self.steps {
             let args = step.args?;
-            rows.push(crate::enqueue::new_row_with(step.def, &args, &step.options)?);
+            rows.push(crate::enqueue::new_row_with(
+                step.def,
+                &args,
+                &step.options,
+            )?);
             parts.push(step.options.due_parts());
         }
         for row in &mut rows {

@@ -127,7 +127,9 @@ pub(crate) async fn detail(a: Authed, Path(id): Path<String>) -> Result<Response
         })
         .await?;
     let base = &a.base;
-    let exec_of = |id: Option<i64>| -> Option<&TaskExec> { id.and_then(|id| execs.iter().find(|e| e.id == id)) };
+    let exec_of = |id: Option<i64>| -> Option<&TaskExec> {
+        id.and_then(|id| execs.iter().find(|e| e.id == id))
+    };
     let title = match &flow.name {
         Some(name) => format!("Flow #{} “{name}”", flow.id),
         None => format!("Flow #{}", flow.id),

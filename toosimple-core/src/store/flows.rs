@@ -11,6 +11,7 @@ use diesel::prelude::*;
 
 use super::driver::driver;
 use super::enqueue::{EnqueueConnection, NewTaskExec};
+use super::to_completion::RunToCompletion;
 use super::{AnyConnection, Store};
 use crate::State;
 use crate::error::{Error, Result};
@@ -162,8 +163,7 @@ fn current_step(c: &mut AnyConnection, flow_id: i64) -> QueryResult<Option<FlowS
         .filter(fs::flow_id.eq(flow_id))
         .filter(fs::state.eq(StepState::Enqueued.as_str()))
         .select(FlowStepRow::as_select())
-        .first(c)
-        .optional()
+        .optional_to_completion(c)
 }
 
 /// Moves flow `step.flow_id` on from `step`, which ended as `ended`, under the flow's lock:
@@ -185,8 +185,7 @@ fn settle(
             let next: Option<FlowStepRow> = fs::flow_steps
                 .find((step.flow_id, step.position + 1))
                 .select(FlowStepRow::as_select())
-                .first(c)
-                .optional()?;
+                .optional_to_completion(c)?;
             match next {
                 Some(next) => {
                     let id = c.__enqueue(&[next.execution(now)])?[0].id;
@@ -293,6 +292,9 @@ struct Stalled {
     exec_id: Option<i64>,
 }
 
+/// An execution's state, replacement and error, as a sweep reads them.
+type ExecEnd = (String, Option<i64>, Option<String>);
+
 /// The terminal states of an execution that a flow's step may end in.
 const ENDED: [&str; 4] = ["succeeded", "failed", "invalid", "cancelled"];
 
@@ -351,8 +353,7 @@ impl Store {
                 let Some(row) = f::flows
                     .find(id)
                     .select(FlowRow::as_select())
-                    .first(c)
-                    .optional()?
+                    .optional_to_completion(c)?
                 else {
                     return Ok(None);
                 };
@@ -449,17 +450,15 @@ impl Store {
                     }
                     // The step and its execution in one statement: one consistent view, taken
                     // after the lock, so that an execution just replaced is seen replaced.
-                    let current: Option<(FlowStepRow, Option<(String, Option<i64>, Option<String>)>)> =
-                        fs::flow_steps
-                            .left_join(te::task_execs.on(te::id.nullable().eq(fs::exec_id)))
-                            .filter(fs::flow_id.eq(flow_id))
-                            .filter(fs::state.eq(StepState::Enqueued.as_str()))
-                            .select((
-                                FlowStepRow::as_select(),
-                                (te::state, te::replaced_by, te::error).nullable(),
-                            ))
-                            .first(c)
-                            .optional()?;
+                    let current: Option<(FlowStepRow, Option<ExecEnd>)> = fs::flow_steps
+                        .left_join(te::task_execs.on(te::id.nullable().eq(fs::exec_id)))
+                        .filter(fs::flow_id.eq(flow_id))
+                        .filter(fs::state.eq(StepState::Enqueued.as_str()))
+                        .select((
+                            FlowStepRow::as_select(),
+                            (te::state, te::replaced_by, te::error).nullable(),
+                        ))
+                        .optional_to_completion(c)?;
                     let Some((step, exec)) = current else {
                         return Ok(false);
                     };

@@ -33,7 +33,9 @@ pub(super) enum FlowCommand {
 }
 
 fn time(t: Option<DateTime<Utc>>) -> String {
-    t.map_or("-".to_string(), |t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+    t.map_or("-".to_string(), |t| {
+        t.format("%Y-%m-%d %H:%M:%S").to_string()
+    })
 }
 
 /// How far a flow went: the step running, or how many succeeded.
@@ -57,7 +59,10 @@ pub(super) fn run(store: &Store, command: FlowCommand) -> Result<(), Failure> {
             if json {
                 let mut value = serde_json::to_value(&flow).unwrap_or_default();
                 value["executions"] = serde_json::to_value(&execs).unwrap_or_default();
-                out!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+                out!(
+                    "{}",
+                    serde_json::to_string_pretty(&value).unwrap_or_default()
+                );
                 return Ok(());
             }
             out!(
@@ -117,7 +122,10 @@ pub(super) fn run(store: &Store, command: FlowCommand) -> Result<(), Failure> {
                 None => Flow::list_in(store, limit.max(0))?,
             };
             if json {
-                out!("{}", serde_json::to_string_pretty(&flows).unwrap_or_default());
+                out!(
+                    "{}",
+                    serde_json::to_string_pretty(&flows).unwrap_or_default()
+                );
                 return Ok(());
             }
             out!(
@@ -130,7 +138,10 @@ pub(super) fn run(store: &Store, command: FlowCommand) -> Result<(), Failure> {
                 "finished"
             );
             if flows.is_empty() {
-                out!("(no flows{})", name.map(|n| format!(" named {n:?}")).unwrap_or_default());
+                out!(
+                    "(no flows{})",
+                    name.map(|n| format!(" named {n:?}")).unwrap_or_default()
+                );
             }
             for flow in &flows {
                 out!(

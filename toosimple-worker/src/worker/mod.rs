@@ -30,8 +30,8 @@ use toosimple_core::{EXIT_CRASHED, EXIT_STOPPED, EXIT_TERMINATED, Error, Hook, S
 use self::completer::{BatchedCompleter, Completer};
 use self::hooks::{AfterRecord, HookRunner};
 use self::maintenance::Every;
-use self::maintenance::heartbeat::{self, Beating, Heartbeat};
 use self::maintenance::flows::StalledFlows;
+use self::maintenance::heartbeat::{self, Beating, Heartbeat};
 use self::maintenance::hooks::LeftoverHooks;
 use self::maintenance::rescue::{self, Rescuer};
 use self::maintenance::retention::{self, Retention};

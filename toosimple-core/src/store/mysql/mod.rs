@@ -19,8 +19,8 @@ use super::claim::{
 };
 use super::complete::{Holder, OutcomeRow, interrupted, with_held_rows};
 use super::driver::{Driver, MinuteCount, SecondCount};
-use super::flows::NewFlow;
 use super::enqueue::{Enqueued, INSERT_BATCH, NewTaskExec, insert_unique, location_of};
+use super::flows::NewFlow;
 use super::to_completion::RunToCompletion;
 use crate::State;
 use crate::schedule_exec::ScheduleExecRow;

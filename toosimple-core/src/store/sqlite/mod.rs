@@ -16,8 +16,8 @@ use super::claim::{
 };
 use super::complete::{Holder, OutcomeRow, interrupted, with_held_rows};
 use super::driver::{Driver, MinuteCount, SecondCount};
-use super::flows::NewFlow;
 use super::enqueue::{Enqueued, NewTaskExec, enqueue_body, location_of};
+use super::flows::NewFlow;
 use super::hooks::mark_hooks_taken_returning;
 use super::inline::claim_ids_returning;
 use super::prepared::Prepared;
