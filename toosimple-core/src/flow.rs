@@ -29,8 +29,10 @@ use crate::{TaskExec, TaskHandle};
 ///     a + b
 /// }
 ///
+/// # fn main() {
 /// let call: TaskCall<i64> = add::call(2, 3);
 /// let later: TaskCall<i64> = add::with().priority(5).call(4, 5);
+/// # }
 /// ```
 #[must_use = "a call enqueues nothing until a flow starts"]
 pub struct TaskCall<T = Value> {
