@@ -232,6 +232,7 @@ fn claimed(id: i64, task: &str, args: String) -> ClaimedExec {
         result_ttl: None,
         hook: None,
         signature: None,
+        flow_id: None,
         own_retries: true,
         trace_context: None,
     }

@@ -129,7 +129,12 @@ fn every_enqueue_path_signs_and_a_signed_task_runs(db: &TestDb) {
         assert_eq!(state(db, *id), State::Succeeded, "row {id}");
     }
     for handle in &bulk {
-        assert_eq!(handle.state().unwrap(), State::Succeeded, "row {}", handle.id());
+        assert_eq!(
+            handle.state().unwrap(),
+            State::Succeeded,
+            "row {}",
+            handle.id()
+        );
     }
     assert_eq!(single.exec().unwrap().result, Some(serde_json::json!(5)));
     assert_eq!(
@@ -177,15 +182,22 @@ fn a_row_changed_outside_toosimple_is_invalid_and_never_runs(db: &TestDb) {
     }
     // Requeueing a changed row would sign the change: it is refused, and nothing is enqueued;
     // the genuine one is requeued, signed.
-    let before = TaskExec::list_in(&db.store, &Default::default()).unwrap().len();
+    let before = TaskExec::list_in(&db.store, &Default::default())
+        .unwrap()
+        .len();
     let refused = TaskExec::requeue_in(&db.store, changed.id()).unwrap_err();
     assert!(
         matches!(refused, toosimple_core::Error::SignatureMismatch { id } if id == changed.id()),
         "{refused}"
     );
-    assert!(refused.to_string().contains(SIGNATURE_MISMATCH), "{refused}");
+    assert!(
+        refused.to_string().contains(SIGNATURE_MISMATCH),
+        "{refused}"
+    );
     assert_eq!(
-        TaskExec::list_in(&db.store, &Default::default()).unwrap().len(),
+        TaskExec::list_in(&db.store, &Default::default())
+            .unwrap()
+            .len(),
         before
     );
     let again = TaskExec::requeue_in(&db.store, untouched.id()).unwrap();

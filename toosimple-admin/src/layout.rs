@@ -25,6 +25,7 @@ pub(crate) enum Nav {
     Overview,
     Execs,
     Schedules,
+    Flows,
     Queues,
     Workers,
     Tasks,
@@ -73,6 +74,7 @@ pub(crate) fn page(a: &Authed, nav: Nav, title: &str, body: Markup) -> Response 
                         (link(Nav::Overview, home(base), "Overview"))
                         (link(Nav::Execs, format!("{base}/execs"), "Executions"))
                         (link(Nav::Schedules, format!("{base}/schedules"), "Schedules"))
+                        (link(Nav::Flows, format!("{base}/flows"), "Flows"))
                         (link(Nav::Queues, format!("{base}/queues"), "Queues"))
                         (link(Nav::Workers, format!("{base}/workers"), "Workers"))
                         (link(Nav::Tasks, format!("{base}/tasks"), "Tasks"))

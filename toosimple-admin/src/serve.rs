@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter};
 
 use crate::config::{AdminConfig, ConfigError, SECRET_ENV, Secret};
+use crate::pages::{execs, flows, overview, schedules, tasks, workers};
 use crate::pages::{execs, overview, queues, schedules, tasks, workers};
 use crate::state::AppState;
 use crate::{actions, auth, metrics};
@@ -66,6 +67,8 @@ routes! {
     "/schedules" => GET schedules::schedules;
     "/schedules/run" => POST actions::run_schedule;
     "/schedules/stored" => POST actions::stored_schedule;
+    "/flows" => GET flows::list;
+    "/flows/{id}" => GET flows::detail;
     "/queues" => GET queues::queues, POST actions::queue;
     "/workers" => GET workers::workers;
     "/workers/stop" => POST actions::stop_worker;

@@ -15,6 +15,7 @@ pub use crate::enqueue::__private::{
     enqueue, enqueue_in, enqueue_in_with, enqueue_many, enqueue_many_with, enqueue_with,
 };
 pub use crate::error::{Error, Result};
+pub use crate::flow::TaskCall;
 pub use crate::hook::{Hook, HookOutput};
 pub use crate::options::{Call, CallOptions, CallTarget};
 pub use crate::registry::{BoxFuture, Invoker, RunError, RunResult, TaskDef};

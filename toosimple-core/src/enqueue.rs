@@ -93,6 +93,7 @@ pub(crate) fn new_row_with(
         result_ttl: resolved.result_ttl,
         hook: resolved.hook,
         signature: None,
+        flow_id: None,
         own_retries: resolved.own_retries,
         // Set once per call by `enqueue_rows`, not per row.
         #[cfg(feature = "otel")]

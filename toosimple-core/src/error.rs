@@ -321,6 +321,44 @@ pub enum Error {
         /// How long it waited.
         timeout: Duration,
     },
+
+    /// A flow to start is refused: the reason says what to write; nothing was stored.
+    #[error("flow{}: {reason}; nothing was stored", .name.as_deref().map(|n| format!(" `{n}`")).unwrap_or_default())]
+    InvalidFlow {
+        /// The flow's name, if it has one.
+        name: Option<String>,
+        /// What is wrong and what to write instead.
+        reason: String,
+    },
+
+    /// A flow's row holds something toosimple cannot read.
+    #[error("flow {id} is corrupt: {reason}")]
+    CorruptFlow {
+        /// The flow's id.
+        id: i64,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// No flow has this id (or name).
+    #[error("no flow {what}: `app flow list` lists the flows of this database")]
+    FlowNotFound {
+        /// `with id 42`, or `named "signup"`.
+        what: String,
+    },
+
+    /// [`FlowHandle::wait`](crate::FlowHandle::wait) gave up.
+    #[error(
+        "flow {id} is still running after waiting {timeout:?} (at step {step}): is a worker running for its queues?"
+    )]
+    FlowWaitTimeout {
+        /// The flow.
+        id: i64,
+        /// The step it was at (1 is the first).
+        step: i32,
+        /// How long it waited.
+        timeout: Duration,
+    },
 }
 
 fn list_or_none(names: &[String]) -> String {

@@ -72,6 +72,8 @@ pub struct TaskExec {
     /// When a cancel of this execution was asked while it ran ([`TaskExec::cancel_in`]): its
     /// worker stops it within a heartbeat, and records it `Cancelled`.
     pub cancel_requested: Option<DateTime<Utc>>,
+    /// The [`Flow`](crate::Flow) this execution is a step of (its id), if any.
+    pub flow: Option<i64>,
 }
 
 /// The row as diesel reads it, columns in `schema.rs` order.
@@ -105,6 +107,7 @@ pub(crate) struct TaskExecRow {
     progress: Option<f64>,
     progress_message: Option<String>,
     cancel_requested: Option<NaiveDateTime>,
+    flow_id: Option<i64>,
     own_retries: bool,
     trace_context: Option<String>,
 }
@@ -164,6 +167,7 @@ impl TryFrom<TaskExecRow> for TaskExec {
             hook_error: row.hook_error,
             progress: Progress::from_columns(row.progress, row.progress_message),
             cancel_requested: row.cancel_requested.map(|t| t.and_utc()),
+            flow: row.flow_id,
         })
     }
 }
@@ -692,7 +696,9 @@ impl TaskExec {
                         // An execution stays while its replacement does: a replacement that
                         // is deleted sets this back to NULL (ON DELETE SET NULL).
                         .filter(te::replaced_by.is_null())
-                        .filter(te::hook.is_null().or(te::hook_ran.is_not_null())),
+                        .filter(te::hook.is_null().or(te::hook_ran.is_not_null()))
+                        // A flow's executions go with the flow (the retention pass).
+                        .filter(te::flow_id.is_null()),
                 )
                 .execute(c)
             },

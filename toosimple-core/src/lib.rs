@@ -35,6 +35,12 @@
 //! execution reported, or cancels it (pending: at once; running: its worker stops it);
 //! [`TaskExec::get`] and [`TaskExec::list`] read rows by id or filter.
 //!
+//! # Flows
+//! A [`Flow`] runs task calls one after another (each task's `call(args…)` describes one
+//! without enqueuing it): each step is enqueued once the step before it succeeded, and a
+//! failed step ends the flow, the later steps marked skipped. [`Flow::get`] and
+//! [`Flow::find`] read a flow back by id or by name.
+//!
 //! # Progress and cancelling
 //! A task that takes a [`TaskContext`] argument (given by the worker, never stored) reports
 //! its [`Progress`] through it and sees a cancel asked while it runs.
@@ -71,12 +77,13 @@ mod cron;
 mod enqueue;
 mod error;
 mod exec;
+mod flow;
 mod handle;
 mod hook;
 mod options;
-mod queue;
 #[cfg(feature = "otel")]
 pub mod otel;
+mod queue;
 mod registry;
 mod schedule;
 mod schedule_exec;
@@ -110,6 +117,7 @@ pub use crate::cron::CronSchedule;
 pub use crate::enqueue::{enqueue_by_name, enqueue_by_name_with};
 pub use crate::error::{Error, Result};
 pub use crate::exec::{Cancellation, QueueCount, TaskCount, TaskExec, TaskExecFilter};
+pub use crate::flow::{Flow, FlowExec, FlowHandle, FlowState, FlowStep, StepState, TaskCall};
 pub use crate::handle::TaskHandle;
 pub use crate::hook::{Hook, find_hook, hooks};
 pub use crate::options::{Call, CallOptions};

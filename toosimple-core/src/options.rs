@@ -136,6 +136,16 @@ impl CallOptions {
         }
     }
 
+    /// When these options run a call, as a flow's step keeps it until it is enqueued: at a
+    /// time, or a delay after the enqueue (neither: at once).
+    pub(crate) fn due_parts(&self) -> (Option<DateTime<Utc>>, Option<Duration>) {
+        match self.due {
+            Some(Due::At(at)) => (Some(at), None),
+            Some(Due::After(delay)) => (None, Some(delay)),
+            None => (None, None),
+        }
+    }
+
     /// What the row stores for `def` called with these options; refuses options no worker
     /// could honour, before anything is stored.
     pub(crate) fn resolve(&self, def: &TaskDef) -> Result<Resolved> {

@@ -37,6 +37,7 @@ diesel::table! {
         progress -> Nullable<Double>,
         progress_message -> Nullable<Text>,
         cancel_requested -> Nullable<Timestamp>,
+        flow_id -> Nullable<BigInt>,
         own_retries -> Bool,
         trace_context -> Nullable<Text>,
     }
@@ -112,3 +113,43 @@ diesel::table! {
         updated -> Timestamp,
     }
 }
+
+diesel::table! {
+    /// One row per flow: task calls run one after another (`Flow`).
+    flows (id) {
+        id -> BigInt,
+        name -> Nullable<Text>,
+        state -> Text,
+        steps -> Integer,
+        created -> Timestamp,
+        updated -> Timestamp,
+        finished -> Nullable<Timestamp>,
+        final_exec -> Nullable<BigInt>,
+        error -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    /// One row per step of a flow: the row it enqueues, and where it is.
+    flow_steps (flow_id, position) {
+        flow_id -> BigInt,
+        position -> Integer,
+        task_name -> Text,
+        args -> Text,
+        queue -> Text,
+        priority -> Integer,
+        due -> Nullable<Timestamp>,
+        delay_ms -> Nullable<BigInt>,
+        retries -> Integer,
+        retry_delay -> BigInt,
+        timeout_ms -> Nullable<BigInt>,
+        result_ttl -> Nullable<BigInt>,
+        hook -> Nullable<Text>,
+        signature -> Nullable<Text>,
+        state -> Text,
+        exec_id -> Nullable<BigInt>,
+    }
+}
+
+diesel::joinable!(flow_steps -> flows (flow_id));
+diesel::allow_tables_to_appear_in_same_query!(flows, flow_steps, task_execs);

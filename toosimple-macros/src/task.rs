@@ -585,7 +585,7 @@ impl Task<'_> {
 
         let module_doc = format!(
             " Enqueues the `{name}` task (`#[task]` on `fn {fname}`): `queue`, `queue_at`, \
-             `queue_many`, `queue_in` and `queue_at_in`.\n\n Calling `{fname}(...)` directly \
+             `queue_many`, `queue_in` and `queue_at_in`; `call` describes a call for a `Flow`.\n\n Calling `{fname}(...)` directly \
              still runs the function in place.",
         );
         let name_doc = format!(
@@ -622,6 +622,10 @@ impl Task<'_> {
              Fails when an argument cannot be encoded as JSON, or when the insert fails."
         );
 
+        let call_doc = format!(
+            " A call of `{name}` with these arguments, not enqueued: a step of a \
+             `Flow` (`Flow::new().then({fname}::call(...))`), enqueued in its turn."
+        );
         let with_doc = format!(
             " Options for one call of `{name}` over the task's own (queue, priority, due time, \
              retries, retry delay, time limit, TTL), then `queue`, `queue_many` or `queue_in`: \
@@ -640,6 +644,8 @@ impl Task<'_> {
         };
         let queue_body = body(quote!(#p::enqueue(#def, #args, #none)));
         let queue_at_body = body(quote!(#p::enqueue(#def, #args, #some_due)));
+        let call_body = body(quote!(#p::TaskCall::new(#def, #args, #p::CallOptions::new())));
+        let call_type = quote!(#p::TaskCall<self::Output>);
         let rest = checked.map(|returns| {
             let types = self.params.iter().map(|p| at(Depth::Module, &p.ty));
             let types_again = self.params.iter().map(|p| at(Depth::Module, &p.ty));
@@ -700,6 +706,10 @@ impl Task<'_> {
                     pub fn queue_in(&self, #conn: #conn_type, #(#inputs),*) -> #handle {
                         #p::enqueue_in_with(#conn, #def, #args, &self.0)
                     }
+                    #[doc = #call_doc]
+                    pub fn call(&self, #(#inputs),*) -> #call_type {
+                        #p::TaskCall::new(#def, #args, ::core::clone::Clone::clone(&self.0))
+                    }
                 }
 
                 #[doc = #queue_in_doc]
@@ -755,6 +765,11 @@ impl Task<'_> {
                     #where_clause
                 {
                     #queue_at_body
+                }
+
+                #[doc = #call_doc]
+                pub fn call #generics (#(#inputs),*) -> #call_type #where_clause {
+                    #call_body
                 }
 
                 #rest

@@ -23,6 +23,7 @@ macro_rules! out {
 }
 
 mod control;
+mod flow;
 mod queue;
 mod schedule;
 
@@ -140,6 +141,9 @@ enum Command {
     /// Schedules created at run time, stored in the database: add, list, pause, resume, remove.
     #[command(subcommand)]
     Schedule(schedule::ScheduleCommand),
+    /// Flows (task calls run one after another): show one by id or name, list them.
+    #[command(subcommand)]
+    Flow(flow::FlowCommand),
     /// The queues' settings, stored in the database: list, pause, resume, set (concurrency
     /// limit, default retries and time limit), reset.
     #[command(subcommand)]
@@ -201,6 +205,7 @@ impl Command {
             Command::RunSchedule { .. } => "run-schedule",
             Command::Stop { .. } => "stop",
             Command::Schedule(_) => "schedule",
+            Command::Flow(_) => "flow",
             Command::Queue(_) => "queue",
             Command::Ping { .. } => "ping",
             Command::Monitor { .. } => "monitor",
@@ -794,6 +799,7 @@ fn run_command(command: Command, db: &Database) -> Result<(), Failure> {
             };
             schedule::run(&store, command)?
         }
+        Command::Flow(command) => flow::run(&db.existing()?, command)?,
         Command::Queue(command) => {
             let store = match &command {
                 queue::QueueCommand::List { .. } => db.existing()?,

@@ -56,12 +56,13 @@ pub use toosimple_core::{hook, schedule, task};
 
 pub use toosimple_core::{
     AnyConnection, Backend, Call, CallOptions, Cancellation, CronSchedule, DATABASE_URL_ENV,
-    EXIT_CRASHED, EXIT_STOPPED, EXIT_TERMINATED, EnqueueConnection, Error, Every, Hook,
-    NewSchedule, ParseStateError, Progress, QueueChange, QueueCount, QueueSettings, Result,
-    ScheduleDef, ScheduleExec, ScheduleState, SignedFields, Signing, State, StopRequest, Store,
-    StoredSchedule, TaskContext, TaskCount, TaskDef, TaskExec, TaskExecFilter, TaskHandle,
-    Weekdays, Window, WorkerState, WorkerStatus, check_schedules, default_store, enqueue_by_name,
-    enqueue_by_name_with, find_hook, find_task, hooks, init, run_schedule, schedules, tasks,
+    EXIT_CRASHED, EXIT_STOPPED, EXIT_TERMINATED, EnqueueConnection, Error, Every, Flow, FlowExec,
+    FlowHandle, FlowState, FlowStep, Hook, NewSchedule, ParseStateError, Progress, QueueChange,
+    QueueCount, QueueSettings, Result, ScheduleDef, ScheduleExec, ScheduleState, SignedFields,
+    Signing, State, StepState, StopRequest, Store, StoredSchedule, TaskCall, TaskContext,
+    TaskCount, TaskDef, TaskExec, TaskExecFilter, TaskHandle, Weekdays, Window, WorkerState,
+    WorkerStatus, check_schedules, default_store, enqueue_by_name, enqueue_by_name_with, find_hook,
+    find_task, hooks, init, run_schedule, schedules, tasks,
 };
 pub use toosimple_core::{Count, EXACT_COUNT_LIMIT, ExecCounts, StateCount};
 pub use toosimple_core::{compression, schema, signing, store, testing};

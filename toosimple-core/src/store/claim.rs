@@ -84,6 +84,8 @@ pub struct ClaimedExec {
     pub hook: Option<String>,
     /// The row's signature, checked before it runs by a worker with a key.
     pub signature: Option<String>,
+    /// The flow it is a step of: recording its outcome advances that flow.
+    pub flow_id: Option<i64>,
     /// Whether `retries` are its own, not the default its queue's settings replace.
     pub own_retries: bool,
     /// The W3C trace context of the span that enqueued it (the `otel` feature): its
@@ -108,13 +110,14 @@ pub(super) type ClaimedSqlType = (
     diesel::sql_types::Nullable<diesel::sql_types::BigInt>,
     diesel::sql_types::Nullable<diesel::sql_types::Text>,
     diesel::sql_types::Nullable<diesel::sql_types::Text>,
+    diesel::sql_types::Nullable<diesel::sql_types::BigInt>,
     diesel::sql_types::Bool,
     diesel::sql_types::Nullable<diesel::sql_types::Text>,
 );
 
 /// The columns a claim returns, as SQL, in [`ClaimedExec`]'s order.
 pub(super) const CLAIMED_SQL: &str = "id, task_name, args, queue, priority, due, retries, retry_delay, unique_key, timeout_ms, \
-     result_ttl, hook, signature, own_retries, trace_context";
+     result_ttl, hook, signature, flow_id, own_retries, trace_context";
 
 pub(super) type ClaimedColumns = (
     te::id,
@@ -130,6 +133,7 @@ pub(super) type ClaimedColumns = (
     te::result_ttl,
     te::hook,
     te::signature,
+    te::flow_id,
     te::own_retries,
     te::trace_context,
 );
@@ -148,6 +152,7 @@ pub(super) const CLAIMED_COLUMNS: ClaimedColumns = (
     te::result_ttl,
     te::hook,
     te::signature,
+    te::flow_id,
     te::own_retries,
     te::trace_context,
 );

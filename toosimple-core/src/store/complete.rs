@@ -10,6 +10,7 @@ use serde_json::Value;
 use super::claim::{ClaimRequest, ClaimedExec, claim, in_claim_order, wake};
 use super::driver::driver;
 use super::enqueue::{EnqueueConnection, NewTaskExec};
+use super::flows::{Ended, advance_recorded};
 use super::to_completion::RunToCompletion;
 use super::{AnyConnection, Store};
 use crate::State;
@@ -101,6 +102,8 @@ fn replacement(exec: &ClaimedExec, retry: bool, now: DateTime<Utc>) -> NewTaskEx
         hook: exec.hook.clone(),
         // The signed fields are copied as they are: so is the signature.
         signature: exec.signature.clone(),
+        // A retry of a flow's step is still that step.
+        flow_id: exec.flow_id,
         // A retry's count is what is left of the queue's default, if it was one: its own.
         own_retries: exec.own_retries || retry,
         // A retry belongs to the trace of the call that queued the first run.
@@ -121,6 +124,9 @@ fn replace(
     diesel::update(te::task_execs.find(exec.id))
         .set(te::replaced_by.eq(new_id))
         .execute(c)?;
+    if let Some(flow) = exec.flow_id {
+        super::flows::follow_replacement(c, flow, exec.id, new_id)?;
+    }
     Ok(new_id)
 }
 
@@ -154,6 +160,7 @@ fn record(
     if completions.is_empty() {
         return Ok(report);
     }
+    let mut ended_steps: Vec<&Completion> = Vec::new();
     let rows: Vec<OutcomeRow<'_>> = completions
         .iter()
         .map(|done| {
@@ -195,6 +202,24 @@ fn record(
         if let Some(retry) = replace_with {
             let new_id = replace(c, &done.exec, retry, done.finished)?;
             report.replacements.push((done.exec.id, new_id));
+        } else if done.exec.flow_id.is_some() {
+            ended_steps.push(done);
+        }
+    }
+    // A flow's step that ended moves its flow on in this same transaction: the outcome and
+    // the next step (or the flow's end) commit together. Rows of no flow never come here.
+    // In flow order, so that two rounds never wait on each other's flows.
+    ended_steps.sort_by_key(|done| done.exec.flow_id);
+    for done in ended_steps {
+        let ended = match &done.outcome {
+            Outcome::Succeeded(_) => Ended::Succeeded,
+            Outcome::Failed(e) => Ended::Failed(State::Failed, Some(e.as_str())),
+            Outcome::Invalid(e) => Ended::Failed(State::Invalid, Some(e.as_str())),
+            Outcome::Cancelled(e) => Ended::Failed(State::Cancelled, Some(e.as_str())),
+            Outcome::Interrupted(_) => continue,
+        };
+        if let Some(flow) = done.exec.flow_id {
+            advance_recorded(c, flow, done.exec.id, ended, done.finished.naive_utc())?;
         }
     }
     Ok(report)

@@ -13,6 +13,7 @@ use diesel::result::ConnectionResult;
 use super::claim::{ClaimRequest, ClaimedExec};
 use super::complete::{Holder, OutcomeRow};
 use super::enqueue::{Enqueued, NewTaskExec};
+use super::flows::NewFlow;
 use super::url::Target;
 use super::{AnyConnection, Backend, mysql, sqlite};
 use crate::queue::QueueRow;
@@ -154,6 +155,9 @@ pub(crate) trait Driver {
     /// chain of earlier runs (failures are kept, and their chain with them) and whose hook,
     /// if any, has run.
     fn delete_over_save_limit(&mut self, keep: i64, limit: i64) -> QueryResult<usize>;
+
+    /// Inserts a flow's row and returns its id.
+    fn insert_flow(&mut self, row: &NewFlow) -> QueryResult<i64>;
 }
 
 /// Opens a connection to `target` with the backend's own settings.

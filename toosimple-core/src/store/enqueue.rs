@@ -32,6 +32,8 @@ pub struct NewTaskExec {
     pub hook: Option<String>,
     /// The row's signature (`crate::Signing`), `None` without a key.
     pub signature: Option<String>,
+    /// The flow it is a step of.
+    pub flow_id: Option<i64>,
     /// Whether `retries` are the row's own rather than the default 0, which its queue's
     /// default retries replace at its claim (see `crate::QueueSettings`).
     pub own_retries: bool,

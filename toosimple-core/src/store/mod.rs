@@ -10,6 +10,7 @@ mod clock;
 mod complete;
 mod driver;
 mod enqueue;
+pub(crate) mod flows;
 mod hooks;
 mod inline;
 mod mysql;

@@ -31,6 +31,7 @@ use toosimple_core::{EXIT_CRASHED, EXIT_STOPPED, EXIT_TERMINATED, Error, Hook, S
 use self::completer::{BatchedCompleter, Completer};
 use self::hooks::{AfterRecord, HookRunner};
 use self::maintenance::Every;
+use self::maintenance::flows::StalledFlows;
 use self::maintenance::heartbeat::{self, Beating, Heartbeat};
 use self::maintenance::hooks::LeftoverHooks;
 use self::maintenance::rescue::{self, Rescuer};
@@ -398,6 +399,7 @@ struct Run {
     tick: Every,
     retention: Every,
     leftover_hooks: Every,
+    stalled_flows: Every,
     next_schedule: Option<Instant>,
     outage: Outage,
     /// Set when an outage ends: claims may have committed unseen.
@@ -451,6 +453,7 @@ struct Duties {
     materializer: Materializer,
     retention: Retention,
     leftover_hooks: LeftoverHooks,
+    stalled_flows: StalledFlows,
 }
 
 impl Run {
@@ -482,6 +485,8 @@ impl Run {
             ..maintenance::hooks::Config::default()
         };
         leftover_hooks.validate()?;
+        let stalled_flows = maintenance::flows::Config::default();
+        stalled_flows.validate()?;
         beat.validate()?;
         rescue.validate()?;
         schedules.validate()?;
@@ -648,10 +653,12 @@ impl Run {
                 materializer,
                 retention: Retention::new(retention.clone()),
                 leftover_hooks: LeftoverHooks::new(leftover_hooks.clone()),
+                stalled_flows: StalledFlows::new(stalled_flows.clone()),
             })),
             tick: Every::new(worker.tick),
             retention: Every::new(retention.interval),
             leftover_hooks: Every::new(leftover_hooks.interval),
+            stalled_flows: Every::new(stalled_flows.interval),
             next_schedule,
             store,
             clock: worker.clock,
@@ -774,6 +781,7 @@ impl Run {
         }
         let retention_due = self.retention.is_due();
         let hooks_due = self.leftover_hooks.is_due();
+        let flows_due = self.stalled_flows.is_due();
         let (duties, store, clock) = (self.duties.clone(), self.store.clone(), self.clock.clone());
         let label = self.label.clone();
         // The pass that ends an outage must not rescue either: it is the first to see the
@@ -812,6 +820,9 @@ impl Run {
             if retention_due {
                 duties.retention.run_once(&store, now)?;
             }
+            if flows_due {
+                duties.stalled_flows.run_once(&store, now)?;
+            }
             // Rescued executions are recorded interrupted here: their hooks are this worker's.
             let mut to_hook: Vec<AfterRecord> = rescued
                 .iter()
@@ -838,6 +849,9 @@ impl Run {
                 }
                 if hooks_due {
                     self.leftover_hooks.ran();
+                }
+                if flows_due {
+                    self.stalled_flows.ran();
                 }
                 if deferred {
                     // As after an outage: live workers need a heartbeat timeout to beat again.

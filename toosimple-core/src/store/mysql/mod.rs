@@ -20,6 +20,7 @@ use super::claim::{
 use super::complete::{Holder, OutcomeRow, interrupted, with_held_rows};
 use super::driver::{Driver, MinuteCount, SecondCount};
 use super::enqueue::{Enqueued, INSERT_BATCH, NewTaskExec, insert_unique, location_of};
+use super::flows::NewFlow;
 use super::to_completion::RunToCompletion;
 use crate::State;
 use crate::queue::QueueRow;
@@ -195,9 +196,12 @@ const FINISHED_PER_MINUTE: &str = "SELECT TIMESTAMPDIFF(MINUTE, '1970-01-01', fi
      GROUP BY 1, 2";
 
 /// What every retention delete also asks of a row `t`: no remaining execution replaced it
-/// (a chain goes from its end back), and its hook, if any, has run.
+/// (a chain goes from its end back), its hook, if any, has run, and it is in no flow unless it
+/// is the execution that ended its flow (the rest of the flow goes with the flow, once this
+/// one is gone: `Store::delete_expired_flows`).
 const DELETABLE: &str = "AND NOT EXISTS (SELECT 1 FROM task_execs n WHERE n.id = t.replaced_by) \
-     AND (t.hook IS NULL OR t.hook_ran IS NOT NULL)";
+     AND (t.hook IS NULL OR t.hook_ran IS NOT NULL) \
+     AND (t.flow_id IS NULL OR EXISTS (SELECT 1 FROM flows f WHERE f.id = t.flow_id AND f.final_exec = t.id))";
 
 impl Driver for MysqlConnection {
     fn backend(&self) -> Backend {
@@ -508,6 +512,12 @@ impl Driver for MysqlConnection {
         .bind::<diesel::sql_types::Datetime, _>(cutoff)
         .bind::<diesel::sql_types::BigInt, _>(limit)
         .execute(self)
+    }
+
+    fn insert_flow(&mut self, row: &NewFlow) -> QueryResult<i64> {
+        use crate::schema::flows::dsl as f;
+        diesel::insert_into(f::flows).values(row).execute(self)?;
+        Ok(inserted_ids(self, 1)?[0])
     }
 
     fn delete_over_save_limit(&mut self, keep: i64, limit: i64) -> QueryResult<usize> {

@@ -12,9 +12,12 @@
 //!   in each round's transaction; `run_once` does it alone).
 //! - [`schedules`]: enqueues the due occurrences of schedules.
 //! - [`retention`]: deletes finished executions whose TTL ran out.
+//! - [`flows`]: advances the flows whose current step ended outside a worker's round (a
+//!   cancel before it ran); a worker advances the others as it records their outcome.
 //! - [`hooks`]: takes the hooks of finished executions that no worker called (their worker
 //!   died, or none ran them), for this worker to call.
 
+pub mod flows;
 pub mod heartbeat;
 pub mod hooks;
 pub mod rescue;

@@ -7,7 +7,10 @@
 //! statements of [`RETENTION_BATCH`] rows, each its own short transaction (on PostgreSQL
 //! skipping rows others hold), so that it never holds the write lock long enough to delay
 //! claims. A retry chain goes from its last execution back, so it is never cut short; an
-//! execution waits for its hook. `app purge --older-than` deletes old executions by hand.
+//! execution waits for its hook. A flow's executions are kept while it runs and go with the
+//! execution that ended it: once that one's TTL has run out and it is deleted, the flow, its
+//! steps and its other executions are deleted together. `app purge --older-than` deletes old
+//! executions by hand.
 
 use std::time::Duration;
 
@@ -23,6 +26,9 @@ pub const DEFAULT_RETENTION_INTERVAL: Duration = Duration::from_secs(60);
 /// Rows per delete: small enough that each statement holds SQLite's write lock for a few
 /// milliseconds only.
 pub const RETENTION_BATCH: usize = 500;
+
+/// Flows per delete: each takes its executions along, so fewer than executions.
+const FLOWS_BATCH: i64 = 50;
 
 /// Batches per pass at most: a huge backlog of expired rows is worked off over several
 /// passes rather than in one long one.
@@ -65,6 +71,9 @@ pub struct Report {
     pub deleted: usize,
     /// How many successes were deleted beyond the save limit.
     pub over_save_limit: usize,
+    /// How many finished flows were deleted with their executions (their final execution
+    /// had expired).
+    pub flows: usize,
 }
 
 /// The retention duty.
@@ -104,6 +113,13 @@ impl Retention {
                 if deleted == 0 {
                     break;
                 }
+            }
+        }
+        for _ in 0..MAX_BATCHES_PER_PASS {
+            let deleted = store.delete_expired_flows(FLOWS_BATCH)?;
+            report.flows += deleted;
+            if deleted == 0 {
+                break;
             }
         }
         Ok(report)

@@ -1,0 +1,4 @@
+DROP INDEX task_execs_flow;
+ALTER TABLE task_execs DROP COLUMN flow_id;
+DROP TABLE flow_steps;
+DROP TABLE flows;
