@@ -549,10 +549,10 @@ fn first_sigint_lets_the_running_task_finish_and_exits_0(db: &TestDb) {
     db.create_side_effects();
     let task = sleepy::queue(1_500, 1).unwrap();
     let next = record::queue(2).unwrap();
-    let worker = spawn_worker(db, &["--concurrency", "1"]);
-    wait_until("the task to start", Duration::from_secs(20), || {
-        task.state().unwrap() == State::Processing
-    });
+    let (worker, log) = spawn_logged_worker(db, &["--concurrency", "1"]);
+    // Running, not only claimed: a claim not started yet is handed back unrun at SIGINT.
+    wait_for_line(&log, "task started", Duration::from_secs(20));
+    assert_eq!(task.state().unwrap(), State::Processing);
     signal(&worker, "INT");
     assert_eq!(exit_code(worker, Duration::from_secs(20)), 0);
     assert_eq!(task.state().unwrap(), State::Succeeded);
