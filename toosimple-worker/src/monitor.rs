@@ -448,7 +448,7 @@ mod tests {
                     running: n as i64,
                     handled: 1000 * n as i64,
                     silent_for: 0.4,
-                    current: (n == 1).then(|| "render 45% page 9 (+1)".to_string()),
+                    current: (n == 1).then(|| "render 45% p9 (+1)".to_string()),
                 })
                 .collect(),
             queues: (1..=queues)
@@ -490,7 +490,7 @@ mod tests {
             "worker-2",
             "stopping",
             "3000",
-            "render 45% page 9 (+1)",
+            "render 45% p9 (+1)",
             "queue-2",
             "Finished per second: 2/s now, 174 in the last minute, peak 6/s",
         ] {
