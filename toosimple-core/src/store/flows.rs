@@ -129,6 +129,13 @@ impl FlowStepRow {
             hook: self.hook.clone(),
             signature: self.signature.clone(),
             flow_id: Some(self.flow_id),
+            // A step's retries were fixed, and signed, when its flow started: a queue's default
+            // retries do not replace them (its default time limit still applies).
+            own_retries: true,
+            // A step is enqueued by whichever worker recorded the step before: no request's
+            // span is current then.
+            #[cfg(feature = "otel")]
+            trace_context: None,
         }
     }
 }
