@@ -12,8 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter};
 
 use crate::config::{AdminConfig, ConfigError, SECRET_ENV, Secret};
-use crate::pages::{execs, flows, overview, schedules, tasks, workers};
-use crate::pages::{execs, overview, queues, schedules, tasks, workers};
+use crate::pages::{execs, flows, overview, queues, schedules, tasks, workers};
 use crate::state::AppState;
 use crate::{actions, auth, metrics};
 
